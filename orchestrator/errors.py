@@ -1,0 +1,51 @@
+"""Errors raised by the orchestrator package.
+
+OrchestratorError
+ ├── GraphFileError            a graph file that cannot be accepted (names file, task, field)
+ ├── ConcurrencyConflict       an append whose expected aggregate sequence was stale
+ ├── EventLogUnavailable       NATS / JetStream could not be reached or answered an error
+ ├── BatchTooLarge             an atomic commit over JetStream's batch limit
+ └── ServerError               the embedded nats-server could not be started or stopped
+"""
+
+from __future__ import annotations
+
+
+class OrchestratorError(Exception):
+    """Root of every error raised by `orchestrator`."""
+
+
+class GraphFileError(OrchestratorError):
+    """A graph file with one or more problems; nothing was written."""
+
+    def __init__(self, path: str, problems: list[str]) -> None:
+        self.path = path
+        self.problems = problems
+        super().__init__("; ".join(problems) if problems else f"{path}: invalid graph")
+
+
+class ConcurrencyConflict(OrchestratorError):
+    """The aggregate moved on since the writer last saw it; the append was rejected."""
+
+    def __init__(self, subject: str, expected_seq: int | None, detail: str) -> None:
+        self.subject = subject
+        self.expected_seq = expected_seq
+        self.detail = detail
+        super().__init__(f"conflict appending {subject} (expected last seq {expected_seq}): {detail}")
+
+
+class EventLogUnavailable(OrchestratorError):
+    """The event log could not be reached or returned an unexpected error."""
+
+
+class BatchTooLarge(OrchestratorError):
+    """An atomic commit holds more messages than JetStream accepts in one batch."""
+
+    def __init__(self, size: int, limit: int) -> None:
+        self.size = size
+        self.limit = limit
+        super().__init__(f"an atomic commit of {size} messages exceeds the limit of {limit}")
+
+
+class ServerError(OrchestratorError):
+    """The embedded nats-server failed to start, or is not installed."""

@@ -1,0 +1,1 @@
+"""Event schemas, subject names and the codec: the vocabulary every niyantra process shares."""

@@ -1,0 +1,149 @@
+"""Event types of niyantra: one tagged msgspec union per family (observations, decisions, completions).
+
+Every event is frozen and keyword-only and carries its own id, ``occurred_at``, causation and
+correlation ids and a schema version. Evolution rules (STYLE.md 13): new fields get defaults,
+a field never changes type or meaning, and a tag is never reused.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Literal
+
+import msgspec
+
+TaskState = Literal["pending", "ready", "dispatched", "running", "succeeded", "failed", "cancelled"]
+Outcome = Literal["success", "partial", "failure"]
+TERMINAL_STATES: frozenset[str] = frozenset({"succeeded", "failed", "cancelled"})
+
+
+class Event(msgspec.Struct, frozen=True, kw_only=True, tag_field="type", tag=True):
+    """Base of every event: identity, time and lineage."""
+
+    event_id: str
+    occurred_at: datetime
+    causation_id: str | None = None
+    correlation_id: str | None = None
+    schema_version: int = 1
+
+
+class TaskSpec(msgspec.Struct, frozen=True, kw_only=True):
+    """One task of a submitted graph, as the user declared it."""
+
+    id: str
+    command: str
+    depends_on: tuple[str, ...] = ()
+    title: str = ""
+    type: str = ""
+    estimate_s: float | None = None
+    timeout_s: float | None = None
+    max_attempts: int = 1
+    tier: int = 1
+    priority: int | None = None
+    labels: dict[str, str] = {}
+
+
+# --- observations -------------------------------------------------------------------------
+
+
+class GraphSubmitted(Event, frozen=True, kw_only=True):
+    """A task graph was accepted; it carries every task, so acceptance is one atomic write."""
+
+    graph_id: str
+    title: str = ""
+    tasks: tuple[TaskSpec, ...]
+    source: str = ""
+    submitted_by: str = ""
+
+
+class NodeRegistered(Event, frozen=True, kw_only=True):
+    """A node agent announced itself with its capacity and labels."""
+
+    node_id: str
+    slots: int
+    labels: dict[str, str] = {}
+    hostname: str = ""
+    cpu_count: int = 0
+    memory_bytes: int = 0
+    agent_version: str = ""
+
+
+class NodeObserved(Event, frozen=True, kw_only=True):
+    """A periodic reading of a node's load."""
+
+    node_id: str
+    cpu_percent: float
+    memory_percent: float
+    load1: float
+    running_tasks: int
+
+
+# --- decisions ----------------------------------------------------------------------------
+
+
+class Candidate(msgspec.Struct, frozen=True, kw_only=True):
+    """One option the decider considered, with its score and the reason in words."""
+
+    node_id: str
+    score: float
+    reason: str
+    eligible: bool = True
+
+
+class TaskDispatched(Event, frozen=True, kw_only=True):
+    """The decider sent a task attempt to a node, with everything it used to decide."""
+
+    graph_id: str
+    task_id: str
+    node_id: str
+    attempt: int
+    command: str
+    timeout_s: float | None = None
+    expected_duration_s: float | None = None
+    candidates: tuple[Candidate, ...] = ()
+    confidence: float = 1.0
+    autonomy: str = "full"
+    policy: str = ""
+    world_hash: str = ""
+    view_seqs: dict[str, int] = {}
+    decider_id: str = ""
+    decider_version: str = ""
+    now: datetime | None = None
+
+
+# --- completions --------------------------------------------------------------------------
+
+
+class TaskStarted(Event, frozen=True, kw_only=True):
+    """A node began running a dispatched attempt."""
+
+    graph_id: str
+    task_id: str
+    node_id: str
+    attempt: int
+    pid: int | None = None
+
+
+class TaskCompleted(Event, frozen=True, kw_only=True):
+    """An attempt ended: success, partial or failure, with what the feedback loop learns from."""
+
+    graph_id: str
+    task_id: str
+    node_id: str
+    attempt: int
+    outcome: Outcome
+    exit_code: int | None = None
+    duration_s: float = 0.0
+    expected_duration_s: float | None = None
+    retries: int = 0
+    quality: float | None = None
+    error: str = ""
+    output_tail: str = ""
+
+
+Observation = GraphSubmitted | NodeRegistered | NodeObserved
+Decision = TaskDispatched
+Completion = TaskStarted | TaskCompleted
+AnyEvent = GraphSubmitted | NodeRegistered | NodeObserved | TaskDispatched | TaskStarted | TaskCompleted
+
+TaskEvent = TaskDispatched | TaskStarted | TaskCompleted

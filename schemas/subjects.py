@@ -1,0 +1,133 @@
+"""Subject, stream, consumer, KV bucket and header names: the only place they are spelled.
+
+Subjects follow ``ev.<kind>.<id>.<EventName>[.<extra>]``. A task's id is qualified by its
+graph and so spans two tokens (``ev.task.<graph>.<task>.Dispatched.<node>``): task ids are
+unique within a graph, not across graphs, and ``ev.task.<graph>.>`` selects one graph.
+"""
+
+from __future__ import annotations
+
+import re
+
+from schemas.errors import InvalidId
+
+STREAM = "EVENTS"
+ROOT = "ev"
+STREAM_SUBJECTS = (f"{ROOT}.>",)
+
+# Read-model buckets. Views are derived from the log and rebuilt from it, so they live in
+# memory storage: no per-write fsync (DESIGN.md, performance budget).
+KV_READINESS = "view_readiness"
+KV_NODE_SCORES = "view_node_scores"
+VIEW_BUCKETS = (KV_READINESS, KV_NODE_SCORES)
+CHECKPOINT_KEY = "_checkpoint"
+
+AGENT_CONSUMER_PREFIX = "agent-"
+
+# Headers on every stored event; the payload is the encoded event itself.
+HDR_ORIGINATOR_ID = "Niyantra-Originator-Id"
+HDR_ORIGINATOR_VERSION = "Niyantra-Originator-Version"
+HDR_TOPIC = "Niyantra-Topic"
+HDR_MSG_ID = "Nats-Msg-Id"
+HDR_EXPECTED_LAST_SUBJECT_SEQ = "Nats-Expected-Last-Subject-Sequence"
+HDR_EXPECTED_LAST_SUBJECT_SEQ_SUBJECT = "Nats-Expected-Last-Subject-Sequence-Subject"
+HDR_BATCH_ID = "Nats-Batch-Id"
+HDR_BATCH_SEQ = "Nats-Batch-Sequence"
+HDR_BATCH_COMMIT = "Nats-Batch-Commit"
+
+# JetStream API error codes we translate into our own errors.
+ERR_WRONG_LAST_SEQUENCE = 10071
+ERR_BATCH_TOO_LARGE = 10199
+MAX_ATOMIC_BATCH = 1000
+
+_TOKEN = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_\-]{0,127}$")
+
+
+def check_id(what: str, value: str) -> str:
+    """Return ``value`` if it is safe as one subject token, else raise `InvalidId`."""
+    if not isinstance(value, str) or not value:
+        raise InvalidId(what, str(value), "it is empty")
+    if not _TOKEN.match(value):
+        raise InvalidId(
+            what,
+            value,
+            "use 1-128 characters from A-Z a-z 0-9 _ - (no dots, spaces or wildcards)",
+        )
+    return value
+
+
+def is_safe_id(value: str) -> bool:
+    """Tell whether ``value`` is safe as one subject token."""
+    return isinstance(value, str) and bool(_TOKEN.match(value))
+
+
+def graph_aggregate(graph_id: str) -> str:
+    """Aggregate id (subject stem after the root) of a graph."""
+    return f"graph.{graph_id}"
+
+
+def task_aggregate(graph_id: str, task_id: str) -> str:
+    """Aggregate id (subject stem after the root) of one task of a graph."""
+    return f"task.{graph_id}.{task_id}"
+
+
+def node_aggregate(node_id: str) -> str:
+    """Aggregate id (subject stem after the root) of a node."""
+    return f"node.{node_id}"
+
+
+def subject(aggregate: str, event_name: str, extra: str | None = None) -> str:
+    """Full subject of an event of ``aggregate``."""
+    tail = f".{extra}" if extra else ""
+    return f"{ROOT}.{aggregate}.{event_name}{tail}"
+
+
+def aggregate_filter(aggregate: str) -> str:
+    """Wildcard subject that selects every event of one aggregate."""
+    return f"{ROOT}.{aggregate}.>"
+
+
+def dispatch_filter(node_id: str) -> str:
+    """Subject filter of the dispatches addressed to one node."""
+    return f"{ROOT}.task.*.*.TaskDispatched.{node_id}"
+
+
+def agent_consumer(node_id: str) -> str:
+    """Durable consumer name of a node's dispatch queue."""
+    return f"{AGENT_CONSUMER_PREFIX}{node_id}"
+
+
+def readiness_key(graph_id: str, task_id: str) -> str:
+    """KV key of one task in the readiness view."""
+    return f"task.{graph_id}.{task_id}"
+
+
+def graph_key(graph_id: str) -> str:
+    """KV key of a graph's totals in the readiness view."""
+    return f"graph.{graph_id}"
+
+
+def node_key(node_id: str) -> str:
+    """KV key of one node in the node-scores view."""
+    return f"node.{node_id}"
+
+
+def route(event: object) -> tuple[str, str]:
+    """Aggregate id and subject of an event."""
+    from schemas import events as ev
+
+    match event:
+        case ev.GraphSubmitted(graph_id=g):
+            agg = graph_aggregate(g)
+            return agg, subject(agg, "GraphSubmitted")
+        case ev.NodeRegistered(node_id=n) | ev.NodeObserved(node_id=n):
+            agg = node_aggregate(n)
+            return agg, subject(agg, type(event).__name__)
+        case ev.TaskDispatched(graph_id=g, task_id=t, node_id=n):
+            agg = task_aggregate(g, t)
+            return agg, subject(agg, "TaskDispatched", n)
+        case ev.TaskStarted(graph_id=g, task_id=t) | ev.TaskCompleted(graph_id=g, task_id=t):
+            agg = task_aggregate(g, t)
+            return agg, subject(agg, type(event).__name__)
+        case _:
+            raise TypeError(f"no subject for {type(event).__name__}")
