@@ -3,6 +3,7 @@
 OrchestratorError
  ├── GraphFileError            a graph file that cannot be accepted (names file, task, field)
  ├── ConcurrencyConflict       an append whose expected aggregate sequence was stale
+ │    └── DuplicateAppend      an append JetStream already holds (same Nats-Msg-Id)
  ├── EventLogUnavailable       NATS / JetStream could not be reached or answered an error
  ├── BatchTooLarge             an atomic commit over JetStream's batch limit
  └── ServerError               the embedded nats-server could not be started or stopped
@@ -32,6 +33,14 @@ class ConcurrencyConflict(OrchestratorError):
         self.expected_seq = expected_seq
         self.detail = detail
         super().__init__(f"conflict appending {subject} (expected last seq {expected_seq}): {detail}")
+
+
+class DuplicateAppend(ConcurrencyConflict):
+    """JetStream already holds a message with this Nats-Msg-Id; nothing new was written."""
+
+    def __init__(self, subject: str, seq: int) -> None:
+        self.seq = seq
+        super().__init__(subject, None, f"duplicate of the message at seq {seq}")
 
 
 class EventLogUnavailable(OrchestratorError):

@@ -16,7 +16,12 @@ import nats.errors
 import nats.js.errors
 from nats.js.api import StorageType, StreamConfig
 
-from orchestrator.errors import BatchTooLarge, ConcurrencyConflict, EventLogUnavailable
+from orchestrator.errors import (
+    BatchTooLarge,
+    ConcurrencyConflict,
+    DuplicateAppend,
+    EventLogUnavailable,
+)
 from schemas import codec
 from schemas import subjects as S
 
@@ -123,6 +128,8 @@ class EventLog:
             raise EventLogUnavailable(f"append to {a.subject} failed: {e}") from e
         except (nats.errors.Error, OSError) as e:
             raise EventLogUnavailable(f"append to {a.subject} failed: {e}") from e
+        if ack.duplicate:
+            raise DuplicateAppend(a.subject, int(ack.seq))
         return int(ack.seq)
 
     async def append_event(

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import re
 import shutil
 import subprocess
@@ -64,11 +65,17 @@ def server_args(
     jetstream: bool = True,
     extra: tuple[str, ...] = (),
 ) -> list[str]:
-    """Command line for nats-server; flags override the config file's ports and store dir."""
+    """Command line for nats-server; flags override the config file's ports.
+
+    With a config file the store dir comes from ``$NIYANTRA_STORE_DIR`` (see `server_env`),
+    because nats-server refuses ``-sd`` when the file also sets ``store_dir``.
+    """
     args = [str(server_binary())]
     if config is not None:
         args += ["-c", str(config)]
-    args += ["-a", "127.0.0.1", "-p", str(port), "-sd", str(store_dir)]
+    else:
+        args += ["-sd", str(store_dir)]
+    args += ["-a", "127.0.0.1", "-p", str(port)]
     if http_port is not None:
         args += ["-m", str(http_port)]
     if jetstream:
@@ -76,12 +83,22 @@ def server_args(
     return args + list(extra)
 
 
-def start_server(args: list[str], log_path: Path, *, timeout: float = 20.0) -> RunningServer:
+def server_env(store_dir: Path) -> dict[str, str]:
+    """Environment for nats-server: ours plus the store directory nats.conf refers to."""
+    return {**os.environ, "NIYANTRA_STORE_DIR": str(store_dir.resolve())}
+
+
+def start_server(
+    args: list[str], log_path: Path, *, store_dir: Path, timeout: float = 20.0
+) -> RunningServer:
     """Start nats-server in the background and return once it accepts clients."""
     log_path.parent.mkdir(parents=True, exist_ok=True)
     log = log_path.open("ab")
     offset = log_path.stat().st_size
-    proc = subprocess.Popen(args, stdout=log, stderr=log, stdin=subprocess.DEVNULL, start_new_session=True)
+    proc = subprocess.Popen(
+        args, stdout=log, stderr=log, stdin=subprocess.DEVNULL, start_new_session=True,
+        env=server_env(store_dir),
+    )
     log.close()
     deadline = time.monotonic() + timeout
     port: int | None = None

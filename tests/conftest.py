@@ -19,9 +19,9 @@ def run_nats(tmp: Path, *, sync_always: bool = False) -> RunningServer:
     config = None
     if sync_always:
         config = tmp / "test.conf"
-        config.write_text("jetstream { sync_interval: always }\n")
+        config.write_text("jetstream { store_dir: $NIYANTRA_STORE_DIR, sync_interval: always }\n")
     args = server_args(config=config, port=-1, http_port=None, store_dir=tmp / "js", extra=extra)
-    return start_server(args, tmp / "nats.log")
+    return start_server(args, tmp / "nats.log", store_dir=tmp / "js")
 
 
 @pytest.fixture

@@ -1,0 +1,1 @@
+"""The node agent: registers a machine, runs the tasks dispatched to it, reports back."""

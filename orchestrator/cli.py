@@ -1,0 +1,289 @@
+"""The ``niyantra`` command line: parse, build settings, call one library function, render."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import sys
+import time
+import uuid
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Annotated, Any
+
+import nats
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from orchestrator.errors import OrchestratorError
+from schemas.errors import SchemaError
+
+app = typer.Typer(help="niyantra: an autonomous build orchestrator on NATS JetStream.", no_args_is_help=True)
+console = Console()
+err = Console(stderr=True)
+
+DEFAULT_URL = "nats://127.0.0.1:4222"
+NatsUrl = Annotated[str, typer.Option("--nats-url", envvar="NIYANTRA_NATS_URL", help="NATS server URL.")]
+DataDir = Annotated[Path, typer.Option("--data-dir", envvar="NIYANTRA_DATA_DIR", help="Instance data directory.")]
+ReadyFile = Annotated[Path | None, typer.Option("--ready-file", hidden=True, help="Touched once serving.")]
+STATE_STYLE = {"succeeded": "green", "failed": "red", "cancelled": "magenta", "running": "cyan",
+               "dispatched": "blue", "ready": "yellow", "pending": "dim"}
+
+
+def fail(message: str, code: int = 2) -> typer.Exit:
+    """Print a one-line error and return the Exit to raise."""
+    err.print(f"[red]error:[/red] {message}", highlight=False)
+    return typer.Exit(code)
+
+
+@app.command()
+def server(
+    *, config: Annotated[Path | None, typer.Option(help="nats.conf to use.")] = None,
+    port: Annotated[int, typer.Option(help="Client port.")] = 4222,
+    data_dir: DataDir = Path(".niyantra"),
+) -> None:
+    """Run the venv's nats-server with nats.conf in the foreground."""
+    from orchestrator.natsserver import default_config, server_args, server_env
+
+    store = data_dir / "jetstream"
+    args = server_args(config=config or default_config(), port=port, http_port=port + 4000, store_dir=store)
+    os.execve(args[0], args, server_env(store))
+
+
+@app.command()
+def up(
+    *, agents: Annotated[int, typer.Option(help="Node agents to start.")] = 3,
+    slots: Annotated[int, typer.Option(help="Task slots per agent.")] = 2,
+    detach: Annotated[bool, typer.Option(help="Return once everything is ready.")] = False,
+    port: Annotated[int, typer.Option(help="Client port of nats-server.")] = 4222,
+    data_dir: DataDir = Path(".niyantra"),
+    config: Annotated[Path | None, typer.Option(help="nats.conf to use.")] = None,
+) -> None:
+    """Start nats-server, the projectors, the decider and N agents as separate processes."""
+    from orchestrator.supervisor import UpSettings, down
+    from orchestrator.supervisor import up as start
+
+    try:
+        m = start(UpSettings(data_dir=data_dir, port=port, agents=agents, slots=slots, config=config))
+    except OrchestratorError as e:
+        raise fail(str(e)) from e
+    console.print(f"niyantra is up at {m.url} ({len(m.processes)} processes; data in {data_dir})")
+    console.print(f"export NIYANTRA_NATS_URL={m.url}")
+    if detach:
+        return
+    try:
+        while True:
+            time.sleep(1)
+    except KeyboardInterrupt:
+        pass
+    console.print(f"stopped: {', '.join(down(data_dir))}")
+
+
+@app.command()
+def down(*, data_dir: DataDir = Path(".niyantra")) -> None:
+    """Stop exactly the processes `niyantra up` started for this data directory."""
+    from orchestrator.supervisor import down as stop
+
+    stopped = stop(data_dir)
+    console.print(f"stopped: {', '.join(stopped)}" if stopped else f"nothing running from {data_dir}")
+
+
+@app.command()
+def submit(file: Path, *, nats_url: NatsUrl = DEFAULT_URL) -> None:
+    """Validate a TOML graph file and submit it (nothing is written if it is invalid)."""
+    from orchestrator.eventlog import EventLog
+    from orchestrator.graphfile import load_graph
+    from orchestrator.service import graph_submitted, submit_graph
+
+    try:
+        spec = load_graph(file)
+        event = graph_submitted(spec, datetime.now(UTC), f"submit:{spec.id}:{uuid.uuid4().hex}", os.environ.get("USER", ""))
+    except (OrchestratorError, SchemaError) as e:
+        raise fail(str(e)) from e
+
+    async def go() -> int:
+        nc = await _connect(nats_url)
+        try:
+            log = EventLog(nc)
+            await log.ensure_stream()
+            return await submit_graph(log, event)
+        finally:
+            await nc.close()
+
+    try:
+        seq = asyncio.run(go())
+    except OrchestratorError as e:
+        raise fail(str(e)) from e
+    console.print(f"submitted graph {spec.id}: {len(spec.tasks)} tasks (seq {seq})")
+
+
+async def _quiet(e: Exception) -> None:
+    """nats-py reports connection errors here too; we report them once, ourselves."""
+
+
+async def _connect(url: str) -> Any:
+    try:
+        return await nats.connect(
+            url, connect_timeout=5, max_reconnect_attempts=1, allow_reconnect=False, error_cb=_quiet
+        )
+    except (OSError, nats.errors.Error) as e:
+        raise fail(f"cannot connect to NATS at {url}: {e or type(e).__name__}") from e
+
+
+def render_status(report: Any) -> Table:
+    """A rich table of the status report."""
+    table = Table(title=f"niyantra status (seq {report.seq})")
+    for col in ("graph", "task", "state", "node", "try", "title / waiting for"):
+        table.add_column(col)
+    for t in report.tasks:
+        style = STATE_STYLE.get(t["state"], "")
+        detail = t["title"] or ""
+        if t["waiting_for"]:
+            detail = f"{detail}  [dim](waiting for {', '.join(t['waiting_for'])})[/dim]"
+        if t["reason"]:
+            detail = f"{detail}  [dim]{t['reason']}[/dim]"
+        table.add_row(t["graph"], t["id"], f"[{style}]{t['state'].upper()}[/{style}]", t["node"] or "",
+                      str(t["attempt"] or ""), detail)
+    return table
+
+
+def totals_line(g: dict[str, Any]) -> str:
+    """The article's totals line for one graph."""
+    c = g["counts"]
+    return (f"{g['id']}: Total tasks: {g['total']} | Completed: {c.get('succeeded', 0)} | Running: "
+            f"{c.get('running', 0) + c.get('dispatched', 0)} | Ready: {c.get('ready', 0)} | Blocked: "
+            f"{c.get('pending', 0)} | Failed: {c.get('failed', 0) + c.get('cancelled', 0)}")
+
+
+def _status(url: str, graph: str | None) -> Any:
+    from orchestrator.queries import read_status
+
+    async def go() -> Any:
+        nc = await _connect(url)
+        try:
+            return await read_status(nc, graph)
+        finally:
+            await nc.close()
+
+    try:
+        return asyncio.run(go())
+    except OrchestratorError as e:
+        raise fail(str(e)) from e
+
+
+@app.command()
+def status(
+    *, graph: Annotated[str | None, typer.Option(help="Only this graph.")] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
+    nats_url: NatsUrl = DEFAULT_URL,
+) -> None:
+    """Show every task: state, node, attempt and what it waits for."""
+    report = _status(nats_url, graph)
+    if as_json:
+        import msgspec
+
+        sys.stdout.write(msgspec.json.encode(report).decode() + "\n")
+        return
+    console.print(render_status(report))
+    for g in report.graphs:
+        console.print(totals_line(g))
+
+
+@app.command()
+def wait(
+    *, graph: Annotated[str | None, typer.Option(help="Only this graph.")] = None,
+    timeout: Annotated[float, typer.Option(help="Give up after this many seconds.")] = 600.0,
+    nats_url: NatsUrl = DEFAULT_URL,
+) -> None:
+    """Watch live until every task of the graph(s) is terminal; exit 1 if any did not succeed."""
+    from rich.live import Live
+
+    deadline = time.monotonic() + timeout
+    report = _status(nats_url, graph)
+    with Live(render_status(report), console=console, refresh_per_second=4, transient=False) as live:
+        while not (report.graphs and all(g["done"] for g in report.graphs)):
+            if time.monotonic() > deadline:
+                raise fail(f"not done after {timeout}s", code=1)
+            time.sleep(0.5)
+            report = _status(nats_url, graph)
+            live.update(render_status(report))
+    for g in report.graphs:
+        console.print(totals_line(g))
+    if any(t["state"] != "succeeded" for t in report.tasks):
+        raise typer.Exit(1)
+
+
+@app.command()
+def schema() -> None:
+    """Print the JSON Schema of every event, generated by msgspec."""
+    from schemas.codec import json_schema
+
+    sys.stdout.write(json.dumps(json_schema(), indent=2) + "\n")
+
+
+@app.command()
+def projector(
+    name: Annotated[str, typer.Argument(help="readiness | node-scores")],
+    *, nats_url: NatsUrl = DEFAULT_URL, ready_file: ReadyFile = None,
+) -> None:
+    """Run one projector process: follow EVENTS and publish its view to KV."""
+    from orchestrator.process import ready_marker, run_until_signalled, setup_logging
+    from projections.runner import PROJECTIONS, run_projector
+
+    if name not in PROJECTIONS:
+        raise fail(f"unknown projector {name!r}; choose from {', '.join(sorted(PROJECTIONS))}")
+    setup_logging(f"projector-{name}")
+    run_until_signalled(lambda stop: run_projector(name, nats_url, stop, ready_marker(ready_file)))
+
+
+@app.command()
+def decider(
+    *, nats_url: NatsUrl = DEFAULT_URL, ready_file: ReadyFile = None,
+    decider_id: Annotated[str, typer.Option(envvar="NIYANTRA_DECIDER_ID", help="Name in decisions.")] = "decider",
+) -> None:
+    """Run a stateless decider process."""
+    from orchestrator.decide import DeciderConfig
+    from orchestrator.decider import run_decider
+    from orchestrator.process import ready_marker, run_until_signalled, setup_logging
+
+    setup_logging(decider_id)
+    config = DeciderConfig(decider_id=decider_id)
+
+    async def main(stop: asyncio.Event) -> None:
+        await run_decider(nats_url, stop, config, on_ready=ready_marker(ready_file))
+
+    run_until_signalled(main)
+
+
+@app.command()
+def agent(
+    *, node: Annotated[str, typer.Option(help="Node id (subject-safe).")],
+    slots: Annotated[int, typer.Option(help="Tasks at once.")] = 2,
+    label: Annotated[list[str] | None, typer.Option(help="K=V label; repeatable.")] = None,
+    workdir: Annotated[Path, typer.Option(help="Where task workspaces live.")] = Path(".niyantra/work"),
+    nats_url: NatsUrl = DEFAULT_URL, ready_file: ReadyFile = None,
+) -> None:
+    """Run a node agent: register, pull this node's dispatches, run them, report."""
+    from node_agent.agent import AgentSettings, run_agent
+    from orchestrator.process import ready_marker, run_until_signalled, setup_logging
+    from schemas.subjects import check_id
+
+    try:
+        check_id("node id", node)
+        labels = dict(kv.split("=", 1) for kv in (label or []))
+    except (SchemaError, ValueError) as e:
+        raise fail(f"bad agent option: {e}") from e
+    setup_logging(f"agent-{node}")
+    settings = AgentSettings(node_id=node, url=nats_url, slots=slots, labels=labels, workdir=workdir)
+    run_until_signalled(lambda stop: run_agent(settings, stop, ready_marker(ready_file)))
+
+
+def main() -> None:
+    """Console-script entry point."""
+    app()
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,160 @@
+"""The decider process: mirror the KV views, call the pure ``decide``, append guarded dispatches.
+
+The process holds no state of its own beyond a cache of the views; a restart rebuilds it from
+KV. It decides when a view changes (and at least every ``tick`` seconds, for liveness and
+aging), and only on views that already reflect its own last append, so it never decides twice
+on the same picture. A stale or duplicate dispatch (another decider won the race) is rejected
+by the server through the task's expected-last-subject-sequence and simply dropped here.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+import msgspec
+import nats
+
+from orchestrator.decide import DeciderConfig, Dispatch, Views, decide
+from orchestrator.errors import ConcurrencyConflict
+from orchestrator.eventlog import EventLog
+from projections.node_scores import NodeView
+from projections.readiness import TaskView
+from projections.runner import Checkpoint, ensure_bucket
+from schemas import subjects as S
+
+log = logging.getLogger("niyantra.decider")
+
+
+class ViewMirror:
+    """An in-memory copy of one KV view bucket, kept current by a watcher.
+
+    ``types`` maps a key's first token (``task``, ``graph``, ``node``) to the struct its
+    values decode to.
+    """
+
+    def __init__(self, nc: Any, bucket: str, types: dict[str, type[Any]], changed: asyncio.Event | None = None) -> None:
+        self.nc = nc
+        self.bucket = bucket
+        self.values: dict[str, Any] = {}
+        self.seq = 0
+        self.changed = changed or asyncio.Event()
+        self.initialised = asyncio.Event()
+        self._decoders = {prefix: msgspec.json.Decoder(t) for prefix, t in types.items()}
+        self._cp_decoder = msgspec.json.Decoder(Checkpoint)
+        self._task: asyncio.Task[None] | None = None
+        self._watcher: Any = None
+
+    async def start(self) -> None:
+        """Start watching; returns once the initial values are loaded."""
+        kv = await self.nc.jetstream().key_value(self.bucket)
+        self._watcher = await kv.watchall()
+        self._task = asyncio.create_task(self._follow())
+        await self.initialised.wait()
+
+    async def stop(self) -> None:
+        """Stop the watcher."""
+        if self._watcher is not None:
+            await self._watcher.stop()
+        if self._task is not None:
+            self._task.cancel()
+
+    async def _follow(self) -> None:
+        async for entry in self._watcher:
+            if entry is None:
+                self.initialised.set()
+                continue
+            self._apply(entry.key, entry.value)
+            if entry.delta == 0:
+                self.initialised.set()
+                self.changed.set()
+
+    def _apply(self, key: str, value: bytes | None) -> None:
+        if not value:
+            self.values.pop(key, None)
+        elif key == S.CHECKPOINT_KEY:
+            self.seq = self._cp_decoder.decode(value).seq
+        else:
+            decoder = self._decoders.get(key.partition(".")[0])
+            if decoder is None:
+                return
+            try:
+                self.values[key] = decoder.decode(value)
+            except (msgspec.DecodeError, msgspec.ValidationError) as e:
+                log.warning("skipped malformed view value %s/%s: %s", self.bucket, key, e)
+
+
+@dataclass
+class DeciderState:
+    """What the shell remembers between rounds: the sequence of its own last append."""
+
+    last_append_seq: int = 0
+    dispatched: int = 0
+    conflicts: int = 0
+
+
+def build_views(tasks: ViewMirror, nodes: ViewMirror) -> Views:
+    """Assemble the decide input from the mirrors."""
+    task_map = {(v.graph_id, v.task_id): v for k, v in tasks.values.items() if k.startswith("task.")}
+    node_map = {v.node_id: v for v in nodes.values.values()}
+    return Views(tasks=task_map, nodes=node_map, seqs={"readiness": tasks.seq, "node-scores": nodes.seq})
+
+
+async def act(eventlog: EventLog, decisions: list[Dispatch], state: DeciderState) -> None:
+    """Append each decision with its guard; a conflict means someone else decided first."""
+    for d in decisions:
+        try:
+            seq = await eventlog.append_event(d.event, version=d.version, expected_seq=d.expected_seq)
+        except ConcurrencyConflict as e:
+            state.conflicts += 1
+            log.info("dropped stale decision %s: %s", d.event.event_id, e.detail)
+            continue
+        state.last_append_seq = max(state.last_append_seq, seq)
+        state.dispatched += 1
+        log.info("dispatched %s/%s attempt %d to %s", d.event.graph_id, d.event.task_id, d.event.attempt, d.event.node_id)
+
+
+async def run_decider(
+    url: str, stop: asyncio.Event, config: DeciderConfig, *, tick: float = 1.0, on_ready: Any = None
+) -> DeciderState:
+    """Decide until ``stop`` is set."""
+    nc = await nats.connect(url, name=config.decider_id, max_reconnect_attempts=-1)
+    state = DeciderState()
+    changed = asyncio.Event()
+    try:
+        eventlog = EventLog(nc)
+        await eventlog.ensure_stream()
+        for bucket in S.VIEW_BUCKETS:
+            await ensure_bucket(nc, bucket)
+        tasks = ViewMirror(nc, S.KV_READINESS, {"task": TaskView}, changed)
+        nodes = ViewMirror(nc, S.KV_NODE_SCORES, {"node": NodeView}, changed)
+        await tasks.start()
+        await nodes.start()
+        if on_ready is not None:
+            on_ready()
+        while not stop.is_set():
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(_first(changed, stop), timeout=tick)
+            changed.clear()
+            if min(tasks.seq, nodes.seq) < state.last_append_seq:
+                continue  # the views do not yet show our own last decision
+            decisions = decide(build_views(tasks, nodes), datetime.now(UTC), config)
+            await act(eventlog, decisions, state)
+        await tasks.stop()
+        await nodes.stop()
+    finally:
+        await nc.close()
+    return state
+
+
+async def _first(*events: asyncio.Event) -> None:
+    waiters = [asyncio.create_task(e.wait()) for e in events]
+    try:
+        await asyncio.wait(waiters, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        for w in waiters:
+            w.cancel()
