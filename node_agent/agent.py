@@ -194,7 +194,11 @@ class Agent:
                 continue
             try:
                 msgs = await psub.fetch(free, timeout=1.0)
-            except nats.errors.TimeoutError:
+            except (nats.errors.TimeoutError, TimeoutError):
+                continue
+            except nats.errors.Error as e:  # transient (reconnecting, consumer busy): retry
+                log.warning("fetch failed, retrying: %r", e)
+                await asyncio.sleep(0.5)
                 continue
             for m in msgs:
                 key = f"{m.metadata.sequence.stream}"
@@ -209,6 +213,15 @@ class Agent:
         self.slot_free.set()
 
 
+def _stop_on_crash(stop: asyncio.Event) -> Any:
+    def check(t: asyncio.Task[None]) -> None:
+        if not t.cancelled() and t.exception() is not None:
+            log.error("agent loop crashed: %r", t.exception(), exc_info=t.exception())
+            stop.set()
+
+    return check
+
+
 async def run_agent(settings: AgentSettings, stop: asyncio.Event, on_ready: Any = None) -> None:
     """Run an agent until ``stop`` is set; running tasks are killed and later reported lost."""
     S.check_id("node id", settings.node_id)
@@ -219,6 +232,8 @@ async def run_agent(settings: AgentSettings, stop: asyncio.Event, on_ready: Any 
         await agent.register()
         observer = asyncio.create_task(agent.observe_forever(stop))
         worker = asyncio.create_task(agent.work(stop))
+        for t in (observer, worker):
+            t.add_done_callback(_stop_on_crash(stop))
         if on_ready is not None:
             on_ready()
         await stop.wait()

@@ -15,32 +15,49 @@ from typing import Annotated, Any
 import nats
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
-from orchestrator.errors import OrchestratorError
+from orchestrator.errors import GraphFileError, OrchestratorError
 from schemas.errors import SchemaError
 
-app = typer.Typer(help="niyantra: an autonomous build orchestrator on NATS JetStream.", no_args_is_help=True)
+app = typer.Typer(
+    help="niyantra: an autonomous build orchestrator on NATS JetStream.", no_args_is_help=True
+)
 console = Console()
-err = Console(stderr=True)
+err = Console(stderr=True, soft_wrap=True)
 
 DEFAULT_URL = "nats://127.0.0.1:4222"
-NatsUrl = Annotated[str, typer.Option("--nats-url", envvar="NIYANTRA_NATS_URL", help="NATS server URL.")]
-DataDir = Annotated[Path, typer.Option("--data-dir", envvar="NIYANTRA_DATA_DIR", help="Instance data directory.")]
-ReadyFile = Annotated[Path | None, typer.Option("--ready-file", hidden=True, help="Touched once serving.")]
-STATE_STYLE = {"succeeded": "green", "failed": "red", "cancelled": "magenta", "running": "cyan",
-               "dispatched": "blue", "ready": "yellow", "pending": "dim"}
+NatsUrl = Annotated[
+    str, typer.Option("--nats-url", envvar="NIYANTRA_NATS_URL", help="NATS server URL.")
+]
+DataDir = Annotated[
+    Path, typer.Option("--data-dir", envvar="NIYANTRA_DATA_DIR", help="Instance data directory.")
+]
+ReadyFile = Annotated[
+    Path | None, typer.Option("--ready-file", hidden=True, help="Touched once serving.")
+]
+STATE_STYLE = {
+    "succeeded": "green",
+    "failed": "red",
+    "cancelled": "magenta",
+    "running": "cyan",
+    "dispatched": "blue",
+    "ready": "yellow",
+    "pending": "dim",
+}
 
 
 def fail(message: str, code: int = 2) -> typer.Exit:
     """Print a one-line error and return the Exit to raise."""
-    err.print(f"[red]error:[/red] {message}", highlight=False)
+    err.print(f"[red]error:[/red] {escape(message)}", highlight=False)
     return typer.Exit(code)
 
 
 @app.command()
 def server(
-    *, config: Annotated[Path | None, typer.Option(help="nats.conf to use.")] = None,
+    *,
+    config: Annotated[Path | None, typer.Option(help="nats.conf to use.")] = None,
     port: Annotated[int, typer.Option(help="Client port.")] = 4222,
     data_dir: DataDir = Path(".niyantra"),
 ) -> None:
@@ -48,13 +65,16 @@ def server(
     from orchestrator.natsserver import default_config, server_args, server_env
 
     store = data_dir / "jetstream"
-    args = server_args(config=config or default_config(), port=port, http_port=port + 4000, store_dir=store)
+    args = server_args(
+        config=config or default_config(), port=port, http_port=port + 4000, store_dir=store
+    )
     os.execve(args[0], args, server_env(store))
 
 
 @app.command()
 def up(
-    *, agents: Annotated[int, typer.Option(help="Node agents to start.")] = 3,
+    *,
+    agents: Annotated[int, typer.Option(help="Node agents to start.")] = 3,
     slots: Annotated[int, typer.Option(help="Task slots per agent.")] = 2,
     detach: Annotated[bool, typer.Option(help="Return once everything is ready.")] = False,
     port: Annotated[int, typer.Option(help="Client port of nats-server.")] = 4222,
@@ -66,7 +86,9 @@ def up(
     from orchestrator.supervisor import up as start
 
     try:
-        m = start(UpSettings(data_dir=data_dir, port=port, agents=agents, slots=slots, config=config))
+        m = start(
+            UpSettings(data_dir=data_dir, port=port, agents=agents, slots=slots, config=config)
+        )
     except OrchestratorError as e:
         raise fail(str(e)) from e
     console.print(f"niyantra is up at {m.url} ({len(m.processes)} processes; data in {data_dir})")
@@ -87,7 +109,9 @@ def down(*, data_dir: DataDir = Path(".niyantra")) -> None:
     from orchestrator.supervisor import down as stop
 
     stopped = stop(data_dir)
-    console.print(f"stopped: {', '.join(stopped)}" if stopped else f"nothing running from {data_dir}")
+    console.print(
+        f"stopped: {', '.join(stopped)}" if stopped else f"nothing running from {data_dir}"
+    )
 
 
 @app.command()
@@ -99,7 +123,16 @@ def submit(file: Path, *, nats_url: NatsUrl = DEFAULT_URL) -> None:
 
     try:
         spec = load_graph(file)
-        event = graph_submitted(spec, datetime.now(UTC), f"submit:{spec.id}:{uuid.uuid4().hex}", os.environ.get("USER", ""))
+        event = graph_submitted(
+            spec,
+            datetime.now(UTC),
+            f"submit:{spec.id}:{uuid.uuid4().hex}",
+            os.environ.get("USER", ""),
+        )
+    except GraphFileError as e:
+        for problem in e.problems[:-1]:
+            err.print(f"[red]error:[/red] {escape(problem)}", highlight=False)
+        raise fail(e.problems[-1]) from e
     except (OrchestratorError, SchemaError) as e:
         raise fail(str(e)) from e
 
@@ -144,17 +177,25 @@ def render_status(report: Any) -> Table:
             detail = f"{detail}  [dim](waiting for {', '.join(t['waiting_for'])})[/dim]"
         if t["reason"]:
             detail = f"{detail}  [dim]{t['reason']}[/dim]"
-        table.add_row(t["graph"], t["id"], f"[{style}]{t['state'].upper()}[/{style}]", t["node"] or "",
-                      str(t["attempt"] or ""), detail)
+        table.add_row(
+            t["graph"],
+            t["id"],
+            f"[{style}]{t['state'].upper()}[/{style}]",
+            t["node"] or "",
+            str(t["attempt"] or ""),
+            detail,
+        )
     return table
 
 
 def totals_line(g: dict[str, Any]) -> str:
     """The article's totals line for one graph."""
     c = g["counts"]
-    return (f"{g['id']}: Total tasks: {g['total']} | Completed: {c.get('succeeded', 0)} | Running: "
-            f"{c.get('running', 0) + c.get('dispatched', 0)} | Ready: {c.get('ready', 0)} | Blocked: "
-            f"{c.get('pending', 0)} | Failed: {c.get('failed', 0) + c.get('cancelled', 0)}")
+    return (
+        f"{g['id']}: Total tasks: {g['total']} | Completed: {c.get('succeeded', 0)} | Running: "
+        f"{c.get('running', 0) + c.get('dispatched', 0)} | Ready: {c.get('ready', 0)} | Blocked: "
+        f"{c.get('pending', 0)} | Failed: {c.get('failed', 0) + c.get('cancelled', 0)}"
+    )
 
 
 def _status(url: str, graph: str | None) -> Any:
@@ -175,7 +216,8 @@ def _status(url: str, graph: str | None) -> Any:
 
 @app.command()
 def status(
-    *, graph: Annotated[str | None, typer.Option(help="Only this graph.")] = None,
+    *,
+    graph: Annotated[str | None, typer.Option(help="Only this graph.")] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
     nats_url: NatsUrl = DEFAULT_URL,
 ) -> None:
@@ -193,7 +235,8 @@ def status(
 
 @app.command()
 def wait(
-    *, graph: Annotated[str | None, typer.Option(help="Only this graph.")] = None,
+    *,
+    graph: Annotated[str | None, typer.Option(help="Only this graph.")] = None,
     timeout: Annotated[float, typer.Option(help="Give up after this many seconds.")] = 600.0,
     nats_url: NatsUrl = DEFAULT_URL,
 ) -> None:
@@ -202,7 +245,9 @@ def wait(
 
     deadline = time.monotonic() + timeout
     report = _status(nats_url, graph)
-    with Live(render_status(report), console=console, refresh_per_second=4, transient=False) as live:
+    with Live(
+        render_status(report), console=console, refresh_per_second=4, transient=False
+    ) as live:
         while not (report.graphs and all(g["done"] for g in report.graphs)):
             if time.monotonic() > deadline:
                 raise fail(f"not done after {timeout}s", code=1)
@@ -226,7 +271,9 @@ def schema() -> None:
 @app.command()
 def projector(
     name: Annotated[str, typer.Argument(help="readiness | node-scores")],
-    *, nats_url: NatsUrl = DEFAULT_URL, ready_file: ReadyFile = None,
+    *,
+    nats_url: NatsUrl = DEFAULT_URL,
+    ready_file: ReadyFile = None,
 ) -> None:
     """Run one projector process: follow EVENTS and publish its view to KV."""
     from orchestrator.process import ready_marker, run_until_signalled, setup_logging
@@ -240,8 +287,12 @@ def projector(
 
 @app.command()
 def decider(
-    *, nats_url: NatsUrl = DEFAULT_URL, ready_file: ReadyFile = None,
-    decider_id: Annotated[str, typer.Option(envvar="NIYANTRA_DECIDER_ID", help="Name in decisions.")] = "decider",
+    *,
+    nats_url: NatsUrl = DEFAULT_URL,
+    ready_file: ReadyFile = None,
+    decider_id: Annotated[
+        str, typer.Option(envvar="NIYANTRA_DECIDER_ID", help="Name in decisions.")
+    ] = "decider",
 ) -> None:
     """Run a stateless decider process."""
     from orchestrator.decide import DeciderConfig
@@ -259,11 +310,15 @@ def decider(
 
 @app.command()
 def agent(
-    *, node: Annotated[str, typer.Option(help="Node id (subject-safe).")],
+    *,
+    node: Annotated[str, typer.Option(help="Node id (subject-safe).")],
     slots: Annotated[int, typer.Option(help="Tasks at once.")] = 2,
     label: Annotated[list[str] | None, typer.Option(help="K=V label; repeatable.")] = None,
-    workdir: Annotated[Path, typer.Option(help="Where task workspaces live.")] = Path(".niyantra/work"),
-    nats_url: NatsUrl = DEFAULT_URL, ready_file: ReadyFile = None,
+    workdir: Annotated[Path, typer.Option(help="Where task workspaces live.")] = Path(
+        ".niyantra/work"
+    ),
+    nats_url: NatsUrl = DEFAULT_URL,
+    ready_file: ReadyFile = None,
 ) -> None:
     """Run a node agent: register, pull this node's dispatches, run them, report."""
     from node_agent.agent import AgentSettings, run_agent
@@ -276,7 +331,9 @@ def agent(
     except (SchemaError, ValueError) as e:
         raise fail(f"bad agent option: {e}") from e
     setup_logging(f"agent-{node}")
-    settings = AgentSettings(node_id=node, url=nats_url, slots=slots, labels=labels, workdir=workdir)
+    settings = AgentSettings(
+        node_id=node, url=nats_url, slots=slots, labels=labels, workdir=workdir
+    )
     run_until_signalled(lambda stop: run_agent(settings, stop, ready_marker(ready_file)))
 
 

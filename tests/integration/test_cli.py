@@ -1,0 +1,99 @@
+"""The command line against a real server: submit, status, bad input, schema."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+
+import nats
+import pytest
+from typer.testing import CliRunner
+
+from orchestrator.cli import app
+from orchestrator.eventlog import EventLog
+
+runner = CliRunner()
+
+
+async def _last_seq(url: str) -> int:
+    nc = await nats.connect(url)
+    try:
+        log = EventLog(nc)
+        await log.ensure_stream()
+        return await log.last_seq()
+    finally:
+        await nc.close()
+
+
+GOOD = '[graph]\nid = "g1"\n[[tasks]]\nid = "T-001"\ncommand = "sleep 1 && echo built"\ndepends_on = []\n'
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        ('[graph]\nid="g"\n[[tasks]]\nid="A"\ncommand="x"\ndepends_on=["B"]\n[[tasks]]\nid="B"\ncommand="x"\ndepends_on=["A"]\n',
+         "task 'A': field 'depends_on' forms a cycle: A -> B -> A"),
+        ('[graph]\nid="g"\n[[tasks]]\nid="A"\ncommand="x"\ndepends_on=["T-404"]\n',
+         "task 'A': field 'depends_on' names unknown task 'T-404'"),
+        ("[graph\nid = ", "not valid TOML"),
+    ],
+)
+def test_bad_graph_is_rejected_with_one_line_and_nothing_written(nats_server, tmp_path, text, message):
+    path = tmp_path / "bad.toml"
+    path.write_text(text)
+    result = runner.invoke(app, ["submit", str(path), "--nats-url", nats_server.url])
+    assert result.exit_code == 2
+    lines = [line for line in result.output.splitlines() if line.strip()]
+    assert len(lines) == 1 and message in lines[0] and str(path) in lines[0], result.output
+    assert asyncio.run(_last_seq(nats_server.url)) == 0
+
+
+def test_submit_then_status_json_then_duplicate_submit(nats_server, tmp_path):
+    path = tmp_path / "g1.toml"
+    path.write_text(GOOD)
+    ok = runner.invoke(app, ["submit", str(path), "--nats-url", nats_server.url])
+    assert ok.exit_code == 0, ok.output
+    assert "submitted graph g1: 1 tasks" in ok.output
+    again = runner.invoke(app, ["submit", str(path), "--nats-url", nats_server.url])
+    assert again.exit_code == 2 and "already submitted" in again.output
+    assert asyncio.run(_last_seq(nats_server.url)) == 1
+
+
+def test_status_json_shape(nats_server, tmp_path):
+    path = tmp_path / "g1.toml"
+    path.write_text(GOOD)
+    runner.invoke(app, ["submit", str(path), "--nats-url", nats_server.url])
+    from projections.runner import run_projector
+
+    async def project_once() -> None:
+        stop = asyncio.Event()
+        ready = asyncio.Event()
+        task = asyncio.create_task(run_projector("readiness", nats_server.url, stop, ready.set))
+        await asyncio.wait_for(ready.wait(), 20)
+        stop.set()
+        await task
+
+    asyncio.run(project_once())
+    result = runner.invoke(app, ["status", "--json", "--nats-url", nats_server.url])
+    assert result.exit_code == 0, result.output
+    data = json.loads(result.output)
+    [task] = data["tasks"]
+    assert {k: task[k] for k in ("id", "graph", "state", "node", "attempt")} == {
+        "id": "T-001", "graph": "g1", "state": "ready", "node": None, "attempt": 0,
+    }
+
+
+def test_unreachable_server_is_one_clear_line(tmp_path):
+    path = tmp_path / "g1.toml"
+    path.write_text(GOOD)
+    result = runner.invoke(app, ["submit", str(path), "--nats-url", "nats://127.0.0.1:1"])
+    assert result.exit_code == 2
+    assert "cannot connect to NATS at nats://127.0.0.1:1" in result.output
+
+
+def test_schema_lists_every_event():
+    result = runner.invoke(app, ["schema"])
+    assert result.exit_code == 0
+    schema = json.loads(result.output)
+    names = set(schema["$defs"])
+    assert {"GraphSubmitted", "NodeRegistered", "NodeObserved", "TaskDispatched", "TaskStarted", "TaskCompleted"} <= names
