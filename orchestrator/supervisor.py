@@ -18,6 +18,9 @@ from orchestrator.errors import ServerError
 from orchestrator.natsserver import default_config, server_args, start_server
 
 MANIFEST = "processes.json"
+# Children outlive `up`; holding their Popen objects keeps Python from warning that a
+# still-running child was garbage-collected while this process lives (tests call `up` inline).
+_SPAWNED: list[subprocess.Popen[bytes]] = []
 
 
 @dataclass(frozen=True)
@@ -121,6 +124,7 @@ def up(s: UpSettings) -> Manifest:
     http_port = _free_port(s.port + 4000)
     args = server_args(config=s.config or default_config(), port=s.port, http_port=http_port, store_dir=s.data_dir / "jetstream")
     server = start_server(args, logs / "nats-server.log", store_dir=s.data_dir / "jetstream")
+    _SPAWNED.append(server.process)
     m = Manifest(server.url, http_port, [Started("nats-server", server.process.pid, psutil.Process(server.process.pid).create_time(), str(server.log_path))])
     _write_manifest(s.data_dir, m)
     try:
@@ -128,6 +132,7 @@ def up(s: UpSettings) -> Manifest:
             log_path = logs / f"{name}.log"
             with log_path.open("ab") as out:
                 proc = subprocess.Popen(cmd, stdout=out, stderr=out, stdin=subprocess.DEVNULL, start_new_session=True)
+            _SPAWNED.append(proc)
             m.processes.append(Started(name, proc.pid, psutil.Process(proc.pid).create_time(), str(log_path)))
             _write_manifest(s.data_dir, m)
         _wait_ready(m, run, s.ready_timeout_s)
