@@ -66,11 +66,19 @@ def completion(d: ev.TaskDispatched, r: RunResult, at: datetime) -> ev.TaskCompl
     ok = r.exit_code == 0 and not r.timed_out
     error = r.error or ("" if ok else f"exit code {r.exit_code}")
     return ev.TaskCompleted(
-        event_id=f"complete:{d.graph_id}:{d.task_id}:{d.attempt}", occurred_at=at,
-        causation_id=f"start:{d.graph_id}:{d.task_id}:{d.attempt}", correlation_id=d.graph_id,
-        graph_id=d.graph_id, task_id=d.task_id, node_id=d.node_id, attempt=d.attempt,
-        outcome="success" if ok else "failure", exit_code=r.exit_code, duration_s=round(r.duration_s, 3),
-        expected_duration_s=d.expected_duration_s, error=error,
+        event_id=f"complete:{d.graph_id}:{d.task_id}:{d.attempt}",
+        occurred_at=at,
+        causation_id=f"start:{d.graph_id}:{d.task_id}:{d.attempt}",
+        correlation_id=d.graph_id,
+        graph_id=d.graph_id,
+        task_id=d.task_id,
+        node_id=d.node_id,
+        attempt=d.attempt,
+        outcome="success" if ok else "failure",
+        exit_code=r.exit_code,
+        duration_s=round(r.duration_s, 3),
+        expected_duration_s=d.expected_duration_s,
+        error=error,
         output_tail=r.output[-2000:].decode(errors="replace"),
     )
 
@@ -88,11 +96,19 @@ class Agent:
     async def register(self) -> None:
         """Append NodeRegistered with this node's capacity and labels."""
         vm = psutil.virtual_memory()
-        await self.log.append_event(ev.NodeRegistered(
-            event_id=f"register:{self.s.node_id}:{uuid.uuid4().hex}", occurred_at=_now(),
-            node_id=self.s.node_id, slots=self.s.slots, labels=self.s.labels, hostname=socket.gethostname(),
-            cpu_count=psutil.cpu_count() or 0, memory_bytes=vm.total, agent_version=__version__,
-        ))
+        await self.log.append_event(
+            ev.NodeRegistered(
+                event_id=f"register:{self.s.node_id}:{uuid.uuid4().hex}",
+                occurred_at=_now(),
+                node_id=self.s.node_id,
+                slots=self.s.slots,
+                labels=self.s.labels,
+                hostname=socket.gethostname(),
+                cpu_count=psutil.cpu_count() or 0,
+                memory_bytes=vm.total,
+                agent_version=__version__,
+            )
+        )
 
     async def observe_forever(self, stop: asyncio.Event) -> None:
         """Append a NodeObserved reading every ``observe_interval_s`` seconds."""
@@ -102,22 +118,33 @@ class Agent:
                 await asyncio.wait_for(stop.wait(), self.s.observe_interval_s)
             if stop.is_set():
                 return
-            await self.log.append_event(ev.NodeObserved(
-                event_id=f"observe:{self.s.node_id}:{uuid.uuid4().hex}", occurred_at=_now(),
-                node_id=self.s.node_id, cpu_percent=psutil.cpu_percent(None),
-                memory_percent=psutil.virtual_memory().percent, load1=os.getloadavg()[0],
-                running_tasks=len(self.active),
-            ))
+            await self.log.append_event(
+                ev.NodeObserved(
+                    event_id=f"observe:{self.s.node_id}:{uuid.uuid4().hex}",
+                    occurred_at=_now(),
+                    node_id=self.s.node_id,
+                    cpu_percent=psutil.cpu_percent(None),
+                    memory_percent=psutil.virtual_memory().percent,
+                    load1=os.getloadavg()[0],
+                    running_tasks=len(self.active),
+                )
+            )
 
     async def subscribe(self) -> Any:
         """The node's durable pull consumer of dispatches."""
         config = ConsumerConfig(
-            durable_name=S.agent_consumer(self.s.node_id), filter_subject=S.dispatch_filter(self.s.node_id),
-            ack_policy=AckPolicy.EXPLICIT, deliver_policy=DeliverPolicy.ALL, ack_wait=self.s.ack_wait_s,
+            durable_name=S.agent_consumer(self.s.node_id),
+            filter_subject=S.dispatch_filter(self.s.node_id),
+            ack_policy=AckPolicy.EXPLICIT,
+            deliver_policy=DeliverPolicy.ALL,
+            ack_wait=self.s.ack_wait_s,
             max_ack_pending=max(64, self.s.slots * 4),
         )
         return await self.nc.jetstream().pull_subscribe(
-            S.dispatch_filter(self.s.node_id), durable=config.durable_name, stream=S.STREAM, config=config
+            S.dispatch_filter(self.s.node_id),
+            durable=config.durable_name,
+            stream=S.STREAM,
+            config=config,
         )
 
     async def handle(self, msg: Any) -> None:
@@ -135,9 +162,15 @@ class Agent:
             return
         version = int((msg.headers or {}).get(S.HDR_ORIGINATOR_VERSION, "0"))
         started = ev.TaskStarted(
-            event_id=f"start:{d.graph_id}:{d.task_id}:{d.attempt}", occurred_at=_now(), causation_id=d.event_id,
-            correlation_id=d.graph_id, graph_id=d.graph_id, task_id=d.task_id, node_id=d.node_id,
-            attempt=d.attempt, pid=os.getpid(),
+            event_id=f"start:{d.graph_id}:{d.task_id}:{d.attempt}",
+            occurred_at=_now(),
+            causation_id=d.event_id,
+            correlation_id=d.graph_id,
+            graph_id=d.graph_id,
+            task_id=d.task_id,
+            node_id=d.node_id,
+            attempt=d.attempt,
+            pid=os.getpid(),
         )
         try:
             started_seq = await self.log.append_event(started, version=version + 1, expected_seq=seq)
@@ -150,8 +183,21 @@ class Agent:
         try:
             await self.log.append_event(done, version=version + 2, expected_seq=started_seq)
         except ConcurrencyConflict as e:
-            log.warning("result of %s/%s attempt %d rejected: %s", d.graph_id, d.task_id, d.attempt, e.detail)
-        log.info("%s/%s attempt %d: %s in %.2fs", d.graph_id, d.task_id, d.attempt, done.outcome, done.duration_s)
+            log.warning(
+                "result of %s/%s attempt %d rejected: %s",
+                d.graph_id,
+                d.task_id,
+                d.attempt,
+                e.detail,
+            )
+        log.info(
+            "%s/%s attempt %d: %s in %.2fs",
+            d.graph_id,
+            d.task_id,
+            d.attempt,
+            done.outcome,
+            done.duration_s,
+        )
         await msg.ack()
 
     async def run_with_heartbeat(self, d: ev.TaskDispatched, msg: Any) -> RunResult:
@@ -171,9 +217,15 @@ class Agent:
         mine = [m for m in later if m.subject.endswith(".TaskStarted")]
         if len(later) == 1 and mine:
             lost = ev.TaskCompleted(
-                event_id=f"lost:{d.graph_id}:{d.task_id}:{d.attempt}", occurred_at=_now(),
-                correlation_id=d.graph_id, graph_id=d.graph_id, task_id=d.task_id, node_id=d.node_id,
-                attempt=d.attempt, outcome="failure", error="lost: the agent stopped while the task ran",
+                event_id=f"lost:{d.graph_id}:{d.task_id}:{d.attempt}",
+                occurred_at=_now(),
+                correlation_id=d.graph_id,
+                graph_id=d.graph_id,
+                task_id=d.task_id,
+                node_id=d.node_id,
+                attempt=d.attempt,
+                outcome="failure",
+                error="lost: the agent stopped while the task ran",
                 expected_duration_s=d.expected_duration_s,
             )
             with contextlib.suppress(ConcurrencyConflict):  # someone else resolved it first

@@ -51,8 +51,15 @@ async def run_command(
     started = time.monotonic()
     try:
         proc = await asyncio.create_subprocess_exec(
-            "/bin/bash", "-c", command, cwd=str(cwd), env=env, start_new_session=True,
-            stdin=asyncio.subprocess.DEVNULL, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT,
+            "/bin/bash",
+            "-c",
+            command,
+            cwd=str(cwd),
+            env=env,
+            start_new_session=True,
+            stdin=asyncio.subprocess.DEVNULL,
+            stdout=asyncio.subprocess.PIPE,
+            stderr=asyncio.subprocess.STDOUT,
         )
     except OSError as e:
         return RunResult(None, time.monotonic() - started, False, b"", f"cannot start: {e}")

@@ -21,22 +21,14 @@ from rich.table import Table
 from orchestrator.errors import GraphFileError, OrchestratorError
 from schemas.errors import SchemaError
 
-app = typer.Typer(
-    help="niyantra: an autonomous build orchestrator on NATS JetStream.", no_args_is_help=True
-)
+app = typer.Typer(help="niyantra: an autonomous build orchestrator on NATS JetStream.", no_args_is_help=True)
 console = Console()
 err = Console(stderr=True, soft_wrap=True)
 
 DEFAULT_URL = "nats://127.0.0.1:4222"
-NatsUrl = Annotated[
-    str, typer.Option("--nats-url", envvar="NIYANTRA_NATS_URL", help="NATS server URL.")
-]
-DataDir = Annotated[
-    Path, typer.Option("--data-dir", envvar="NIYANTRA_DATA_DIR", help="Instance data directory.")
-]
-ReadyFile = Annotated[
-    Path | None, typer.Option("--ready-file", hidden=True, help="Touched once serving.")
-]
+NatsUrl = Annotated[str, typer.Option("--nats-url", envvar="NIYANTRA_NATS_URL", help="NATS server URL.")]
+DataDir = Annotated[Path, typer.Option("--data-dir", envvar="NIYANTRA_DATA_DIR", help="Instance data directory.")]
+ReadyFile = Annotated[Path | None, typer.Option("--ready-file", hidden=True, help="Touched once serving.")]
 STATE_STYLE = {
     "succeeded": "green",
     "failed": "red",
@@ -65,9 +57,7 @@ def server(
     from orchestrator.natsserver import default_config, server_args, server_env
 
     store = data_dir / "jetstream"
-    args = server_args(
-        config=config or default_config(), port=port, http_port=port + 4000, store_dir=store
-    )
+    args = server_args(config=config or default_config(), port=port, http_port=port + 4000, store_dir=store)
     os.execve(args[0], args, server_env(store))
 
 
@@ -86,9 +76,7 @@ def up(
     from orchestrator.supervisor import up as start
 
     try:
-        m = start(
-            UpSettings(data_dir=data_dir, port=port, agents=agents, slots=slots, config=config)
-        )
+        m = start(UpSettings(data_dir=data_dir, port=port, agents=agents, slots=slots, config=config))
     except OrchestratorError as e:
         raise fail(str(e)) from e
     console.print(f"niyantra is up at {m.url} ({len(m.processes)} processes; data in {data_dir})")
@@ -109,9 +97,7 @@ def down(*, data_dir: DataDir = Path(".niyantra")) -> None:
     from orchestrator.supervisor import down as stop
 
     stopped = stop(data_dir)
-    console.print(
-        f"stopped: {', '.join(stopped)}" if stopped else f"nothing running from {data_dir}"
-    )
+    console.print(f"stopped: {', '.join(stopped)}" if stopped else f"nothing running from {data_dir}")
 
 
 @app.command()
@@ -245,9 +231,7 @@ def wait(
 
     deadline = time.monotonic() + timeout
     report = _status(nats_url, graph)
-    with Live(
-        render_status(report), console=console, refresh_per_second=4, transient=False
-    ) as live:
+    with Live(render_status(report), console=console, refresh_per_second=4, transient=False) as live:
         while not (report.graphs and all(g["done"] for g in report.graphs)):
             if time.monotonic() > deadline:
                 raise fail(f"not done after {timeout}s", code=1)
@@ -290,9 +274,7 @@ def decider(
     *,
     nats_url: NatsUrl = DEFAULT_URL,
     ready_file: ReadyFile = None,
-    decider_id: Annotated[
-        str, typer.Option(envvar="NIYANTRA_DECIDER_ID", help="Name in decisions.")
-    ] = "decider",
+    decider_id: Annotated[str, typer.Option(envvar="NIYANTRA_DECIDER_ID", help="Name in decisions.")] = "decider",
 ) -> None:
     """Run a stateless decider process."""
     from orchestrator.decide import DeciderConfig
@@ -314,9 +296,7 @@ def agent(
     node: Annotated[str, typer.Option(help="Node id (subject-safe).")],
     slots: Annotated[int, typer.Option(help="Tasks at once.")] = 2,
     label: Annotated[list[str] | None, typer.Option(help="K=V label; repeatable.")] = None,
-    workdir: Annotated[Path, typer.Option(help="Where task workspaces live.")] = Path(
-        ".niyantra/work"
-    ),
+    workdir: Annotated[Path, typer.Option(help="Where task workspaces live.")] = Path(".niyantra/work"),
     nats_url: NatsUrl = DEFAULT_URL,
     ready_file: ReadyFile = None,
 ) -> None:
@@ -331,9 +311,7 @@ def agent(
     except (SchemaError, ValueError) as e:
         raise fail(f"bad agent option: {e}") from e
     setup_logging(f"agent-{node}")
-    settings = AgentSettings(
-        node_id=node, url=nats_url, slots=slots, labels=labels, workdir=workdir
-    )
+    settings = AgentSettings(node_id=node, url=nats_url, slots=slots, labels=labels, workdir=workdir)
     run_until_signalled(lambda stop: run_agent(settings, stop, ready_marker(ready_file)))
 
 

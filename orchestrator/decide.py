@@ -66,7 +66,9 @@ def _candidate(task: TaskView, node: NodeView, free: int, now: datetime, ttl: fl
     if missing:
         return Candidate(node_id=node.node_id, score=0.0, reason=f"missing label {', '.join(missing)}", eligible=False)
     if free <= 0:
-        return Candidate(node_id=node.node_id, score=0.0, reason=f"no free slot ({node.slots}/{node.slots} busy)", eligible=False)
+        return Candidate(
+            node_id=node.node_id, score=0.0, reason=f"no free slot ({node.slots}/{node.slots} busy)", eligible=False
+        )
     score = round(free / max(node.slots, 1), 6)
     return Candidate(node_id=node.node_id, score=score, reason=f"{free} of {node.slots} slots free")
 
@@ -97,9 +99,7 @@ def decide(views: Views, now: datetime, config: DeciderConfig) -> list[Dispatch]
     for task in ready:
         if len(out) >= config.max_dispatches:
             break
-        candidates = tuple(
-            _candidate(task, views.nodes[n], free[n], now, config.node_ttl_s) for n in node_order
-        )
+        candidates = tuple(_candidate(task, views.nodes[n], free[n], now, config.node_ttl_s) for n in node_order)
         eligible = [c for c in candidates if c.eligible]
         if not eligible:
             continue
@@ -110,8 +110,13 @@ def decide(views: Views, now: datetime, config: DeciderConfig) -> list[Dispatch]
 
 
 def _dispatch(
-    task: TaskView, best: Candidate, candidates: tuple[Candidate, ...], views: Views,
-    now: datetime, config: DeciderConfig, digest: str,
+    task: TaskView,
+    best: Candidate,
+    candidates: tuple[Candidate, ...],
+    views: Views,
+    now: datetime,
+    config: DeciderConfig,
+    digest: str,
 ) -> Dispatch:
     attempt = task.attempt + 1
     event = TaskDispatched(

@@ -115,7 +115,9 @@ async def act(eventlog: EventLog, decisions: list[Dispatch], state: DeciderState
             continue
         state.last_append_seq = max(state.last_append_seq, seq)
         state.dispatched += 1
-        log.info("dispatched %s/%s attempt %d to %s", d.event.graph_id, d.event.task_id, d.event.attempt, d.event.node_id)
+        log.info(
+            "dispatched %s/%s attempt %d to %s", d.event.graph_id, d.event.task_id, d.event.attempt, d.event.node_id
+        )
 
 
 async def run_decider(

@@ -82,9 +82,7 @@ def _guard_headers(a: Append) -> dict[str, str]:
 class EventLog:
     """Async adapter over the EVENTS stream; translates JetStream errors into ours."""
 
-    def __init__(
-        self, nc: Client, *, stream: str = S.STREAM, subjects: tuple[str, ...] = S.STREAM_SUBJECTS
-    ) -> None:
+    def __init__(self, nc: Client, *, stream: str = S.STREAM, subjects: tuple[str, ...] = S.STREAM_SUBJECTS) -> None:
         self.nc = nc
         self.js: JetStreamContext = nc.jetstream()
         self.stream = stream
@@ -162,9 +160,7 @@ class EventLog:
                 await self.nc.publish(a.subject, a.payload, headers=headers)
             last = items[-1]
             headers = _guard_headers(last)
-            headers.update(
-                {S.HDR_BATCH_ID: batch_id, S.HDR_BATCH_SEQ: str(len(items)), S.HDR_BATCH_COMMIT: "1"}
-            )
+            headers.update({S.HDR_BATCH_ID: batch_id, S.HDR_BATCH_SEQ: str(len(items)), S.HDR_BATCH_COMMIT: "1"})
             reply = await self.nc.request(last.subject, last.payload, headers=headers, timeout=timeout)
         except (nats.errors.Error, OSError) as e:
             raise EventLogUnavailable(f"atomic append failed: {e}") from e
@@ -214,9 +210,7 @@ class EventLog:
         out: list[StoredMessage] = []
         try:
             req = {"seq": start, "next_by_subj": filter_subject, "batch": batch}
-            await self.nc.publish(
-                f"$JS.API.DIRECT.GET.{self.stream}", json.dumps(req).encode(), reply=inbox
-            )
+            await self.nc.publish(f"$JS.API.DIRECT.GET.{self.stream}", json.dumps(req).encode(), reply=inbox)
             while True:
                 msg = await sub.next_msg(timeout=10)
                 headers = dict(msg.headers or {})

@@ -64,7 +64,7 @@ def find_cycle(deps: dict[str, tuple[str, ...]]) -> list[str] | None:
                 stack.append((node, i + 1))
                 child = children[i]
                 if color.get(child) == 1:
-                    return path[path.index(child):] + [child]
+                    return path[path.index(child) :] + [child]
                 if not color.get(child):
                     stack.append((child, 0))
             else:
@@ -88,6 +88,12 @@ def _task_problems(where: str, raw: dict[str, Any]) -> tuple[list[str], dict[str
         problems.append(f"{label}: field 'depends_on' must be a list of task ids")
         deps = []
     fields["depends_on"] = tuple(deps)
+    problems += _scalar_fields(label, raw, fields)
+    return problems, fields
+
+
+def _scalar_fields(label: str, raw: dict[str, Any], fields: dict[str, Any]) -> list[str]:
+    problems: list[str] = []
     for name in ("estimate", "timeout"):
         if name in raw:
             try:
@@ -105,7 +111,7 @@ def _task_problems(where: str, raw: dict[str, Any]) -> tuple[list[str], dict[str
             problems.append(f"{label}: field '{name}' must be a string")
         elif name in raw:
             fields[name] = raw[name]
-    return problems, fields
+    return problems
 
 
 def build_graph(path: str, doc: dict[str, Any]) -> GraphSpec:
@@ -150,9 +156,7 @@ def _edge_problems(path: str, specs: list[TaskSpec]) -> list[str]:
         if d not in ids
     ]
     problems += [
-        f"{path}: task {t.id!r}: field 'depends_on' names the task itself"
-        for t in specs
-        if t.id in t.depends_on
+        f"{path}: task {t.id!r}: field 'depends_on' names the task itself" for t in specs if t.id in t.depends_on
     ]
     cycle = find_cycle({t.id: tuple(d for d in t.depends_on if d != t.id) for t in specs})
     if cycle:

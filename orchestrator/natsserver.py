@@ -88,15 +88,17 @@ def server_env(store_dir: Path) -> dict[str, str]:
     return {**os.environ, "NIYANTRA_STORE_DIR": str(store_dir.resolve())}
 
 
-def start_server(
-    args: list[str], log_path: Path, *, store_dir: Path, timeout: float = 20.0
-) -> RunningServer:
+def start_server(args: list[str], log_path: Path, *, store_dir: Path, timeout: float = 20.0) -> RunningServer:
     """Start nats-server in the background and return once it accepts clients."""
     log_path.parent.mkdir(parents=True, exist_ok=True)
     log = log_path.open("ab")
     offset = log_path.stat().st_size
     proc = subprocess.Popen(
-        args, stdout=log, stderr=log, stdin=subprocess.DEVNULL, start_new_session=True,
+        args,
+        stdout=log,
+        stderr=log,
+        stdin=subprocess.DEVNULL,
+        start_new_session=True,
         env=server_env(store_dir),
     )
     log.close()

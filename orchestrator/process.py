@@ -13,9 +13,7 @@ from pathlib import Path
 
 def setup_logging(name: str) -> logging.Logger:
     """Log lines to stderr with time and process name."""
-    logging.basicConfig(
-        level=logging.INFO, stream=sys.stderr, format=f"%(asctime)s {name} %(levelname)s %(message)s"
-    )
+    logging.basicConfig(level=logging.INFO, stream=sys.stderr, format=f"%(asctime)s {name} %(levelname)s %(message)s")
     return logging.getLogger(name)
 
 

@@ -23,22 +23,34 @@ class StatusReport(msgspec.Struct, frozen=True, kw_only=True):
 def task_row(t: TaskView) -> dict[str, Any]:
     """One task as the status command shows it."""
     return {
-        "id": t.task_id, "graph": t.graph_id, "title": t.title, "state": t.state, "node": t.node,
-        "attempt": t.attempt, "depends_on": list(t.depends_on), "waiting_for": list(t.waiting_for),
-        "exit_code": t.exit_code, "duration_s": t.duration_s, "reason": t.reason,
+        "id": t.task_id,
+        "graph": t.graph_id,
+        "title": t.title,
+        "state": t.state,
+        "node": t.node,
+        "attempt": t.attempt,
+        "depends_on": list(t.depends_on),
+        "waiting_for": list(t.waiting_for),
+        "exit_code": t.exit_code,
+        "duration_s": t.duration_s,
+        "reason": t.reason,
     }
 
 
 def graph_row(g: GraphView) -> dict[str, Any]:
     """One graph's totals."""
-    return {"id": g.graph_id, "title": g.title, "total": g.total, "counts": dict(sorted(g.counts.items())), "done": g.done}
+    return {
+        "id": g.graph_id,
+        "title": g.title,
+        "total": g.total,
+        "counts": dict(sorted(g.counts.items())),
+        "done": g.done,
+    }
 
 
 def build_status(values: dict[str, Any], seq: int, graph: str | None = None) -> StatusReport:
     """Pure: the status report from the readiness view's values."""
-    tasks = sorted(
-        (v for v in values.values() if isinstance(v, TaskView)), key=lambda t: (t.graph_id, t.task_id)
-    )
+    tasks = sorted((v for v in values.values() if isinstance(v, TaskView)), key=lambda t: (t.graph_id, t.task_id))
     graphs = sorted((v for v in values.values() if isinstance(v, GraphView)), key=lambda g: g.graph_id)
     if graph is not None:
         tasks = [t for t in tasks if t.graph_id == graph]

@@ -15,8 +15,14 @@ def graph_submitted(spec: GraphSpec, now: datetime, event_id: str, submitted_by:
     """Pure: the event that accepts a validated graph."""
     check_id("graph id", spec.id)
     return GraphSubmitted(
-        event_id=event_id, occurred_at=now, correlation_id=spec.id, graph_id=spec.id,
-        title=spec.title, tasks=spec.tasks, source=spec.source, submitted_by=submitted_by,
+        event_id=event_id,
+        occurred_at=now,
+        correlation_id=spec.id,
+        graph_id=spec.id,
+        title=spec.title,
+        tasks=spec.tasks,
+        source=spec.source,
+        submitted_by=submitted_by,
     )
 
 

@@ -106,9 +106,21 @@ def child_specs(s: UpSettings, url: str, run: Path) -> list[tuple[str, list[str]
         ("decider", cli + ["decider"]),
     ]
     for i in range(1, s.agents + 1):
-        specs.append((f"agent-node-{i}", cli + [
-            "agent", "--node", f"node-{i}", "--slots", str(s.slots), "--workdir", str(s.data_dir / "work"),
-        ]))
+        specs.append(
+            (
+                f"agent-node-{i}",
+                cli
+                + [
+                    "agent",
+                    "--node",
+                    f"node-{i}",
+                    "--slots",
+                    str(s.slots),
+                    "--workdir",
+                    str(s.data_dir / "work"),
+                ],
+            )
+        )
     return [(n, c + ["--nats-url", url, "--ready-file", str(run / f"{n}.ready")]) for n, c in specs]
 
 
@@ -116,16 +128,31 @@ def up(s: UpSettings) -> Manifest:
     """Start an instance and return once every process is ready."""
     existing = read_manifest(s.data_dir)
     if existing and any(_is_ours(p) for p in existing.processes):
-        raise ServerError(f"an instance is already running from {s.data_dir} (run `niyantra down --data-dir {s.data_dir}`)")
+        raise ServerError(
+            f"an instance is already running from {s.data_dir} (run `niyantra down --data-dir {s.data_dir}`)"
+        )
     run, logs = s.data_dir / "run", s.data_dir / "logs"
     run.mkdir(parents=True, exist_ok=True)
     for f in run.glob("*.ready"):
         f.unlink()
     http_port = _free_port(s.port + 4000)
-    args = server_args(config=s.config or default_config(), port=s.port, http_port=http_port, store_dir=s.data_dir / "jetstream")
+    args = server_args(
+        config=s.config or default_config(), port=s.port, http_port=http_port, store_dir=s.data_dir / "jetstream"
+    )
     server = start_server(args, logs / "nats-server.log", store_dir=s.data_dir / "jetstream")
     _SPAWNED.append(server.process)
-    m = Manifest(server.url, http_port, [Started("nats-server", server.process.pid, psutil.Process(server.process.pid).create_time(), str(server.log_path))])
+    m = Manifest(
+        server.url,
+        http_port,
+        [
+            Started(
+                "nats-server",
+                server.process.pid,
+                psutil.Process(server.process.pid).create_time(),
+                str(server.log_path),
+            )
+        ],
+    )
     _write_manifest(s.data_dir, m)
     try:
         for name, cmd in child_specs(s, server.url, run):

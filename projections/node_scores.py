@@ -66,16 +66,31 @@ def evolve_node_scores(view: NodeScoresView, event: ev.AnyEvent, seq: int) -> No
     match event:
         case ev.NodeRegistered():
             n = _node(view, event.node_id)
-            _put(view, replace(
-                n, slots=event.slots, labels=event.labels, hostname=event.hostname,
-                registered_at=event.occurred_at, last_seen=event.occurred_at, seq=seq,
-            ))
+            _put(
+                view,
+                replace(
+                    n,
+                    slots=event.slots,
+                    labels=event.labels,
+                    hostname=event.hostname,
+                    registered_at=event.occurred_at,
+                    last_seen=event.occurred_at,
+                    seq=seq,
+                ),
+            )
         case ev.NodeObserved():
             n = _node(view, event.node_id)
-            _put(view, replace(
-                n, last_seen=event.occurred_at, cpu_percent=event.cpu_percent,
-                memory_percent=event.memory_percent, load1=event.load1, seq=seq,
-            ))
+            _put(
+                view,
+                replace(
+                    n,
+                    last_seen=event.occurred_at,
+                    cpu_percent=event.cpu_percent,
+                    memory_percent=event.memory_percent,
+                    load1=event.load1,
+                    seq=seq,
+                ),
+            )
         case ev.TaskDispatched():
             n = _node(view, event.node_id)
             key = attempt_key(event.graph_id, event.task_id, event.attempt)
@@ -84,10 +99,17 @@ def evolve_node_scores(view: NodeScoresView, event: ev.AnyEvent, seq: int) -> No
             n = _node(view, event.node_id)
             key = attempt_key(event.graph_id, event.task_id, event.attempt)
             ok = event.outcome != "failure"
-            _put(view, replace(
-                n, active=tuple(a for a in n.active if a != key), completed=n.completed + ok,
-                failed=n.failed + (not ok), last_seen=event.occurred_at, seq=seq,
-            ))
+            _put(
+                view,
+                replace(
+                    n,
+                    active=tuple(a for a in n.active if a != key),
+                    completed=n.completed + ok,
+                    failed=n.failed + (not ok),
+                    last_seen=event.occurred_at,
+                    seq=seq,
+                ),
+            )
         case ev.TaskStarted() | ev.GraphSubmitted():
             pass
         case _:

@@ -109,14 +109,29 @@ def _submit(view: ReadinessView, e: ev.GraphSubmitted, seq: int) -> None:
     view.touched.add(graph_key(e.graph_id))
     for t in e.tasks:
         ready = not t.depends_on
-        _put_task(view, TaskView(
-            graph_id=e.graph_id, task_id=t.id, title=t.title, type=t.type, command=t.command,
-            state="ready" if ready else "pending", depends_on=t.depends_on,
-            waiting_for=t.depends_on, dependents=tuple(sorted(dependents[t.id])),
-            ready_since=e.occurred_at if ready else None, max_attempts=t.max_attempts,
-            tier=t.tier, estimate_s=t.estimate_s, timeout_s=t.timeout_s, priority=t.priority,
-            labels=t.labels, seq=seq,
-        ), seq)
+        _put_task(
+            view,
+            TaskView(
+                graph_id=e.graph_id,
+                task_id=t.id,
+                title=t.title,
+                type=t.type,
+                command=t.command,
+                state="ready" if ready else "pending",
+                depends_on=t.depends_on,
+                waiting_for=t.depends_on,
+                dependents=tuple(sorted(dependents[t.id])),
+                ready_since=e.occurred_at if ready else None,
+                max_attempts=t.max_attempts,
+                tier=t.tier,
+                estimate_s=t.estimate_s,
+                timeout_s=t.timeout_s,
+                priority=t.priority,
+                labels=t.labels,
+                seq=seq,
+            ),
+            seq,
+        )
 
 
 def _release_dependents(view: ReadinessView, done: TaskView, at: datetime, seq: int) -> None:
@@ -124,10 +139,17 @@ def _release_dependents(view: ReadinessView, done: TaskView, at: datetime, seq: 
         dep = view.tasks[(done.graph_id, dep_id)]
         waiting = tuple(w for w in dep.waiting_for if w != done.task_id)
         ready = not waiting and dep.state == "pending"
-        _put_task(view, msgspec.structs.replace(
-            dep, waiting_for=waiting, state="ready" if ready else dep.state,
-            ready_since=at if ready else dep.ready_since, seq=seq,
-        ), seq)
+        _put_task(
+            view,
+            msgspec.structs.replace(
+                dep,
+                waiting_for=waiting,
+                state="ready" if ready else dep.state,
+                ready_since=at if ready else dep.ready_since,
+                seq=seq,
+            ),
+            seq,
+        )
 
 
 def _cancel_downstream(view: ReadinessView, failed: TaskView, seq: int) -> None:
@@ -144,8 +166,12 @@ def _cancel_downstream(view: ReadinessView, failed: TaskView, seq: int) -> None:
 
 def _complete(view: ReadinessView, t: TaskView, e: ev.TaskCompleted, seq: int) -> None:
     base = dict(
-        last_seq=seq, version=t.version + 1, finished_at=e.occurred_at, exit_code=e.exit_code,
-        duration_s=e.duration_s, seq=seq,
+        last_seq=seq,
+        version=t.version + 1,
+        finished_at=e.occurred_at,
+        exit_code=e.exit_code,
+        duration_s=e.duration_s,
+        seq=seq,
     )
     if e.outcome in ("success", "partial"):
         done = msgspec.structs.replace(t, state="succeeded", reason="", **base)
@@ -153,7 +179,11 @@ def _complete(view: ReadinessView, t: TaskView, e: ev.TaskCompleted, seq: int) -
         _release_dependents(view, done, e.occurred_at, seq)
     elif e.attempt < t.max_attempts:
         retry = msgspec.structs.replace(
-            t, state="ready", ready_since=e.occurred_at, reason=f"attempt {e.attempt} failed: {e.error}", **base
+            t,
+            state="ready",
+            ready_since=e.occurred_at,
+            reason=f"attempt {e.attempt} failed: {e.error}",
+            **base,
         )
         _put_task(view, retry, seq)
     else:
@@ -169,14 +199,33 @@ def _task_event(view: ReadinessView, e: ev.TaskEvent, seq: int) -> None:
         return
     match e:
         case ev.TaskDispatched():
-            _put_task(view, msgspec.structs.replace(
-                t, state="dispatched", node=e.node_id, attempt=e.attempt, last_seq=seq,
-                version=t.version + 1, reason="", seq=seq,
-            ), seq)
+            _put_task(
+                view,
+                msgspec.structs.replace(
+                    t,
+                    state="dispatched",
+                    node=e.node_id,
+                    attempt=e.attempt,
+                    last_seq=seq,
+                    version=t.version + 1,
+                    reason="",
+                    seq=seq,
+                ),
+                seq,
+            )
         case ev.TaskStarted():
-            _put_task(view, msgspec.structs.replace(
-                t, state="running", started_at=e.occurred_at, last_seq=seq, version=t.version + 1, seq=seq,
-            ), seq)
+            _put_task(
+                view,
+                msgspec.structs.replace(
+                    t,
+                    state="running",
+                    started_at=e.occurred_at,
+                    last_seq=seq,
+                    version=t.version + 1,
+                    seq=seq,
+                ),
+                seq,
+            )
         case ev.TaskCompleted():
             _complete(view, t, e, seq)
 

@@ -57,9 +57,7 @@ class Projection(Generic[V]):
 
 PROJECTIONS: dict[str, Projection[Any]] = {
     "readiness": Projection("readiness", S.KV_READINESS, ReadinessView, evolve_readiness, readiness_values),
-    "node-scores": Projection(
-        "node-scores", S.KV_NODE_SCORES, NodeScoresView, evolve_node_scores, node_values
-    ),
+    "node-scores": Projection("node-scores", S.KV_NODE_SCORES, NodeScoresView, evolve_node_scores, node_values),
 }
 
 
@@ -157,7 +155,9 @@ class ProjectorRunner(Generic[V]):
         head = await EventLog(self.nc).last_seq()
         js = self.nc.jetstream()
         sub = await js.subscribe(
-            f"{S.ROOT}.>", ordered_consumer=True, pending_msgs_limit=100_000,
+            f"{S.ROOT}.>",
+            ordered_consumer=True,
+            pending_msgs_limit=100_000,
             config=ConsumerConfig(deliver_policy=DeliverPolicy.ALL),
         )
         ready = False
@@ -201,5 +201,3 @@ async def run_projector(name: str, url: str, stop: asyncio.Event, on_ready: Call
         await ProjectorRunner(nc, PROJECTIONS[name]).run(stop, on_ready)
     finally:
         await nc.close()
-
-

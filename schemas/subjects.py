@@ -24,6 +24,13 @@ CHECKPOINT_KEY = "_checkpoint"
 
 AGENT_CONSUMER_PREFIX = "agent-"
 
+# Namespaces the eventsourcing recorders use beside an event root ``ev``: tracking records on
+# ``trk.ev.<application>`` (same stream, so events and tracking commit in one batch) and
+# snapshots on ``snap.ev.<id>`` in the stream ``<stream>_SNAPSHOTS``.
+TRACKING_ROOT = "trk"
+SNAPSHOT_ROOT = "snap"
+SNAPSHOT_STREAM_SUFFIX = "_SNAPSHOTS"
+
 # Headers on every stored event; the payload is the encoded event itself.
 HDR_ORIGINATOR_ID = "Niyantra-Originator-Id"
 HDR_ORIGINATOR_VERSION = "Niyantra-Originator-Version"

@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import asyncio
 from collections import Counter
+from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from datetime import UTC, datetime
 from pathlib import Path
-from typing import AsyncIterator
 
 import nats
 
@@ -18,11 +19,12 @@ from orchestrator.graphfile import GraphSpec
 from orchestrator.service import graph_submitted, submit_graph
 from projections.runner import run_projector
 from schemas.events import TaskSpec
-from datetime import UTC, datetime
 
 
 @asynccontextmanager
-async def system(url: str, workdir: Path, *, agents: int = 3, slots: int = 2, deciders: int = 1) -> AsyncIterator[asyncio.Event]:
+async def system(
+    url: str, workdir: Path, *, agents: int = 3, slots: int = 2, deciders: int = 1
+) -> AsyncIterator[asyncio.Event]:
     """Start the whole pipeline; yields the stop event; stops everything on exit."""
     stop = asyncio.Event()
     ready: list[asyncio.Event] = []
@@ -34,14 +36,25 @@ async def system(url: str, workdir: Path, *, agents: int = 3, slots: int = 2, de
 
     tasks = [asyncio.create_task(run_projector(n, url, stop, marker())) for n in ("readiness", "node-scores")]
     tasks += [
-        asyncio.create_task(run_decider(url, stop, DeciderConfig(decider_id=f"decider-{i}"), tick=0.5, on_ready=marker()))
+        asyncio.create_task(
+            run_decider(url, stop, DeciderConfig(decider_id=f"decider-{i}"), tick=0.5, on_ready=marker())
+        )
         for i in range(deciders)
     ]
     tasks += [
-        asyncio.create_task(run_agent(
-            AgentSettings(node_id=f"node-{i}", url=url, slots=slots, workdir=workdir, observe_interval_s=2.0),
-            stop, marker(),
-        ))
+        asyncio.create_task(
+            run_agent(
+                AgentSettings(
+                    node_id=f"node-{i}",
+                    url=url,
+                    slots=slots,
+                    workdir=workdir,
+                    observe_interval_s=2.0,
+                ),
+                stop,
+                marker(),
+            )
+        )
         for i in range(1, agents + 1)
     ]
     try:

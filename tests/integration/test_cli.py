@@ -31,10 +31,14 @@ GOOD = '[graph]\nid = "g1"\n[[tasks]]\nid = "T-001"\ncommand = "sleep 1 && echo 
 @pytest.mark.parametrize(
     ("text", "message"),
     [
-        ('[graph]\nid="g"\n[[tasks]]\nid="A"\ncommand="x"\ndepends_on=["B"]\n[[tasks]]\nid="B"\ncommand="x"\ndepends_on=["A"]\n',
-         "task 'A': field 'depends_on' forms a cycle: A -> B -> A"),
-        ('[graph]\nid="g"\n[[tasks]]\nid="A"\ncommand="x"\ndepends_on=["T-404"]\n',
-         "task 'A': field 'depends_on' names unknown task 'T-404'"),
+        (
+            '[graph]\nid="g"\n[[tasks]]\nid="A"\ncommand="x"\ndepends_on=["B"]\n[[tasks]]\nid="B"\ncommand="x"\ndepends_on=["A"]\n',
+            "task 'A': field 'depends_on' forms a cycle: A -> B -> A",
+        ),
+        (
+            '[graph]\nid="g"\n[[tasks]]\nid="A"\ncommand="x"\ndepends_on=["T-404"]\n',
+            "task 'A': field 'depends_on' names unknown task 'T-404'",
+        ),
         ("[graph\nid = ", "not valid TOML"),
     ],
 )
@@ -79,7 +83,11 @@ def test_status_json_shape(nats_server, tmp_path):
     data = json.loads(result.output)
     [task] = data["tasks"]
     assert {k: task[k] for k in ("id", "graph", "state", "node", "attempt")} == {
-        "id": "T-001", "graph": "g1", "state": "ready", "node": None, "attempt": 0,
+        "id": "T-001",
+        "graph": "g1",
+        "state": "ready",
+        "node": None,
+        "attempt": 0,
     }
 
 
@@ -96,4 +104,11 @@ def test_schema_lists_every_event():
     assert result.exit_code == 0
     schema = json.loads(result.output)
     names = set(schema["$defs"])
-    assert {"GraphSubmitted", "NodeRegistered", "NodeObserved", "TaskDispatched", "TaskStarted", "TaskCompleted"} <= names
+    assert {
+        "GraphSubmitted",
+        "NodeRegistered",
+        "NodeObserved",
+        "TaskDispatched",
+        "TaskStarted",
+        "TaskCompleted",
+    } <= names

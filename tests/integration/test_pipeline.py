@@ -8,7 +8,7 @@ import nats
 
 from orchestrator.queries import read_status
 from tests.conftest import assert_eventually
-from tests.integration.harness import layered_graph, submit, subject_counts, system
+from tests.integration.harness import layered_graph, subject_counts, submit, system
 
 
 async def _status(url: str, graph: str):
@@ -67,14 +67,23 @@ async def test_a_failed_task_cancels_its_dependents_and_the_graph_ends(nats_serv
     from orchestrator.graphfile import GraphSpec
     from schemas.events import TaskSpec
 
-    spec = GraphSpec(id="g4", title="", tasks=(
-        TaskSpec(id="a", command="exit 3"),
-        TaskSpec(id="b", command="true", depends_on=("a",)),
-        TaskSpec(id="c", command="true", depends_on=("b",)),
-        TaskSpec(id="d", command="true"),
-    ))
+    spec = GraphSpec(
+        id="g4",
+        title="",
+        tasks=(
+            TaskSpec(id="a", command="exit 3"),
+            TaskSpec(id="b", command="true", depends_on=("a",)),
+            TaskSpec(id="c", command="true", depends_on=("b",)),
+            TaskSpec(id="d", command="true"),
+        ),
+    )
     async with system(nats_server.url, tmp_path / "work", agents=1, slots=2):
         await submit(nats_server.url, spec)
         await assert_eventually(lambda: _all_done(nats_server.url, "g4"), timeout=60, message="graph g4 done")
     states = {t["id"]: (t["state"], t["exit_code"]) for t in (await _status(nats_server.url, "g4")).tasks}
-    assert states == {"a": ("failed", 3), "b": ("cancelled", None), "c": ("cancelled", None), "d": ("succeeded", 0)}
+    assert states == {
+        "a": ("failed", 3),
+        "b": ("cancelled", None),
+        "c": ("cancelled", None),
+        "d": ("succeeded", 0),
+    }

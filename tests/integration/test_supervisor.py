@@ -24,8 +24,14 @@ def test_up_then_down_stops_exactly_what_it_started(tmp_path):
     try:
         m = up(UpSettings(data_dir=data, port=free_port(), agents=2, slots=1))
         names = [p.name for p in m.processes]
-        assert names == ["nats-server", "projector-readiness", "projector-node-scores", "decider",
-                         "agent-node-1", "agent-node-2"]
+        assert names == [
+            "nats-server",
+            "projector-readiness",
+            "projector-node-scores",
+            "decider",
+            "agent-node-1",
+            "agent-node-2",
+        ]
         pids = [p.pid for p in m.processes]
         assert all(psutil.pid_exists(pid) for pid in pids)
         assert read_manifest(data) is not None

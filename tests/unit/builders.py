@@ -19,19 +19,42 @@ def submitted(graph: str, *tasks: tuple[str, tuple[str, ...]], max_attempts: int
 
 
 def dispatched(graph: str, task: str, node: str, attempt: int = 1, t: float = 1) -> ev.TaskDispatched:
-    return ev.TaskDispatched(event_id=f"d:{task}:{attempt}", occurred_at=at(t), graph_id=graph, task_id=task,
-                             node_id=node, attempt=attempt, command=f"run {task}")
+    return ev.TaskDispatched(
+        event_id=f"d:{task}:{attempt}",
+        occurred_at=at(t),
+        graph_id=graph,
+        task_id=task,
+        node_id=node,
+        attempt=attempt,
+        command=f"run {task}",
+    )
 
 
 def started(graph: str, task: str, node: str, attempt: int = 1, t: float = 2) -> ev.TaskStarted:
-    return ev.TaskStarted(event_id=f"st:{task}:{attempt}", occurred_at=at(t), graph_id=graph, task_id=task,
-                          node_id=node, attempt=attempt)
+    return ev.TaskStarted(
+        event_id=f"st:{task}:{attempt}",
+        occurred_at=at(t),
+        graph_id=graph,
+        task_id=task,
+        node_id=node,
+        attempt=attempt,
+    )
 
 
-def completed(graph: str, task: str, node: str, outcome: str = "success", attempt: int = 1, t: float = 3) -> ev.TaskCompleted:
-    return ev.TaskCompleted(event_id=f"c:{task}:{attempt}", occurred_at=at(t), graph_id=graph, task_id=task,
-                            node_id=node, attempt=attempt, outcome=outcome,  # type: ignore[arg-type]
-                            exit_code=0 if outcome == "success" else 1, duration_s=1.0)
+def completed(
+    graph: str, task: str, node: str, outcome: str = "success", attempt: int = 1, t: float = 3
+) -> ev.TaskCompleted:
+    return ev.TaskCompleted(
+        event_id=f"c:{task}:{attempt}",
+        occurred_at=at(t),
+        graph_id=graph,
+        task_id=task,
+        node_id=node,
+        attempt=attempt,
+        outcome=outcome,  # type: ignore[arg-type]
+        exit_code=0 if outcome == "success" else 1,
+        duration_s=1.0,
+    )
 
 
 def registered(node: str, slots: int = 2, t: float = 0, **labels: str) -> ev.NodeRegistered:

@@ -33,18 +33,46 @@ def plan(decisions):
         # one node, one slot, two ready tasks: only one goes
         ((submitted("g", ("a", ()), ("b", ())), registered("n1", slots=1)), 1, [("a", "n1", 1)]),
         # the least loaded node wins; ties go to the smaller id
-        ((submitted("g", ("a", ()), ("b", ())), registered("n2"), registered("n1")), 1, [("a", "n1", 1), ("b", "n2", 1)]),
+        (
+            (submitted("g", ("a", ()), ("b", ())), registered("n2"), registered("n1")),
+            1,
+            [("a", "n1", 1), ("b", "n2", 1)],
+        ),
         # a node that has not been seen for longer than the ttl is not alive
         ((submitted("g", ("a", ())), registered("n1", t=0)), 30, []),
         # busy slots count
-        ((submitted("g", ("a", ()), ("b", ())), registered("n1", slots=1), dispatched("g", "a", "n1")), 2, []),
+        (
+            (
+                submitted("g", ("a", ()), ("b", ())),
+                registered("n1", slots=1),
+                dispatched("g", "a", "n1"),
+            ),
+            2,
+            [],
+        ),
         # a task whose dependency is unfinished is not dispatched
-        ((submitted("g", ("a", ()), ("b", ("a",))), registered("n1", slots=4)), 1, [("a", "n1", 1)]),
+        (
+            (submitted("g", ("a", ()), ("b", ("a",))), registered("n1", slots=4)),
+            1,
+            [("a", "n1", 1)],
+        ),
         # a retried task gets the next attempt number
-        ((submitted("g", ("a", ()), max_attempts=2), registered("n1"), dispatched("g", "a", "n1"),
-          completed("g", "a", "n1", "failure")), 4, [("a", "n1", 2)]),
+        (
+            (
+                submitted("g", ("a", ()), max_attempts=2),
+                registered("n1"),
+                dispatched("g", "a", "n1"),
+                completed("g", "a", "n1", "failure"),
+            ),
+            4,
+            [("a", "n1", 2)],
+        ),
         # more dependents first
-        ((submitted("g", ("x", ()), ("y", ()), ("z", ("y",))), registered("n1", slots=1)), 1, [("y", "n1", 1)]),
+        (
+            (submitted("g", ("x", ()), ("y", ()), ("z", ("y",))), registered("n1", slots=1)),
+            1,
+            [("y", "n1", 1)],
+        ),
     ],
 )
 def test_who_gets_what(events, now_s, expected):
@@ -52,8 +80,12 @@ def test_who_gets_what(events, now_s, expected):
 
 
 def test_every_candidate_is_recorded_with_its_reason():
-    v = views(submitted("g", ("a", ())), registered("n1", slots=2), registered("n2", slots=1, t=-60),
-              registered("n3", slots=1))
+    v = views(
+        submitted("g", ("a", ())),
+        registered("n1", slots=2),
+        registered("n2", slots=1, t=-60),
+        registered("n3", slots=1),
+    )
     [d] = decide(v, at(1), CONFIG)[:1]
     reasons = {c.node_id: (c.eligible, c.reason) for c in d.event.candidates}
     assert reasons == {
@@ -76,18 +108,29 @@ def test_labels_are_respected():
 
 
 def test_the_guard_is_the_tasks_last_sequence_and_next_version():
-    v = views(submitted("g", ("a", ()), max_attempts=3), registered("n1"), dispatched("g", "a", "n1"),
-              completed("g", "a", "n1", "failure"))
+    v = views(
+        submitted("g", ("a", ()), max_attempts=3),
+        registered("n1"),
+        dispatched("g", "a", "n1"),
+        completed("g", "a", "n1", "failure"),
+    )
     [d] = decide(v, at(5), CONFIG)
     assert (d.expected_seq, d.version) == (4, 3)
 
 
 def test_same_input_same_bytes():
-    events = [submitted("g", *((f"t{i}", ()) for i in range(30))), registered("n2", slots=3), registered("n1", slots=5)]
+    events = [
+        submitted("g", *((f"t{i}", ()) for i in range(30))),
+        registered("n2", slots=3),
+        registered("n1", slots=5),
+    ]
     first = msgspec.json.encode(decide(views(*events), at(1), CONFIG))
     shuffled = views(*events)
-    reordered = Views(tasks=dict(reversed(list(shuffled.tasks.items()))), nodes=dict(reversed(list(shuffled.nodes.items()))),
-                      seqs=shuffled.seqs)
+    reordered = Views(
+        tasks=dict(reversed(list(shuffled.tasks.items()))),
+        nodes=dict(reversed(list(shuffled.nodes.items()))),
+        seqs=shuffled.seqs,
+    )
     assert msgspec.json.encode(decide(reordered, at(1), CONFIG)) == first
     assert len(decide(views(*events), at(1), CONFIG)) == 8
 

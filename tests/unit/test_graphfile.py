@@ -18,7 +18,15 @@ def task(tid: str, *deps: str, **extra) -> dict:
 
 @pytest.mark.parametrize(
     ("value", "seconds"),
-    [(90, 90.0), (1.5, 1.5), ("90s", 90.0), ("18m", 1080.0), ("1h30m", 5400.0), ("1h", 3600.0), ("2m5s", 125.0)],
+    [
+        (90, 90.0),
+        (1.5, 1.5),
+        ("90s", 90.0),
+        ("18m", 1080.0),
+        ("1h30m", 5400.0),
+        ("1h", 3600.0),
+        ("2m5s", 125.0),
+    ],
 )
 def test_durations(value, seconds):
     assert parse_duration(value) == seconds
@@ -47,13 +55,22 @@ def test_valid_graph_keeps_order_and_fields():
     spec = build_graph("f.toml", doc(task("A"), task("B", "A", estimate="2m", timeout=30, tier=2, title="b")))
     assert [t.id for t in spec.tasks] == ["A", "B"]
     b = spec.tasks[1]
-    assert (b.depends_on, b.estimate_s, b.timeout_s, b.tier, b.title) == (("A",), 120.0, 30.0, 2, "b")
+    assert (b.depends_on, b.estimate_s, b.timeout_s, b.tier, b.title) == (
+        ("A",),
+        120.0,
+        30.0,
+        2,
+        "b",
+    )
 
 
 @pytest.mark.parametrize(
     ("tasks", "expected"),
     [
-        ((task("A", "B"), task("B", "A")), "f.toml: task 'A': field 'depends_on' forms a cycle: A -> B -> A"),
+        (
+            (task("A", "B"), task("B", "A")),
+            "f.toml: task 'A': field 'depends_on' forms a cycle: A -> B -> A",
+        ),
         ((task("A", "Z"),), "f.toml: task 'A': field 'depends_on' names unknown task 'Z'"),
         ((task("A"), task("A")), "f.toml: task 'A': field 'id' duplicates an earlier task"),
         ((task("A.b"),), "f.toml: task 'A.b': field 'id' must be"),

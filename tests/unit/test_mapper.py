@@ -11,8 +11,8 @@ from eventsourcing.domain import DomainEventProtocol
 from eventsourcing.persistence import JSONTranscoder, MapperDeserialisationError, StoredEvent
 from eventsourcing.utils import Environment
 
-from orchestrator.eventstore import SubjectStoredEvent
 from orchestrator.mapper import MsgspecMapper, Recorded, recorded
+from orchestrator.storedevents import SubjectStoredEvent
 from schemas import codec
 from schemas import events as ev
 
@@ -27,16 +27,12 @@ DISPATCHED = ev.TaskDispatched(
     command="make",
     candidates=(ev.Candidate(node_id="node-3", score=0.9, reason="idle"),),
 )
-STARTED = ev.TaskStarted(
-    event_id="s1", occurred_at=NOW, graph_id="demo", task_id="T-005", node_id="node-3", attempt=1
-)
+STARTED = ev.TaskStarted(event_id="s1", occurred_at=NOW, graph_id="demo", task_id="T-005", node_id="node-3", attempt=1)
 NODE = ev.NodeRegistered(event_id="n1", occurred_at=NOW, node_id="node-3", slots=4)
 
 
 def make_mapper(*, compress: bool = False, encrypt: bool = False) -> MsgspecMapper:
-    cipher = (
-        AESCipher(Environment(env={"CIPHER_KEY": AESCipher.create_key(16)})) if encrypt else None
-    )
+    cipher = AESCipher(Environment(env={"CIPHER_KEY": AESCipher.create_key(16)})) if encrypt else None
     return MsgspecMapper(JSONTranscoder(), ZlibCompressor() if compress else None, cipher)
 
 
@@ -48,17 +44,11 @@ def make_mapper(*, compress: bool = False, encrypt: bool = False) -> MsgspecMapp
         (NODE, 7, "node.node-3", "ev.node.node-3.NodeRegistered"),
     ],
 )
-def test_round_trip_names_topic_and_subject(
-    event: ev.Event, version: int, aggregate: str, subject: str
-) -> None:
+def test_round_trip_names_topic_and_subject(event: ev.AnyEvent, version: int, aggregate: str, subject: str) -> None:
     mapper = make_mapper()
     stored = mapper.to_stored_event(recorded(event, version))
-    assert stored == SubjectStoredEvent(
-        aggregate, version, type(event).__name__, codec.encode(event), subject
-    )
-    assert mapper.to_domain_event(stored) == Recorded(
-        originator_id=aggregate, originator_version=version, event=event
-    )
+    assert stored == SubjectStoredEvent(aggregate, version, type(event).__name__, codec.encode(event), subject)
+    assert mapper.to_domain_event(stored) == Recorded(originator_id=aggregate, originator_version=version, event=event)
 
 
 @pytest.mark.parametrize(("compress", "encrypt"), [(True, False), (False, True), (True, True)])
@@ -78,16 +68,12 @@ def test_recorded_is_a_domain_event() -> None:
 def test_wrong_aggregate_or_bare_event_is_refused() -> None:
     mapper = make_mapper()
     with pytest.raises(ValueError, match="belongs to 'task.demo.T-005'"):
-        mapper.to_stored_event(
-            Recorded(originator_id="task.demo.T-006", originator_version=1, event=STARTED)
-        )
+        mapper.to_stored_event(Recorded(originator_id="task.demo.T-006", originator_version=1, event=STARTED))
     with pytest.raises(TypeError, match="wrap it: recorded"):
         mapper.to_stored_event(STARTED)  # type: ignore[arg-type]
 
 
 @pytest.mark.parametrize("state", [b"not json", b'{"type": "NoSuchEvent"}'])
 def test_undecodable_state_names_the_event(state: bytes) -> None:
-    with pytest.raises(
-        MapperDeserialisationError, match="TaskStarted version 3 of 'task.demo.T-005'"
-    ):
+    with pytest.raises(MapperDeserialisationError, match="TaskStarted version 3 of 'task.demo.T-005'"):
         make_mapper().to_domain_event(StoredEvent("task.demo.T-005", 3, "TaskStarted", state))

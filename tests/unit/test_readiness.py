@@ -23,19 +23,44 @@ def states(view):
     ("events", "expected"),
     [
         ((DIAMOND,), {"a": "ready", "b": "pending", "c": "pending", "d": "pending"}),
-        ((DIAMOND, dispatched("g", "a", "n1")), {"a": "dispatched", "b": "pending", "c": "pending", "d": "pending"}),
-        ((DIAMOND, dispatched("g", "a", "n1"), started("g", "a", "n1")),
-         {"a": "running", "b": "pending", "c": "pending", "d": "pending"}),
-        ((DIAMOND, dispatched("g", "a", "n1"), started("g", "a", "n1"), completed("g", "a", "n1")),
-         {"a": "succeeded", "b": "ready", "c": "ready", "d": "pending"}),
-        ((DIAMOND, completed("g", "a", "n1"), completed("g", "b", "n1")),
-         {"a": "succeeded", "b": "succeeded", "c": "ready", "d": "pending"}),
-        ((DIAMOND, completed("g", "a", "n1"), completed("g", "b", "n1"), completed("g", "c", "n1")),
-         {"a": "succeeded", "b": "succeeded", "c": "succeeded", "d": "ready"}),
-        ((DIAMOND, completed("g", "a", "n1", "failure")),
-         {"a": "failed", "b": "cancelled", "c": "cancelled", "d": "cancelled"}),
-        ((DIAMOND, completed("g", "a", "n1", "partial")),
-         {"a": "succeeded", "b": "ready", "c": "ready", "d": "pending"}),
+        (
+            (DIAMOND, dispatched("g", "a", "n1")),
+            {"a": "dispatched", "b": "pending", "c": "pending", "d": "pending"},
+        ),
+        (
+            (DIAMOND, dispatched("g", "a", "n1"), started("g", "a", "n1")),
+            {"a": "running", "b": "pending", "c": "pending", "d": "pending"},
+        ),
+        (
+            (
+                DIAMOND,
+                dispatched("g", "a", "n1"),
+                started("g", "a", "n1"),
+                completed("g", "a", "n1"),
+            ),
+            {"a": "succeeded", "b": "ready", "c": "ready", "d": "pending"},
+        ),
+        (
+            (DIAMOND, completed("g", "a", "n1"), completed("g", "b", "n1")),
+            {"a": "succeeded", "b": "succeeded", "c": "ready", "d": "pending"},
+        ),
+        (
+            (
+                DIAMOND,
+                completed("g", "a", "n1"),
+                completed("g", "b", "n1"),
+                completed("g", "c", "n1"),
+            ),
+            {"a": "succeeded", "b": "succeeded", "c": "succeeded", "d": "ready"},
+        ),
+        (
+            (DIAMOND, completed("g", "a", "n1", "failure")),
+            {"a": "failed", "b": "cancelled", "c": "cancelled", "d": "cancelled"},
+        ),
+        (
+            (DIAMOND, completed("g", "a", "n1", "partial")),
+            {"a": "succeeded", "b": "ready", "c": "ready", "d": "pending"},
+        ),
     ],
 )
 def test_states(events, expected):
@@ -49,9 +74,18 @@ def test_waiting_for_shrinks_as_dependencies_succeed():
 
 
 def test_a_failed_attempt_with_attempts_left_is_ready_again():
-    view = project(evolve_readiness, ReadinessView(), enumerate([
-        submitted("g", ("a", ()), max_attempts=2), dispatched("g", "a", "n1"), completed("g", "a", "n1", "failure"),
-    ], 1))
+    view = project(
+        evolve_readiness,
+        ReadinessView(),
+        enumerate(
+            [
+                submitted("g", ("a", ()), max_attempts=2),
+                dispatched("g", "a", "n1"),
+                completed("g", "a", "n1", "failure"),
+            ],
+            1,
+        ),
+    )
     a = view.tasks[("g", "a")]
     assert (a.state, a.attempt, a.version, a.last_seq) == ("ready", 1, 2, 3)
 
@@ -93,8 +127,15 @@ def test_a_second_submit_of_the_same_graph_is_ignored():
 
 
 def test_rebuild_equals_incremental():
-    events = [DIAMOND, registered("n1"), dispatched("g", "a", "n1"), started("g", "a", "n1"),
-              completed("g", "a", "n1"), dispatched("g", "b", "n1"), completed("g", "b", "n1", "failure")]
+    events = [
+        DIAMOND,
+        registered("n1"),
+        dispatched("g", "a", "n1"),
+        started("g", "a", "n1"),
+        completed("g", "a", "n1"),
+        dispatched("g", "b", "n1"),
+        completed("g", "b", "n1", "failure"),
+    ]
     incremental = ReadinessView()
     for seq, e in enumerate(events, 1):
         incremental = evolve_readiness(incremental, e, seq)
