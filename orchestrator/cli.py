@@ -103,9 +103,8 @@ def down(*, data_dir: DataDir = Path(".niyantra")) -> None:
 @app.command()
 def submit(file: Path, *, nats_url: NatsUrl = DEFAULT_URL) -> None:
     """Validate a TOML graph file and submit it (nothing is written if it is invalid)."""
-    from orchestrator.eventlog import EventLog
     from orchestrator.graphfile import load_graph
-    from orchestrator.service import graph_submitted, submit_graph
+    from orchestrator.service import graph_submitted
 
     try:
         spec = load_graph(file)
@@ -122,19 +121,22 @@ def submit(file: Path, *, nats_url: NatsUrl = DEFAULT_URL) -> None:
     except (OrchestratorError, SchemaError) as e:
         raise fail(str(e)) from e
 
-    async def go() -> int:
-        nc = await _connect(nats_url)
-        try:
-            log = EventLog(nc)
-            await log.ensure_stream()
-            return await submit_graph(log, event)
-        finally:
-            await nc.close()
+    from eventsourcing.persistence import OperationalError
+
+    from orchestrator.application import Orchestrator
 
     try:
-        seq = asyncio.run(go())
+        app = Orchestrator(env={"NIYANTRA_NATS_URL": nats_url})
+    except OperationalError as e:
+        raise fail(f"cannot connect to NATS at {nats_url}: {e}") from e
+    try:
+        seq = app.submit_graph(event)
     except OrchestratorError as e:
         raise fail(str(e)) from e
+    except OperationalError as e:
+        raise fail(f"cannot submit to NATS at {nats_url}: {e}") from e
+    finally:
+        app.close()
     console.print(f"submitted graph {spec.id}: {len(spec.tasks)} tasks (seq {seq})")
 
 

@@ -13,6 +13,7 @@ import concurrent.futures
 import logging
 import threading
 from typing import TYPE_CHECKING, Any, TypeVar
+from urllib.parse import urlsplit
 
 import nats
 import nats.errors
@@ -142,8 +143,17 @@ class SyncNats:
             self.loop.close()
 
 
+async def _probe(url: str, timeout: float) -> None:
+    """Fail fast on a refused port: nats-py would keep retrying it until the timeout."""
+    parts = urlsplit(url if "://" in url else f"nats://{url}")
+    _, writer = await asyncio.wait_for(asyncio.open_connection(parts.hostname, parts.port or 4222), timeout)
+    writer.close()
+    await writer.wait_closed()
+
+
 async def _connect(url: str, name: str, timeout: float) -> Client:
     try:
+        await _probe(url.split(",")[0], timeout)
         # nats-py keeps retrying an unreachable server, so bound the first connect ourselves.
         connecting = nats.connect(url, name=name, connect_timeout=timeout, error_cb=_log_error)
         return await asyncio.wait_for(connecting, timeout)
