@@ -144,7 +144,8 @@ async def run_decider(
             changed.clear()
             if min(tasks.seq, nodes.seq) < state.last_append_seq:
                 continue  # the views do not yet show our own last decision
-            decisions = decide(build_views(tasks, nodes), datetime.now(UTC), config)
+            now = datetime.now(UTC)  # pure-ok: the shell reads the clock and passes it in
+            decisions = decide(build_views(tasks, nodes), now, config)
             await act(eventlog, decisions, state)
         await tasks.stop()
         await nodes.stop()
