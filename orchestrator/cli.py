@@ -322,5 +322,9 @@ def main() -> None:
     app()
 
 
+# Command groups in their own modules register themselves on ``app`` when imported.
+from orchestrator import cli_agent, cli_graph, cli_views  # noqa: E402, F401
+
+
 if __name__ == "__main__":
     main()

@@ -14,6 +14,8 @@ import msgspec
 
 TaskState = Literal["pending", "ready", "dispatched", "running", "succeeded", "failed", "cancelled"]
 Outcome = Literal["success", "partial", "failure"]
+Phase = Literal["run", "preflight"]
+AutonomyLevel = Literal["full", "cautious", "supervised"]
 TERMINAL_STATES: frozenset[str] = frozenset({"succeeded", "failed", "cancelled"})
 
 
@@ -41,6 +43,9 @@ class TaskSpec(msgspec.Struct, frozen=True, kw_only=True):
     tier: int = 1
     priority: int | None = None
     labels: dict[str, str] = {}
+    preflight: str | None = None
+    scope: tuple[str, ...] = ()
+    env: tuple[str, ...] = ()
 
 
 # --- observations -------------------------------------------------------------------------
@@ -54,6 +59,7 @@ class GraphSubmitted(Event, frozen=True, kw_only=True):
     tasks: tuple[TaskSpec, ...]
     source: str = ""
     submitted_by: str = ""
+    digest: str = ""
 
 
 class NodeRegistered(Event, frozen=True, kw_only=True):
@@ -109,6 +115,10 @@ class TaskDispatched(Event, frozen=True, kw_only=True):
     decider_id: str = ""
     decider_version: str = ""
     now: datetime | None = None
+    phase: Phase = "run"
+    strategy: str = ""
+    env: tuple[str, ...] = ()
+    scope: tuple[str, ...] = ()
 
 
 # --- completions --------------------------------------------------------------------------
@@ -139,11 +149,133 @@ class TaskCompleted(Event, frozen=True, kw_only=True):
     quality: float | None = None
     error: str = ""
     output_tail: str = ""
+    phase: Phase = "run"
+    scope_violations: tuple[str, ...] = ()
+    log_subject: str = ""
+
+
+class TaskLost(Event, frozen=True, kw_only=True):
+    """An attempt's process is gone with its node or agent; the task may run again as a new attempt."""
+
+    graph_id: str
+    task_id: str
+    node_id: str
+    attempt: int
+    reason: str
+
+
+# --- human and clock facts ----------------------------------------------------------------
+
+
+class TaskCancelled(Event, frozen=True, kw_only=True):
+    """A person (or a graph cancel) stopped a task; a running attempt is killed by its agent."""
+
+    graph_id: str
+    task_id: str
+    by: str
+    reason: str = ""
+
+
+class GraphCancelled(Event, frozen=True, kw_only=True):
+    """A person cancelled every unfinished task of a graph."""
+
+    graph_id: str
+    by: str
+    reason: str = ""
+
+
+class TaskApproved(Event, frozen=True, kw_only=True):
+    """A person approved a tier-3 task awaiting approval."""
+
+    graph_id: str
+    task_id: str
+    by: str
+    reason: str = ""
+
+
+class TaskRejected(Event, frozen=True, kw_only=True):
+    """A person rejected a tier-3 task awaiting approval; it ends as cancelled."""
+
+    graph_id: str
+    task_id: str
+    by: str
+    reason: str = ""
+
+
+class NodeLost(Event, frozen=True, kw_only=True):
+    """The watchdog saw no observation from a node for its lease; its attempts are lost."""
+
+    node_id: str
+    last_seen: datetime | None = None
+    reason: str
+
+
+class NodeDrainRequested(Event, frozen=True, kw_only=True):
+    """A node finishes what it runs and takes no more work."""
+
+    node_id: str
+    by: str
+    reason: str = ""
+
+
+class PredictionExpired(Event, frozen=True, kw_only=True):
+    """The watchdog saw a dispatch's expected finish time pass without a completion (a miss)."""
+
+    graph_id: str
+    task_id: str
+    node_id: str
+    attempt: int
+    deadline: datetime
+
+
+class AutonomyChanged(Event, frozen=True, kw_only=True):
+    """The autonomy level changed (from confidence, or a person's pause/resume), with the reason."""
+
+    level: AutonomyLevel
+    previous: AutonomyLevel | None = None
+    confidence: float | None = None
+    by: str = ""
+    reason: str
+
+
+class Unschedulable(Event, frozen=True, kw_only=True):
+    """A ready task could not be dispatched for longer than the threshold; says why."""
+
+    graph_id: str
+    task_id: str
+    reason: str
+    since: datetime | None = None
+
+
+class Alert(Event, frozen=True, kw_only=True):
+    """Something needs a person: a kind, the subject it is about, and a message."""
+
+    kind: str
+    about: str = ""
+    message: str
 
 
 Observation = GraphSubmitted | NodeRegistered | NodeObserved
 Decision = TaskDispatched
 Completion = TaskStarted | TaskCompleted
-AnyEvent = GraphSubmitted | NodeRegistered | NodeObserved | TaskDispatched | TaskStarted | TaskCompleted
+AnyEvent = (
+    GraphSubmitted
+    | NodeRegistered
+    | NodeObserved
+    | TaskDispatched
+    | TaskStarted
+    | TaskCompleted
+    | TaskLost
+    | TaskCancelled
+    | GraphCancelled
+    | TaskApproved
+    | TaskRejected
+    | NodeLost
+    | NodeDrainRequested
+    | PredictionExpired
+    | AutonomyChanged
+    | Unschedulable
+    | Alert
+)
 
 TaskEvent = TaskDispatched | TaskStarted | TaskCompleted

@@ -120,21 +120,39 @@ def node_key(node_id: str) -> str:
 
 
 def route(event: object) -> tuple[str, str]:
-    """Aggregate id and subject of an event."""
+    """Aggregate id and subject of an event.
+
+    Only facts that change a task's write-side state live under ``ev.task.<g>.<t>``: an agent's
+    completion is guarded by that subject tree's last sequence, so clock signals about a task
+    (a prediction expired, a task unschedulable) have their own roots and never fence it.
+    """
     from schemas import events as ev
 
+    name = type(event).__name__
     match event:
-        case ev.GraphSubmitted(graph_id=g):
+        case ev.GraphSubmitted(graph_id=g) | ev.GraphCancelled(graph_id=g):
             agg = graph_aggregate(g)
-            return agg, subject(agg, "GraphSubmitted")
-        case ev.NodeRegistered(node_id=n) | ev.NodeObserved(node_id=n):
+        case ev.NodeRegistered(node_id=n) | ev.NodeObserved(node_id=n) | ev.NodeLost(node_id=n):
             agg = node_aggregate(n)
-            return agg, subject(agg, type(event).__name__)
+        case ev.NodeDrainRequested(node_id=n):
+            agg = node_aggregate(n)
         case ev.TaskDispatched(graph_id=g, task_id=t, node_id=n):
             agg = task_aggregate(g, t)
-            return agg, subject(agg, "TaskDispatched", n)
+            return agg, subject(agg, name, n)
         case ev.TaskStarted(graph_id=g, task_id=t) | ev.TaskCompleted(graph_id=g, task_id=t):
             agg = task_aggregate(g, t)
-            return agg, subject(agg, type(event).__name__)
+        case ev.TaskLost(graph_id=g, task_id=t) | ev.TaskCancelled(graph_id=g, task_id=t):
+            agg = task_aggregate(g, t)
+        case ev.TaskApproved(graph_id=g, task_id=t) | ev.TaskRejected(graph_id=g, task_id=t):
+            agg = task_aggregate(g, t)
+        case ev.PredictionExpired(graph_id=g, task_id=t):
+            agg = f"prediction.{g}.{t}"
+        case ev.Unschedulable(graph_id=g, task_id=t):
+            agg = f"unschedulable.{g}.{t}"
+        case ev.AutonomyChanged():
+            agg = "system.autonomy"
+        case ev.Alert():
+            agg = "system.alert"
         case _:
-            raise TypeError(f"no subject for {type(event).__name__}")
+            raise TypeError(f"no subject for {name}")
+    return agg, subject(agg, name)

@@ -1,0 +1,5 @@
+"""`niyantra` commands about viewss (registered on the app of `orchestrator.cli`)."""
+
+from __future__ import annotations
+
+from orchestrator.cli import app  # noqa: F401
