@@ -11,6 +11,8 @@ OrchestratorError
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 
 class OrchestratorError(Exception):
     """Root of every error raised by `orchestrator`."""
@@ -19,10 +21,10 @@ class OrchestratorError(Exception):
 class GraphFileError(OrchestratorError):
     """A graph file with one or more problems; nothing was written."""
 
-    def __init__(self, path: str, problems: list[str]) -> None:
+    def __init__(self, path: str, problems: Sequence[object]) -> None:
         self.path = path
-        self.problems = problems
-        super().__init__("; ".join(problems) if problems else f"{path}: invalid graph")
+        self.problems = list(problems)  # `orchestrator.problem.Problem`s (or plain strings)
+        super().__init__("; ".join(map(str, problems)) if problems else f"{path}: invalid graph")
 
 
 class ConcurrencyConflict(OrchestratorError):
