@@ -60,6 +60,19 @@ class GraphSubmitted(Event, frozen=True, kw_only=True):
     source: str = ""
     submitted_by: str = ""
     digest: str = ""
+    parts: int = 1
+
+
+class GraphTasksAdded(Event, frozen=True, kw_only=True):
+    """Part ``part`` (1 … parts-1) of a graph too big for one message, in the same atomic write.
+
+    A graph is complete once its last part is in; views take it whole from there
+    (`orchestrator.submission.GraphAssembly`).
+    """
+
+    graph_id: str
+    part: int
+    tasks: tuple[TaskSpec, ...]
 
 
 class NodeRegistered(Event, frozen=True, kw_only=True):
@@ -260,6 +273,7 @@ Decision = TaskDispatched
 Completion = TaskStarted | TaskCompleted
 AnyEvent = (
     GraphSubmitted
+    | GraphTasksAdded
     | NodeRegistered
     | NodeObserved
     | TaskDispatched

@@ -130,7 +130,7 @@ def route(event: object) -> tuple[str, str]:
 
     name = type(event).__name__
     match event:
-        case ev.GraphSubmitted(graph_id=g) | ev.GraphCancelled(graph_id=g):
+        case ev.GraphSubmitted(graph_id=g) | ev.GraphTasksAdded(graph_id=g) | ev.GraphCancelled(graph_id=g):
             agg = graph_aggregate(g)
         case ev.NodeRegistered(node_id=n) | ev.NodeObserved(node_id=n) | ev.NodeLost(node_id=n):
             agg = node_aggregate(n)
