@@ -8,64 +8,68 @@ on their routed subjects, and the projectors read them like any other event.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
-from typing import Any, ClassVar
+from collections.abc import Iterable, Sequence
+from datetime import datetime
+from typing import ClassVar
 
 import msgspec
 from eventsourcing.application import AggregateNotFoundError, Application
 from eventsourcing.persistence import IntegrityError
 from eventsourcing.utils import get_topic
 
-from orchestrator.errors import GraphFileError
+from orchestrator.errors import GraphFileError, InvariantViolation
 from orchestrator.mapper import MsgspecMapper, Recorded, recorded
+from orchestrator.taskrules import (
+    FINAL,
+    TaskRecord,
+    check_approval,
+    check_cancel,
+    check_dispatch,
+    check_holder,
+    evolve_task,
+)
 from schemas import events as ev
 from schemas import subjects as S
 
 
 class GraphState(msgspec.Struct, frozen=True, kw_only=True):
-    """A submitted graph as the write side knows it."""
+    """A submitted graph as the write side knows it: its content hash, tasks, and whether cancelled."""
 
     id: str
     version: int
-    task_ids: tuple[str, ...]
+    digest: str = ""
+    source: str = ""
+    tasks: dict[str, ev.TaskSpec] = {}
+    parts: int = 1
+    cancelled_by: str | None = None
 
-
-class TaskState(msgspec.Struct, frozen=True, kw_only=True):
-    """One task's write-side state: its current attempt, where it runs, how it ended."""
-
-    id: str
-    version: int
-    state: str
-    attempt: int = 0
-    node_id: str | None = None
+    @property
+    def task_ids(self) -> tuple[str, ...]:
+        """Task ids in submission order."""
+        return tuple(self.tasks)
 
 
 def project_graph(state: GraphState | None, events: Iterable[Recorded]) -> GraphState | None:
-    """Fold a graph's events."""
+    """Fold a graph's events: the head, its parts, a cancel."""
+    replace = msgspec.structs.replace
     for r in events:
         match r.event:
-            case ev.GraphSubmitted(tasks=tasks):
+            case ev.GraphSubmitted() as e:
+                tasks = {t.id: t for t in e.tasks}
                 state = GraphState(
-                    id=r.originator_id, version=r.originator_version, task_ids=tuple(t.id for t in tasks)
+                    id=e.graph_id,
+                    version=r.originator_version,
+                    digest=e.digest,
+                    source=e.source,
+                    tasks=tasks,
+                    parts=e.parts,
                 )
+            case ev.GraphTasksAdded(tasks=more) if state is not None:
+                state = replace(state, version=r.originator_version, tasks={**state.tasks, **{t.id: t for t in more}})
+            case ev.GraphCancelled(by=who) if state is not None:
+                state = replace(state, version=r.originator_version, cancelled_by=who)
             case _:
-                raise TypeError(f"a graph has no {type(r.event).__name__} events")
-    return state
-
-
-def project_task(state: TaskState | None, events: Iterable[Recorded]) -> TaskState | None:
-    """Fold a task's events (dispatched → started → completed, per attempt)."""
-    for r in events:
-        base: dict[str, Any] = {"id": r.originator_id, "version": r.originator_version}
-        match r.event:
-            case ev.TaskDispatched(attempt=a, node_id=n):
-                state = TaskState(state="dispatched", attempt=a, node_id=n, **base)
-            case ev.TaskStarted() if state is not None:
-                state = msgspec.structs.replace(state, state="running", **base)
-            case ev.TaskCompleted(outcome=outcome) if state is not None:
-                state = msgspec.structs.replace(state, state="succeeded" if outcome != "failure" else "failed", **base)
-            case _:
-                raise TypeError(f"cannot apply {type(r.event).__name__} to task state {state!r}")
+                raise TypeError(f"cannot apply {type(r.event).__name__} to graph state {state!r}")
     return state
 
 
@@ -77,25 +81,139 @@ class Orchestrator(Application[str]):
         "MAPPER_TOPIC": get_topic(MsgspecMapper),
     }
 
-    def submit_graph(self, event: ev.GraphSubmitted) -> int:
-        """Record a new graph; a graph id can be submitted once. Returns the stream sequence."""
-        aggregate = S.graph_aggregate(event.graph_id)
+    def submit_graph(self, events: Sequence[ev.GraphSubmitted | ev.GraphTasksAdded]) -> Submitted:
+        """Record a new graph in one atomic write; the same content again is a no-op.
+
+        Different content under an existing id is refused with a `GraphFileError`.
+        """
+        head = events[0]
+        assert isinstance(head, ev.GraphSubmitted)
+        existing = self.graph_or_none(head.graph_id)
+        if existing is not None:
+            return self._resubmitted(head, existing)
         try:
-            self.repository.get(aggregate, projector_func=project_graph)
+            recordings = self.save(*(recorded(e, v) for v, e in enumerate(events, start=1)))
+        except IntegrityError:  # another submit won the race: same content is still fine
+            existing = self.graph_or_none(head.graph_id)
+            if existing is None:
+                raise
+            return self._resubmitted(head, existing)
+        return Submitted(graph_id=head.graph_id, seq=int(recordings[0].notification.id), created=True)
+
+    def _resubmitted(self, head: ev.GraphSubmitted, existing: GraphState) -> Submitted:
+        if existing.digest and existing.digest == head.digest:
+            return Submitted(graph_id=head.graph_id, seq=0, created=False)
+        raise GraphFileError(
+            head.source,
+            [
+                f"{head.source}: graph {head.graph_id!r} already exists with different content "
+                f"(submitted from {existing.source or 'elsewhere'}); choose another graph id"
+            ],
+        )
+
+    def graph_or_none(self, graph_id: str) -> GraphState | None:
+        """A graph's write-side state, or None if it was never submitted."""
+        try:
+            state = self.repository.get(S.graph_aggregate(graph_id), projector_func=project_graph)
         except AggregateNotFoundError:
-            pass  # new graph: the only case that may proceed
-        else:
-            raise GraphFileError(event.source, [f"{event.source}: graph {event.graph_id!r} was already submitted"])
+            return None
+        assert isinstance(state, GraphState)
+        return state
+
+    def graph(self, graph_id: str) -> GraphState:
+        """A graph's write-side state; `InvariantViolation` if there is no such graph."""
+        state = self.graph_or_none(graph_id)
+        if state is None:
+            raise InvariantViolation(f"no graph {graph_id!r} was submitted")
+        return state
+
+    def record(self, graph: GraphState, task_id: str) -> tuple[TaskRecord, int]:
+        """A task's record folded from its own events, and its aggregate version."""
+        spec = graph.tasks.get(task_id)
+        if spec is None:
+            raise InvariantViolation(f"graph {graph.id!r} has no task {task_id!r}")
+        initial = TaskRecord(graph_id=graph.id, spec=spec)
+
+        def fold(_: object, events: Iterable[Recorded]) -> tuple[TaskRecord, int]:
+            r, version = initial, 0
+            for rec in events:
+                r, version = evolve_task(r, rec.event), rec.originator_version
+            return r, version
+
         try:
-            (recording,) = self.save(recorded(event, 1))
-        except IntegrityError as e:  # another submit won the race
-            raise GraphFileError(
-                event.source, [f"{event.source}: graph {event.graph_id!r} was already submitted"]
-            ) from e
+            r, version = self.repository.get(S.task_aggregate(graph.id, task_id), projector_func=fold)
+        except AggregateNotFoundError:
+            r, version = initial, 0
+        if graph.cancelled_by is not None and r.state not in FINAL:
+            r = msgspec.structs.replace(r, state="cancelled", reason=f"graph cancelled by {graph.cancelled_by}")
+        return r, version
+
+    def task(self, graph_id: str, task_id: str) -> TaskRecord:
+        """A task's write-side record."""
+        return self.record(self.graph(graph_id), task_id)[0]
+
+    def _append(self, event: ev.AnyEvent, version: int) -> int:
+        try:
+            (recording,) = self.save(recorded(event, version + 1))
+        except IntegrityError as e:
+            raise InvariantViolation(f"{type(event).__name__}: the task changed meanwhile; try again") from e
         return int(recording.notification.id)
 
-    def task(self, graph_id: str, task_id: str) -> TaskState:
-        """A task's write-side state, folded from its events on the stream."""
-        state = self.repository.get(S.task_aggregate(graph_id, task_id), projector_func=project_task)
-        assert isinstance(state, TaskState)
-        return state
+    # --- commands -------------------------------------------------------------------------
+
+    def dispatch(self, event: ev.TaskDispatched) -> int:
+        """Dispatch a task attempt; refused unless the task is ready (see `taskrules`)."""
+        graph = self.graph(event.graph_id)
+        r, version = self.record(graph, event.task_id)
+        deps = {d: self.record(graph, d)[0] for d in r.spec.depends_on}
+        return self._append(check_dispatch(r, deps, event), version)
+
+    def report(self, event: ev.TaskStarted | ev.TaskCompleted | ev.TaskLost) -> int:
+        """A start, result or loss from the node and attempt that hold the task (fenced)."""
+        r, version = self.record(self.graph(event.graph_id), event.task_id)
+        check_holder(r, event)
+        return self._append(event, version)
+
+    def cancel_task(self, graph_id: str, task_id: str, by: str, reason: str, now: datetime, event_id: str) -> int:
+        """Cancel an unfinished task (a running attempt is killed by its agent)."""
+        r, version = self.record(self.graph(graph_id), task_id)
+        check_cancel(r)
+        e = ev.TaskCancelled(
+            event_id=event_id, occurred_at=now, graph_id=graph_id, task_id=task_id, by=by, reason=reason
+        )
+        return self._append(e, version)
+
+    def cancel_graph(self, graph_id: str, by: str, reason: str, now: datetime, event_id: str) -> int:
+        """Cancel every unfinished task of a graph."""
+        graph = self.graph(graph_id)
+        if graph.cancelled_by is not None:
+            raise InvariantViolation(f"graph {graph_id!r} was already cancelled by {graph.cancelled_by}")
+        e = ev.GraphCancelled(event_id=event_id, occurred_at=now, graph_id=graph_id, by=by, reason=reason)
+        (recording,) = self.save(recorded(e, graph.version + 1))
+        return int(recording.notification.id)
+
+    def approve(self, graph_id: str, task_id: str, by: str, reason: str, now: datetime, event_id: str) -> int:
+        """Approve a tier-3 task that awaits approval."""
+        r, version = self.record(self.graph(graph_id), task_id)
+        check_approval(r, by)
+        e = ev.TaskApproved(
+            event_id=event_id, occurred_at=now, graph_id=graph_id, task_id=task_id, by=by, reason=reason
+        )
+        return self._append(e, version)
+
+    def reject(self, graph_id: str, task_id: str, by: str, reason: str, now: datetime, event_id: str) -> int:
+        """Reject a tier-3 task that awaits approval; it ends cancelled."""
+        r, version = self.record(self.graph(graph_id), task_id)
+        check_approval(r, by)
+        e = ev.TaskRejected(
+            event_id=event_id, occurred_at=now, graph_id=graph_id, task_id=task_id, by=by, reason=reason
+        )
+        return self._append(e, version)
+
+
+class Submitted(msgspec.Struct, frozen=True, kw_only=True):
+    """What a submit did: ``created`` is False when the same graph was already there."""
+
+    graph_id: str
+    seq: int
+    created: bool

@@ -7,8 +7,6 @@ import json
 import os
 import sys
 import time
-import uuid
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -18,7 +16,7 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
-from orchestrator.errors import GraphFileError, OrchestratorError
+from orchestrator.errors import OrchestratorError
 from schemas.errors import SchemaError
 
 app = typer.Typer(help="niyantra: an autonomous build orchestrator on NATS JetStream.", no_args_is_help=True)
@@ -98,46 +96,6 @@ def down(*, data_dir: DataDir = Path(".niyantra")) -> None:
 
     stopped = stop(data_dir)
     console.print(f"stopped: {', '.join(stopped)}" if stopped else f"nothing running from {data_dir}")
-
-
-@app.command()
-def submit(file: Path, *, nats_url: NatsUrl = DEFAULT_URL) -> None:
-    """Validate a TOML graph file and submit it (nothing is written if it is invalid)."""
-    from orchestrator.graphfile import load_graph
-    from orchestrator.service import graph_submitted
-
-    try:
-        spec = load_graph(file)
-        event = graph_submitted(
-            spec,
-            datetime.now(UTC),
-            f"submit:{spec.id}:{uuid.uuid4().hex}",
-            os.environ.get("USER", ""),
-        )
-    except GraphFileError as e:
-        for problem in e.problems[:-1]:
-            err.print(f"[red]error:[/red] {escape(problem)}", highlight=False)
-        raise fail(e.problems[-1]) from e
-    except (OrchestratorError, SchemaError) as e:
-        raise fail(str(e)) from e
-
-    from eventsourcing.persistence import OperationalError
-
-    from orchestrator.application import Orchestrator
-
-    try:
-        app = Orchestrator(env={"NIYANTRA_NATS_URL": nats_url})
-    except OperationalError as e:
-        raise fail(f"cannot connect to NATS at {nats_url}: {e}") from e
-    try:
-        seq = app.submit_graph(event)
-    except OrchestratorError as e:
-        raise fail(str(e)) from e
-    except OperationalError as e:
-        raise fail(f"cannot submit to NATS at {nats_url}: {e}") from e
-    finally:
-        app.close()
-    console.print(f"submitted graph {spec.id}: {len(spec.tasks)} tasks (seq {seq})")
 
 
 async def _quiet(e: Exception) -> None:
@@ -324,7 +282,6 @@ def main() -> None:
 
 # Command groups in their own modules register themselves on ``app`` when imported.
 from orchestrator import cli_agent, cli_graph, cli_views  # noqa: E402, F401
-
 
 if __name__ == "__main__":
     main()

@@ -2,6 +2,7 @@
 
 OrchestratorError
  ├── GraphFileError            a graph file that cannot be accepted (names file, task, field)
+ ├── InvariantViolation        a command refused by a write-side rule (task not ready, stale attempt, ...)
  ├── ConcurrencyConflict       an append whose expected aggregate sequence was stale
  │    └── DuplicateAppend      an append JetStream already holds (same Nats-Msg-Id)
  ├── EventLogUnavailable       NATS / JetStream could not be reached or answered an error
@@ -60,3 +61,7 @@ class BatchTooLarge(OrchestratorError):
 
 class ServerError(OrchestratorError):
     """The embedded nats-server failed to start, or is not installed."""
+
+
+class InvariantViolation(OrchestratorError):
+    """A command that would break a write-side invariant (names the task and the rule)."""

@@ -254,6 +254,19 @@ def _task(file: str, index: int, raw: Any, defaults: dict[str, Any]) -> tuple[Ta
             fields[name] = convert(value)
         except ValueError as e:
             problems.append(Problem(file, who, key, str(e)))
+    _required(file, who, raw, problems)
+    if defaults:
+        _merge_defaults(raw, defaults, fields)
+    if fields.get("tier", 1) == 2 and not fields.get("preflight"):
+        problems.append(Problem(file, who, "preflight", "is required for a tier 2 task"))
+    if problems:
+        return None, problems
+    return TaskSpec(**fields), problems
+
+
+def _required(file: str, who: str, raw: dict[str, Any], problems: list[Problem]) -> None:
+    """The id (a safe subject token) and a non-empty command."""
+    tid = raw.get("id")
     if tid is None:
         problems.append(Problem(file, who, "id", "is missing"))
     elif isinstance(tid, str) and not is_safe_id(tid):
@@ -263,13 +276,6 @@ def _task(file: str, index: int, raw: Any, defaults: dict[str, Any]) -> tuple[Ta
         problems.append(Problem(file, who, "command", "is missing"))
     elif type(command) is str and not command.strip():
         problems.append(Problem(file, who, "command", "must be a non-empty string"))
-    if defaults:
-        _merge_defaults(raw, defaults, fields)
-    if fields.get("tier", 1) == 2 and not fields.get("preflight"):
-        problems.append(Problem(file, who, "preflight", "is required for a tier 2 task"))
-    if problems:
-        return None, problems
-    return TaskSpec(**fields), problems
 
 
 def _merge_defaults(raw: dict[str, Any], defaults: dict[str, Any], fields: dict[str, Any]) -> None:

@@ -65,3 +65,15 @@ async def read_status(nc: Any, graph: str | None = None) -> StatusReport:
     await mirror.start()
     await mirror.stop()
     return build_status(mirror.values, mirror.seq, graph)
+
+
+async def graph_ids(url: str) -> list[str]:
+    """Ids of every submitted graph, from the stream's subjects (no event is read)."""
+    import nats
+
+    nc = await nats.connect(url, allow_reconnect=False)
+    try:
+        info = await nc.jetstream().stream_info(S.STREAM, subjects_filter=f"{S.ROOT}.graph.*.GraphSubmitted")
+    finally:
+        await nc.close()
+    return sorted(subj.split(".")[2] for subj in (info.state.subjects or {}))

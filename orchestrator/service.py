@@ -1,34 +1,36 @@
-"""Write-side commands that do not belong to a running process: submitting a graph."""
+"""Submitting a graph straight to the event log (the async path the harness and API use).
+
+The CLI submits through the `Orchestrator` application; both write the same events
+(`orchestrator.submission.graph_events`) in one atomic batch guarded on the graph's subject.
+"""
 
 from __future__ import annotations
 
-from datetime import datetime
+from collections.abc import Sequence
 
 from orchestrator.errors import ConcurrencyConflict, GraphFileError
-from orchestrator.eventlog import EventLog
-from orchestrator.graphfile import GraphSpec
-from schemas.events import GraphSubmitted
-from schemas.subjects import check_id
+from orchestrator.eventlog import EventLog, event_append
+from schemas import subjects as S
+from schemas.events import GraphSubmitted, GraphTasksAdded
 
 
-def graph_submitted(spec: GraphSpec, now: datetime, event_id: str, submitted_by: str = "") -> GraphSubmitted:
-    """Pure: the event that accepts a validated graph."""
-    check_id("graph id", spec.id)
-    return GraphSubmitted(
-        event_id=event_id,
-        occurred_at=now,
-        correlation_id=spec.id,
-        graph_id=spec.id,
-        title=spec.title,
-        tasks=spec.tasks,
-        source=spec.source,
-        submitted_by=submitted_by,
-    )
+async def submit_graph(log: EventLog, events: Sequence[GraphSubmitted | GraphTasksAdded]) -> int:
+    """Append a graph's events atomically as the first events of its graph; return the head's seq.
 
-
-async def submit_graph(log: EventLog, event: GraphSubmitted) -> int:
-    """Append GraphSubmitted as the first event of its graph; a second submit of the id fails."""
+    The same content again returns 0 (nothing written); other content under the id is refused.
+    """
+    head = events[0]
+    assert isinstance(head, GraphSubmitted)
+    items = [
+        event_append(e, version=v, expected_seq=0 if v == 1 else None, msg_id=e.event_id)
+        for v, e in enumerate(events, start=1)
+    ]
     try:
-        return await log.append_event(event, version=1, expected_seq=0, msg_id=f"submit:{event.graph_id}")
+        return (await log.append_atomic(items))[0]
     except ConcurrencyConflict as e:
-        raise GraphFileError(event.source, [f"{event.source}: graph {event.graph_id!r} was already submitted"]) from e
+        prior = await log.read_events(f"{S.ROOT}.{S.graph_aggregate(head.graph_id)}.GraphSubmitted")
+        if prior and isinstance(prior[0][1], GraphSubmitted) and prior[0][1].digest == head.digest:
+            return 0
+        raise GraphFileError(
+            head.source, [f"{head.source}: graph {head.graph_id!r} already exists with different content"]
+        ) from e

@@ -16,7 +16,8 @@ from orchestrator.decide import DeciderConfig
 from orchestrator.decider import run_decider
 from orchestrator.eventlog import EventLog
 from orchestrator.graphfile import GraphSpec
-from orchestrator.service import graph_submitted, submit_graph
+from orchestrator.service import submit_graph
+from orchestrator.submission import graph_events
 from projections.runner import run_projector
 from schemas.events import TaskSpec
 
@@ -87,7 +88,7 @@ async def submit(url: str, spec: GraphSpec) -> int:
     try:
         log = EventLog(nc)
         await log.ensure_stream()
-        return await submit_graph(log, graph_submitted(spec, datetime.now(UTC), f"submit:{spec.id}"))
+        return await submit_graph(log, graph_events(spec, datetime.now(UTC), f"submit:{spec.id}"))
     finally:
         await nc.close()
 
