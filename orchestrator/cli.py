@@ -223,8 +223,16 @@ def projector(
     from orchestrator.process import ready_marker, run_until_signalled, setup_logging
     from projections.runner import PROJECTIONS, run_projector
 
+    if name == "archive":
+        from orchestrator.cli_archive import DEFAULT_ARCHIVE
+        from projections.archive import run_archiver
+
+        directory = Path(os.environ.get("NIYANTRA_ARCHIVE_DIR") or DEFAULT_ARCHIVE)
+        setup_logging("projector-archive")
+        run_until_signalled(lambda stop: run_archiver(nats_url, directory, stop, ready_marker(ready_file)))
+        return
     if name not in PROJECTIONS:
-        raise fail(f"unknown projector {name!r}; choose from {', '.join(sorted(PROJECTIONS))}")
+        raise fail(f"unknown projector {name!r}; choose from {', '.join(sorted([*PROJECTIONS, 'archive']))}")
     setup_logging(f"projector-{name}")
     run_until_signalled(lambda stop: run_projector(name, nats_url, stop, ready_marker(ready_file)))
 
@@ -281,7 +289,7 @@ def main() -> None:
 
 
 # Command groups in their own modules register themselves on ``app`` when imported.
-from orchestrator import cli_agent, cli_graph, cli_views  # noqa: E402, F401
+from orchestrator import cli_agent, cli_archive, cli_graph, cli_views  # noqa: E402, F401
 
 if __name__ == "__main__":
     main()
