@@ -85,6 +85,7 @@ class NodeRegistered(Event, frozen=True, kw_only=True):
     cpu_count: int = 0
     memory_bytes: int = 0
     agent_version: str = ""
+    observe_interval_s: float | None = None
 
 
 class NodeObserved(Event, frozen=True, kw_only=True):
@@ -95,6 +96,7 @@ class NodeObserved(Event, frozen=True, kw_only=True):
     memory_percent: float
     load1: float
     running_tasks: int
+    draining: bool = False
 
 
 # --- decisions ----------------------------------------------------------------------------
@@ -165,6 +167,7 @@ class TaskCompleted(Event, frozen=True, kw_only=True):
     phase: Phase = "run"
     scope_violations: tuple[str, ...] = ()
     log_subject: str = ""
+    retryable: bool = True
 
 
 class TaskLost(Event, frozen=True, kw_only=True):

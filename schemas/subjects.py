@@ -24,6 +24,11 @@ CHECKPOINT_KEY = "_checkpoint"
 
 AGENT_CONSUMER_PREFIX = "agent-"
 
+# Task output lives in its own stream (EVENTS denies delete; logs may be aged out): one message
+# per attempt and phase on ``log.<graph>.<task>.<attempt>.<phase>``, redacted and capped.
+LOG_STREAM = "LOGS"
+LOG_ROOT = "log"
+
 # Namespaces the eventsourcing recorders use beside an event root ``ev``: tracking records on
 # ``trk.ev.<application>`` (same stream, so events and tracking commit in one batch) and
 # snapshots on ``snap.ev.<id>`` in the stream ``<stream>_SNAPSHOTS``.
@@ -97,6 +102,21 @@ def aggregate_filter(aggregate: str) -> str:
 def dispatch_filter(node_id: str) -> str:
     """Subject filter of the dispatches addressed to one node."""
     return f"{ROOT}.task.*.*.TaskDispatched.{node_id}"
+
+
+def log_subject(graph_id: str, task_id: str, attempt: int, phase: str = "run") -> str:
+    """Subject of the stored output of one attempt (and phase) of a task."""
+    return f"{LOG_ROOT}.{graph_id}.{task_id}.{attempt}.{phase}"
+
+
+def cancel_filters() -> tuple[str, str]:
+    """Subjects an agent follows to stop running work: task cancels and graph cancels."""
+    return f"{ROOT}.task.*.*.TaskCancelled", f"{ROOT}.graph.*.GraphCancelled"
+
+
+def drain_subject(node_id: str) -> str:
+    """Subject of a node's drain requests."""
+    return f"{ROOT}.{node_aggregate(node_id)}.NodeDrainRequested"
 
 
 def agent_consumer(node_id: str) -> str:
