@@ -140,5 +140,7 @@ def _dispatch(
         decider_id=config.decider_id,
         decider_version=config.version,
         now=now,
+        env=task.env,
+        scope=task.scope,
     )
     return Dispatch(event=event, expected_seq=task.last_seq, version=task.version + 1)

@@ -37,6 +37,9 @@ class TaskView(msgspec.Struct, frozen=True, kw_only=True):
     timeout_s: float | None = None
     priority: int | None = None
     labels: dict[str, str] = {}
+    env: tuple[str, ...] = ()
+    scope: tuple[str, ...] = ()
+    preflight: str | None = None
     last_seq: int = 0
     version: int = 0
     started_at: datetime | None = None
@@ -128,6 +131,9 @@ def _submit(view: ReadinessView, e: ev.GraphSubmitted, seq: int) -> None:
                 timeout_s=t.timeout_s,
                 priority=t.priority,
                 labels=t.labels,
+                env=t.env,
+                scope=t.scope,
+                preflight=t.preflight,
                 seq=seq,
             ),
             seq,
