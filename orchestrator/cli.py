@@ -214,22 +214,23 @@ def schema() -> None:
 
 @app.command()
 def projector(
-    name: Annotated[str, typer.Argument(help="readiness | node-scores")],
+    name: Annotated[str, typer.Argument(help="readiness | node-scores | confidence | archive")],
     *,
     nats_url: NatsUrl = DEFAULT_URL,
     ready_file: ReadyFile = None,
+    archive_dir: Annotated[
+        Path, typer.Option("--archive-dir", envvar="NIYANTRA_ARCHIVE_DIR", help="archive: where Parquet files go.")
+    ] = Path(".niyantra/archive"),
 ) -> None:
-    """Run one projector process: follow EVENTS and publish its view to KV."""
+    """Run one projector process: follow EVENTS and publish its view to KV (archive: Parquet files)."""
     from orchestrator.process import ready_marker, run_until_signalled, setup_logging
     from projections.runner import PROJECTIONS, run_projector
 
     if name == "archive":
-        from orchestrator.cli_archive import DEFAULT_ARCHIVE
         from projections.archive import run_archiver
 
-        directory = Path(os.environ.get("NIYANTRA_ARCHIVE_DIR") or DEFAULT_ARCHIVE)
         setup_logging("projector-archive")
-        run_until_signalled(lambda stop: run_archiver(nats_url, directory, stop, ready_marker(ready_file)))
+        run_until_signalled(lambda stop: run_archiver(nats_url, archive_dir, stop, ready_marker(ready_file)))
         return
     if name not in PROJECTIONS:
         raise fail(f"unknown projector {name!r}; choose from {', '.join(sorted([*PROJECTIONS, 'archive']))}")

@@ -55,7 +55,7 @@ def query(
     if fmt == "json":
         sys.stdout.write(json.dumps([dict(zip(names, map(_plain, r), strict=True)) for r in rows], indent=2) + "\n")
     elif fmt == "csv":
-        w = csv.writer(sys.stdout)
+        w = csv.writer(sys.stdout, lineterminator="\n")
         w.writerow(names)
         w.writerows([[json.dumps(_plain(v)) if isinstance(v, list | dict) else _plain(v) for v in r] for r in rows])
     else:

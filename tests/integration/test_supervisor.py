@@ -28,6 +28,7 @@ def test_up_then_down_stops_exactly_what_it_started(tmp_path):
             "nats-server",
             "projector-readiness",
             "projector-node-scores",
+            "projector-archive",
             "decider",
             "agent-node-1",
             "agent-node-2",
