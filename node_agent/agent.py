@@ -1,9 +1,15 @@
 """The node agent process: register, observe, pull this node's dispatches, run them, report.
 
 Every report is guarded by the task's expected-last-subject-sequence: TaskStarted must follow
-the very dispatch the agent holds, and TaskCompleted must follow its own TaskStarted. If the
-task moved on meanwhile (re-dispatched, cancelled, or another attempt won), the server
-rejects the report, so a stale attempt never runs and a late result is never accepted.
+the very dispatch the agent holds, and TaskCompleted must follow its own TaskStarted (a
+preflight's result follows its dispatch). If the task moved on meanwhile (re-dispatched after
+a loss, cancelled), the server rejects the report with `ConcurrencyConflict`: a stale attempt
+never runs, and a late result is logged and dropped, never retried.
+
+A dispatch this agent started and then lost (it died, or was stopped, while the task ran) is
+reported as `TaskLost`, so the task runs again as a new attempt: at once when the agent is
+stopped with SIGTERM, otherwise when the dispatch is redelivered after a restart (or by the
+watchdog once the node's lease ran out, whichever comes first; both write the same event id).
 """
 
 from __future__ import annotations
@@ -16,7 +22,6 @@ import socket
 import uuid
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from pathlib import Path
 from typing import Any
 
 import nats
@@ -24,9 +29,12 @@ import nats.errors
 import psutil
 from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy
 
-from node_agent.runner import RunResult, run_command
+from node_agent.control import Control
+from node_agent.execution import Execution, ExecutionSettings
+from node_agent.logstore import LogStore
+from node_agent.report import RunReport, completion, lost
 from orchestrator import __version__
-from orchestrator.errors import ConcurrencyConflict
+from orchestrator.errors import ConcurrencyConflict, DuplicateAppend, EventLogUnavailable
 from orchestrator.eventlog import EventLog
 from schemas import codec
 from schemas import events as ev
@@ -34,7 +42,7 @@ from schemas import subjects as S
 from schemas.errors import MalformedEvent
 
 log = logging.getLogger("niyantra.agent")
-BASE_ENV = ("PATH", "HOME", "LANG", "LC_ALL", "TMPDIR", "TZ")
+STOP_REPORT_TIMEOUT_S = 3.0
 
 
 @dataclass(frozen=True)
@@ -45,42 +53,22 @@ class AgentSettings:
     url: str = "nats://127.0.0.1:4222"
     slots: int = 2
     labels: dict[str, str] = field(default_factory=dict)
-    workdir: Path = Path(".niyantra/work")
     observe_interval_s: float = 5.0
     ack_wait_s: float = 30.0
+    execution: ExecutionSettings = field(default_factory=ExecutionSettings)
 
 
 def _now() -> datetime:
     return datetime.now(UTC)
 
 
-def task_env(d: ev.TaskDispatched) -> dict[str, str]:
-    """The environment a task sees: a small allowlist plus its own identity."""
-    env = {k: os.environ[k] for k in BASE_ENV if k in os.environ}
-    env.update(NIYANTRA_GRAPH_ID=d.graph_id, NIYANTRA_TASK_ID=d.task_id, NIYANTRA_ATTEMPT=str(d.attempt))
-    return env
+@dataclass
+class Running:
+    """A dispatch this agent holds: its cancel switch and why it was cancelled."""
 
-
-def completion(d: ev.TaskDispatched, r: RunResult, at: datetime) -> ev.TaskCompleted:
-    """The TaskCompleted event for a finished run."""
-    ok = r.exit_code == 0 and not r.timed_out
-    error = r.error or ("" if ok else f"exit code {r.exit_code}")
-    return ev.TaskCompleted(
-        event_id=f"complete:{d.graph_id}:{d.task_id}:{d.attempt}",
-        occurred_at=at,
-        causation_id=f"start:{d.graph_id}:{d.task_id}:{d.attempt}",
-        correlation_id=d.graph_id,
-        graph_id=d.graph_id,
-        task_id=d.task_id,
-        node_id=d.node_id,
-        attempt=d.attempt,
-        outcome="success" if ok else "failure",
-        exit_code=r.exit_code,
-        duration_s=round(r.duration_s, 3),
-        expected_duration_s=d.expected_duration_s,
-        error=error,
-        output_tail=r.output[-2000:].decode(errors="replace"),
-    )
+    dispatch: ev.TaskDispatched
+    cancel: asyncio.Event = field(default_factory=asyncio.Event)
+    reason: list[str] = field(default_factory=list)
 
 
 class Agent:
@@ -90,8 +78,17 @@ class Agent:
         self.nc = nc
         self.s = settings
         self.log = EventLog(nc)
-        self.active: dict[str, asyncio.Task[None]] = {}
+        self.logs = LogStore(nc)
+        self.execution = Execution(settings.execution, settings.node_id, self.logs)
+        self.active: dict[int, asyncio.Task[None]] = {}  # dispatch stream seq → handler
+        self.running: dict[int, Running] = {}  # dispatch stream seq → what it runs
+        self.control = Control(self)
         self.slot_free = asyncio.Event()
+
+    @property
+    def draining(self) -> bool:
+        """True once a drain was requested: running work finishes, no more starts."""
+        return self.control.draining
 
     async def register(self) -> None:
         """Append NodeRegistered with this node's capacity and labels."""
@@ -107,6 +104,22 @@ class Agent:
                 cpu_count=psutil.cpu_count() or 0,
                 memory_bytes=vm.total,
                 agent_version=__version__,
+                observe_interval_s=self.s.observe_interval_s,
+            )
+        )
+
+    async def observe(self) -> None:
+        """Append one NodeObserved reading."""
+        await self.log.append_event(
+            ev.NodeObserved(
+                event_id=f"observe:{self.s.node_id}:{uuid.uuid4().hex}",
+                occurred_at=_now(),
+                node_id=self.s.node_id,
+                cpu_percent=psutil.cpu_percent(None),
+                memory_percent=psutil.virtual_memory().percent,
+                load1=os.getloadavg()[0],
+                running_tasks=len(self.running),
+                draining=self.draining,
             )
         )
 
@@ -118,17 +131,10 @@ class Agent:
                 await asyncio.wait_for(stop.wait(), self.s.observe_interval_s)
             if stop.is_set():
                 return
-            await self.log.append_event(
-                ev.NodeObserved(
-                    event_id=f"observe:{self.s.node_id}:{uuid.uuid4().hex}",
-                    occurred_at=_now(),
-                    node_id=self.s.node_id,
-                    cpu_percent=psutil.cpu_percent(None),
-                    memory_percent=psutil.virtual_memory().percent,
-                    load1=os.getloadavg()[0],
-                    running_tasks=len(self.active),
-                )
-            )
+            try:
+                await self.observe()
+            except EventLogUnavailable as e:  # the next reading will try again
+                log.warning("observation not recorded: %s", e)
 
     async def subscribe(self) -> Any:
         """The node's durable pull consumer of dispatches."""
@@ -147,92 +153,141 @@ class Agent:
             config=config,
         )
 
-    async def handle(self, msg: Any) -> None:
-        """Start, run and report one dispatch; ack it once its outcome is recorded."""
+    def _decode(self, msg: Any) -> ev.TaskDispatched | None:
         seq = msg.metadata.sequence.stream
         try:
             d = codec.decode(msg.data, subject=msg.subject, seq=seq)
         except MalformedEvent as e:
             log.warning("skipped %s", e)
-            await msg.term()
-            return
+            return None
         if not isinstance(d, ev.TaskDispatched) or d.node_id != self.s.node_id:
             log.warning("skipped seq %d: not a dispatch for %s", seq, self.s.node_id)
+            return None
+        return d
+
+    async def handle(self, msg: Any) -> None:
+        """Start, run and report one dispatch; ack it once its outcome is recorded."""
+        d = self._decode(msg)
+        if d is None:
             await msg.term()
             return
+        seq = msg.metadata.sequence.stream
         version = int((msg.headers or {}).get(S.HDR_ORIGINATOR_VERSION, "0"))
-        started = ev.TaskStarted(
-            event_id=f"start:{d.graph_id}:{d.task_id}:{d.attempt}",
-            occurred_at=_now(),
-            causation_id=d.event_id,
-            correlation_id=d.graph_id,
-            graph_id=d.graph_id,
-            task_id=d.task_id,
-            node_id=d.node_id,
-            attempt=d.attempt,
-            pid=os.getpid(),
-        )
+        run = self.running[seq] = Running(d)
         try:
-            started_seq = await self.log.append_event(started, version=version + 1, expected_seq=seq)
-        except ConcurrencyConflict:
-            await self.resolve_stale(d, seq, version)
+            await self._handle(msg, d, run, seq, version)
+        finally:
+            self.running.pop(seq, None)
+
+    async def _handle(self, msg: Any, d: ev.TaskDispatched, run: Running, seq: int, version: int) -> None:
+        if self.draining:
+            await self._report_lost(d, "node draining: the dispatch was not started", seq, version + 1)
             await msg.ack()
             return
-        result = await self.run_with_heartbeat(d, msg)
-        done = completion(d, result, _now())
-        try:
-            await self.log.append_event(done, version=version + 2, expected_seq=started_seq)
-        except ConcurrencyConflict as e:
-            log.warning(
-                "result of %s/%s attempt %d rejected: %s",
-                d.graph_id,
-                d.task_id,
-                d.attempt,
-                e.detail,
-            )
-        log.info(
-            "%s/%s attempt %d: %s in %.2fs",
-            d.graph_id,
-            d.task_id,
-            d.attempt,
-            done.outcome,
-            done.duration_s,
-        )
-        await msg.ack()
-
-    async def run_with_heartbeat(self, d: ev.TaskDispatched, msg: Any) -> RunResult:
-        """Run the command, telling JetStream the dispatch is in progress while it runs."""
-        workdir = self.s.workdir / self.s.node_id / d.graph_id / d.task_id
-        workdir.mkdir(parents=True, exist_ok=True)
-        run = asyncio.create_task(run_command(d.command, cwd=workdir, env=task_env(d), timeout_s=d.timeout_s))
-        while not run.done():
-            await asyncio.wait([run], timeout=self.s.ack_wait_s / 3)
-            if not run.done():
-                await msg.in_progress()
-        return run.result()
-
-    async def resolve_stale(self, d: ev.TaskDispatched, dispatch_seq: int, version: int) -> None:
-        """A dispatch we cannot start: superseded, or ours and lost when this agent died mid-run."""
-        later = await self.log.read(S.aggregate_filter(S.task_aggregate(d.graph_id, d.task_id)), after_seq=dispatch_seq)
-        mine = [m for m in later if m.subject.endswith(".TaskStarted")]
-        if len(later) == 1 and mine:
-            lost = ev.TaskCompleted(
-                event_id=f"lost:{d.graph_id}:{d.task_id}:{d.attempt}",
+        if await self.control.graph_cancelled(d.graph_id):
+            run.cancel.set()
+            run.reason.append(f"graph {d.graph_id} was cancelled")
+        guard, result_version = seq, version + 1
+        if d.phase == "run":
+            started = ev.TaskStarted(
+                event_id=f"start:{d.graph_id}:{d.task_id}:{d.attempt}",
                 occurred_at=_now(),
+                causation_id=d.event_id,
                 correlation_id=d.graph_id,
                 graph_id=d.graph_id,
                 task_id=d.task_id,
                 node_id=d.node_id,
                 attempt=d.attempt,
-                outcome="failure",
-                error="lost: the agent stopped while the task ran",
-                expected_duration_s=d.expected_duration_s,
+                pid=os.getpid(),
             )
-            with contextlib.suppress(ConcurrencyConflict):  # someone else resolved it first
-                await self.log.append_event(lost, version=version + 2, expected_seq=mine[0].seq)
-            log.warning("%s/%s attempt %d reported lost", d.graph_id, d.task_id, d.attempt)
-        else:
-            log.info("skipped superseded dispatch %s", d.event_id)
+            try:
+                guard = await self.log.append_event(started, version=version + 1, expected_seq=seq)
+            except ConcurrencyConflict:  # DuplicateAppend too: an earlier incarnation started it
+                await self.resolve_stale(d, seq, version)
+                await msg.ack()
+                return
+            result_version = version + 2
+        try:
+            report = await self.run_with_heartbeat(d, run, msg)
+        except asyncio.CancelledError:
+            if d.phase == "run":
+                await self._report_lost_on_stop(d, guard, result_version)
+            raise
+        await self._report(d, report, guard, result_version)
+        await msg.ack()
+
+    async def run_with_heartbeat(self, d: ev.TaskDispatched, run: Running, msg: Any) -> RunReport:
+        """Run the dispatch, telling JetStream it is in progress while it runs."""
+        job = asyncio.create_task(self.execution.run(d, run.cancel, run.reason))
+        try:
+            while not job.done():
+                await asyncio.wait([job], timeout=self.s.ack_wait_s / 3)
+                if not job.done():
+                    with contextlib.suppress(nats.errors.Error):  # reconnecting: the next beat retries
+                        await msg.in_progress()
+            return job.result()
+        finally:
+            if not job.done():  # the agent is stopping: kill the process and wait for it
+                job.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await job
+
+    async def _report(self, d: ev.TaskDispatched, report: RunReport, guard: int, version: int) -> None:
+        done = completion(d, report, _now(), self.execution.secrets)
+        while True:
+            try:
+                await self.log.append_event(done, version=version, expected_seq=guard)
+                break
+            except DuplicateAppend:
+                log.info("result of %s/%s attempt %d was already recorded", d.graph_id, d.task_id, d.attempt)
+                return
+            except ConcurrencyConflict as e:
+                log.warning(
+                    "result of %s/%s attempt %d (%s) rejected, dropped: the task moved on (%s)",
+                    d.graph_id,
+                    d.task_id,
+                    d.attempt,
+                    d.phase,
+                    e.detail,
+                )
+                return
+            except EventLogUnavailable as e:  # same Msg-Id and guard: retrying cannot double it
+                log.warning("result of %s/%s not recorded yet, retrying: %s", d.graph_id, d.task_id, e)
+                await asyncio.sleep(1.0)
+        log.info(
+            "%s/%s attempt %d %s: %s in %.2fs%s",
+            d.graph_id,
+            d.task_id,
+            d.attempt,
+            d.phase,
+            done.outcome,
+            done.duration_s,
+            f" ({done.error})" if done.error else "",
+        )
+
+    async def _report_lost(self, d: ev.TaskDispatched, reason: str, guard: int, version: int) -> None:
+        try:
+            await self.log.append_event(lost(d, reason, _now()), version=version, expected_seq=guard)
+            log.warning("%s/%s attempt %d reported lost: %s", d.graph_id, d.task_id, d.attempt, reason)
+        except ConcurrencyConflict:  # the watchdog or a cancel got there first: nothing to add
+            log.info("%s/%s attempt %d: loss already settled", d.graph_id, d.task_id, d.attempt)
+
+    async def _report_lost_on_stop(self, d: ev.TaskDispatched, guard: int, version: int) -> None:
+        reason = "the agent stopped while the task ran"
+        with contextlib.suppress(EventLogUnavailable, TimeoutError):  # a restart reports it instead
+            await asyncio.wait_for(asyncio.shield(self._report_lost(d, reason, guard, version)), STOP_REPORT_TIMEOUT_S)
+
+    async def resolve_stale(self, d: ev.TaskDispatched, dispatch_seq: int, version: int) -> None:
+        """A dispatch we cannot start: superseded, or ours and lost when this agent died mid-run."""
+        later = await self.log.read_events(
+            S.aggregate_filter(S.task_aggregate(d.graph_id, d.task_id)), after_seq=dispatch_seq
+        )
+        match later:
+            case [(start_seq, ev.TaskStarted(node_id=n, attempt=a))] if (n, a) == (d.node_id, d.attempt):
+                reason = "the agent stopped while the task ran (found when it restarted)"
+                await self._report_lost(d, reason, start_seq, version + 2)
+            case _:
+                log.info("skipped superseded dispatch %s", d.event_id)
 
     async def work(self, stop: asyncio.Event) -> None:
         """Pull dispatches while slots are free; run each as its own task."""
@@ -253,12 +308,14 @@ class Agent:
                 await asyncio.sleep(0.5)
                 continue
             for m in msgs:
-                key = f"{m.metadata.sequence.stream}"
+                key = m.metadata.sequence.stream
+                if key in self.active:  # redelivered while its handler still runs: that one acks
+                    continue
                 t = asyncio.create_task(self.handle(m))
                 self.active[key] = t
                 t.add_done_callback(lambda _t, k=key: self._done(k))
 
-    def _done(self, key: str) -> None:
+    def _done(self, key: int) -> None:
         task = self.active.pop(key, None)
         if task is not None and not task.cancelled() and task.exception() is not None:
             log.error("task handler failed: %r", task.exception())
@@ -275,12 +332,14 @@ def _stop_on_crash(stop: asyncio.Event) -> Any:
 
 
 async def run_agent(settings: AgentSettings, stop: asyncio.Event, on_ready: Any = None) -> None:
-    """Run an agent until ``stop`` is set; running tasks are killed and later reported lost."""
+    """Run an agent until ``stop`` is set; running tasks are killed and reported lost."""
     S.check_id("node id", settings.node_id)
     nc = await nats.connect(settings.url, name=f"agent-{settings.node_id}", max_reconnect_attempts=-1)
     agent = Agent(nc, settings)
     try:
         await agent.log.ensure_stream()
+        await agent.logs.ensure_stream()
+        await agent.control.start()
         await agent.register()
         observer = asyncio.create_task(agent.observe_forever(stop))
         worker = asyncio.create_task(agent.work(stop))
@@ -294,4 +353,5 @@ async def run_agent(settings: AgentSettings, stop: asyncio.Event, on_ready: Any 
             t.cancel()
         await asyncio.gather(observer, worker, *agent.active.values(), return_exceptions=True)
     finally:
+        await agent.control.close()
         await nc.close()

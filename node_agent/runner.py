@@ -1,41 +1,92 @@
-"""Running one task command: its own process group, a timeout that kills the whole group,
-and output captured up to a cap."""
+"""Running one task command: bash in its own session (so its own process group), output
+streamed to a sink, and a stop (timeout or cancel) that kills the whole group, grandchildren too.
+
+Stopping is TERM to the group, a grace period, then KILL to the group. After the shell exits
+the group is KILLed once more: a grandchild left in the background never outlives its task.
+On Linux the shell also gets ``PR_SET_PDEATHSIG=SIGKILL``, so a task dies with its agent when
+the agent is killed outright (a SIGKILLed agent cannot clean up; its work must not run on
+unsupervised and write results twice).
+"""
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import ctypes
+import ctypes.util
 import os
 import signal
+import sys
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-OUTPUT_CAP = 64 * 1024
+PR_SET_PDEATHSIG = 1
+READ_CHUNK = 65536
+DRAIN_AFTER_KILL_S = 2.0
 
 
 @dataclass(frozen=True)
 class RunResult:
-    """What happened when a command ran."""
+    """What happened when a command ran (its output went to the sink)."""
 
     exit_code: int | None
     duration_s: float
-    timed_out: bool
-    output: bytes
+    timed_out: bool = False
+    cancelled: bool = False
     error: str = ""
 
 
-async def _read_capped(stream: asyncio.StreamReader, cap: int) -> bytes:
-    buf = bytearray()
-    while chunk := await stream.read(65536):
-        if len(buf) < cap:
-            buf += chunk[: cap - len(buf)]
-    return bytes(buf)
+def _pdeathsig_setup() -> Callable[[], None] | None:
+    """A pre-exec hook that makes the child die with this process (Linux only)."""
+    if not sys.platform.startswith("linux"):
+        return None
+    name = ctypes.util.find_library("c")
+    if name is None:
+        return None
+    prctl = ctypes.CDLL(name, use_errno=True).prctl
+    parent = os.getpid()
+
+    def setup() -> None:  # runs in the child between fork and exec
+        prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
+        if os.getppid() != parent:  # the agent died before the hook ran
+            os._exit(137)
+
+    return setup
 
 
 def _kill_group(pgid: int, sig: int) -> None:
-    with contextlib.suppress(ProcessLookupError):  # the group is already gone
+    with contextlib.suppress(ProcessLookupError, PermissionError):  # the group is already gone
         os.killpg(pgid, sig)
+
+
+async def _pump(stream: asyncio.StreamReader, sink: Callable[[bytes], None]) -> None:
+    while chunk := await stream.read(READ_CHUNK):
+        sink(chunk)
+
+
+async def _stop_group(proc: asyncio.subprocess.Process, grace_s: float) -> None:
+    _kill_group(proc.pid, signal.SIGTERM)
+    try:
+        await asyncio.wait_for(proc.wait(), timeout=grace_s)
+    except TimeoutError:
+        _kill_group(proc.pid, signal.SIGKILL)
+        await proc.wait()
+
+
+async def _wait(proc: asyncio.subprocess.Process, timeout_s: float | None, cancel: asyncio.Event) -> str:
+    """Wait for the shell to exit, the timeout, or the cancel: which came first."""
+    exited = asyncio.ensure_future(proc.wait())
+    cancelled = asyncio.ensure_future(cancel.wait())
+    try:
+        done, _ = await asyncio.wait({exited, cancelled}, timeout=timeout_s, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        for f in (exited, cancelled):
+            f.cancel()
+    if exited in done:
+        return "exited"
+    return "cancelled" if cancelled in done else "timeout"
 
 
 async def run_command(
@@ -44,11 +95,15 @@ async def run_command(
     cwd: Path,
     env: dict[str, str],
     timeout_s: float | None,
+    sink: Callable[[bytes], None],
+    cancel: asyncio.Event | None = None,
     grace_s: float = 5.0,
-    cap: int = OUTPUT_CAP,
 ) -> RunResult:
-    """Run ``command`` with bash in its own session; on timeout TERM then KILL the group."""
+    """Run ``command`` with bash in its own session; stdout and stderr go, interleaved, to ``sink``."""
     started = time.monotonic()
+    cancel = cancel or asyncio.Event()
+    if cancel.is_set():
+        return RunResult(None, 0.0, cancelled=True, error="cancelled before it started")
     try:
         proc = await asyncio.create_subprocess_exec(
             "/bin/bash",
@@ -57,30 +112,33 @@ async def run_command(
             cwd=str(cwd),
             env=env,
             start_new_session=True,
+            preexec_fn=_pdeathsig_setup(),
             stdin=asyncio.subprocess.DEVNULL,
             stdout=asyncio.subprocess.PIPE,
             stderr=asyncio.subprocess.STDOUT,
         )
     except OSError as e:
-        return RunResult(None, time.monotonic() - started, False, b"", f"cannot start: {e}")
+        return RunResult(None, time.monotonic() - started, error=f"cannot start: {e}")
     assert proc.stdout is not None
-    reader = asyncio.create_task(_read_capped(proc.stdout, cap))
-    timed_out = False
+    reader = asyncio.create_task(_pump(proc.stdout, sink))
+    how = "exited"
     try:
-        await asyncio.wait_for(proc.wait(), timeout=timeout_s)
-    except TimeoutError:
-        timed_out = True
-        _kill_group(proc.pid, signal.SIGTERM)
-        try:
-            await asyncio.wait_for(proc.wait(), timeout=grace_s)
-        except TimeoutError:
-            _kill_group(proc.pid, signal.SIGKILL)
-            await proc.wait()
+        how = await _wait(proc, timeout_s, cancel)
+        if how != "exited":
+            await _stop_group(proc, grace_s)
     finally:
-        if proc.returncode is None:  # cancelled: never leave the group behind
+        if proc.returncode is None:  # the agent itself is stopping: never leave the group behind
             _kill_group(proc.pid, signal.SIGKILL)
             await proc.wait()
-    _kill_group(proc.pid, signal.SIGKILL)  # grandchildren that outlived the shell
-    output = await reader
-    error = f"timed out after {timeout_s}s" if timed_out else ""
-    return RunResult(proc.returncode, time.monotonic() - started, timed_out, output, error)
+        _kill_group(proc.pid, signal.SIGKILL)  # grandchildren that outlived the shell
+        with contextlib.suppress(TimeoutError):  # a descendant that left the group keeps the pipe
+            await asyncio.wait_for(asyncio.shield(reader), DRAIN_AFTER_KILL_S)
+        reader.cancel()
+    error = {"timeout": f"timed out after {timeout_s}s", "cancelled": "cancelled"}.get(how, "")
+    return RunResult(
+        proc.returncode,
+        time.monotonic() - started,
+        timed_out=how == "timeout",
+        cancelled=how == "cancelled",
+        error=error,
+    )

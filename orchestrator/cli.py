@@ -17,7 +17,6 @@ from rich.markup import escape
 from rich.table import Table
 
 from orchestrator.errors import OrchestratorError
-from schemas.errors import SchemaError
 
 app = typer.Typer(help="niyantra: an autonomous build orchestrator on NATS JetStream.", no_args_is_help=True)
 console = Console()
@@ -259,31 +258,6 @@ def decider(
     run_until_signalled(main)
 
 
-@app.command()
-def agent(
-    *,
-    node: Annotated[str, typer.Option(help="Node id (subject-safe).")],
-    slots: Annotated[int, typer.Option(help="Tasks at once.")] = 2,
-    label: Annotated[list[str] | None, typer.Option(help="K=V label; repeatable.")] = None,
-    workdir: Annotated[Path, typer.Option(help="Where task workspaces live.")] = Path(".niyantra/work"),
-    nats_url: NatsUrl = DEFAULT_URL,
-    ready_file: ReadyFile = None,
-) -> None:
-    """Run a node agent: register, pull this node's dispatches, run them, report."""
-    from node_agent.agent import AgentSettings, run_agent
-    from orchestrator.process import ready_marker, run_until_signalled, setup_logging
-    from schemas.subjects import check_id
-
-    try:
-        check_id("node id", node)
-        labels = dict(kv.split("=", 1) for kv in (label or []))
-    except (SchemaError, ValueError) as e:
-        raise fail(f"bad agent option: {e}") from e
-    setup_logging(f"agent-{node}")
-    settings = AgentSettings(node_id=node, url=nats_url, slots=slots, labels=labels, workdir=workdir)
-    run_until_signalled(lambda stop: run_agent(settings, stop, ready_marker(ready_file)))
-
-
 def main() -> None:
     """Console-script entry point."""
     app()
@@ -293,4 +267,7 @@ def main() -> None:
 from orchestrator import cli_agent, cli_archive, cli_graph, cli_views  # noqa: E402, F401
 
 if __name__ == "__main__":
-    main()
+    # As a script this file is ``__main__``; the command modules register on ``orchestrator.cli.app``.
+    from orchestrator.cli import main as _main
+
+    _main()

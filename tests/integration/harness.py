@@ -12,6 +12,7 @@ from pathlib import Path
 import nats
 
 from node_agent.agent import AgentSettings, run_agent
+from node_agent.execution import ExecutionSettings
 from orchestrator.decide import DeciderConfig
 from orchestrator.decider import run_decider
 from orchestrator.eventlog import EventLog
@@ -49,7 +50,7 @@ async def system(
                     node_id=f"node-{i}",
                     url=url,
                     slots=slots,
-                    workdir=workdir,
+                    execution=ExecutionSettings(workdir=workdir),
                     observe_interval_s=2.0,
                 ),
                 stop,
