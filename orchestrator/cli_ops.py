@@ -207,3 +207,64 @@ def metrics(*, as_json: JsonOpt = False, archive_dir: ArchiveDir = DEFAULT_ARCHI
     for k, v in result.items():
         table.add_row(k.replace("_", " "), "-" if v is None else str(v))
     console.print(table)
+
+
+async def _all_events(url: str) -> tuple[list[tuple[int, Any]], int]:
+    """Every decodable event in order, and how many malformed ones were skipped."""
+    import nats.errors
+    from nats.js.api import ConsumerConfig, DeliverPolicy
+
+    from schemas import codec
+    from schemas.errors import MalformedEvent
+
+    nc = await _connect(url)
+    out: list[tuple[int, Any]] = []
+    malformed = 0
+    try:
+        js = nc.jetstream()
+        head = (await js.stream_info(S.STREAM)).state.last_seq
+        if head == 0:
+            return out, 0
+        sub = await js.subscribe(
+            f"{S.ROOT}.>",
+            ordered_consumer=True,
+            pending_msgs_limit=200_000,
+            config=ConsumerConfig(deliver_policy=DeliverPolicy.ALL),
+        )
+        seq = 0
+        while seq < head:
+            try:
+                msg = await sub.next_msg(timeout=5)
+            except nats.errors.TimeoutError:
+                break
+            seq = msg.metadata.sequence.stream
+            try:
+                out.append((seq, codec.decode(msg.data, subject=msg.subject, seq=seq)))
+            except MalformedEvent:
+                malformed += 1
+        await sub.unsubscribe()
+    finally:
+        await nc.close()
+    return out, malformed
+
+
+@app.command()
+def verify(*, as_json: JsonOpt = False, nats_url: NatsUrl = DEFAULT_URL) -> None:
+    """Check the invariants over the whole log; exit 1 on any violation."""
+    from orchestrator.verify import verify as check
+
+    events_, malformed = asyncio.run(_all_events(nats_url))
+    report = {**check(events_), "malformed_skipped": malformed}
+    if as_json:
+        sys.stdout.write(json.dumps(report, indent=2) + "\n")
+    else:
+        for k, c in report["checked"].items():
+            bad = sum(1 for v in report["violations"] if v["invariant"] == k)
+            mark = "[green]ok[/green]" if not bad else f"[red]{bad} violation(s)[/red]"
+            console.print(f"{k} {c['rule']}: {c['checks']} checks, {mark}")
+        for v in report["violations"]:
+            where = f"seq {v['seq']} " if v["seq"] else ""
+            console.print(f"  [red]{v['invariant']}[/red] {where}{v['graph']}/{v['task']}: {escape(v['message'])}")
+        console.print(f"{report['events']} events checked, {malformed} malformed skipped")
+    if report["violations"]:
+        raise typer.Exit(1)
