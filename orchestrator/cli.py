@@ -220,6 +220,9 @@ def projector(
     archive_dir: Annotated[
         Path, typer.Option("--archive-dir", envvar="NIYANTRA_ARCHIVE_DIR", help="archive: where Parquet files go.")
     ] = Path(".niyantra/archive"),
+    param: Annotated[
+        list[str] | None, typer.Option("--param", help="K=V view parameter, e.g. half_life_s=900; repeatable.")
+    ] = None,
 ) -> None:
     """Run one projector process: follow EVENTS and publish its view to KV (archive: Parquet files)."""
     from orchestrator.process import ready_marker, run_until_signalled, setup_logging
@@ -233,8 +236,11 @@ def projector(
         return
     if name not in PROJECTIONS:
         raise fail(f"unknown projector {name!r}; choose from {', '.join(sorted([*PROJECTIONS, 'archive']))}")
+    from orchestrator.cli_views import view_params
+
+    params = view_params(name, param or [])
     setup_logging(f"projector-{name}")
-    run_until_signalled(lambda stop: run_projector(name, nats_url, stop, ready_marker(ready_file)))
+    run_until_signalled(lambda stop: run_projector(name, nats_url, stop, ready_marker(ready_file), params))
 
 
 @app.command()

@@ -59,6 +59,9 @@ def _alive(node: NodeView, now: datetime, ttl: float) -> tuple[bool, float]:
 
 
 def _candidate(task: TaskView, node: NodeView, free: int, now: datetime, ttl: float) -> Candidate:
+    if node.lost or node.draining:
+        why = f"lost: {node.lost_reason}" if node.lost else f"draining ({node.drain_reason})"
+        return Candidate(node_id=node.node_id, score=0.0, reason=why, eligible=False)
     alive, age = _alive(node, now, ttl)
     if not alive:
         return Candidate(node_id=node.node_id, score=0.0, reason=f"not alive: last seen {age:.0f}s ago", eligible=False)

@@ -103,8 +103,10 @@ def child_specs(s: UpSettings, url: str, run: Path) -> list[tuple[str, list[str]
     specs = [
         ("projector-readiness", cli + ["projector", "readiness"]),
         ("projector-node-scores", cli + ["projector", "node-scores"]),
+        ("projector-confidence", cli + ["projector", "confidence"]),
         ("projector-archive", cli + ["projector", "archive", "--archive-dir", str(s.data_dir / "archive")]),
         ("decider", cli + ["decider"]),
+        ("watchdog", cli + ["watchdog"]),
     ]
     for i in range(1, s.agents + 1):
         specs.append(

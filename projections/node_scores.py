@@ -1,23 +1,54 @@
-"""The node-scores view: each node's registration, last observation, liveness and load.
+"""The node-scores view: each node's registration, last observation, liveness and learned scores.
 
 ``evolve_node_scores`` is the pure fold; like readiness, it replaces frozen entries and notes
-their KV keys in ``touched``. Liveness is not stored as a flag: it depends on ``now``, so the
-decider derives it from ``last_seen`` (time is an input of the core, never read inside it).
+their KV keys in ``touched``. Keys: ``node.<id>`` (`NodeView`) and ``type.<task type>``
+(`TypeEstimate`; a type that is not a safe key token is keyed by a hash, the value names it).
+
+Liveness: the view holds its inputs (``last_seen``, ``observe_interval_s``, ``subject_seq``)
+and the facts the watchdog appended (``lost``); whether a node is late depends on ``now``, which
+only the watchdog and the decider read. ``NodeLost`` marks a node lost; its next registration or
+observation (a new lease) marks it alive again. ``NodeDrainRequested`` (or an observation that
+says ``draining``) marks it draining until it registers again.
+
+Learning (per node × task type, exponentially decayed with the half-life ``half_life_s``,
+default 30 minutes, over event time; see `projections.decay`):
+
+- efficiency = expected / actual duration of a successful run, clamped to [0.01, 100]; the
+  expected duration is the completion's, else the dispatch's, else the task's estimate, else the
+  type's learned mean so far (no sample when none is known);
+- success rate: 1 for success, 0.5 for partial, 0 for failure and for a lost attempt;
+- per task type: the decayed mean and spread of successful run durations.
+
+Preflight runs and results from attempts that do not hold the task teach nothing.
 """
 
 from __future__ import annotations
 
+import hashlib
 from dataclasses import dataclass, field
 from datetime import datetime
 
 import msgspec
 
+from orchestrator.submission import GraphAssembly
+from projections.decay import DEFAULT_HALF_LIFE_S, Decayed, add
 from schemas import events as ev
-from schemas.subjects import node_key
+from schemas.subjects import is_safe_id, node_key
+
+UNTYPED = "untyped"
+SUCCESS_VALUE = {"success": 1.0, "partial": 0.5, "failure": 0.0}
+EFFICIENCY_BOUNDS = (0.01, 100.0)
+
+
+class TypeScore(msgspec.Struct, frozen=True, kw_only=True):
+    """What a node has shown for one task type: decayed efficiency and success rate."""
+
+    efficiency: Decayed = Decayed()
+    success: Decayed = Decayed()
 
 
 class NodeView(msgspec.Struct, frozen=True, kw_only=True):
-    """One node: capacity, labels, last reading, the attempts it holds, and simple counters."""
+    """One node: capacity, labels, last reading, liveness facts, held attempts and scores."""
 
     node_id: str
     slots: int = 1
@@ -32,21 +63,64 @@ class NodeView(msgspec.Struct, frozen=True, kw_only=True):
     completed: int = 0
     failed: int = 0
     seq: int = 0
+    subject_seq: int = 0
+    observations: int = 0
+    running_tasks: int = 0
+    cpu_count: int = 0
+    memory_bytes: int = 0
+    observe_interval_s: float | None = None
+    lost: bool = False
+    lost_at: datetime | None = None
+    lost_reason: str = ""
+    lost_count: int = 0
+    draining: bool = False
+    drain_reason: str = ""
+    scores: dict[str, TypeScore] = {}
+
+
+class TypeEstimate(msgspec.Struct, frozen=True, kw_only=True):
+    """What the system has learned of one task type's duration (successful runs)."""
+
+    type: str
+    duration: Decayed = Decayed()
+    seq: int = 0
+
+
+class Holder(msgspec.Struct, frozen=True):
+    """The node and attempt that hold a task, and the duration expected at dispatch."""
+
+    node_id: str
+    attempt: int
+    expected_s: float | None
 
 
 @dataclass
 class NodeScoresView:
-    """All nodes; ``seq`` is the last stream sequence applied."""
+    """All nodes and type estimates; ``seq`` is the last stream sequence applied.
 
+    ``specs`` (type and estimate of each task) and ``holders`` are fold state, not KV values.
+    """
+
+    half_life_s: float = DEFAULT_HALF_LIFE_S
     nodes: dict[str, NodeView] = field(default_factory=dict)
+    types: dict[str, TypeEstimate] = field(default_factory=dict)
+    specs: dict[tuple[str, str], tuple[str, float | None]] = field(default_factory=dict)
+    holders: dict[tuple[str, str], Holder] = field(default_factory=dict)
     seq: int = 0
     touched: set[str] = field(default_factory=set)
     ignored: list[str] = field(default_factory=list)
+    assembly: GraphAssembly = field(default_factory=GraphAssembly)
 
 
 def attempt_key(graph_id: str, task_id: str, attempt: int) -> str:
     """Identity of one task attempt held by a node."""
     return f"{graph_id}/{task_id}#{attempt}"
+
+
+def type_key(task_type: str) -> str:
+    """KV key of a task type's estimate."""
+    token = task_type if is_safe_id(task_type) else "h-" + hashlib.sha256(task_type.encode()).hexdigest()[:24]
+    return f"type.{token}"
 
 
 def _put(view: NodeScoresView, node: NodeView) -> None:
@@ -58,59 +132,150 @@ def _node(view: NodeScoresView, node_id: str) -> NodeView:
     return view.nodes.get(node_id) or NodeView(node_id=node_id)
 
 
+def _node_event(view: NodeScoresView, e: ev.AnyEvent, seq: int) -> None:
+    replace = msgspec.structs.replace
+    match e:
+        case ev.NodeRegistered():
+            n = replace(
+                _node(view, e.node_id),
+                slots=e.slots,
+                labels=e.labels,
+                hostname=e.hostname,
+                cpu_count=e.cpu_count,
+                memory_bytes=e.memory_bytes,
+                observe_interval_s=e.observe_interval_s,
+                registered_at=e.occurred_at,
+                last_seen=e.occurred_at,
+                lost=False,
+                draining=False,
+                drain_reason="",
+            )
+        case ev.NodeObserved():
+            n = _node(view, e.node_id)
+            n = replace(
+                n,
+                last_seen=e.occurred_at,
+                cpu_percent=e.cpu_percent,
+                memory_percent=e.memory_percent,
+                load1=e.load1,
+                running_tasks=e.running_tasks,
+                observations=n.observations + 1,
+                lost=False,
+                draining=n.draining or e.draining,
+                drain_reason=n.drain_reason or ("reported by the agent" if e.draining else ""),
+            )
+        case ev.NodeLost():
+            n = _node(view, e.node_id)
+            n = replace(n, lost=True, lost_at=e.occurred_at, lost_reason=e.reason, lost_count=n.lost_count + 1)
+        case ev.NodeDrainRequested():
+            n = replace(_node(view, e.node_id), draining=True, drain_reason=f"by {e.by}: {e.reason}".rstrip(": "))
+        case _:
+            raise TypeError(f"node-scores: not a node event: {type(e).__name__}")
+    _put(view, replace(n, seq=seq, subject_seq=seq))
+
+
+def _expected(view: NodeScoresView, e: ev.TaskCompleted, h: Holder, task_type: str) -> float | None:
+    if e.expected_duration_s:
+        return e.expected_duration_s
+    if h.expected_s:
+        return h.expected_s
+    spec = view.specs.get((e.graph_id, e.task_id))
+    if spec is not None and spec[1]:
+        return spec[1]
+    known = view.types.get(type_key(task_type))
+    return known.duration.mean if known is not None else None
+
+
+def _learn(view: NodeScoresView, n: NodeView, e: ev.TaskCompleted | ev.TaskLost, h: Holder, seq: int) -> NodeView:
+    """The node with one more outcome for the task's type; type estimates for a success."""
+    hl = view.half_life_s
+    task_type = (view.specs.get((e.graph_id, e.task_id)) or ("", None))[0] or UNTYPED
+    score = n.scores.get(task_type, TypeScore())
+    value = SUCCESS_VALUE[e.outcome] if isinstance(e, ev.TaskCompleted) else 0.0
+    score = msgspec.structs.replace(score, success=add(score.success, value, e.occurred_at, hl))
+    if isinstance(e, ev.TaskCompleted) and e.outcome != "failure":
+        expected = _expected(view, e, h, task_type)
+        if expected:
+            lo, hi = EFFICIENCY_BOUNDS
+            eff = min(max(expected / max(e.duration_s, 1e-3), lo), hi)
+            score = msgspec.structs.replace(score, efficiency=add(score.efficiency, eff, e.occurred_at, hl))
+        key = type_key(task_type)
+        est = view.types.get(key) or TypeEstimate(type=task_type)
+        est = msgspec.structs.replace(est, duration=add(est.duration, e.duration_s, e.occurred_at, hl), seq=seq)
+        view.types[key] = est
+        view.touched.add(key)
+    return msgspec.structs.replace(n, scores={**n.scores, task_type: score})
+
+
+def _release(view: NodeScoresView, e: ev.TaskCompleted | ev.TaskLost, seq: int) -> None:
+    """An attempt ended on its node: free the slot, count and learn (if it held the task)."""
+    n = _node(view, e.node_id)
+    key = attempt_key(e.graph_id, e.task_id, e.attempt)
+    h = view.holders.get((e.graph_id, e.task_id))
+    holds = h is not None and (h.node_id, h.attempt) == (e.node_id, e.attempt)
+    n = msgspec.structs.replace(n, active=tuple(a for a in n.active if a != key), seq=seq)
+    if isinstance(e, ev.TaskCompleted) and e.phase == "run":
+        ok = e.outcome != "failure"
+        n = msgspec.structs.replace(n, completed=n.completed + ok, failed=n.failed + (not ok), last_seen=e.occurred_at)
+    if holds and h is not None and (isinstance(e, ev.TaskLost) or e.phase == "run"):
+        del view.holders[(e.graph_id, e.task_id)]
+        n = _learn(view, n, e, h, seq)
+    elif not holds:
+        view.ignored.append(f"seq {seq}: {type(e).__name__} from {key} on {e.node_id}, which does not hold it")
+    _put(view, n)
+
+
+def _dispatch(view: NodeScoresView, e: ev.TaskDispatched, seq: int) -> None:
+    n = _node(view, e.node_id)
+    key = attempt_key(e.graph_id, e.task_id, e.attempt)
+    _put(view, msgspec.structs.replace(n, active=tuple(sorted({*n.active, key})), seq=seq))
+    view.holders[(e.graph_id, e.task_id)] = Holder(e.node_id, e.attempt, e.expected_duration_s)
+
+
+def _drop(view: NodeScoresView, graph_id: str, task_id: str | None, seq: int) -> None:
+    """A cancel frees the slots of the attempts it ends (their agents kill them)."""
+    prefix = f"{graph_id}/{task_id}#" if task_id is not None else f"{graph_id}/"
+    for node_id in sorted(view.nodes):
+        n = view.nodes[node_id]
+        keep = tuple(a for a in n.active if not a.startswith(prefix))
+        if keep != n.active:
+            _put(view, msgspec.structs.replace(n, active=keep, seq=seq))
+    for k in [k for k in view.holders if k[0] == graph_id and (task_id is None or k[1] == task_id)]:
+        del view.holders[k]
+
+
+def _graph(view: NodeScoresView, e: ev.GraphSubmitted | ev.GraphTasksAdded) -> None:
+    whole = view.assembly.add(e)
+    if whole is not None:
+        for t in whole.tasks:
+            view.specs.setdefault((whole.graph_id, t.id), (t.type, t.estimate_s))
+
+
 def evolve_node_scores(view: NodeScoresView, event: ev.AnyEvent, seq: int) -> NodeScoresView:
     """Apply one event (at stream sequence ``seq``) to the node-scores view."""
     if seq <= view.seq:
         return view
-    replace = msgspec.structs.replace
     match event:
-        case ev.NodeRegistered():
-            n = _node(view, event.node_id)
-            _put(
-                view,
-                replace(
-                    n,
-                    slots=event.slots,
-                    labels=event.labels,
-                    hostname=event.hostname,
-                    registered_at=event.occurred_at,
-                    last_seen=event.occurred_at,
-                    seq=seq,
-                ),
-            )
-        case ev.NodeObserved():
-            n = _node(view, event.node_id)
-            _put(
-                view,
-                replace(
-                    n,
-                    last_seen=event.occurred_at,
-                    cpu_percent=event.cpu_percent,
-                    memory_percent=event.memory_percent,
-                    load1=event.load1,
-                    seq=seq,
-                ),
-            )
+        case ev.NodeRegistered() | ev.NodeObserved() | ev.NodeLost() | ev.NodeDrainRequested():
+            _node_event(view, event, seq)
         case ev.TaskDispatched():
-            n = _node(view, event.node_id)
-            key = attempt_key(event.graph_id, event.task_id, event.attempt)
-            _put(view, replace(n, active=tuple(sorted({*n.active, key})), seq=seq))
-        case ev.TaskCompleted():
-            n = _node(view, event.node_id)
-            key = attempt_key(event.graph_id, event.task_id, event.attempt)
-            ok = event.outcome != "failure"
-            _put(
-                view,
-                replace(
-                    n,
-                    active=tuple(a for a in n.active if a != key),
-                    completed=n.completed + ok,
-                    failed=n.failed + (not ok),
-                    last_seen=event.occurred_at,
-                    seq=seq,
-                ),
-            )
-        case ev.TaskStarted() | ev.GraphSubmitted():
+            _dispatch(view, event, seq)
+        case ev.TaskCompleted() | ev.TaskLost():
+            _release(view, event, seq)
+        case ev.TaskCancelled() | ev.TaskRejected():
+            _drop(view, event.graph_id, event.task_id, seq)
+        case ev.GraphCancelled():
+            _drop(view, event.graph_id, None, seq)
+        case ev.GraphSubmitted() | ev.GraphTasksAdded():
+            _graph(view, event)
+        case (
+            ev.TaskStarted()
+            | ev.TaskApproved()
+            | ev.PredictionExpired()
+            | ev.AutonomyChanged()
+            | ev.Unschedulable()
+            | ev.Alert()
+        ):
             pass
         case _:
             raise TypeError(f"node-scores: unhandled event type {type(event).__name__}")
@@ -120,4 +285,13 @@ def evolve_node_scores(view: NodeScoresView, event: ev.AnyEvent, seq: int) -> No
 
 def node_values(view: NodeScoresView, keys: set[str]) -> dict[str, msgspec.Struct]:
     """The current value of each KV key in ``keys``."""
-    return {k: view.nodes[k.partition(".")[2]] for k in keys}
+    out: dict[str, msgspec.Struct] = {}
+    for k in keys:
+        kind, _, rest = k.partition(".")
+        out[k] = view.nodes[rest] if kind == "node" else view.types[k]
+    return out
+
+
+def node_keys(view: NodeScoresView) -> set[str]:
+    """Every KV key the view holds (for a rebuild)."""
+    return {node_key(n) for n in view.nodes} | set(view.types)

@@ -2,7 +2,25 @@
 
 ``evolve_readiness`` is the pure fold. The view is owned by its fold: evolve replaces the
 frozen entries it touches and records their KV keys in ``touched`` so that the runner writes
-only what an event changed (a completion rewrites the task and its direct dependents).
+only what an event changed (a completion rewrites the task, its direct dependents and the
+graph's totals). Ranks, depths and downstream counts are static per graph (`graphrank`),
+computed once when the graph is complete.
+
+Every event on a task's subject tree (``ev.task.<g>.<t>.>``) advances that task's ``last_seq``
+and ``version``, also one the view ignores (a late result), because the decider guards its next
+dispatch on exactly that sequence. Rules, mirroring the write side (`orchestrator.taskrules`):
+
+- a failed attempt with attempts left makes the task ready again, unless the agent marked the
+  failure not retryable; the last one fails it and cancels everything downstream;
+- ``TaskLost`` (the attempt's node or agent is gone) makes the task ready again as a new
+  attempt; the ``QUARANTINE_AFTER``-th loss fails it as poison (Dask's rule);
+- a tier-3 task whose dependencies succeeded stays ``pending`` with ``awaiting_approval`` until
+  ``TaskApproved``; ``TaskRejected``/``TaskCancelled`` cancel it and everything downstream;
+  ``GraphCancelled`` cancels every unfinished task of the graph;
+- a tier-2 preflight (``phase="preflight"``) holds the task as ``dispatched``; passing makes it
+  ready again with ``preflight_state="passed"``, failing fails it;
+- a start, result or loss from an attempt that does not hold the task changes nothing but the
+  sequence (and is noted in ``ignored``).
 """
 
 from __future__ import annotations
@@ -12,8 +30,13 @@ from datetime import datetime
 
 import msgspec
 
+from orchestrator.submission import GraphAssembly
+from orchestrator.taskrules import QUARANTINE_AFTER
+from projections.graphrank import graph_shapes
 from schemas import events as ev
 from schemas.subjects import graph_key, readiness_key
+
+HELD = frozenset({"dispatched", "running"})
 
 
 class TaskView(msgspec.Struct, frozen=True, kw_only=True):
@@ -48,6 +71,13 @@ class TaskView(msgspec.Struct, frozen=True, kw_only=True):
     duration_s: float | None = None
     reason: str = ""
     seq: int = 0
+    depth: int = 0
+    rank_s: float = 0.0
+    downstream: int = 0
+    lost: int = 0
+    awaiting_approval: bool = False
+    approved_by: str | None = None
+    preflight_state: str = ""
 
 
 class GraphView(msgspec.Struct, frozen=True, kw_only=True):
@@ -60,11 +90,26 @@ class GraphView(msgspec.Struct, frozen=True, kw_only=True):
     submitted_at: datetime | None = None
     finished_at: datetime | None = None
     seq: int = 0
+    depth: int = 0
+    critical_path_s: float = 0.0
+    cancelled_by: str | None = None
 
     @property
     def done(self) -> bool:
         """Every task is in a terminal state."""
         return sum(self.counts.get(s, 0) for s in ev.TERMINAL_STATES) == self.total
+
+    def totals(self) -> dict[str, int]:
+        """The article's totals: Total, Completed, Running (incl. dispatched), Ready, Blocked, Failed."""
+        c = self.counts
+        return {
+            "total": self.total,
+            "completed": c.get("succeeded", 0),
+            "running": c.get("running", 0) + c.get("dispatched", 0),
+            "ready": c.get("ready", 0),
+            "blocked": c.get("pending", 0),
+            "failed": c.get("failed", 0) + c.get("cancelled", 0),
+        }
 
 
 @dataclass
@@ -76,6 +121,7 @@ class ReadinessView:
     seq: int = 0
     touched: set[str] = field(default_factory=set)
     ignored: list[str] = field(default_factory=list)
+    assembly: GraphAssembly = field(default_factory=GraphAssembly)
 
 
 def _count(counts: dict[str, int], old: str | None, new: str) -> dict[str, int]:
@@ -94,7 +140,10 @@ def _put_task(view: ReadinessView, new: TaskView, seq: int) -> None:
     if old is None or old.state != new.state:
         g = view.graphs[new.graph_id]
         counts = _count(g.counts, old.state if old else None, new.state)
-        view.graphs[new.graph_id] = msgspec.structs.replace(g, counts=counts, seq=seq)
+        g = msgspec.structs.replace(g, counts=counts, seq=seq)
+        if g.done and g.finished_at is None:
+            g = msgspec.structs.replace(g, finished_at=new.finished_at)
+        view.graphs[new.graph_id] = g
         view.touched.add(graph_key(new.graph_id))
 
 
@@ -106,45 +155,59 @@ def _submit(view: ReadinessView, e: ev.GraphSubmitted, seq: int) -> None:
     for t in e.tasks:
         for d in t.depends_on:
             dependents.setdefault(d, []).append(t.id)
+    shapes = graph_shapes(e.tasks)
     view.graphs[e.graph_id] = GraphView(
-        graph_id=e.graph_id, title=e.title, total=len(e.tasks), submitted_at=e.occurred_at, seq=seq
+        graph_id=e.graph_id,
+        title=e.title,
+        total=len(e.tasks),
+        submitted_at=e.occurred_at,
+        seq=seq,
+        depth=max((s.depth for s in shapes), default=-1) + 1,
+        critical_path_s=max((s.rank_s for s in shapes), default=0.0),
     )
     view.touched.add(graph_key(e.graph_id))
-    for t in e.tasks:
-        ready = not t.depends_on
-        _put_task(
-            view,
-            TaskView(
-                graph_id=e.graph_id,
-                task_id=t.id,
-                title=t.title,
-                type=t.type,
-                command=t.command,
-                state="ready" if ready else "pending",
-                depends_on=t.depends_on,
-                waiting_for=t.depends_on,
-                dependents=tuple(sorted(dependents[t.id])),
-                ready_since=e.occurred_at if ready else None,
-                max_attempts=t.max_attempts,
-                tier=t.tier,
-                estimate_s=t.estimate_s,
-                timeout_s=t.timeout_s,
-                priority=t.priority,
-                labels=t.labels,
-                env=t.env,
-                scope=t.scope,
-                preflight=t.preflight,
-                seq=seq,
-            ),
-            seq,
+    for t, shape in zip(e.tasks, shapes, strict=True):
+        free = not t.depends_on
+        gate = free and t.tier == 3
+        ready = free and not gate
+        new = TaskView(
+            graph_id=e.graph_id,
+            task_id=t.id,
+            title=t.title,
+            type=t.type,
+            command=t.command,
+            state="ready" if ready else "pending",
+            depends_on=t.depends_on,
+            waiting_for=t.depends_on,
+            dependents=tuple(sorted(dependents[t.id])),
+            ready_since=e.occurred_at if ready else None,
+            max_attempts=t.max_attempts,
+            tier=t.tier,
+            estimate_s=t.estimate_s,
+            timeout_s=t.timeout_s,
+            priority=t.priority,
+            labels=t.labels,
+            env=t.env,
+            scope=t.scope,
+            preflight=t.preflight,
+            seq=seq,
+            depth=shape.depth,
+            rank_s=shape.rank_s,
+            downstream=shape.downstream,
+            awaiting_approval=gate,
         )
+        _put_task(view, new, seq)
 
 
 def _release_dependents(view: ReadinessView, done: TaskView, at: datetime, seq: int) -> None:
     for dep_id in done.dependents:
-        dep = view.tasks[(done.graph_id, dep_id)]
+        dep = view.tasks.get((done.graph_id, dep_id))
+        if dep is None:
+            continue
         waiting = tuple(w for w in dep.waiting_for if w != done.task_id)
-        ready = not waiting and dep.state == "pending"
+        free = not waiting and dep.state == "pending"
+        gate = free and dep.tier == 3 and dep.approved_by is None
+        ready = free and not gate
         _put_task(
             view,
             msgspec.structs.replace(
@@ -152,88 +215,147 @@ def _release_dependents(view: ReadinessView, done: TaskView, at: datetime, seq: 
                 waiting_for=waiting,
                 state="ready" if ready else dep.state,
                 ready_since=at if ready else dep.ready_since,
+                awaiting_approval=gate,
                 seq=seq,
             ),
             seq,
         )
 
 
-def _cancel_downstream(view: ReadinessView, failed: TaskView, seq: int) -> None:
-    stack = list(failed.dependents)
+def _cancel_downstream(view: ReadinessView, root: TaskView, why: str, seq: int) -> None:
+    stack = list(root.dependents)
     while stack:
         tid = stack.pop()
-        dep = view.tasks[(failed.graph_id, tid)]
-        if dep.state in ev.TERMINAL_STATES:
+        dep = view.tasks.get((root.graph_id, tid))
+        if dep is None or dep.state in ev.TERMINAL_STATES:
             continue
-        reason = f"dependency {failed.task_id} failed"
-        _put_task(view, msgspec.structs.replace(dep, state="cancelled", reason=reason, seq=seq), seq)
+        reason = f"dependency {root.task_id} {why}"
+        new = msgspec.structs.replace(dep, state="cancelled", reason=reason, awaiting_approval=False, seq=seq)
+        _put_task(view, new, seq)
         stack.extend(dep.dependents)
 
 
-def _complete(view: ReadinessView, t: TaskView, e: ev.TaskCompleted, seq: int) -> None:
-    base = dict(
-        last_seq=seq,
-        version=t.version + 1,
-        finished_at=e.occurred_at,
-        exit_code=e.exit_code,
-        duration_s=e.duration_s,
-        seq=seq,
-    )
-    if e.outcome in ("success", "partial"):
-        done = msgspec.structs.replace(t, state="succeeded", reason="", **base)
-        _put_task(view, done, seq)
-        _release_dependents(view, done, e.occurred_at, seq)
-    elif e.attempt < t.max_attempts:
-        retry = msgspec.structs.replace(
-            t,
-            state="ready",
-            ready_since=e.occurred_at,
-            reason=f"attempt {e.attempt} failed: {e.error}",
-            **base,
-        )
-        _put_task(view, retry, seq)
+def _end(view: ReadinessView, t: TaskView, state: str, reason: str, at: datetime, seq: int, **more: object) -> None:
+    """Put a task in a terminal state and cancel what depends on it (unless it succeeded)."""
+    done = msgspec.structs.replace(t, state=state, reason=reason, awaiting_approval=False, finished_at=at, **more)
+    _put_task(view, done, seq)
+    if state == "succeeded":
+        _release_dependents(view, done, at, seq)
     else:
-        failed = msgspec.structs.replace(t, state="failed", reason=e.error, **base)
-        _put_task(view, failed, seq)
-        _cancel_downstream(view, failed, seq)
+        _cancel_downstream(view, done, "failed" if state == "failed" else "cancelled", seq)
 
 
-def _task_event(view: ReadinessView, e: ev.TaskEvent, seq: int) -> None:
+def _again(view: ReadinessView, t: TaskView, reason: str, at: datetime, seq: int, **more: object) -> None:
+    _put_task(view, msgspec.structs.replace(t, state="ready", ready_since=at, reason=reason, **more), seq)
+
+
+def _complete(view: ReadinessView, t: TaskView, e: ev.TaskCompleted, seq: int) -> None:
+    facts = dict(exit_code=e.exit_code, duration_s=e.duration_s)
+    if e.phase == "preflight":
+        if e.outcome == "failure":
+            _end(
+                view, t, "failed", f"preflight failed: {e.error}", e.occurred_at, seq, preflight_state="failed", **facts
+            )
+        else:
+            _again(view, t, "preflight passed", e.occurred_at, seq, preflight_state="passed")
+    elif e.outcome in ("success", "partial"):
+        _end(view, t, "succeeded", "", e.occurred_at, seq, **facts)
+    elif e.attempt < t.max_attempts and e.retryable:
+        _again(
+            view, t, f"attempt {e.attempt} failed: {e.error}", e.occurred_at, seq, finished_at=e.occurred_at, **facts
+        )
+    else:
+        _end(view, t, "failed", e.error, e.occurred_at, seq, **facts)
+
+
+def _lost(view: ReadinessView, t: TaskView, e: ev.TaskLost, seq: int) -> None:
+    lost = t.lost + 1
+    if lost >= QUARANTINE_AFTER:
+        why = f"quarantined: lost {lost} times (last: attempt {e.attempt} on {e.node_id}: {e.reason})"
+        _end(view, t, "failed", why, e.occurred_at, seq, lost=lost)
+    else:
+        _again(view, t, f"attempt {e.attempt} lost on {e.node_id}: {e.reason}", e.occurred_at, seq, lost=lost)
+
+
+def _holds(t: TaskView, e: ev.TaskStarted | ev.TaskCompleted | ev.TaskLost) -> bool:
+    return t.state in HELD and (t.node, t.attempt) == (e.node_id, e.attempt)
+
+
+def _stale(view: ReadinessView, t: TaskView, e: ev.AnyEvent, seq: int) -> None:
+    view.ignored.append(
+        f"seq {seq}: {type(e).__name__} for {t.graph_id}/{t.task_id} ignored: it is {t.state}"
+        f" (attempt {t.attempt} on {t.node})"
+    )
+
+
+def _apply_task(view: ReadinessView, t: TaskView, e: ev.AnyEvent, seq: int) -> None:
+    """Apply one event of the task's own subject tree to ``t`` (already sequence-stamped)."""
+    replace = msgspec.structs.replace
+    match e:
+        case ev.TaskDispatched() if t.state == "ready":
+            pre = "running" if e.phase == "preflight" else t.preflight_state
+            attempt = t.attempt if e.phase == "preflight" else e.attempt
+            _put_task(
+                view,
+                replace(t, state="dispatched", node=e.node_id, attempt=attempt, reason="", preflight_state=pre),
+                seq,
+            )
+        case ev.TaskStarted() if _holds(t, e) and t.state == "dispatched":
+            _put_task(view, replace(t, state="running", started_at=e.occurred_at), seq)
+        case ev.TaskCompleted() if _holds(t, e):
+            _complete(view, t, e, seq)
+        case ev.TaskLost() if _holds(t, e):
+            _lost(view, t, e, seq)
+        case ev.TaskCancelled(by=who, reason=why) | ev.TaskRejected(by=who, reason=why) if (
+            t.state not in ev.TERMINAL_STATES
+        ):
+            verb = "rejected" if isinstance(e, ev.TaskRejected) else "cancelled"
+            _end(view, t, "cancelled", f"{verb} by {who}" + (f": {why}" if why else ""), e.occurred_at, seq)
+        case ev.TaskApproved(by=who) if t.state not in ev.TERMINAL_STATES and t.approved_by is None:
+            ready = t.awaiting_approval and t.state == "pending"
+            new = replace(t, approved_by=who, awaiting_approval=False)
+            if ready:
+                new = replace(new, state="ready", ready_since=e.occurred_at)
+            _put_task(view, new, seq)
+        case _:
+            _stale(view, t, e, seq)
+            _put_task(view, t, seq)
+
+
+TaskSubjectEvent = (
+    ev.TaskDispatched
+    | ev.TaskStarted
+    | ev.TaskCompleted
+    | ev.TaskLost
+    | ev.TaskCancelled
+    | ev.TaskApproved
+    | ev.TaskRejected
+)
+
+
+def _task_event(view: ReadinessView, e: TaskSubjectEvent, seq: int) -> None:
     t = view.tasks.get((e.graph_id, e.task_id))
     if t is None:
         view.ignored.append(f"seq {seq}: {type(e).__name__} for unknown task {e.graph_id}/{e.task_id}")
         return
-    match e:
-        case ev.TaskDispatched():
-            _put_task(
-                view,
-                msgspec.structs.replace(
-                    t,
-                    state="dispatched",
-                    node=e.node_id,
-                    attempt=e.attempt,
-                    last_seq=seq,
-                    version=t.version + 1,
-                    reason="",
-                    seq=seq,
-                ),
-                seq,
+    stamped = msgspec.structs.replace(t, last_seq=seq, version=t.version + 1, seq=seq)
+    _apply_task(view, stamped, e, seq)
+
+
+def _cancel_graph(view: ReadinessView, e: ev.GraphCancelled, seq: int) -> None:
+    g = view.graphs.get(e.graph_id)
+    if g is None:
+        view.ignored.append(f"seq {seq}: GraphCancelled for unknown graph {e.graph_id}")
+        return
+    view.graphs[e.graph_id] = msgspec.structs.replace(g, cancelled_by=e.by, seq=seq)
+    view.touched.add(graph_key(e.graph_id))
+    why = f"graph cancelled by {e.by}" + (f": {e.reason}" if e.reason else "")
+    for (gid, _), t in list(view.tasks.items()):
+        if gid == e.graph_id and t.state not in ev.TERMINAL_STATES:
+            new = msgspec.structs.replace(
+                t, state="cancelled", reason=why, awaiting_approval=False, finished_at=e.occurred_at, seq=seq
             )
-        case ev.TaskStarted():
-            _put_task(
-                view,
-                msgspec.structs.replace(
-                    t,
-                    state="running",
-                    started_at=e.occurred_at,
-                    last_seq=seq,
-                    version=t.version + 1,
-                    seq=seq,
-                ),
-                seq,
-            )
-        case ev.TaskCompleted():
-            _complete(view, t, e, seq)
+            _put_task(view, new, seq)
 
 
 def evolve_readiness(view: ReadinessView, event: ev.AnyEvent, seq: int) -> ReadinessView:
@@ -241,11 +363,32 @@ def evolve_readiness(view: ReadinessView, event: ev.AnyEvent, seq: int) -> Readi
     if seq <= view.seq:
         return view  # redelivery of what is already applied
     match event:
-        case ev.GraphSubmitted():
-            _submit(view, event, seq)
-        case ev.TaskDispatched() | ev.TaskStarted() | ev.TaskCompleted():
+        case ev.GraphSubmitted() | ev.GraphTasksAdded():
+            whole = view.assembly.add(event)
+            if whole is not None:
+                _submit(view, whole, seq)
+        case (
+            ev.TaskDispatched()
+            | ev.TaskStarted()
+            | ev.TaskCompleted()
+            | ev.TaskLost()
+            | ev.TaskCancelled()
+            | ev.TaskApproved()
+            | ev.TaskRejected()
+        ):
             _task_event(view, event, seq)
-        case ev.NodeRegistered() | ev.NodeObserved():
+        case ev.GraphCancelled():
+            _cancel_graph(view, event, seq)
+        case (
+            ev.NodeRegistered()
+            | ev.NodeObserved()
+            | ev.NodeLost()
+            | ev.NodeDrainRequested()
+            | ev.PredictionExpired()
+            | ev.AutonomyChanged()
+            | ev.Unschedulable()
+            | ev.Alert()
+        ):
             pass
         case _:
             raise TypeError(f"readiness: unhandled event type {type(event).__name__}")
@@ -264,3 +407,8 @@ def readiness_values(view: ReadinessView, keys: set[str]) -> dict[str, msgspec.S
             g, _, t = rest.partition(".")
             out[key] = view.tasks[(g, t)]
     return out
+
+
+def readiness_keys(view: ReadinessView) -> set[str]:
+    """Every KV key the view holds (for a rebuild)."""
+    return {graph_key(g) for g in view.graphs} | {readiness_key(g, t) for g, t in view.tasks}

@@ -1,19 +1,21 @@
 """The projector process shell: follow EVENTS, fold through a pure evolve, publish the view to KV.
 
-The loop does only fetch → decode → evolve → write → repeat. On start it replays the stream
-into memory from sequence 1 (an ordered consumer replays ~100k msgs/s) but writes only the
-keys changed after the checkpoint held in KV, so a restart resumes at checkpoint + 1 and a
-lost (memory) bucket is rebuilt whole. Keys changed by a batch of events are written
-together with the checkpoint, at most once per batch, as JetStream atomic batches.
+The loop does only fetch → decode → evolve → write → repeat (`projections.fold.Fold` does the
+middle). On start it replays the stream into memory from sequence 1 (an ordered consumer
+replays over 100k msgs/s) but writes only the keys changed after the checkpoint held in KV, so
+a restart (also after kill -9) resumes exactly at checkpoint + 1: nothing is missed (the fold
+saw every event) and nothing is applied twice (each event is folded once into a fresh view).
+A lost (memory) bucket, or parameters that differ from those the stored view was built with,
+make it write every key. Keys changed by a batch of events are written together with the
+checkpoint, once per batch, as JetStream atomic batches.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Awaitable, Callable, Iterable
-from dataclasses import dataclass
-from typing import Any, Generic, Protocol, TypeVar
+from collections.abc import Awaitable, Callable, Iterable, Mapping
+from typing import Any, TypeVar
 
 import msgspec
 import nats.errors
@@ -22,51 +24,49 @@ from nats.js.api import ConsumerConfig, DeliverPolicy, KeyValueConfig, StorageTy
 
 from orchestrator.errors import OrchestratorError
 from orchestrator.eventlog import Append, EventLog
+from projections.confidence import (
+    CONFIDENCE_PARAMS,
+    ConfidenceView,
+    confidence_keys,
+    confidence_values,
+    evolve_confidence,
+)
 from projections.errors import ViewStoreUnavailable
-from projections.node_scores import NodeScoresView, evolve_node_scores, node_values
-from projections.readiness import ReadinessView, evolve_readiness, readiness_values
-from schemas import codec
+from projections.fold import Checkpoint, Fold, Projection, View
+from projections.node_scores import NodeScoresView, evolve_node_scores, node_keys, node_values
+from projections.readiness import ReadinessView, evolve_readiness, readiness_keys, readiness_values
 from schemas import subjects as S
-from schemas.errors import MalformedEvent
 from schemas.events import AnyEvent
+
+__all__ = ["Checkpoint", "PROJECTIONS", "ProjectorRunner", "ensure_bucket", "project", "read_checkpoint"]
 
 log = logging.getLogger("niyantra.projector")
 
-
-class View(Protocol):
-    """What the runner needs of a view: its sequence and the keys an evolve touched."""
-
-    seq: int
-    touched: set[str]
-    ignored: list[str]
-
-
 V = TypeVar("V", bound=View)
 
-
-@dataclass(frozen=True)
-class Projection(Generic[V]):
-    """A named view: how to start it, fold an event into it, and render touched keys."""
-
-    name: str
-    bucket: str
-    new_view: Callable[[], V]
-    evolve: Callable[[V, AnyEvent, int], V]
-    values: Callable[[V, set[str]], dict[str, msgspec.Struct]]
-
-
 PROJECTIONS: dict[str, Projection[Any]] = {
-    "readiness": Projection("readiness", S.KV_READINESS, ReadinessView, evolve_readiness, readiness_values),
-    "node-scores": Projection("node-scores", S.KV_NODE_SCORES, NodeScoresView, evolve_node_scores, node_values),
+    "readiness": Projection(
+        "readiness", S.KV_READINESS, lambda p: ReadinessView(), evolve_readiness, readiness_values, readiness_keys
+    ),
+    "node-scores": Projection(
+        "node-scores",
+        S.KV_NODE_SCORES,
+        lambda p: NodeScoresView(half_life_s=p["half_life_s"]),
+        evolve_node_scores,
+        node_values,
+        node_keys,
+        {"half_life_s": 1800.0},
+    ),
+    "confidence": Projection(
+        "confidence",
+        S.KV_CONFIDENCE,
+        lambda p: ConfidenceView(params=dict(p)),
+        evolve_confidence,
+        confidence_values,
+        confidence_keys,
+        CONFIDENCE_PARAMS,
+    ),
 }
-
-
-class Checkpoint(msgspec.Struct, kw_only=True):
-    """The last stream sequence a view reflects, and what it had to skip."""
-
-    seq: int = 0
-    malformed: int = 0
-    recent_problems: list[str] = []
 
 
 def project(evolve: Callable[[V, AnyEvent, int], V], view: V, events: Iterable[tuple[int, AnyEvent]]) -> V:
@@ -107,54 +107,54 @@ async def read_checkpoint(nc: Any, bucket: str) -> Checkpoint:
     return msgspec.json.decode(entry.value or b"{}", type=Checkpoint)
 
 
-class ProjectorRunner(Generic[V]):
+async def write_changes(kv_log: EventLog, bucket: str, changes: Mapping[str, msgspec.Struct]) -> None:
+    """Write changed keys (checkpoint last) as atomic batches of at most MAX_ATOMIC_BATCH."""
+    items = [Append(f"$KV.{bucket}.{k}", _enc.encode(v)) for k, v in changes.items()]
+    try:
+        for i in range(0, len(items), S.MAX_ATOMIC_BATCH):
+            await kv_log.append_atomic(items[i : i + S.MAX_ATOMIC_BATCH])
+    except OrchestratorError as e:
+        raise ViewStoreUnavailable(f"cannot write view {bucket}: {e}") from e
+
+
+class ProjectorRunner:
     """Runs one projection against one server until ``stop`` is set."""
 
-    def __init__(self, nc: Any, projection: Projection[V], *, batch: int = 1000, idle: float = 0.005) -> None:
+    def __init__(
+        self,
+        nc: Any,
+        projection: Projection[Any],
+        *,
+        params: Mapping[str, float] | None = None,
+        batch: int = 1000,
+        idle: float = 0.005,
+    ) -> None:
         self.nc = nc
         self.p = projection
         self.batch = batch
         self.idle = idle
-        self.view: V = projection.new_view()
-        self.checkpoint = Checkpoint()
+        self.fold: Fold[Any] = Fold(projection, params)
         self.kv_log = EventLog(nc, stream=f"KV_{projection.bucket}")
 
     async def _flush(self) -> None:
-        if self.view.ignored:
-            for problem in self.view.ignored:
-                log.warning("%s: %s", self.p.name, problem)
-            self.checkpoint.recent_problems = (self.checkpoint.recent_problems + self.view.ignored)[-20:]
-            self.view.ignored.clear()
-        values = self.p.values(self.view, self.view.touched)
-        self.view.touched = set()
-        self.checkpoint.seq = self.view.seq
-        items = [Append(f"$KV.{self.p.bucket}.{k}", _enc.encode(v)) for k, v in sorted(values.items())]
-        items.append(Append(f"$KV.{self.p.bucket}.{S.CHECKPOINT_KEY}", _enc.encode(self.checkpoint)))
-        try:
-            for i in range(0, len(items), S.MAX_ATOMIC_BATCH):
-                await self.kv_log.append_atomic(items[i : i + S.MAX_ATOMIC_BATCH])
-        except OrchestratorError as e:
-            raise ViewStoreUnavailable(f"cannot write view {self.p.bucket}: {e}") from e
+        await write_changes(self.kv_log, self.p.bucket, self.fold.changes())
 
-    def _apply(self, data: bytes, subject: str, seq: int) -> None:
-        try:
-            event = codec.decode(data, subject=subject, seq=seq)
-        except MalformedEvent as e:
-            log.warning("%s: skipped %s", self.p.name, e)
-            self.checkpoint.malformed += 1
-            self.view.ignored.append(str(e))
-            self.view.seq = seq
-            return
-        self.view = self.p.evolve(self.view, event, seq)
+    async def _start(self) -> int:
+        """The sequence already stored (0 when the stored view must be rewritten whole)."""
+        await ensure_bucket(self.nc, self.p.bucket)
+        stored = await read_checkpoint(self.nc, self.p.bucket)
+        if stored.seq and stored.params != self.fold.checkpoint.params:
+            log.warning("%s: stored view was built with %s; rewriting it whole", self.p.name, stored.params)
+            return 0
+        self.fold.checkpoint.malformed = 0
+        self.fold.checkpoint.recent_problems = list(stored.recent_problems)
+        return stored.seq
 
     async def run(self, stop: asyncio.Event, on_ready: Callable[[], Awaitable[None] | None] | None = None) -> None:
         """Follow the stream until ``stop`` is set; call ``on_ready`` once caught up."""
-        await ensure_bucket(self.nc, self.p.bucket)
-        stored = await read_checkpoint(self.nc, self.p.bucket)
-        self.checkpoint = stored
+        stored_seq = await self._start()
         head = await EventLog(self.nc).last_seq()
-        js = self.nc.jetstream()
-        sub = await js.subscribe(
+        sub = await self.nc.jetstream().subscribe(
             f"{S.ROOT}.>",
             ordered_consumer=True,
             pending_msgs_limit=100_000,
@@ -163,24 +163,12 @@ class ProjectorRunner(Generic[V]):
         ready = False
         try:
             while not stop.is_set():
-                pending = 0
-                try:
-                    msg = await sub.next_msg(timeout=0.25 if not pending else self.idle)
-                    while True:
-                        seq = msg.metadata.sequence.stream
-                        self._apply(msg.data, msg.subject, seq)
-                        pending += 1
-                        if pending >= self.batch:
-                            break
-                        msg = await sub.next_msg(timeout=self.idle)
-                except nats.errors.TimeoutError:
-                    pass
-                if self.view.seq <= stored.seq:
-                    self.view.touched = set()  # already in KV from before the restart
-                    self.view.ignored.clear()
-                elif self.view.touched or pending:
+                pending = await self._drain(sub)
+                if self.fold.seq <= stored_seq:
+                    self.fold.discard_changes()  # already in KV from before the restart
+                elif pending:
                     await self._flush()
-                if not ready and self.view.seq >= head:
+                if not ready and self.fold.seq >= head:
                     await self._flush()  # confirms the checkpoint; creates it on an empty stream
                     ready = True
                     if on_ready is not None:
@@ -190,14 +178,35 @@ class ProjectorRunner(Generic[V]):
         finally:
             await sub.unsubscribe()
 
+    async def _drain(self, sub: Any) -> int:
+        """Apply up to ``batch`` messages that are there (waiting briefly for the first)."""
+        pending = 0
+        try:
+            msg = await sub.next_msg(timeout=0.25)
+            while True:
+                self.fold.apply(msg.data, msg.subject, msg.metadata.sequence.stream)
+                pending += 1
+                if pending >= self.batch:
+                    break
+                msg = await sub.next_msg(timeout=self.idle)
+        except nats.errors.TimeoutError:
+            pass
+        return pending
 
-async def run_projector(name: str, url: str, stop: asyncio.Event, on_ready: Callable[[], None] | None = None) -> None:
+
+async def run_projector(
+    name: str,
+    url: str,
+    stop: asyncio.Event,
+    on_ready: Callable[[], None] | None = None,
+    params: Mapping[str, float] | None = None,
+) -> None:
     """Connect, make sure the stream exists, and run the named projection."""
     import nats
 
     nc = await nats.connect(url, name=f"projector-{name}", max_reconnect_attempts=-1)
     try:
         await EventLog(nc).ensure_stream()
-        await ProjectorRunner(nc, PROJECTIONS[name]).run(stop, on_ready)
+        await ProjectorRunner(nc, PROJECTIONS[name], params=params).run(stop, on_ready)
     finally:
         await nc.close()

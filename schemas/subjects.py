@@ -19,7 +19,8 @@ STREAM_SUBJECTS = (f"{ROOT}.>",)
 # memory storage: no per-write fsync (DESIGN.md, performance budget).
 KV_READINESS = "view_readiness"
 KV_NODE_SCORES = "view_node_scores"
-VIEW_BUCKETS = (KV_READINESS, KV_NODE_SCORES)
+KV_CONFIDENCE = "view_confidence"
+VIEW_BUCKETS = (KV_READINESS, KV_NODE_SCORES, KV_CONFIDENCE)
 CHECKPOINT_KEY = "_checkpoint"
 
 AGENT_CONSUMER_PREFIX = "agent-"

@@ -28,8 +28,10 @@ def test_up_then_down_stops_exactly_what_it_started(tmp_path):
             "nats-server",
             "projector-readiness",
             "projector-node-scores",
+            "projector-confidence",
             "projector-archive",
             "decider",
+            "watchdog",
             "agent-node-1",
             "agent-node-2",
         ]

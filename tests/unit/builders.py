@@ -59,3 +59,40 @@ def completed(
 
 def registered(node: str, slots: int = 2, t: float = 0, **labels: str) -> ev.NodeRegistered:
     return ev.NodeRegistered(event_id=f"r:{node}", occurred_at=at(t), node_id=node, slots=slots, labels=labels)
+
+
+def ran(graph: str, task: str, node: str, outcome: str = "success", attempt: int = 1) -> list[object]:
+    """A dispatch and its completion (the write side never accepts a result without a dispatch)."""
+    return [dispatched(graph, task, node, attempt), completed(graph, task, node, outcome, attempt)]
+
+
+def lost(graph: str, task: str, node: str, attempt: int = 1, t: float = 4) -> ev.TaskLost:
+    return ev.TaskLost(
+        event_id=f"l:{task}:{attempt}",
+        occurred_at=at(t),
+        graph_id=graph,
+        task_id=task,
+        node_id=node,
+        attempt=attempt,
+        reason="node lost",
+    )
+
+
+def spec(task: str, *deps: str, **kw: object) -> ev.TaskSpec:
+    return ev.TaskSpec(id=task, command=f"run {task}", depends_on=deps, **kw)  # type: ignore[arg-type]
+
+
+def graph(graph_id: str, *specs: ev.TaskSpec) -> ev.GraphSubmitted:
+    return ev.GraphSubmitted(event_id=f"s:{graph_id}", occurred_at=T0, graph_id=graph_id, tasks=specs)
+
+
+def observed(node: str, t: float = 5, running: int = 0) -> ev.NodeObserved:
+    return ev.NodeObserved(
+        event_id=f"o:{node}:{t}",
+        occurred_at=at(t),
+        node_id=node,
+        cpu_percent=10.0,
+        memory_percent=20.0,
+        load1=0.5,
+        running_tasks=running,
+    )

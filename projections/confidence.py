@@ -1,0 +1,375 @@
+"""The confidence view: predictions checked against outcomes, confidence, autonomy, staleness.
+
+Keys (bucket ``view_confidence``): ``summary`` (`ConfidenceSummary`), ``prediction.<g>.<t>``
+(`Prediction`, the task's latest attempt) and ``node.<id>`` (`NodeConfidence`).
+
+**Predictions.** Every run dispatch predicts that its attempt succeeds by its expected finish,
+``dispatched_at + expected_s``. ``expected_s`` is the dispatch's expected duration, else the
+task's estimate, else the learned (decayed) mean duration of its type, else ``default_expected_s``
+(60 s). Finishing a little late is not a miss: the deadline is
+``dispatched_at + expected_s × deadline_factor + deadline_grace_s`` (1.5 and 10 s). The prediction
+resolves as
+
+- **hit**: the attempt completes with success or partial at or before the deadline;
+- **miss**: it fails, finishes after the deadline, is lost, or the watchdog appends
+  ``PredictionExpired`` (the deadline passed with no completion in the log);
+- **void**: the task is cancelled or rejected first (says nothing about the prediction).
+
+The first resolution in log order counts; later ones change nothing.
+
+**Confidence** starts at ``initial`` (1.0) and moves by +``hit_step`` (0.01) per hit and
+−``miss_step`` (0.05) per miss, clamped to [0, 1]: the seed article's rule; a steady miss rate
+above 1/6 drags it down. Each node has its own confidence by the same rule.
+
+**Autonomy level**: ``full`` when confidence ≥ ``full_at`` (0.8), ``cautious`` when ≥
+``cautious_at`` (0.5), else ``supervised``. A person's ``AutonomyChanged`` (``by`` set) pins a
+level (``full`` from a person clears the pin); the effective level is the more restrictive of
+the derived and the pinned one. An ``AutonomyChanged`` without ``by`` is informational.
+
+**Staleness**: ``as_of`` is the latest event time in the log; each node's staleness is
+``as_of − last_seen`` (its last registration or observation), so it too is a function of the log.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+
+import msgspec
+
+from orchestrator.submission import GraphAssembly
+from projections.decay import Decayed, add
+from schemas import events as ev
+from schemas.events import AutonomyLevel
+
+CONFIDENCE_PARAMS: dict[str, float] = {
+    "initial": 1.0,
+    "hit_step": 0.01,
+    "miss_step": 0.05,
+    "full_at": 0.8,
+    "cautious_at": 0.5,
+    "deadline_factor": 1.5,
+    "deadline_grace_s": 10.0,
+    "default_expected_s": 60.0,
+    "half_life_s": 1800.0,
+}
+SUMMARY_KEY = "summary"
+RESTRICTIVENESS: dict[str, int] = {"full": 0, "cautious": 1, "supervised": 2}
+
+
+class Prediction(msgspec.Struct, frozen=True, kw_only=True):
+    """One attempt's predicted finish and how it turned out."""
+
+    graph_id: str
+    task_id: str
+    node_id: str
+    attempt: int
+    dispatched_at: datetime
+    expected_s: float
+    expected_finish: datetime
+    deadline: datetime
+    status: str = "open"
+    resolved_at: datetime | None = None
+    actual_s: float | None = None
+    reason: str = ""
+    subject_seq: int = 0
+    seq: int = 0
+
+
+class NodeConfidence(msgspec.Struct, frozen=True, kw_only=True):
+    """A node's prediction record and the inputs of its staleness."""
+
+    node_id: str
+    confidence: float
+    hits: int = 0
+    misses: int = 0
+    last_seen: datetime | None = None
+    seq: int = 0
+
+
+class ConfidenceSummary(msgspec.Struct, frozen=True, kw_only=True):
+    """System-wide confidence, the autonomy level it implies, and node staleness as of the log's time."""
+
+    confidence: float
+    level: AutonomyLevel
+    derived_level: AutonomyLevel
+    pinned_level: AutonomyLevel | None = None
+    pinned_by: str = ""
+    hits: int = 0
+    misses: int = 0
+    voids: int = 0
+    open: int = 0
+    as_of: datetime | None = None
+    staleness_s: dict[str, float] = {}
+    seq: int = 0
+
+
+@dataclass
+class ConfidenceView:
+    """Predictions, per-node records and the summary; ``specs``/``durations`` are fold state."""
+
+    params: dict[str, float] = field(default_factory=lambda: dict(CONFIDENCE_PARAMS))
+    predictions: dict[tuple[str, str], Prediction] = field(default_factory=dict)
+    nodes: dict[str, NodeConfidence] = field(default_factory=dict)
+    summary: ConfidenceSummary | None = None
+    specs: dict[tuple[str, str], tuple[str, float | None]] = field(default_factory=dict)
+    durations: dict[str, Decayed] = field(default_factory=dict)
+    seq: int = 0
+    touched: set[str] = field(default_factory=set)
+    ignored: list[str] = field(default_factory=list)
+    assembly: GraphAssembly = field(default_factory=GraphAssembly)
+
+    def __post_init__(self) -> None:
+        self.params = {**CONFIDENCE_PARAMS, **self.params}
+        c = self.params["initial"]
+        self.summary = ConfidenceSummary(confidence=c, level=self.level(c), derived_level=self.level(c))
+
+    def level(self, confidence: float) -> AutonomyLevel:
+        """The autonomy level a confidence implies."""
+        if confidence >= self.params["full_at"]:
+            return "full"
+        return "cautious" if confidence >= self.params["cautious_at"] else "supervised"
+
+
+def prediction_key(graph_id: str, task_id: str) -> str:
+    """KV key of a task's latest prediction."""
+    return f"prediction.{graph_id}.{task_id}"
+
+
+def _summary(view: ConfidenceView) -> ConfidenceSummary:
+    assert view.summary is not None
+    return view.summary
+
+
+def _step(view: ConfidenceView, c: float, hit: bool) -> float:
+    p = view.params
+    return round(min(1.0, max(0.0, c + (p["hit_step"] if hit else -p["miss_step"]))), 9)
+
+
+def _resolve(view: ConfidenceView, pr: Prediction, status: str, at: datetime, reason: str, seq: int) -> None:
+    replace = msgspec.structs.replace
+    actual = (at - pr.dispatched_at).total_seconds()
+    view.predictions[(pr.graph_id, pr.task_id)] = replace(
+        pr, status=status, resolved_at=at, actual_s=actual, reason=reason, seq=seq
+    )
+    view.touched.add(prediction_key(pr.graph_id, pr.task_id))
+    s = _summary(view)
+    if status == "void":
+        view.summary = replace(s, voids=s.voids + 1, open=s.open - 1)
+        return
+    hit = status == "hit"
+    conf = _step(view, s.confidence, hit)
+    derived = view.level(conf)
+    view.summary = replace(
+        s,
+        confidence=conf,
+        derived_level=derived,
+        level=_effective(derived, s.pinned_level),
+        hits=s.hits + hit,
+        misses=s.misses + (not hit),
+        open=s.open - 1,
+    )
+    n = view.nodes.get(pr.node_id) or NodeConfidence(node_id=pr.node_id, confidence=view.params["initial"])
+    n = replace(n, confidence=_step(view, n.confidence, hit), hits=n.hits + hit, misses=n.misses + (not hit), seq=seq)
+    _put_node(view, n)
+
+
+def _effective(derived: AutonomyLevel, pinned: AutonomyLevel | None) -> AutonomyLevel:
+    if pinned is None:
+        return derived
+    return max(derived, pinned, key=lambda lv: RESTRICTIVENESS[lv])
+
+
+def _put_node(view: ConfidenceView, n: NodeConfidence) -> None:
+    view.nodes[n.node_id] = n
+    view.touched.add(f"node.{n.node_id}")
+
+
+def _expected(view: ConfidenceView, e: ev.TaskDispatched) -> float:
+    if e.expected_duration_s:
+        return e.expected_duration_s
+    task_type, estimate = view.specs.get((e.graph_id, e.task_id), ("", None))
+    if estimate:
+        return estimate
+    learned = view.durations.get(task_type)
+    if learned is not None and learned.mean:
+        return learned.mean
+    return view.params["default_expected_s"]
+
+
+def _predict(view: ConfidenceView, e: ev.TaskDispatched, seq: int) -> None:
+    key = (e.graph_id, e.task_id)
+    old = view.predictions.get(key)
+    if old is not None and old.status == "open":
+        _resolve(view, old, "miss", e.occurred_at, f"superseded by attempt {e.attempt}", seq)
+    expected = _expected(view, e)
+    p = view.params
+    finish = e.occurred_at + timedelta(seconds=expected)
+    view.predictions[key] = Prediction(
+        graph_id=e.graph_id,
+        task_id=e.task_id,
+        node_id=e.node_id,
+        attempt=e.attempt,
+        dispatched_at=e.occurred_at,
+        expected_s=expected,
+        expected_finish=finish,
+        deadline=e.occurred_at + timedelta(seconds=expected * p["deadline_factor"] + p["deadline_grace_s"]),
+        subject_seq=old.subject_seq if old is not None else 0,
+        seq=seq,
+    )
+    view.touched.add(prediction_key(*key))
+    s = _summary(view)
+    view.summary = msgspec.structs.replace(s, open=s.open + 1)
+
+
+def _open(view: ConfidenceView, graph_id: str, task_id: str, node_id: str, attempt: int) -> Prediction | None:
+    pr = view.predictions.get((graph_id, task_id))
+    if pr is None or pr.status != "open" or (pr.node_id, pr.attempt) != (node_id, attempt):
+        return None
+    return pr
+
+
+def _completed(view: ConfidenceView, e: ev.TaskCompleted, seq: int) -> None:
+    if e.phase != "run":
+        return
+    if e.outcome != "failure":
+        task_type = view.specs.get((e.graph_id, e.task_id), ("", None))[0]
+        view.durations[task_type] = add(
+            view.durations.get(task_type, Decayed()), e.duration_s, e.occurred_at, view.params["half_life_s"]
+        )
+    pr = _open(view, e.graph_id, e.task_id, e.node_id, e.attempt)
+    if pr is None:
+        return
+    if e.outcome == "failure":
+        _resolve(view, pr, "miss", e.occurred_at, f"failed: {e.error}"[:200], seq)
+    elif e.occurred_at <= pr.deadline:
+        _resolve(view, pr, "hit", e.occurred_at, "finished in time", seq)
+    else:
+        late = (e.occurred_at - pr.deadline).total_seconds()
+        _resolve(view, pr, "miss", e.occurred_at, f"finished {late:.1f}s after the deadline", seq)
+
+
+def _expired(view: ConfidenceView, e: ev.PredictionExpired, seq: int) -> None:
+    key = (e.graph_id, e.task_id)
+    pr = view.predictions.get(key)
+    if pr is None:
+        view.ignored.append(f"seq {seq}: PredictionExpired for {e.graph_id}/{e.task_id} without a prediction")
+        return
+    pr = msgspec.structs.replace(pr, subject_seq=seq, seq=seq)  # the watchdog's guard follows this subject
+    view.predictions[key] = pr
+    view.touched.add(prediction_key(*key))
+    if pr.status == "open" and (pr.node_id, pr.attempt) == (e.node_id, e.attempt):
+        _resolve(view, pr, "miss", e.occurred_at, "expired: no completion by the deadline", seq)
+
+
+def _void_graph(view: ConfidenceView, graph_id: str, at: datetime, seq: int) -> None:
+    for (g, _), pr in sorted(view.predictions.items()):
+        if g == graph_id and pr.status == "open":
+            _resolve(view, pr, "void", at, "graph cancelled", seq)
+
+
+def _seen(view: ConfidenceView, node_id: str, at: datetime, seq: int) -> None:
+    n = view.nodes.get(node_id) or NodeConfidence(node_id=node_id, confidence=view.params["initial"])
+    _put_node(view, msgspec.structs.replace(n, last_seen=at, seq=seq))
+
+
+def _pin(view: ConfidenceView, e: ev.AutonomyChanged) -> None:
+    if not e.by:
+        return  # informational: the derived level is already in the view
+    s = _summary(view)
+    pinned: AutonomyLevel | None = None if e.level == "full" else e.level
+    view.summary = msgspec.structs.replace(
+        s, pinned_level=pinned, pinned_by=e.by if pinned else "", level=_effective(s.derived_level, pinned)
+    )
+
+
+def _ended(view: ConfidenceView, e: ev.TaskLost | ev.TaskCancelled | ev.TaskRejected, seq: int) -> None:
+    if isinstance(e, ev.TaskLost):
+        pr = _open(view, e.graph_id, e.task_id, e.node_id, e.attempt)
+        if pr is not None:
+            _resolve(view, pr, "miss", e.occurred_at, f"lost: {e.reason}", seq)
+        return
+    pr = view.predictions.get((e.graph_id, e.task_id))
+    if pr is not None and pr.status == "open":
+        _resolve(view, pr, "void", e.occurred_at, "task cancelled", seq)
+
+
+def _apply(view: ConfidenceView, event: ev.AnyEvent, seq: int) -> None:
+    match event:
+        case ev.GraphSubmitted() | ev.GraphTasksAdded():
+            whole = view.assembly.add(event)
+            if whole is not None:
+                for t in whole.tasks:
+                    view.specs.setdefault((whole.graph_id, t.id), (t.type, t.estimate_s))
+        case ev.TaskDispatched(phase="run"):
+            _predict(view, event, seq)
+        case ev.TaskCompleted():
+            _completed(view, event, seq)
+        case ev.TaskLost() | ev.TaskCancelled() | ev.TaskRejected():
+            _ended(view, event, seq)
+        case ev.GraphCancelled():
+            _void_graph(view, event.graph_id, event.occurred_at, seq)
+        case ev.PredictionExpired():
+            _expired(view, event, seq)
+        case ev.NodeRegistered() | ev.NodeObserved():
+            _seen(view, event.node_id, event.occurred_at, seq)
+        case ev.AutonomyChanged():
+            _pin(view, event)
+        case (
+            ev.TaskDispatched()
+            | ev.TaskStarted()
+            | ev.TaskApproved()
+            | ev.NodeLost()
+            | ev.NodeDrainRequested()
+            | ev.Unschedulable()
+            | ev.Alert()
+        ):
+            pass
+        case _:
+            raise TypeError(f"confidence: unhandled event type {type(event).__name__}")
+
+
+def evolve_confidence(view: ConfidenceView, event: ev.AnyEvent, seq: int) -> ConfidenceView:
+    """Apply one event (at stream sequence ``seq``) to the confidence view."""
+    if seq <= view.seq:
+        return view
+    _apply(view, event, seq)
+    s = _summary(view)
+    as_of = event.occurred_at if s.as_of is None or event.occurred_at > s.as_of else s.as_of
+    if as_of != s.as_of or view.touched:
+        staleness = {
+            n: round((as_of - v.last_seen).total_seconds(), 6)
+            for n, v in sorted(view.nodes.items())
+            if v.last_seen is not None
+        }
+        view.summary = msgspec.structs.replace(s, as_of=as_of, staleness_s=staleness, seq=seq)
+        view.touched.add(SUMMARY_KEY)
+    view.seq = seq
+    return view
+
+
+def confidence_values(view: ConfidenceView, keys: set[str]) -> dict[str, msgspec.Struct]:
+    """The current value of each KV key in ``keys``."""
+    out: dict[str, msgspec.Struct] = {}
+    for k in keys:
+        kind, _, rest = k.partition(".")
+        if kind == SUMMARY_KEY:
+            out[k] = _summary(view)
+        elif kind == "node":
+            out[k] = view.nodes[rest]
+        else:
+            g, _, t = rest.partition(".")
+            out[k] = view.predictions[(g, t)]
+    return out
+
+
+def confidence_keys(view: ConfidenceView) -> set[str]:
+    """Every KV key the view holds (for a rebuild)."""
+    keys = {prediction_key(g, t) for g, t in view.predictions} | {f"node.{n}" for n in view.nodes}
+    return keys | ({SUMMARY_KEY} if view.seq else set())
+
+
+def params_of(view: ConfidenceView) -> Mapping[str, float]:
+    """The parameters the view was built with."""
+    return view.params
