@@ -25,6 +25,7 @@ from pathlib import Path
 PR_SET_PDEATHSIG = 1
 READ_CHUNK = 65536
 DRAIN_AFTER_KILL_S = 2.0
+EXIT_POLL_S = 0.01
 
 
 @dataclass(frozen=True)
@@ -61,6 +62,27 @@ def _kill_group(pgid: int, sig: int) -> None:
         os.killpg(pgid, sig)
 
 
+async def _exit(proc: asyncio.subprocess.Process) -> int:
+    """Wait for the shell itself to exit (``proc.wait()`` also waits for its pipes to close,
+    which a background grandchild holding stdout would delay forever)."""
+    try:
+        fd: int | None = os.pidfd_open(proc.pid)
+    except (AttributeError, OSError):  # no pidfd here, or already reaped: poll the return code
+        fd = None
+    if fd is not None:
+        loop = asyncio.get_running_loop()
+        exited = loop.create_future()
+        loop.add_reader(fd, lambda: exited.done() or exited.set_result(None))
+        try:
+            await exited
+        finally:
+            loop.remove_reader(fd)
+            os.close(fd)
+    while proc.returncode is None:  # the child watcher records the status a moment later
+        await asyncio.sleep(EXIT_POLL_S)
+    return proc.returncode
+
+
 async def _pump(stream: asyncio.StreamReader, sink: Callable[[bytes], None]) -> None:
     while chunk := await stream.read(READ_CHUNK):
         sink(chunk)
@@ -69,15 +91,15 @@ async def _pump(stream: asyncio.StreamReader, sink: Callable[[bytes], None]) -> 
 async def _stop_group(proc: asyncio.subprocess.Process, grace_s: float) -> None:
     _kill_group(proc.pid, signal.SIGTERM)
     try:
-        await asyncio.wait_for(proc.wait(), timeout=grace_s)
+        await asyncio.wait_for(_exit(proc), timeout=grace_s)
     except TimeoutError:
         _kill_group(proc.pid, signal.SIGKILL)
-        await proc.wait()
+        await _exit(proc)
 
 
 async def _wait(proc: asyncio.subprocess.Process, timeout_s: float | None, cancel: asyncio.Event) -> str:
     """Wait for the shell to exit, the timeout, or the cancel: which came first."""
-    exited = asyncio.ensure_future(proc.wait())
+    exited = asyncio.ensure_future(_exit(proc))
     cancelled = asyncio.ensure_future(cancel.wait())
     try:
         done, _ = await asyncio.wait({exited, cancelled}, timeout=timeout_s, return_when=asyncio.FIRST_COMPLETED)
@@ -129,7 +151,7 @@ async def run_command(
     finally:
         if proc.returncode is None:  # the agent itself is stopping: never leave the group behind
             _kill_group(proc.pid, signal.SIGKILL)
-            await proc.wait()
+            await _exit(proc)
         _kill_group(proc.pid, signal.SIGKILL)  # grandchildren that outlived the shell
         with contextlib.suppress(TimeoutError):  # a descendant that left the group keeps the pipe
             await asyncio.wait_for(asyncio.shield(reader), DRAIN_AFTER_KILL_S)
