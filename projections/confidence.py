@@ -331,20 +331,25 @@ def _apply(view: ConfidenceView, event: ev.AnyEvent, seq: int) -> None:
 
 
 def evolve_confidence(view: ConfidenceView, event: ev.AnyEvent, seq: int) -> ConfidenceView:
-    """Apply one event (at stream sequence ``seq``) to the confidence view."""
+    """Apply one event (at stream sequence ``seq``) to the confidence view.
+
+    The summary reflects every event (its ``seq`` is the view's); staleness is recomputed when
+    the log's time moves on or a node reports.
+    """
     if seq <= view.seq:
         return view
     _apply(view, event, seq)
     s = _summary(view)
     as_of = event.occurred_at if s.as_of is None or event.occurred_at > s.as_of else s.as_of
-    if as_of != s.as_of or view.touched:
+    staleness = s.staleness_s
+    if as_of != s.as_of or isinstance(event, ev.NodeRegistered | ev.NodeObserved):
         staleness = {
             n: round((as_of - v.last_seen).total_seconds(), 6)
             for n, v in sorted(view.nodes.items())
             if v.last_seen is not None
         }
-        view.summary = msgspec.structs.replace(s, as_of=as_of, staleness_s=staleness, seq=seq)
-        view.touched.add(SUMMARY_KEY)
+    view.summary = msgspec.structs.replace(s, as_of=as_of, staleness_s=staleness, seq=seq)
+    view.touched.add(SUMMARY_KEY)
     view.seq = seq
     return view
 
