@@ -249,6 +249,7 @@ def decider(
     nats_url: NatsUrl = DEFAULT_URL,
     ready_file: ReadyFile = None,
     decider_id: Annotated[str, typer.Option(envvar="NIYANTRA_DECIDER_ID", help="Name in decisions.")] = "decider",
+    policy: Annotated[str, typer.Option(help="Scoring policy: eft | seed | fifo.")] = "eft",
 ) -> None:
     """Run a stateless decider process."""
     from orchestrator.decide import DeciderConfig
@@ -256,7 +257,11 @@ def decider(
     from orchestrator.process import ready_marker, run_until_signalled, setup_logging
 
     setup_logging(decider_id)
-    config = DeciderConfig(decider_id=decider_id)
+    from orchestrator.scoring import POLICIES, ScoringConfig
+
+    if policy not in POLICIES:
+        raise fail(f"unknown policy {policy!r}; choose from {', '.join(POLICIES)}")
+    config = DeciderConfig(decider_id=decider_id, scoring=ScoringConfig(policy=policy))
 
     async def main(stop: asyncio.Event) -> None:
         await run_decider(nats_url, stop, config, on_ready=ready_marker(ready_file))

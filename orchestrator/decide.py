@@ -1,10 +1,13 @@
 """The decision core: ``decide(views, now, config) -> decisions``, pure and deterministic.
 
-Walking-skeleton policy ("first-free"): ready tasks in priority order (explicit priority hint,
-then direct dependents, then longest waiting, then ids); each goes to the live node with the
-most free slots whose labels match (ties by node id). Every candidate node is recorded with
-its score and the reason in words. Same views + same ``now`` + same config give the same
-decisions byte for byte: no clock, no randomness, and every iteration is over sorted keys.
+Ready tasks are taken in priority order (`orchestrator.scoring`); for each, every node is a
+candidate with a score and the reason in words (not alive, lost, draining, missing a label,
+no free slot, or its expected finish and value). The policy picks one eligible node, or (eft)
+reserves a busy node that would still finish first and leaves the task for the next decision.
+Tier-2 tasks get their preflight dispatched first; tier-3 tasks wait for an approval; the
+autonomy level narrows what may run (cautious: tier 1 only, one task per node, shortest
+first; supervised: only approved work). Same views + ``now`` + config give the same decisions
+byte for byte: no clock, no randomness, and every iteration is over sorted keys.
 """
 
 from __future__ import annotations
@@ -17,11 +20,17 @@ from datetime import datetime
 import msgspec
 
 from orchestrator import __version__
-from projections.node_scores import NodeView
+from orchestrator.scoring import (
+    ScoringConfig,
+    expected_value,
+    node_efficiency,
+    priority,
+    success_probability,
+    task_estimate,
+)
+from projections.node_scores import NodeView, TypeEstimate
 from projections.readiness import TaskView
 from schemas.events import Candidate, TaskDispatched
-
-POLICY = "first-free"
 
 
 @dataclass(frozen=True)
@@ -32,6 +41,12 @@ class DeciderConfig:
     decider_id: str = "decider"
     version: str = __version__
     max_dispatches: int = 1000
+    scoring: ScoringConfig = field(default_factory=ScoringConfig)
+
+    @property
+    def policy(self) -> str:
+        """Name of the scoring policy."""
+        return self.scoring.policy
 
 
 @dataclass(frozen=True)
@@ -41,6 +56,9 @@ class Views:
     tasks: Mapping[tuple[str, str], TaskView]
     nodes: Mapping[str, NodeView]
     seqs: Mapping[str, int] = field(default_factory=dict)
+    types: Mapping[str, TypeEstimate] = field(default_factory=dict)
+    confidence: float = 1.0
+    autonomy: str = "full"
 
 
 class Dispatch(msgspec.Struct, frozen=True, kw_only=True):
@@ -58,72 +76,184 @@ def _alive(node: NodeView, now: datetime, ttl: float) -> tuple[bool, float]:
     return age <= ttl, age
 
 
-def _candidate(task: TaskView, node: NodeView, free: int, now: datetime, ttl: float) -> Candidate:
-    if node.lost or node.draining:
-        why = f"lost: {node.lost_reason}" if node.lost else f"draining ({node.drain_reason})"
-        return Candidate(node_id=node.node_id, score=0.0, reason=why, eligible=False)
+def unavailable(task: TaskView, node: NodeView, now: datetime, ttl: float) -> str | None:
+    """Why ``node`` cannot take ``task`` at all (slots aside), or None."""
+    if node.lost:
+        return f"lost: {node.lost_reason}"
+    if node.draining:
+        return f"draining ({node.drain_reason})" if node.drain_reason else "draining"
     alive, age = _alive(node, now, ttl)
     if not alive:
-        return Candidate(node_id=node.node_id, score=0.0, reason=f"not alive: last seen {age:.0f}s ago", eligible=False)
+        return f"not alive: last seen {age:.0f}s ago"
     missing = sorted(f"{k}={v}" for k, v in task.labels.items() if node.labels.get(k) != v)
     if missing:
-        return Candidate(node_id=node.node_id, score=0.0, reason=f"missing label {', '.join(missing)}", eligible=False)
-    if free <= 0:
-        return Candidate(
-            node_id=node.node_id, score=0.0, reason=f"no free slot ({node.slots}/{node.slots} busy)", eligible=False
-        )
-    score = round(free / max(node.slots, 1), 6)
-    return Candidate(node_id=node.node_id, score=score, reason=f"{free} of {node.slots} slots free")
-
-
-def priority_key(t: TaskView) -> tuple[int, int, str, str, str]:
-    """Sort key of a ready task: higher hint, more dependents, longer waiting, then ids."""
-    since = t.ready_since.isoformat() if t.ready_since else ""
-    return (-(t.priority or 0), -len(t.dependents), since, t.graph_id, t.task_id)
+        return f"missing label {', '.join(missing)}"
+    return None
 
 
 def world_hash(views: Views, now: datetime) -> str:
-    """Hash of exactly the inputs a decision used (ready tasks, nodes, their seqs, now)."""
+    """Hash of exactly the inputs a decision used (ready tasks, nodes, their seqs, autonomy, now)."""
     ready = sorted((g, t, v.seq) for (g, t), v in views.tasks.items() if v.state == "ready")
     nodes = sorted((n.node_id, n.seq, n.active) for n in views.nodes.values())
-    blob = msgspec.json.encode([ready, nodes, sorted(views.seqs.items()), now.isoformat()])
+    blob = msgspec.json.encode(
+        [ready, nodes, sorted(views.seqs.items()), views.autonomy, views.confidence, now.isoformat()]
+    )
     return hashlib.sha256(blob).hexdigest()[:16]
+
+
+OVERDUE_S = 1e-3  # expected remaining time of a run that is past its expected finish
+
+
+@dataclass
+class _Slots:
+    """When each node's slots are expected to be free (the eft policy's reservations)."""
+
+    free_at: dict[str, list[float]]  # seconds from now, sorted, one entry per slot
+
+    def start(self, node: str) -> float | None:
+        times = self.free_at.get(node)
+        return times[0] if times else None
+
+    def take(self, node: str, until: float) -> None:
+        times = self.free_at[node]
+        times.pop(0)
+        times.append(until)
+        times.sort()
+
+
+def _busy_until(views: Views, node: NodeView, now: datetime, cfg: ScoringConfig) -> list[float]:
+    out: list[float] = []
+    for key in node.active:
+        gt, _, _ = key.rpartition("#")
+        g, _, t = gt.partition("/")
+        task = views.tasks.get((g, t))
+        if task is None:
+            out.append(cfg.default_estimate_s)
+            continue
+        est, _ = task_estimate(task, views.types, cfg)
+        eff, _ = node_efficiency(node, task.type, cfg)
+        begun = (now - task.started_at).total_seconds() if task.started_at else 0.0
+        out.append(max(est / eff - begun, OVERDUE_S))  # an overdue run still holds its slot
+    return out
+
+
+def _slots(views: Views, now: datetime, config: DeciderConfig, one_per_node: bool) -> _Slots:
+    free_at: dict[str, list[float]] = {}
+    for nid in sorted(views.nodes):
+        node = views.nodes[nid]
+        busy = sorted(_busy_until(views, node, now, config.scoring))
+        slots = 1 if one_per_node else node.slots
+        free = max(slots - len(busy), 0)
+        free_at[nid] = [0.0] * free + busy[: max(slots - free, 0)] if slots > 0 else []
+    return _Slots(free_at)
+
+
+def gate(task: TaskView, autonomy: str) -> str | None:
+    """Why a ready task may not run now whatever the nodes (tier, approval, autonomy), or None."""
+    if task.tier == 3 and task.approved_by is None:
+        return "awaiting approval"
+    if autonomy == "supervised" and task.approved_by is None:
+        return "autonomy supervised: nothing runs without an approval"
+    if autonomy == "cautious" and task.tier > 1:
+        return f"autonomy cautious and the task is tier {task.tier}"
+    return None
 
 
 def decide(views: Views, now: datetime, config: DeciderConfig) -> list[Dispatch]:
     """Dispatch decisions for the ready tasks that a live, matching node has room for."""
-    ready = sorted((t for t in views.tasks.values() if t.state == "ready"), key=priority_key)
+    cfg = config.scoring
+    ready = [t for t in views.tasks.values() if t.state == "ready" and gate(t, views.autonomy) is None]
     if not ready or not views.nodes:
         return []
-    free = {n.node_id: n.slots - len(n.active) for n in views.nodes.values()}
+    cautious = views.autonomy == "cautious"
+    if cautious:  # shortest first
+        ready.sort(key=lambda t: (task_estimate(t, views.types, cfg)[0], t.graph_id, t.task_id))
+    else:
+        ready.sort(key=lambda t: (-priority(t, now, cfg), t.graph_id, t.task_id))
+    slots = _slots(views, now, config, one_per_node=cautious)
     node_order = sorted(views.nodes)
     digest = world_hash(views, now)
     out: list[Dispatch] = []
     for task in ready:
-        if len(out) >= config.max_dispatches:
+        if len(out) >= config.max_dispatches or not any(s and s[0] == 0.0 for s in slots.free_at.values()):
             break
-        candidates = tuple(_candidate(task, views.nodes[n], free[n], now, config.node_ttl_s) for n in node_order)
-        eligible = [c for c in candidates if c.eligible]
-        if not eligible:
+        choice = _choose(task, views, now, config, slots, node_order)
+        if choice is None:
             continue
-        best = min(eligible, key=lambda c: (-c.score, c.node_id))
-        free[best.node_id] -= 1
-        out.append(_dispatch(task, best, candidates, views, now, config, digest))
+        best, candidates, start, duration = choice
+        slots.take(best.node_id, start + duration)
+        if best.eligible:  # else the node is reserved: it frees up first and the task waits for it
+            out.append(_dispatch(task, best, candidates, duration, views, now, config, digest))
     return out
+
+
+def _choose(
+    task: TaskView, views: Views, now: datetime, config: DeciderConfig, slots: _Slots, node_order: list[str]
+) -> tuple[Candidate, tuple[Candidate, ...], float, float] | None:
+    """The chosen candidate (eligible: dispatch now; not eligible: a reservation), all candidates,
+    and the chosen slot's expected start and the run's expected duration (seconds)."""
+    cfg = config.scoring
+    est, source = task_estimate(task, views.types, cfg)
+    value = priority(task, now, cfg)
+    scored: list[tuple[float, str, Candidate, float, float]] = []
+    candidates: list[Candidate] = []
+    for nid in node_order:
+        node = views.nodes[nid]
+        why = unavailable(task, node, now, config.node_ttl_s)
+        start = slots.start(nid)
+        if why is None and start is None:
+            why = f"no slot ({node.slots} slots)"
+        if why is not None:
+            candidates.append(Candidate(node_id=nid, score=0.0, reason=why, eligible=False))
+            continue
+        assert start is not None
+        eff, evidence = node_efficiency(node, task.type, cfg)
+        dur = est / eff
+        p = success_probability(node, task.type)
+        finish = start + dur
+        free_now = sum(1 for s in slots.free_at[nid] if s == 0.0)
+        if cfg.policy == "eft":
+            rank = start + dur / max(p, 1e-6)
+            score = expected_value(p, value, dur)
+            reason = (
+                f"finish in {finish:.1f}s: {dur:.1f}s at speed {eff:.2f}x ({evidence}; {source} {est:.1f}s)"
+                + (f" after waiting {start:.1f}s" if start > 0 else "")
+                + f", P(success) {p:.2f}"
+            )
+        else:
+            rank = -float(free_now) if cfg.policy == "seed" else 0.0
+            score = float(free_now) if cfg.policy == "seed" else 1.0
+            reason = f"{free_now} of {node.slots} slots free" + ("" if free_now else f" (free in {start:.1f}s)")
+        eligible_now = start == 0.0
+        if not eligible_now and cfg.policy != "eft":
+            candidates.append(Candidate(node_id=nid, score=0.0, reason=f"no free slot ({reason})", eligible=False))
+            continue
+        cand = Candidate(node_id=nid, score=score, reason=reason, eligible=eligible_now)
+        candidates.append(cand)
+        scored.append((rank, nid, cand, start, dur))
+    if not cfg.hold_for_faster:
+        scored = [x for x in scored if x[2].eligible]
+    if not scored:
+        return None
+    _, _, best, start, dur = min(scored, key=lambda x: (x[0], x[1]))
+    return best, tuple(candidates), start, dur
 
 
 def _dispatch(
     task: TaskView,
     best: Candidate,
     candidates: tuple[Candidate, ...],
+    duration: float,
     views: Views,
     now: datetime,
     config: DeciderConfig,
     digest: str,
 ) -> Dispatch:
-    attempt = task.attempt + 1
+    preflight = task.tier == 2 and task.preflight_state != "passed" and task.preflight is not None
+    attempt = task.attempt if preflight else task.attempt + 1
+    kind = "preflight" if preflight else "dispatch"
     event = TaskDispatched(
-        event_id=f"dispatch:{task.graph_id}:{task.task_id}:{attempt}",
+        event_id=f"{kind}:{task.graph_id}:{task.task_id}:{attempt}",
         occurred_at=now,
         causation_id=f"readiness@{task.seq}",
         correlation_id=task.graph_id,
@@ -131,18 +261,20 @@ def _dispatch(
         task_id=task.task_id,
         node_id=best.node_id,
         attempt=attempt,
-        command=task.command,
+        command=task.preflight if preflight and task.preflight else task.command,
         timeout_s=task.timeout_s,
-        expected_duration_s=task.estimate_s,
+        expected_duration_s=round(duration, 6),
         candidates=candidates,
-        confidence=1.0,
-        autonomy="full",
-        policy=POLICY,
+        confidence=views.confidence,
+        autonomy=views.autonomy,
+        policy=config.policy,
         world_hash=digest,
         view_seqs=dict(sorted(views.seqs.items())),
         decider_id=config.decider_id,
         decider_version=config.version,
         now=now,
+        phase="preflight" if preflight else "run",
+        strategy="" if task.attempt == 0 else f"retry attempt {attempt}",
         env=task.env,
         scope=task.scope,
     )

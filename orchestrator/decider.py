@@ -22,7 +22,8 @@ import nats
 from orchestrator.decide import DeciderConfig, Dispatch, Views, decide
 from orchestrator.errors import ConcurrencyConflict
 from orchestrator.eventlog import EventLog
-from projections.node_scores import NodeView
+from projections.confidence import ConfidenceSummary
+from projections.node_scores import NodeView, TypeEstimate
 from projections.readiness import TaskView
 from projections.runner import Checkpoint, ensure_bucket
 from schemas import subjects as S
@@ -97,11 +98,20 @@ class DeciderState:
     conflicts: int = 0
 
 
-def build_views(tasks: ViewMirror, nodes: ViewMirror) -> Views:
+def build_views(tasks: ViewMirror, nodes: ViewMirror, confidence: ViewMirror | None = None) -> Views:
     """Assemble the decide input from the mirrors."""
     task_map = {(v.graph_id, v.task_id): v for k, v in tasks.values.items() if k.startswith("task.")}
-    node_map = {v.node_id: v for v in nodes.values.values()}
-    return Views(tasks=task_map, nodes=node_map, seqs={"readiness": tasks.seq, "node-scores": nodes.seq})
+    node_map = {v.node_id: v for k, v in nodes.values.items() if k.startswith("node.")}
+    types = {v.type: v for k, v in nodes.values.items() if k.startswith("type.")}
+    seqs = {"readiness": tasks.seq, "node-scores": nodes.seq}
+    summary = confidence.values.get("summary") if confidence is not None else None
+    if confidence is not None:
+        seqs["confidence"] = confidence.seq
+    if summary is None:
+        return Views(tasks=task_map, nodes=node_map, seqs=seqs, types=types)
+    return Views(
+        tasks=task_map, nodes=node_map, seqs=seqs, types=types, confidence=summary.confidence, autonomy=summary.level
+    )
 
 
 async def act(eventlog: EventLog, decisions: list[Dispatch], state: DeciderState) -> None:
@@ -133,9 +143,11 @@ async def run_decider(
         for bucket in S.VIEW_BUCKETS:
             await ensure_bucket(nc, bucket)
         tasks = ViewMirror(nc, S.KV_READINESS, {"task": TaskView}, changed)
-        nodes = ViewMirror(nc, S.KV_NODE_SCORES, {"node": NodeView}, changed)
+        nodes = ViewMirror(nc, S.KV_NODE_SCORES, {"node": NodeView, "type": TypeEstimate}, changed)
+        confidence = ViewMirror(nc, S.KV_CONFIDENCE, {"summary": ConfidenceSummary}, changed)
         await tasks.start()
         await nodes.start()
+        await confidence.start()
         if on_ready is not None:
             on_ready()
         while not stop.is_set():
@@ -145,10 +157,11 @@ async def run_decider(
             if min(tasks.seq, nodes.seq) < state.last_append_seq:
                 continue  # the views do not yet show our own last decision
             now = datetime.now(UTC)  # pure-ok: the shell reads the clock and passes it in
-            decisions = decide(build_views(tasks, nodes), now, config)
+            decisions = decide(build_views(tasks, nodes, confidence), now, config)
             await act(eventlog, decisions, state)
         await tasks.stop()
         await nodes.stop()
+        await confidence.stop()
     finally:
         await nc.close()
     return state

@@ -175,10 +175,9 @@ def _node_event(view: NodeScoresView, e: ev.AnyEvent, seq: int) -> None:
 
 
 def _expected(view: NodeScoresView, e: ev.TaskCompleted, h: Holder, task_type: str) -> float | None:
-    if e.expected_duration_s:
-        return e.expected_duration_s
-    if h.expected_s:
-        return h.expected_s
+    """The base (speed 1) duration an efficiency is measured against: the task's estimate, else
+    its type's learned mean. Never the dispatch's prediction, which the decider already divided
+    by the node's efficiency (measuring against it would learn the error of the last guess)."""
     spec = view.specs.get((e.graph_id, e.task_id))
     if spec is not None and spec[1]:
         return spec[1]
