@@ -101,6 +101,7 @@ class ConfidenceSummary(msgspec.Struct, frozen=True, kw_only=True):
     voids: int = 0
     open: int = 0
     as_of: datetime | None = None
+    applied_seq: int = 0
     staleness_s: dict[str, float] = {}
     seq: int = 0
 
@@ -113,6 +114,7 @@ class ConfidenceView:
     predictions: dict[tuple[str, str], Prediction] = field(default_factory=dict)
     nodes: dict[str, NodeConfidence] = field(default_factory=dict)
     summary: ConfidenceSummary | None = None
+    as_of: datetime | None = None
     specs: dict[tuple[str, str], tuple[str, float | None]] = field(default_factory=dict)
     durations: dict[str, Decayed] = field(default_factory=dict)
     seq: int = 0
@@ -333,25 +335,28 @@ def _apply(view: ConfidenceView, event: ev.AnyEvent, seq: int) -> None:
 def evolve_confidence(view: ConfidenceView, event: ev.AnyEvent, seq: int) -> ConfidenceView:
     """Apply one event (at stream sequence ``seq``) to the confidence view.
 
-    The summary reflects every event (its ``seq`` is the view's); staleness is recomputed when
-    the log's time moves on or a node reports.
+    The summary reflects every event: its ``seq`` is the last one applied and ``as_of`` the latest
+    event time; both and the staleness are rendered when the summary is written (`summary_value`).
     """
     if seq <= view.seq:
         return view
     _apply(view, event, seq)
-    s = _summary(view)
-    as_of = event.occurred_at if s.as_of is None or event.occurred_at > s.as_of else s.as_of
-    staleness = s.staleness_s
-    if as_of != s.as_of or isinstance(event, ev.NodeRegistered | ev.NodeObserved):
-        staleness = {
-            n: round((as_of - v.last_seen).total_seconds(), 6)
-            for n, v in sorted(view.nodes.items())
-            if v.last_seen is not None
-        }
-    view.summary = msgspec.structs.replace(s, as_of=as_of, staleness_s=staleness, seq=seq)
+    if view.as_of is None or event.occurred_at > view.as_of:
+        view.as_of = event.occurred_at
     view.touched.add(SUMMARY_KEY)
-    view.seq = seq
+    view.seq = view.applied_seq = seq
     return view
+
+
+def summary_value(view: ConfidenceView) -> ConfidenceSummary:
+    """The summary as of the view's last event, with each node's staleness at that time."""
+    as_of = view.as_of
+    staleness = (
+        {n: round((as_of - v.last_seen).total_seconds(), 6) for n, v in sorted(view.nodes.items()) if v.last_seen}
+        if as_of is not None
+        else {}
+    )
+    return msgspec.structs.replace(_summary(view), as_of=as_of, staleness_s=staleness, seq=view.applied_seq)
 
 
 def confidence_values(view: ConfidenceView, keys: set[str]) -> dict[str, msgspec.Struct]:
@@ -360,7 +365,7 @@ def confidence_values(view: ConfidenceView, keys: set[str]) -> dict[str, msgspec
     for k in keys:
         kind, _, rest = k.partition(".")
         if kind == SUMMARY_KEY:
-            out[k] = _summary(view)
+            out[k] = summary_value(view)
         elif kind == "node":
             out[k] = view.nodes[rest]
         else:

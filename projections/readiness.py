@@ -141,7 +141,7 @@ def _put_task(view: ReadinessView, new: TaskView, seq: int) -> None:
         g = view.graphs[new.graph_id]
         counts = _count(g.counts, old.state if old else None, new.state)
         g = msgspec.structs.replace(g, counts=counts, seq=seq)
-        if g.done and g.finished_at is None:
+        if new.state in ev.TERMINAL_STATES and g.finished_at is None and g.done:
             g = msgspec.structs.replace(g, finished_at=new.finished_at)
         view.graphs[new.graph_id] = g
         view.touched.add(graph_key(new.graph_id))

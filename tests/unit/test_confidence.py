@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from projections.confidence import ConfidenceView, evolve_confidence
+from projections.confidence import ConfidenceView, evolve_confidence, summary_value
 from projections.runner import project
 from schemas import events as ev
 from tests.unit.builders import at, graph, lost, observed, registered, spec
@@ -105,9 +105,15 @@ def test_a_person_pins_a_more_restrictive_level_and_full_releases_it():
 
 
 def test_staleness_is_measured_against_the_logs_own_time():
-    s = fold(
-        registered("n1", t=0), registered("n2", t=0), observed("n1", t=50), observed("n2", t=20), observed("n1", t=80)
-    ).summary
+    s = summary_value(
+        fold(
+            registered("n1", t=0),
+            registered("n2", t=0),
+            observed("n1", t=50),
+            observed("n2", t=20),
+            observed("n1", t=80),
+        )
+    )
     assert s.staleness_s == {"n1": 0.0, "n2": 60.0} and s.as_of == at(80)
     n = fold(G, disp("a"), done("a", 5), disp("b", node="n2"), done("b", 5, "failure", node="n2")).nodes
     assert (n["n1"].confidence, n["n2"].confidence, n["n2"].misses) == (1.0, 0.95, 1)
