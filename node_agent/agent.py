@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import logging
 import os
 import socket
@@ -313,9 +314,9 @@ class Agent:
                     continue
                 t = asyncio.create_task(self.handle(m))
                 self.active[key] = t
-                t.add_done_callback(lambda _t, k=key: self._done(k))
+                t.add_done_callback(functools.partial(self._done, key))
 
-    def _done(self, key: int) -> None:
+    def _done(self, key: int, _finished: object = None) -> None:
         task = self.active.pop(key, None)
         if task is not None and not task.cancelled() and task.exception() is not None:
             log.error("task handler failed: %r", task.exception())

@@ -168,8 +168,8 @@ def logs(
 
     if phase not in ("run", "preflight"):
         raise fail(f"--phase must be run or preflight, not {phase!r}")
-    g, _, t = task.rpartition("/")
-    g = g or graph
+    prefix, _, t = task.rpartition("/")
+    g = prefix or graph
 
     async def go() -> Any:
         nc = await _connect(nats_url)
