@@ -1,7 +1,9 @@
 """The projector process shell: follow EVENTS, fold through a pure evolve, publish the view to KV.
 
 The loop does only fetch → decode → evolve → write → repeat (`projections.fold.Fold` does the
-middle). On start it replays the stream into memory from sequence 1 (an ordered consumer
+middle). Messages are queued by the delivery callback and folded in chunks (whatever arrived,
+at most ``high_water``; delivery waits while the fold is behind), and each chunk's changed keys
+are written once. On start it replays the stream into memory from sequence 1 (an ordered consumer
 replays over 100k msgs/s) but writes only the keys changed after the checkpoint held in KV, so
 a restart (also after kill -9) resumes exactly at checkpoint + 1: nothing is missed (the fold
 saw every event) and nothing is applied twice (each event is folded once into a fresh view).
@@ -13,6 +15,7 @@ checkpoint, once per batch, as JetStream atomic batches.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 from collections.abc import Awaitable, Callable, Iterable, Mapping
 from typing import Any, TypeVar
@@ -126,13 +129,14 @@ class ProjectorRunner:
         projection: Projection[Any],
         *,
         params: Mapping[str, float] | None = None,
-        batch: int = 1000,
-        idle: float = 0.005,
+        high_water: int = 20_000,
     ) -> None:
         self.nc = nc
         self.p = projection
-        self.batch = batch
-        self.idle = idle
+        self.high_water = high_water
+        self._inbox: list[Any] = []
+        self._wake = asyncio.Event()
+        self._room = asyncio.Event()
         self.fold: Fold[Any] = Fold(projection, params)
         self.kv_log = EventLog(nc, stream=f"KV_{projection.bucket}")
 
@@ -156,17 +160,25 @@ class ProjectorRunner:
         head = await EventLog(self.nc).last_seq()
         sub = await self.nc.jetstream().subscribe(
             f"{S.ROOT}.>",
+            cb=self._on_msg,
             ordered_consumer=True,
-            pending_msgs_limit=100_000,
+            pending_msgs_limit=2 * self.high_water,
+            pending_bytes_limit=512 * 1024 * 1024,
             config=ConsumerConfig(deliver_policy=DeliverPolicy.ALL),
         )
         ready = False
         try:
             while not stop.is_set():
-                pending = await self._drain(sub)
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self._wake.wait(), 0.25)
+                self._wake.clear()
+                msgs, self._inbox = self._inbox, []
+                self._room.set()
+                for msg in msgs:
+                    self.fold.apply(msg.data, msg.subject, msg.metadata.sequence.stream)
                 if self.fold.seq <= stored_seq:
                     self.fold.discard_changes()  # already in KV from before the restart
-                elif pending:
+                elif msgs:
                     await self._flush()
                 if not ready and self.fold.seq >= head:
                     await self._flush()  # confirms the checkpoint; creates it on an empty stream
@@ -176,22 +188,16 @@ class ProjectorRunner:
                         if r is not None:
                             await r
         finally:
+            self._room.set()
             await sub.unsubscribe()
 
-    async def _drain(self, sub: Any) -> int:
-        """Apply up to ``batch`` messages that are there (waiting briefly for the first)."""
-        pending = 0
-        try:
-            msg = await sub.next_msg(timeout=0.25)
-            while True:
-                self.fold.apply(msg.data, msg.subject, msg.metadata.sequence.stream)
-                pending += 1
-                if pending >= self.batch:
-                    break
-                msg = await sub.next_msg(timeout=self.idle)
-        except nats.errors.TimeoutError:
-            pass
-        return pending
+    async def _on_msg(self, msg: Any) -> None:
+        """Delivery callback: queue the message; hold delivery while the fold is behind."""
+        self._inbox.append(msg)
+        self._wake.set()
+        if len(self._inbox) >= self.high_water:
+            self._room.clear()
+            await self._room.wait()
 
 
 async def run_projector(
