@@ -161,10 +161,19 @@ def gate(task: TaskView, autonomy: str) -> str | None:
 
 def decide(views: Views, now: datetime, config: DeciderConfig) -> list[Dispatch]:
     """Dispatch decisions for the ready tasks that a live, matching node has room for."""
+    return plan(views, now, config)[0]
+
+
+def plan(
+    views: Views, now: datetime, config: DeciderConfig
+) -> tuple[list[Dispatch], dict[tuple[str, str], tuple[str, float]]]:
+    """The dispatches, and the reservations: tasks left waiting for a busy node that finishes them
+    first (task → node and seconds until its slot is expected free)."""
     cfg = config.scoring
+    reserved: dict[tuple[str, str], tuple[str, float]] = {}
     ready = [t for t in views.tasks.values() if t.state == "ready" and gate(t, views.autonomy) is None]
     if not ready or not views.nodes:
-        return []
+        return [], reserved
     cautious = views.autonomy == "cautious"
     if cautious:  # shortest first
         ready.sort(key=lambda t: (task_estimate(t, views.types, cfg)[0], t.graph_id, t.task_id))
@@ -182,9 +191,11 @@ def decide(views: Views, now: datetime, config: DeciderConfig) -> list[Dispatch]
             continue
         best, candidates, start, duration = choice
         slots.take(best.node_id, start + duration)
-        if best.eligible:  # else the node is reserved: it frees up first and the task waits for it
+        if best.eligible:
             out.append(_dispatch(task, best, candidates, duration, views, now, config, digest))
-    return out
+        else:  # the node is reserved: it frees up first and the task waits for it
+            reserved[(task.graph_id, task.task_id)] = (best.node_id, start)
+    return out, reserved
 
 
 def _choose(

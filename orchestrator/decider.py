@@ -43,6 +43,7 @@ class ViewMirror:
         self.bucket = bucket
         self.values: dict[str, Any] = {}
         self.seq = 0
+        self.consistent = True  # False between a batch's first value and its checkpoint
         self.changed = changed or asyncio.Event()
         self.initialised = asyncio.Event()
         self._decoders = {prefix: msgspec.json.Decoder(t) for prefix, t in types.items()}
@@ -75,10 +76,13 @@ class ViewMirror:
                 self.changed.set()
 
     def _apply(self, key: str, value: bytes | None) -> None:
+        if key == S.CHECKPOINT_KEY and value:
+            self.seq = self._cp_decoder.decode(value).seq
+            self.consistent = True  # a projector writes its checkpoint last in each atomic batch
+            return
+        self.consistent = False
         if not value:
             self.values.pop(key, None)
-        elif key == S.CHECKPOINT_KEY:
-            self.seq = self._cp_decoder.decode(value).seq
         else:
             decoder = self._decoders.get(key.partition(".")[0])
             if decoder is None:
@@ -156,6 +160,8 @@ async def run_decider(
             changed.clear()
             if min(tasks.seq, nodes.seq) < state.last_append_seq:
                 continue  # the views do not yet show our own last decision
+            if not (tasks.consistent and nodes.consistent and confidence.consistent):
+                continue  # a view is mid-batch: its values are ahead of its checkpoint (replay needs both equal)
             now = datetime.now(UTC)  # pure-ok: the shell reads the clock and passes it in
             decisions = decide(build_views(tasks, nodes, confidence), now, config)
             await act(eventlog, decisions, state)

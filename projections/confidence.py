@@ -118,6 +118,7 @@ class ConfidenceView:
     specs: dict[tuple[str, str], tuple[str, float | None]] = field(default_factory=dict)
     durations: dict[str, Decayed] = field(default_factory=dict)
     seq: int = 0
+    applied_seq: int = 0
     touched: set[str] = field(default_factory=set)
     ignored: list[str] = field(default_factory=list)
     assembly: GraphAssembly = field(default_factory=GraphAssembly)

@@ -97,3 +97,16 @@ async def test_verify_passes_on_a_real_run_and_reports_a_forged_double_dispatch(
     await nc.close()
     bad = await asyncio.to_thread(runner.invoke, app, ["verify", "--nats-url", nats_server.url])
     assert bad.exit_code == 1 and "I1" in bad.output and "ops/L0-0" in bad.output
+
+
+async def test_replay_check_reproduces_every_decision_of_a_real_run(nats_server, tmp_path):
+    await _run_graph(nats_server.url, tmp_path)
+    url = ["--nats-url", nats_server.url]
+    result = await asyncio.to_thread(runner.invoke, app, ["replay", "--check", "--json", *url])
+    assert result.output.startswith("{"), (result.output, result.exception)
+    report = json.loads(result.output)
+    assert report["decisions"] == 4 and report["reproduced"] == 4 and report["mismatches"] == [], report
+    assert result.exit_code == 0
+    world = await asyncio.to_thread(runner.invoke, app, ["replay", "--at", "1", "--json", *url])
+    states = {t["id"]: t["state"] for t in json.loads(world.output)["tasks"]}
+    assert states == {"L0-0": "ready", "L0-1": "ready", "L1-0": "pending", "L1-1": "pending"}

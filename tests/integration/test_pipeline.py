@@ -40,6 +40,16 @@ async def test_two_deciders_never_dispatch_a_task_twice(nats_server, tmp_path):
         assert counts[f"g2/{t.id}/TaskDispatched"] == 1, t.id
         assert counts[f"g2/{t.id}/TaskStarted"] == 1, t.id
         assert counts[f"g2/{t.id}/TaskCompleted"] == 1, t.id
+    from orchestrator.cli_replay import read_messages
+    from orchestrator.replay import check
+    from orchestrator.verify import verify
+    from schemas import codec
+
+    messages = await read_messages(nats_server.url)
+    replayed = check(messages)  # invariant I7: every decision of both deciders reproduces byte for byte
+    assert replayed["decisions"] == len(spec.tasks) and replayed["mismatches"] == [], replayed["mismatches"][:2]
+    report = verify((m.seq, codec.decode(m.data)) for m in messages)
+    assert report["violations"] == [], report["violations"][:3]
 
 
 async def test_no_task_starts_before_its_dependencies_succeeded(nats_server, tmp_path):

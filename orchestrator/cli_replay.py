@@ -1,0 +1,101 @@
+"""`niyantra replay`: re-run recorded decisions, or show the world at a sequence (on `orchestrator.cli.app`)."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import sys
+from typing import Annotated, Any
+
+import typer
+from rich.markup import escape
+
+from orchestrator.cli import DEFAULT_URL, NatsUrl, _connect, app, console, fail, render_status, totals_line
+from schemas import subjects as S
+
+
+async def read_messages(url: str, until: int | None = None) -> list[Any]:
+    """Every stored message of the event stream in order (up to ``until``)."""
+    import nats.errors
+    from nats.js.api import ConsumerConfig, DeliverPolicy
+
+    from orchestrator.eventlog import StoredMessage
+
+    nc = await _connect(url)
+    out: list[Any] = []
+    try:
+        js = nc.jetstream()
+        head = (await js.stream_info(S.STREAM)).state.last_seq
+        last = min(head, until) if until is not None else head
+        if last == 0:
+            return out
+        sub = await js.subscribe(
+            f"{S.ROOT}.>",
+            ordered_consumer=True,
+            pending_msgs_limit=200_000,
+            config=ConsumerConfig(deliver_policy=DeliverPolicy.ALL),
+        )
+        seq = 0
+        while seq < last:
+            try:
+                msg = await sub.next_msg(timeout=5)
+            except nats.errors.TimeoutError:
+                break
+            seq = msg.metadata.sequence.stream
+            if seq <= last:
+                out.append(StoredMessage(seq=seq, subject=msg.subject, headers={}, data=msg.data))
+        await sub.unsubscribe()
+    finally:
+        await nc.close()
+    return out
+
+
+@app.command()
+def replay(
+    *,
+    check: Annotated[bool, typer.Option("--check", help="Re-run every recorded decision and compare.")] = False,
+    at: Annotated[int | None, typer.Option("--at", help="Show the world as it was at this sequence.")] = None,
+    graph: Annotated[str | None, typer.Option("--graph", help="Only this graph.")] = None,
+    until: Annotated[int | None, typer.Option("--until", help="Stop at this sequence.")] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
+    nats_url: NatsUrl = DEFAULT_URL,
+) -> None:
+    """Replay the log: --check re-runs decide at each decision with its recorded inputs; --at SEQ shows the world."""
+    if check == (at is not None):
+        raise fail("use exactly one of --check or --at SEQ")
+    messages = asyncio.run(read_messages(nats_url, at if at is not None else until))
+    if at is not None:
+        _world_at(messages, at, graph, as_json)
+        return
+    from orchestrator.replay import check as run_check
+
+    report = run_check(messages, until=until, graph=graph)
+    if as_json:
+        sys.stdout.write(json.dumps(report, indent=2, default=str) + "\n")
+    else:
+        console.print(f"{report['reproduced']} of {report['decisions']} decisions reproduced exactly")
+        for m in report["mismatches"]:
+            console.print(f"[red]seq {m['seq']}[/red] {m['graph']}/{m['task']} attempt {m['attempt']}:")
+            for d in m["differences"]:
+                console.print(f"  {d['field']}: recorded {escape(str(d['recorded']))}", highlight=False)
+                console.print(f"  {' ' * len(d['field'])}  replayed {escape(str(d['replayed']))}", highlight=False)
+    if report["mismatches"]:
+        raise typer.Exit(1)
+
+
+def _world_at(messages: list[Any], at: int, graph: str | None, as_json: bool) -> None:
+    from orchestrator.queries import build_status
+    from orchestrator.replay import Replayer
+
+    fold = Replayer(messages).at("readiness", at)
+    values: dict[str, Any] = {f"task.{g}.{t}": v for (g, t), v in fold.view.tasks.items()}
+    values.update({f"graph.{g}": v for g, v in fold.view.graphs.items()})
+    report = build_status(values, fold.seq, graph)
+    if as_json:
+        import msgspec
+
+        sys.stdout.write(msgspec.json.encode(report).decode() + "\n")
+        return
+    console.print(render_status(report))
+    for g in report.graphs:
+        console.print(totals_line(g))
