@@ -42,6 +42,7 @@ class DeciderConfig:
     version: str = __version__
     max_dispatches: int = 1000
     scoring: ScoringConfig = field(default_factory=ScoringConfig)
+    unschedulable_after_s: float = 300.0
 
     @property
     def policy(self) -> str:

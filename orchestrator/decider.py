@@ -12,7 +12,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
@@ -22,11 +22,13 @@ import nats
 from orchestrator.decide import DeciderConfig, Dispatch, Views, decide
 from orchestrator.errors import ConcurrencyConflict
 from orchestrator.eventlog import EventLog
+from orchestrator.signals import autonomy_change, unschedulable
 from projections.confidence import ConfidenceSummary
 from projections.node_scores import NodeView, TypeEstimate
 from projections.readiness import TaskView
 from projections.runner import Checkpoint, ensure_bucket
 from schemas import subjects as S
+from schemas.events import AutonomyChanged
 
 log = logging.getLogger("niyantra.decider")
 
@@ -100,6 +102,10 @@ class DeciderState:
     last_append_seq: int = 0
     dispatched: int = 0
     conflicts: int = 0
+    signals: int = 0
+    autonomy_level: str | None = None
+    autonomy_seq: int = 0
+    reported: set[tuple[str, str, str]] = field(default_factory=set)
 
 
 def build_views(tasks: ViewMirror, nodes: ViewMirror, confidence: ViewMirror | None = None) -> Views:
@@ -134,6 +140,47 @@ async def act(eventlog: EventLog, decisions: list[Dispatch], state: DeciderState
         )
 
 
+async def read_autonomy(eventlog: EventLog, state: DeciderState) -> None:
+    """The last recorded autonomy level and its subject sequence."""
+    subject = f"{S.ROOT}.system.autonomy.AutonomyChanged"
+    last = await eventlog.last_seq(subject)
+    state.autonomy_seq = last
+    if last:
+        [(_, e)] = await eventlog.read_events(subject, after_seq=last - 1)
+        state.autonomy_level = getattr(e, "level", None)
+
+
+async def signal(
+    eventlog: EventLog,
+    views: Views,
+    now: datetime,
+    config: DeciderConfig,
+    decisions: list[Dispatch],
+    state: DeciderState,
+) -> None:
+    """Append autonomy changes (guarded: one decider records each change) and unschedulable tasks."""
+    for e in autonomy_change(views, now, state.autonomy_level):
+        try:
+            if isinstance(e, AutonomyChanged):
+                state.autonomy_seq = await eventlog.append_event(e, expected_seq=state.autonomy_seq)
+                state.autonomy_level = e.level
+                log.warning("autonomy %s: %s", e.level, e.reason)
+            else:
+                await eventlog.append_event(e)
+            state.signals += 1
+        except ConcurrencyConflict:
+            await read_autonomy(eventlog, state)  # another decider recorded it first
+            return
+    dispatched = [(d.event.graph_id, d.event.task_id) for d in decisions]
+    for u in unschedulable(views, now, config, dispatched, state.reported, config.unschedulable_after_s):
+        try:
+            await eventlog.append_event(u)
+            state.signals += 1
+            log.warning("unschedulable %s/%s: %s", u.graph_id, u.task_id, u.reason)
+        except ConcurrencyConflict:
+            pass  # a duplicate of another decider's report (same event id)
+
+
 async def run_decider(
     url: str, stop: asyncio.Event, config: DeciderConfig, *, tick: float = 1.0, on_ready: Any = None
 ) -> DeciderState:
@@ -152,6 +199,7 @@ async def run_decider(
         await tasks.start()
         await nodes.start()
         await confidence.start()
+        await read_autonomy(eventlog, state)
         if on_ready is not None:
             on_ready()
         while not stop.is_set():
@@ -163,8 +211,10 @@ async def run_decider(
             if not (tasks.consistent and nodes.consistent and confidence.consistent):
                 continue  # a view is mid-batch: its values are ahead of its checkpoint (replay needs both equal)
             now = datetime.now(UTC)  # pure-ok: the shell reads the clock and passes it in
-            decisions = decide(build_views(tasks, nodes, confidence), now, config)
+            views = build_views(tasks, nodes, confidence)
+            decisions = decide(views, now, config)
             await act(eventlog, decisions, state)
+            await signal(eventlog, views, now, config, decisions, state)
         await tasks.stop()
         await nodes.stop()
         await confidence.stop()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 from collections import Counter
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -25,7 +26,13 @@ from schemas.events import TaskSpec
 
 @asynccontextmanager
 async def system(
-    url: str, workdir: Path, *, agents: int = 3, slots: int = 2, deciders: int = 1
+    url: str,
+    workdir: Path,
+    *,
+    agents: int = 3,
+    slots: int = 2,
+    deciders: int = 1,
+    decider_config: DeciderConfig | None = None,
 ) -> AsyncIterator[asyncio.Event]:
     """Start the whole pipeline; yields the stop event; stops everything on exit."""
     stop = asyncio.Event()
@@ -39,7 +46,13 @@ async def system(
     tasks = [asyncio.create_task(run_projector(n, url, stop, marker())) for n in ("readiness", "node-scores")]
     tasks += [
         asyncio.create_task(
-            run_decider(url, stop, DeciderConfig(decider_id=f"decider-{i}"), tick=0.5, on_ready=marker())
+            run_decider(
+                url,
+                stop,
+                dataclasses.replace(decider_config or DeciderConfig(), decider_id=f"decider-{i}"),
+                tick=0.5,
+                on_ready=marker(),
+            )
         )
         for i in range(deciders)
     ]

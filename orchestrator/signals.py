@@ -1,0 +1,85 @@
+"""Decisions that are not dispatches: autonomy changes, alerts and unschedulable tasks (pure).
+
+- When the autonomy level the views imply differs from the last recorded one, an
+  `AutonomyChanged` says so with the reason (the confidence and the threshold it crossed), and
+  a level of ``supervised`` also raises an `Alert` for a person.
+- A ready task that no decision dispatched for longer than ``after_s`` gets one `Unschedulable`
+  naming the reason (the same words as `niyantra why`), once per time it became ready.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from datetime import datetime
+
+from orchestrator.decide import DeciderConfig, Views
+from orchestrator.why import why
+from schemas import events as ev
+
+UNSCHEDULABLE_AFTER_S = 300.0
+
+
+def autonomy_change(views: Views, now: datetime, last_level: str | None) -> list[ev.Event]:
+    """`AutonomyChanged` (and an `Alert` when supervised) if the level moved since ``last_level``."""
+    level = views.autonomy
+    if level == (last_level or "full"):
+        return []
+    eid = f"autonomy:{level}:{now.isoformat()}"
+    reason = f"confidence {views.confidence:.2f} implies {level} (was {last_level or 'full'})"
+    out: list[ev.Event] = [
+        ev.AutonomyChanged(
+            event_id=eid,
+            occurred_at=now,
+            level=level,
+            previous=last_level or "full",  # type: ignore[arg-type]
+            confidence=views.confidence,
+            reason=reason,
+        )
+    ]
+    if level == "supervised":
+        out.append(
+            ev.Alert(
+                event_id=f"alert:{eid}",
+                occurred_at=now,
+                causation_id=eid,
+                kind="autonomy",
+                about="system",
+                message=f"autonomy is supervised: {reason}; nothing runs without approval",
+            )
+        )
+    return out
+
+
+def unschedulable(
+    views: Views,
+    now: datetime,
+    config: DeciderConfig,
+    dispatched: Iterable[tuple[str, str]],
+    already: set[tuple[str, str, str]],
+    after_s: float = UNSCHEDULABLE_AFTER_S,
+) -> list[ev.Unschedulable]:
+    """One `Unschedulable` per ready task waiting longer than ``after_s`` that this round did not
+    dispatch; ``already`` holds (graph, task, ready_since) that were reported (updated here)."""
+    sent = set(dispatched)
+    out: list[ev.Unschedulable] = []
+    for (g, t), task in sorted(views.tasks.items()):
+        if task.state != "ready" or task.ready_since is None or (g, t) in sent:
+            continue
+        if (now - task.ready_since).total_seconds() < after_s:
+            continue
+        key = (g, t, task.ready_since.isoformat())
+        if key in already:
+            continue
+        already.add(key)
+        reason = why(task, views, now, config)["headline"]
+        out.append(
+            ev.Unschedulable(
+                event_id=f"unschedulable:{g}:{t}:{key[2]}",
+                occurred_at=now,
+                graph_id=g,
+                task_id=t,
+                reason=reason,
+                since=task.ready_since,
+            )
+        )
+    return out
