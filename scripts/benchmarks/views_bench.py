@@ -1,0 +1,281 @@
+"""Views benchmark: rebuild throughput over N events and append→view-update latency (JSON).
+
+A fresh nats-server (temporary store, default fsync: the log's durability is not what is
+measured here) is filled with a realistic mix: graphs of 1,000 tasks, each task dispatched,
+started and completed (10 % fail, 2 % lost), and node observations from 20 nodes in between.
+Measured:
+
+- ``replay``: the ordered-consumer read of the whole stream without folding (the floor);
+- ``rebuild``: the same read, decoded once and folded into all three views (readiness,
+  node-scores, confidence), as ``niyantra views rebuild`` does;
+- ``projector_catch_up_s``: the three projector processes started on the full stream until each
+  has written its checkpoint at the head (in parallel, one process each);
+- ``latency``: with the projector processes running, events appended one at a time; the time from
+  the append call until the KV value reflects the event's sequence (readiness task key for a
+  dispatch, node-scores node key for an observation), p50 and p99.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import random
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[2]
+sys.path.insert(0, str(ROOT))
+
+import msgspec  # noqa: E402
+import nats  # noqa: E402
+from nats.js.api import ConsumerConfig, DeliverPolicy  # noqa: E402
+
+from orchestrator.eventlog import Append, EventLog, event_append  # noqa: E402
+from orchestrator.natsserver import server_args, start_server  # noqa: E402
+from projections.rebuild import rebuild, stream_head  # noqa: E402
+from projections.runner import PROJECTIONS, ensure_bucket, read_checkpoint  # noqa: E402
+from schemas import codec  # noqa: E402
+from schemas import events as ev  # noqa: E402
+from schemas import subjects as S  # noqa: E402
+
+T0 = datetime(2026, 1, 1, tzinfo=UTC)
+NODES = [f"n{i}" for i in range(20)]
+GRAPH_TASKS = 1000
+
+
+def generate(n: int, seed: int = 1):
+    """(subject, payload) of about ``n`` events: graphs of tasks run to the end, observations between."""
+    rng = random.Random(seed)
+    count, g, t = 0, 0, 0.0
+    while count < n:
+        gid = f"g{g}"
+        specs = tuple(
+            ev.TaskSpec(
+                id=f"t{i}",
+                command="make",
+                type=f"k{i % 7}",
+                estimate_s=5.0,
+                depends_on=(f"t{i - 1}",) if i % 10 else (),
+            )
+            for i in range(GRAPH_TASKS)
+        )
+        e = ev.GraphSubmitted(event_id=f"s{g}", occurred_at=T0 + timedelta(seconds=t), graph_id=gid, tasks=specs)
+        yield S.route(e)[1], codec.encode(e)
+        count += 1
+        for i in range(GRAPH_TASKS):
+            t += 0.05
+            at = T0 + timedelta(seconds=t)
+            node = rng.choice(NODES)
+            common = dict(graph_id=gid, task_id=f"t{i}", node_id=node, attempt=1)
+            batch: list[ev.Event] = [
+                ev.TaskDispatched(
+                    event_id=f"d{g}.{i}", occurred_at=at, command="make", expected_duration_s=5.0, **common
+                ),
+                ev.TaskStarted(event_id=f"b{g}.{i}", occurred_at=at, **common),
+            ]
+            r = rng.random()
+            if r < 0.02:
+                batch.append(ev.TaskLost(event_id=f"l{g}.{i}", occurred_at=at, reason="node lost", **common))
+            else:
+                outcome = "failure" if r < 0.12 else "success"
+                batch.append(
+                    ev.TaskCompleted(
+                        event_id=f"c{g}.{i}", occurred_at=at, outcome=outcome, duration_s=rng.uniform(1, 9), **common
+                    )
+                )
+            if rng.random() < 0.45:
+                batch.append(
+                    ev.NodeObserved(
+                        event_id=f"o{g}.{i}",
+                        occurred_at=at,
+                        node_id=node,
+                        cpu_percent=50,
+                        memory_percent=30,
+                        load1=1.0,
+                        running_tasks=1,
+                    )
+                )
+            for e in batch:
+                yield S.route(e)[1], codec.encode(e)
+            count += len(batch)
+            if count >= n:
+                return
+        g += 1
+
+
+async def fill(nc, n: int) -> dict:
+    """Append the events in JetStream atomic batches of 1,000 (one round trip each): fast, and
+    the benchmark is about reading the log, not writing it."""
+    log = EventLog(nc)
+    await log.ensure_stream()
+    started = time.perf_counter()
+    sent = 0
+    chunk: list[Append] = []
+    for subject, payload in generate(n):
+        chunk.append(Append(subject, payload))
+        if len(chunk) == S.MAX_ATOMIC_BATCH:
+            await log.append_atomic(chunk, timeout=60)
+            sent += len(chunk)
+            chunk = []
+    if chunk:
+        await log.append_atomic(chunk, timeout=60)
+        sent += len(chunk)
+    return {"events": sent, "fill_s": round(time.perf_counter() - started, 2)}
+
+
+async def replay_only(nc, head: int) -> float:
+    done = asyncio.get_running_loop().create_future()
+    count = 0
+
+    async def cb(msg):
+        nonlocal count
+        count += 1
+        if msg.metadata.sequence.stream >= head and not done.done():
+            done.set_result(None)
+
+    t = time.perf_counter()
+    sub = await nc.jetstream().subscribe(
+        f"{S.ROOT}.>",
+        cb=cb,
+        ordered_consumer=True,
+        pending_msgs_limit=200_000,
+        pending_bytes_limit=512 * 1024 * 1024,
+        config=ConsumerConfig(deliver_policy=DeliverPolicy.ALL),
+    )
+    await done
+    await sub.unsubscribe()
+    return time.perf_counter() - t
+
+
+def pct(xs: list[float], p: float) -> float:
+    xs = sorted(xs)
+    return round(xs[min(len(xs) - 1, int(p * len(xs)))] * 1000, 2)
+
+
+async def latency(nc, samples: int) -> dict:
+    log = EventLog(nc)
+    js = nc.jetstream()
+    specs = tuple(ev.TaskSpec(id=f"t{i}", command="x") for i in range(samples))
+    await log.append_event(
+        ev.GraphSubmitted(event_id="lat", occurred_at=datetime.now(UTC), graph_id="lat", tasks=specs)
+    )
+    out: dict[str, list[float]] = {"readiness": [], "node-scores": []}
+    for i in range(samples):
+        for name, bucket, key, event in (
+            (
+                "readiness",
+                S.KV_READINESS,
+                f"task.lat.t{i}",
+                ev.TaskDispatched(
+                    event_id=f"lat-d{i}",
+                    occurred_at=datetime.now(UTC),
+                    graph_id="lat",
+                    task_id=f"t{i}",
+                    node_id="n0",
+                    attempt=1,
+                    command="x",
+                ),
+            ),
+            (
+                "node-scores",
+                S.KV_NODE_SCORES,
+                "node.n0",
+                ev.NodeObserved(
+                    event_id=f"lat-o{i}",
+                    occurred_at=datetime.now(UTC),
+                    node_id="n0",
+                    cpu_percent=1,
+                    memory_percent=1,
+                    load1=0,
+                    running_tasks=0,
+                ),
+            ),
+        ):
+            kv = await js.key_value(bucket)
+            watcher = await kv.watch(key)
+            await watcher.updates(timeout=5)  # the current value (or None)
+            t = time.perf_counter()
+            seq = await log.append(event_append(event))
+            while True:
+                entry = await watcher.updates(timeout=10)
+                if entry is not None and entry.value and msgspec.json.decode(entry.value)["seq"] >= seq:
+                    break
+            out[name].append(time.perf_counter() - t)
+            await watcher.stop()
+    return {name: {"p50_ms": pct(xs, 0.5), "p99_ms": pct(xs, 0.99), "samples": len(xs)} for name, xs in out.items()}
+
+
+async def main(args) -> dict:
+    tmp = Path(tempfile.mkdtemp(prefix="niyantra-bench-views-"))
+    server = start_server(
+        server_args(config=None, port=-1, http_port=None, store_dir=tmp / "js"), tmp / "nats.log", store_dir=tmp / "js"
+    )
+    procs: list[subprocess.Popen] = []
+    try:
+        nc = await nats.connect(server.url)
+        result: dict = {"benchmark": "views", "target_events": args.events}
+        result.update(await fill(nc, args.events))
+        head = await stream_head(nc)
+        result["stream_seq"] = head
+        replay_s = await replay_only(nc, head)
+        result["replay"] = {"seconds": round(replay_s, 2), "events_per_s": round(head / replay_s)}
+        rb = await rebuild(nc)
+        result["rebuild"] = {
+            "views": list(rb.folds),
+            "seconds": round(rb.seconds, 2),
+            "events_per_s": round(rb.events / rb.seconds),
+            "goal_events_per_s": 100_000,
+            "keys": {n: len(f.snapshot()) for n, f in rb.folds.items()},
+        }
+        del rb
+        for p in PROJECTIONS.values():
+            await ensure_bucket(nc, p.bucket)
+        t = time.perf_counter()
+        procs = [
+            subprocess.Popen(
+                [sys.executable, "-m", "orchestrator.cli", "projector", name, "--nats-url", server.url],
+                stdout=subprocess.DEVNULL,
+                stderr=subprocess.DEVNULL,
+            )
+            for name in PROJECTIONS
+        ]
+        while True:
+            seqs = [(await read_checkpoint(nc, p.bucket)).seq for p in PROJECTIONS.values()]
+            if all(s >= head for s in seqs):
+                break
+            await asyncio.sleep(0.1)
+        result["projector_catch_up_s"] = round(time.perf_counter() - t, 2)
+        result["latency"] = await latency(nc, args.samples)
+        await nc.close()
+        return result
+    finally:
+        for p in procs:
+            p.send_signal(signal.SIGTERM)
+        for p in procs:
+            p.wait(timeout=30)
+        server.stop()
+        import shutil
+
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--events", type=int, default=1_000_000)
+    ap.add_argument("--samples", type=int, default=300)
+    ap.add_argument("--no-uvloop", action="store_true", help="Use the default asyncio loop.")
+    a = ap.parse_args()
+    if a.no_uvloop:
+        out = asyncio.run(main(a))
+    else:
+        import uvloop
+
+        out = uvloop.run(main(a))
+    out["event_loop"] = "asyncio" if a.no_uvloop else "uvloop"
+    print(json.dumps(out, indent=2))
