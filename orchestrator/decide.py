@@ -16,6 +16,7 @@ import hashlib
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
+from typing import NamedTuple
 
 import msgspec
 
@@ -79,6 +80,18 @@ def _alive(node: NodeView, now: datetime, ttl: float) -> tuple[bool, float]:
 
 def unavailable(task: TaskView, node: NodeView, now: datetime, ttl: float) -> str | None:
     """Why ``node`` cannot take ``task`` at all (slots aside), or None."""
+    return node_down(node, now, ttl) or _missing_labels(task, node)
+
+
+def _missing_labels(task: TaskView, node: NodeView) -> str | None:
+    if not task.labels:
+        return None
+    missing = sorted(f"{k}={v}" for k, v in task.labels.items() if node.labels.get(k) != v)
+    return f"missing label {', '.join(missing)}" if missing else None
+
+
+def node_down(node: NodeView, now: datetime, ttl: float) -> str | None:
+    """Why ``node`` can take no task at all (lost, draining, not alive), or None."""
     if node.lost:
         return f"lost: {node.lost_reason}"
     if node.draining:
@@ -86,9 +99,6 @@ def unavailable(task: TaskView, node: NodeView, now: datetime, ttl: float) -> st
     alive, age = _alive(node, now, ttl)
     if not alive:
         return f"not alive: last seen {age:.0f}s ago"
-    missing = sorted(f"{k}={v}" for k, v in task.labels.items() if node.labels.get(k) != v)
-    if missing:
-        return f"missing label {', '.join(missing)}"
     return None
 
 
@@ -110,6 +120,17 @@ class _Slots:
     """When each node's slots are expected to be free (the eft policy's reservations)."""
 
     free_at: dict[str, list[float]]  # seconds from now, sorted, one entry per slot
+    down: dict[str, str | None] = field(default_factory=dict)  # node → why it takes nothing (this round)
+    facts: dict[tuple[str, str], tuple[float, str, float]] = field(default_factory=dict)
+
+    def node_facts(self, node: NodeView, task_type: str, cfg: ScoringConfig) -> tuple[float, str, float]:
+        """Efficiency, its evidence and P(success) of a node for a type, computed once per round."""
+        key = (node.node_id, task_type)
+        f = self.facts.get(key)
+        if f is None:
+            eff, evidence = node_efficiency(node, task_type, cfg)
+            f = self.facts[key] = (eff, evidence, success_probability(node, task_type))
+        return f
 
     def start(self, node: str) -> float | None:
         times = self.free_at.get(node)
@@ -140,13 +161,15 @@ def _busy_until(views: Views, node: NodeView, now: datetime, cfg: ScoringConfig)
 
 def _slots(views: Views, now: datetime, config: DeciderConfig, one_per_node: bool) -> _Slots:
     free_at: dict[str, list[float]] = {}
+    down: dict[str, str | None] = {}
     for nid in sorted(views.nodes):
         node = views.nodes[nid]
+        down[nid] = node_down(node, now, config.node_ttl_s)
         busy = sorted(_busy_until(views, node, now, config.scoring))
         slots = 1 if one_per_node else node.slots
         free = max(slots - len(busy), 0)
         free_at[nid] = [0.0] * free + busy[: max(slots - free, 0)] if slots > 0 else []
-    return _Slots(free_at)
+    return _Slots(free_at, down)
 
 
 def gate(task: TaskView, autonomy: str) -> str | None:
@@ -199,6 +222,19 @@ def plan(
     return out, reserved
 
 
+class _Option(NamedTuple):
+    """One node's numbers for a task; a Candidate (with its reason in words) is made only when needed."""
+
+    rank: float
+    node_id: str
+    start: float
+    duration: float
+    eff: float
+    evidence: str
+    p: float
+    free_now: int
+
+
 def _choose(
     task: TaskView, views: Views, now: datetime, config: DeciderConfig, slots: _Slots, node_order: list[str]
 ) -> tuple[Candidate, tuple[Candidate, ...], float, float] | None:
@@ -206,49 +242,62 @@ def _choose(
     and the chosen slot's expected start and the run's expected duration (seconds)."""
     cfg = config.scoring
     est, source = task_estimate(task, views.types, cfg)
-    value = priority(task, now, cfg)
-    scored: list[tuple[float, str, Candidate, float, float]] = []
-    candidates: list[Candidate] = []
+    options: list[_Option] = []
+    refused: dict[str, str] = {}
     for nid in node_order:
         node = views.nodes[nid]
-        why = unavailable(task, node, now, config.node_ttl_s)
-        start = slots.start(nid)
-        if why is None and start is None:
+        why = slots.down[nid] or _missing_labels(task, node)
+        times = slots.free_at.get(nid)
+        if why is None and not times:
             why = f"no slot ({node.slots} slots)"
         if why is not None:
-            candidates.append(Candidate(node_id=nid, score=0.0, reason=why, eligible=False))
+            refused[nid] = why
             continue
-        assert start is not None
-        eff, evidence = node_efficiency(node, task.type, cfg)
+        assert times is not None
+        start = times[0]
+        if start > 0.0 and cfg.policy != "eft":
+            refused[nid] = f"no free slot ({node.slots}/{node.slots} busy, free in {start:.1f}s)"
+            continue
+        eff, evidence, p = slots.node_facts(node, task.type, cfg)
         dur = est / eff
-        p = success_probability(node, task.type)
-        finish = start + dur
-        free_now = sum(1 for s in slots.free_at[nid] if s == 0.0)
-        if cfg.policy == "eft":
-            rank = start + dur / max(p, 1e-6)
-            score = expected_value(p, value, dur)
-            reason = (
-                f"finish in {finish:.1f}s: {dur:.1f}s at speed {eff:.2f}x ({evidence}; {source} {est:.1f}s)"
-                + (f" after waiting {start:.1f}s" if start > 0 else "")
-                + f", P(success) {p:.2f}"
-            )
-        else:
-            rank = -float(free_now) if cfg.policy == "seed" else 0.0
-            score = float(free_now) if cfg.policy == "seed" else 1.0
-            reason = f"{free_now} of {node.slots} slots free" + ("" if free_now else f" (free in {start:.1f}s)")
-        eligible_now = start == 0.0
-        if not eligible_now and cfg.policy != "eft":
-            candidates.append(Candidate(node_id=nid, score=0.0, reason=f"no free slot ({reason})", eligible=False))
-            continue
-        cand = Candidate(node_id=nid, score=score, reason=reason, eligible=eligible_now)
-        candidates.append(cand)
-        scored.append((rank, nid, cand, start, dur))
+        free_now = times.count(0.0)
+        rank = (
+            start + dur / max(p, 1e-6) if cfg.policy == "eft" else (-float(free_now) if cfg.policy == "seed" else 0.0)
+        )
+        options.append(_Option(rank, nid, start, dur, eff, evidence, p, free_now))
     if not cfg.hold_for_faster:
-        scored = [x for x in scored if x[2].eligible]
-    if not scored:
+        refused.update({o.node_id: f"no free slot (free in {o.start:.1f}s)" for o in options if o.start > 0.0})
+        options = [o for o in options if o.start == 0.0]
+    if not options:
         return None
-    _, _, best, start, dur = min(scored, key=lambda x: (x[0], x[1]))
-    return best, tuple(candidates), start, dur
+    best = min(options, key=lambda o: (o.rank, o.node_id))
+    if best.start > 0.0:  # a reservation: no event, so no words needed
+        return Candidate(node_id=best.node_id, score=0.0, reason="", eligible=False), (), best.start, best.duration
+    value = priority(task, now, cfg)
+    by_node = {o.node_id: o for o in options}
+    candidates = tuple(
+        _candidate(by_node[nid], views.nodes[nid], value, est, source, cfg)
+        if nid in by_node
+        else Candidate(node_id=nid, score=0.0, reason=refused[nid], eligible=False)
+        for nid in node_order
+    )
+    chosen = next(c for c in candidates if c.node_id == best.node_id)
+    return chosen, candidates, best.start, best.duration
+
+
+def _candidate(o: _Option, node: NodeView, value: float, est: float, source: str, cfg: ScoringConfig) -> Candidate:
+    if cfg.policy == "eft":
+        reason = (
+            f"finish in {o.start + o.duration:.1f}s: {o.duration:.1f}s at speed {o.eff:.2f}x ({o.evidence}; "
+            f"{source} {est:.1f}s)"
+            + (f" after waiting {o.start:.1f}s" if o.start > 0 else "")
+            + f", P(success) {o.p:.2f}"
+        )
+        return Candidate(
+            node_id=o.node_id, score=expected_value(o.p, value, o.duration), reason=reason, eligible=o.start == 0.0
+        )
+    reason = f"{o.free_now} of {node.slots} slots free"
+    return Candidate(node_id=o.node_id, score=float(o.free_now) if cfg.policy == "seed" else 1.0, reason=reason)
 
 
 def _dispatch(

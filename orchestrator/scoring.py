@@ -82,13 +82,16 @@ def _shrunk(d: Decayed, prior: float, prior_samples: float) -> float:
 
 def node_efficiency(node: NodeView, task_type: str, cfg: ScoringConfig) -> tuple[float, str]:
     """The node's learned speed for a task type (1.0 = as estimated), and the evidence behind it."""
-    overall_w = sum(s.efficiency.w for s in node.scores.values())
-    overall = sum(s.efficiency.s1 for s in node.scores.values()) / overall_w if overall_w > 0 else 1.0
-    prior = (overall_w * overall + cfg.prior_samples) / (overall_w + cfg.prior_samples) if overall_w > 0 else 1.0
+    w = s1 = 0.0
+    runs = 0
+    for sc in node.scores.values():
+        w += sc.efficiency.w
+        s1 += sc.efficiency.s1
+        runs += sc.efficiency.n
+    prior = (s1 + cfg.prior_samples) / (w + cfg.prior_samples) if w > 0 else 1.0
     score = node.scores.get(task_type)
     if score is None or score.efficiency.n == 0:
-        source = f"node average of {sum(s.efficiency.n for s in node.scores.values())} runs" if overall_w else "no runs"
-        return prior, source
+        return prior, (f"node average of {runs} runs" if w > 0 else "no runs")
     return _shrunk(score.efficiency, prior, cfg.prior_samples), f"{score.efficiency.n} runs of this type"
 
 
