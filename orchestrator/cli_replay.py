@@ -99,3 +99,50 @@ def _world_at(messages: list[Any], at: int, graph: str | None, as_json: bool) ->
     console.print(render_status(report))
     for g in report.graphs:
         console.print(totals_line(g))
+
+
+@app.command()
+def whatif(
+    *,
+    config: Annotated[
+        str, typer.Option("--config", help="TOML file with a [decider] table (policy, aging_per_s, ...).")
+    ],
+    graph: Annotated[str | None, typer.Option("--graph", help="Graph to re-play (default: the only one).")] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
+    nats_url: NatsUrl = DEFAULT_URL,
+) -> None:
+    """Counterfactual: the recorded run re-played on the simulator with another decider config."""
+    import tomllib
+    from pathlib import Path
+
+    from orchestrator.whatif import scoring_config
+    from orchestrator.whatif import whatif as run
+
+    try:
+        table = tomllib.loads(Path(config).read_text()).get("decider", {})
+        alternative = scoring_config(table, config)
+    except (OSError, tomllib.TOMLDecodeError, ValueError, TypeError) as e:
+        raise fail(f"{config}: {e}") from e
+    messages = asyncio.run(read_messages(nats_url))
+    if graph is None:
+        graphs = sorted({m.subject.split(".")[2] for m in messages if m.subject.endswith(".GraphSubmitted")})
+        if len(graphs) != 1:
+            raise fail(f"the log has graphs {', '.join(graphs) or 'none'}; name one with --graph")
+        graph = graphs[0]
+    try:
+        report = run(messages, graph, alternative)
+    except ValueError as e:
+        raise fail(str(e)) from e
+    if as_json:
+        sys.stdout.write(json.dumps(report, indent=2, default=str) + "\n")
+        return
+    rec = report["recorded_makespan_s"]
+    console.print(f"graph {graph}: recorded makespan {rec:.1f}s (policy {report['recorded_policy']})" if rec else "")
+    console.print(
+        f"  simulated with the recorded policy: {report['simulated_baseline_makespan_s']:.1f}s\n"
+        f"  simulated with {config}: {report['simulated_alternative_makespan_s']:.1f}s\n"
+        f"  {len(report['changed_decisions'])} decision(s) change",
+        highlight=False,
+    )
+    for c in report["changed_decisions"][:20]:
+        console.print(f"    {c['task']}: {c['baseline']} -> {c['alternative']}", highlight=False)

@@ -14,6 +14,8 @@ import heapq
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
+import msgspec
+
 from orchestrator.decide import DeciderConfig, Views, decide
 from orchestrator.graphcheck import GraphSpec
 from orchestrator.graphshape import graph_shape
@@ -72,19 +74,32 @@ class _World:
         return Views(tasks=self.readiness.tasks, nodes=self.nodes.nodes, seqs=seqs, types=types)
 
 
-def simulate(spec: GraphSpec, speeds: list[float], config: DeciderConfig | None = None) -> SimResult:
-    """Run ``spec`` on nodes of the given speeds (one slot each); return the makespan and bounds."""
+def simulate(
+    spec: GraphSpec,
+    speeds: list[float],
+    config: DeciderConfig | None = None,
+    *,
+    runtimes: dict[str, float] | None = None,
+    names: list[str] | None = None,
+    assignments: dict[str, str] | None = None,
+) -> SimResult:
+    """Run ``spec`` on nodes of the given speeds (one slot each); return the makespan and bounds.
+
+    ``runtimes`` are the true durations at speed 1 (default: the estimates, which the decider
+    sees either way); ``names`` name the nodes; ``assignments`` (if given) receives task → node.
+    """
     if not speeds or min(speeds) <= 0:
         raise ValueError("speeds must be positive numbers, one per node")
     config = dataclasses.replace(config or DeciderConfig(), node_ttl_s=float("inf"))
     world = _World()
-    names = [f"n{i + 1:03d}" for i in range(len(speeds))]
+    names = names or [f"n{i + 1:03d}" for i in range(len(speeds))]
     speed = dict(zip(names, speeds, strict=True))
     for name in names:
         world.apply(ev.NodeRegistered(event_id=f"reg:{name}", occurred_at=T0, node_id=name, slots=1))
     for e in graph_events(spec, T0, f"submit:{spec.id}"):
         world.apply(e)
     true_s = {t.id: t.estimate_s or 0.0 for t in spec.tasks}
+    true_s.update(runtimes or {})
     running: list[tuple[float, int, ev.TaskDispatched]] = []
     now, busy, decisions, n = 0.0, 0.0, 0, 0
     done = 0
@@ -104,6 +119,8 @@ def simulate(spec: GraphSpec, speeds: list[float], config: DeciderConfig | None 
                 )
             )
             run = true_s[e.task_id] / speed[e.node_id] if e.phase == "run" else 0.0
+            if assignments is not None and e.phase == "run":
+                assignments[e.task_id] = e.node_id
             busy += run
             decisions += 1
             n += 1
@@ -136,7 +153,8 @@ def simulate(spec: GraphSpec, speeds: list[float], config: DeciderConfig | None 
     if done != len(spec.tasks):
         stuck = sorted(t for (_, t), v in world.readiness.tasks.items() if v.state not in ("succeeded",))[:5]
         raise RuntimeError(f"simulation stopped with {len(spec.tasks) - done} tasks unfinished, e.g. {stuck}")
-    bound = lower_bound(spec, speeds)
+    timed = tuple(msgspec.structs.replace(t, estimate_s=true_s[t.id]) for t in spec.tasks) if runtimes else None
+    bound = lower_bound(GraphSpec(spec.id, spec.title, timed) if timed else spec, speeds)
     return SimResult(
         makespan_s=round(now, 6),
         lower_bound_s=round(bound, 6),

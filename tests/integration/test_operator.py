@@ -110,3 +110,20 @@ async def test_replay_check_reproduces_every_decision_of_a_real_run(nats_server,
     world = await asyncio.to_thread(runner.invoke, app, ["replay", "--at", "1", "--json", *url])
     states = {t["id"]: t["state"] for t in json.loads(world.output)["tasks"]}
     assert states == {"L0-0": "ready", "L0-1": "ready", "L1-0": "pending", "L1-1": "pending"}
+
+
+async def test_whatif_replays_the_recorded_run_with_another_config(nats_server, tmp_path):
+    await _run_graph(nats_server.url, tmp_path)
+    cfg = tmp_path / "fifo.toml"
+    cfg.write_text('[decider]\npolicy = "fifo"\naging_per_s = 0.1\n')
+    url = ["--nats-url", nats_server.url]
+    result = await asyncio.to_thread(runner.invoke, app, ["whatif", "--config", str(cfg), "--json", *url])
+    assert result.exit_code == 0, result.output
+    report = json.loads(result.output)
+    assert report["graph"] == "ops" and report["recorded_policy"] == "eft"
+    assert report["tasks_with_recorded_durations"] == 4 and report["recorded_makespan_s"] > 0
+    assert report["simulated_baseline_makespan_s"] >= 0 and report["alternative"]["policy"] == "fifo"
+    bad = tmp_path / "bad.toml"
+    bad.write_text("[decider]\npolicyy = 'x'\n")
+    refused = await asyncio.to_thread(runner.invoke, app, ["whatif", "--config", str(bad), *url])
+    assert refused.exit_code == 2 and "unknown key(s) policyy" in refused.output
