@@ -166,16 +166,15 @@ def status(
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
     nats_url: NatsUrl = DEFAULT_URL,
 ) -> None:
-    """Show every task: state, node, attempt and what it waits for."""
-    report = _status(nats_url, graph)
+    """The article's snapshot: every task's state, times, blockers, next node, priority (--json: rows)."""
     if as_json:
         import msgspec
 
-        sys.stdout.write(msgspec.json.encode(report).decode() + "\n")
+        sys.stdout.write(msgspec.json.encode(_status(nats_url, graph)).decode() + "\n")
         return
-    console.print(render_status(report))
-    for g in report.graphs:
-        console.print(totals_line(g))
+    from orchestrator.cli_status import _snapshot, render
+
+    console.print(render(asyncio.run(_snapshot(nats_url, graph))))
 
 
 @app.command()
@@ -275,7 +274,7 @@ def main() -> None:
 
 
 # Command groups in their own modules register themselves on ``app`` when imported.
-from orchestrator import cli_agent, cli_archive, cli_graph, cli_ops, cli_replay, cli_sim, cli_views, cli_why  # noqa: E402, F401,I001
+from orchestrator import cli_agent, cli_archive, cli_graph, cli_ops, cli_replay, cli_sim, cli_status, cli_views, cli_why  # noqa: E402, F401,I001
 
 if __name__ == "__main__":
     # As a script this file is ``__main__``; the command modules register on ``orchestrator.cli.app``.

@@ -1,0 +1,114 @@
+"""`niyantra snapshot` and `niyantra watch`: the article's status tree, once or live (on `orchestrator.cli.app`)."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import sys
+import time
+from datetime import UTC, datetime
+from typing import Annotated, Any
+
+import typer
+from rich.markup import escape
+from rich.tree import Tree
+
+from orchestrator.cli import DEFAULT_URL, STATE_STYLE, NatsUrl, _connect, app, console
+
+GraphOpt = Annotated[str | None, typer.Option("--graph", help="Only this graph.")]
+
+
+def _fmt_s(s: float | None) -> str:
+    if s is None:
+        return "?"
+    s = int(round(s))
+    return f"{s // 60}m{s % 60:02d}s" if s >= 60 else f"{s}s"
+
+
+def render(graphs: list[dict[str, Any]]) -> Tree:
+    """The snapshot as a rich tree: graph → tasks with [STATE], times, blockers, node and why."""
+    from orchestrator.snapshot import totals_text
+
+    root = Tree("[bold]niyantra[/bold]")
+    for g in graphs:
+        branch = root.add(f"[bold]{g['graph']}[/bold]  {totals_text(g)}")
+        for t in g["tasks"]:
+            style = STATE_STYLE.get(t["state"], "")
+            parts = [f"[{style}][{t['state'].upper()}][/{style}] {escape(t['id'])} {escape(t['title'] or '')}"]
+            if t["depends_on"]:
+                parts.append(f"[dim]← {', '.join(t['depends_on'])}[/dim]")
+            if t["node"] and t["state"] in ("dispatched", "running", "succeeded", "failed"):
+                parts.append(f"on {t['node']}")
+            if t["elapsed_s"] is not None:
+                parts.append(f"{_fmt_s(t['elapsed_s'])} of ~{_fmt_s(t['estimate_s'])}")
+            elif t["state"] in ("ready", "pending"):
+                parts.append(f"~{_fmt_s(t['estimate_s'])}")
+            if t["waiting_for"]:
+                parts.append(
+                    "waiting for " + ", ".join(f"{w['id']} (~{_fmt_s(w['expected_wait_s'])})" for w in t["waiting_for"])
+                )
+            if t["scheduled_node"]:
+                parts.append(f"next: {t['scheduled_node']}")
+            if t["priority"] is not None:
+                parts.append(f"priority {t['priority']}")
+            line = "  ".join(parts)
+            if t.get("why") and not t["waiting_for"] and not t["scheduled_node"]:
+                line += f"  [dim]{escape(t['why'])}[/dim]"
+            branch.add(line)
+    return root
+
+
+async def _snapshot(url: str, graph: str | None) -> list[dict[str, Any]]:
+    from orchestrator.cli_why import read_views
+    from orchestrator.decide import DeciderConfig
+    from orchestrator.snapshot import snapshot as build
+
+    nc = await _connect(url)
+    try:
+        views = await read_views(nc)
+    finally:
+        await nc.close()
+    return build(views, datetime.now(UTC), DeciderConfig(), graph)  # the shell reads the clock
+
+
+@app.command()
+def snapshot(
+    *,
+    graph: GraphOpt = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
+    nats_url: NatsUrl = DEFAULT_URL,
+) -> None:
+    """The article's snapshot: a tree of tasks with state, times, blockers, scheduled node, priority."""
+    graphs = asyncio.run(_snapshot(nats_url, graph))
+    if as_json:
+        sys.stdout.write(json.dumps(graphs, indent=2) + "\n")
+        return
+    console.print(render(graphs))
+
+
+@app.command()
+def watch(
+    *,
+    graph: GraphOpt = None,
+    interval: Annotated[float, typer.Option(help="Seconds between refreshes.")] = 1.0,
+    until_done: Annotated[bool, typer.Option("--until-done", help="Stop once every shown graph is done.")] = False,
+    nats_url: NatsUrl = DEFAULT_URL,
+) -> None:
+    """The snapshot, live (Ctrl-C to stop)."""
+    from rich.live import Live
+
+    graphs = asyncio.run(_snapshot(nats_url, graph))
+    with Live(render(graphs), console=console, refresh_per_second=4) as live:
+        try:
+            while True:
+                if (
+                    until_done
+                    and graphs
+                    and all(g["totals"]["completed"] + g["totals"]["failed"] == g["totals"]["total"] for g in graphs)
+                ):
+                    break
+                time.sleep(interval)
+                graphs = asyncio.run(_snapshot(nats_url, graph))
+                live.update(render(graphs))
+        except KeyboardInterrupt:
+            pass
