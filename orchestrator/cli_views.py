@@ -85,6 +85,8 @@ def views_rebuild(
     if unknown:
         raise fail(f"unknown view {', '.join(unknown)}; choose from {', '.join(PROJECTIONS)}")
 
+    problems: list[str] = []
+
     async def go() -> dict[str, object]:
         nc = await _connect(nats_url)
         try:
@@ -101,6 +103,7 @@ def views_rebuild(
             if verify:
                 verdicts = await verify_views(nc, names)
                 report["verify"] = {v.name: {"seq": v.seq, "keys": v.keys, "problems": v.problems} for v in verdicts}
+                problems.extend(p for v in verdicts for p in v.problems)
             return report
         finally:
             await nc.close()
@@ -109,7 +112,6 @@ def views_rebuild(
         report = asyncio.run(go())
     except (OrchestratorError, TimeoutError) as e:
         raise fail(str(e)) from e
-    problems = [p for v in dict(report.get("verify") or {}).values() for p in v["problems"]]  # type: ignore[union-attr]
     if as_json:
         sys.stdout.write(json.dumps(report, indent=2) + "\n")
     else:

@@ -54,7 +54,7 @@ class Decayed(msgspec.Struct, frozen=True, kw_only=True):
 
 def factor(age_s: float, half_life_s: float) -> float:
     """Weight of a sample ``age_s`` seconds old."""
-    return 2.0 ** (-max(age_s, 0.0) / half_life_s)
+    return float(2.0 ** (-max(age_s, 0.0) / half_life_s))
 
 
 def add(d: Decayed, x: float, at: datetime, half_life_s: float) -> Decayed:

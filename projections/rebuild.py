@@ -22,6 +22,7 @@ import msgspec
 import nats.errors
 from nats.js.api import ConsumerConfig, DeliverPolicy
 
+from projections.errors import ProjectionError
 from projections.fold import Checkpoint, Fold
 from projections.runner import PROJECTIONS, ensure_bucket
 from schemas import codec
@@ -42,7 +43,9 @@ class Rebuild:
     seconds: float = 0.0
 
     def apply(self, data: bytes, subject: str, seq: int) -> None:
-        """Decode once, fold into every projection."""
+        """Decode once, fold into every projection; a gap in the sequence is an error, never skipped."""
+        if seq != self.seq + 1:
+            raise ProjectionError(f"rebuild: gap in the stream: seq {seq} after {self.seq}")
         try:
             event = codec.decode(data, subject=subject, seq=seq)
         except MalformedEvent as e:
@@ -80,7 +83,11 @@ async def advance(nc: Any, rb: Rebuild, upto: int, *, on_progress: Callable[[int
     async def on_msg(msg: Any) -> None:
         seq = msg.metadata.sequence.stream
         if seq <= upto and not done.done():
-            rb.apply(msg.data, msg.subject, seq)
+            try:
+                rb.apply(msg.data, msg.subject, seq)
+            except ProjectionError as e:  # handed to the awaiting caller, not to nats-py's error callback
+                done.set_exception(e)
+                return
         if seq >= upto and not done.done():
             done.set_result(None)
 
@@ -88,8 +95,8 @@ async def advance(nc: Any, rb: Rebuild, upto: int, *, on_progress: Callable[[int
         f"{S.ROOT}.>",
         cb=on_msg,
         ordered_consumer=True,
-        pending_msgs_limit=200_000,
-        pending_bytes_limit=512 * 1024 * 1024,
+        pending_msgs_limit=0,  # unlimited: a full client queue would drop messages; flow control bounds it
+        pending_bytes_limit=0,
         config=ConsumerConfig(deliver_policy=DeliverPolicy.BY_START_SEQUENCE, opt_start_seq=rb.seq + 1),
     )
     try:

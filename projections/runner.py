@@ -34,7 +34,7 @@ from projections.confidence import (
     confidence_values,
     evolve_confidence,
 )
-from projections.errors import ViewStoreUnavailable
+from projections.errors import ProjectionError, ViewStoreUnavailable
 from projections.fold import Checkpoint, Fold, Projection, View
 from projections.node_scores import NodeScoresView, evolve_node_scores, node_keys, node_values
 from projections.readiness import ReadinessView, evolve_readiness, readiness_keys, readiness_values
@@ -162,8 +162,11 @@ class ProjectorRunner:
             f"{S.ROOT}.>",
             cb=self._on_msg,
             ordered_consumer=True,
-            pending_msgs_limit=2 * self.high_water,
-            pending_bytes_limit=512 * 1024 * 1024,
+            # No client-side limit: a full pending queue would drop messages (slow consumer). The
+            # callback holds delivery at high_water, which holds the flow-control reply, so the
+            # server stops sending: memory stays bounded without losing anything.
+            pending_msgs_limit=0,
+            pending_bytes_limit=0,
             config=ConsumerConfig(deliver_policy=DeliverPolicy.ALL),
         )
         ready = False
@@ -175,7 +178,10 @@ class ProjectorRunner:
                 msgs, self._inbox = self._inbox, []
                 self._room.set()
                 for msg in msgs:
-                    self.fold.apply(msg.data, msg.subject, msg.metadata.sequence.stream)
+                    seq = msg.metadata.sequence.stream
+                    if seq != self.fold.seq + 1 and seq > self.fold.seq:
+                        raise ProjectionError(f"{self.p.name}: gap in the stream: seq {seq} after {self.fold.seq}")
+                    self.fold.apply(msg.data, msg.subject, seq)
                 if self.fold.seq <= stored_seq:
                     self.fold.discard_changes()  # already in KV from before the restart
                 elif msgs:
