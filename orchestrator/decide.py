@@ -23,6 +23,7 @@ import msgspec
 from orchestrator import __version__
 from orchestrator.scoring import (
     ScoringConfig,
+    backoff_until,
     expected_value,
     node_efficiency,
     priority,
@@ -172,8 +173,12 @@ def _slots(views: Views, now: datetime, config: DeciderConfig, one_per_node: boo
     return _Slots(free_at, down)
 
 
-def gate(task: TaskView, autonomy: str) -> str | None:
-    """Why a ready task may not run now whatever the nodes (tier, approval, autonomy), or None."""
+def gate(task: TaskView, autonomy: str, now: datetime | None = None, cfg: ScoringConfig | None = None) -> str | None:
+    """Why a ready task may not run now whatever the nodes (tier, approval, autonomy, backoff), or None."""
+    if now is not None and cfg is not None:
+        until = backoff_until(task, cfg)
+        if until is not None and now < until:
+            return f"in backoff until {until.strftime('%H:%M:%S')} after attempt {task.attempt} ({task.failure_kind})"
     if task.tier == 3 and task.approved_by is None:
         return "awaiting approval"
     if autonomy == "supervised" and task.approved_by is None:
@@ -195,7 +200,7 @@ def plan(
     first (task → node and seconds until its slot is expected free)."""
     cfg = config.scoring
     reserved: dict[tuple[str, str], tuple[str, float]] = {}
-    ready = [t for t in views.tasks.values() if t.state == "ready" and gate(t, views.autonomy) is None]
+    ready = [t for t in views.tasks.values() if t.state == "ready" and gate(t, views.autonomy, now, cfg) is None]
     if not ready or not views.nodes:
         return [], reserved
     cautious = views.autonomy == "cautious"
@@ -265,6 +270,10 @@ def _choose(
             start + dur / max(p, 1e-6) if cfg.policy == "eft" else (-float(free_now) if cfg.policy == "seed" else 0.0)
         )
         options.append(_Option(rank, nid, start, dur, eff, evidence, p, free_now))
+    avoid = _avoided(task, options, cfg)
+    if avoid is not None:
+        refused[task.failed_on or ""] = avoid
+        options = [o for o in options if o.node_id != task.failed_on]
     if not cfg.hold_for_faster:
         refused.update({o.node_id: f"no free slot (free in {o.start:.1f}s)" for o in options if o.start > 0.0})
         options = [o for o in options if o.start == 0.0]
@@ -285,6 +294,23 @@ def _choose(
     return chosen, candidates, best.start, best.duration
 
 
+def _avoided(task: TaskView, options: list[_Option], cfg: ScoringConfig) -> str | None:
+    """Why a retry avoids the node its last attempt failed on (lost, or failing there), or None.
+
+    Only when another node can take it: a retry never waits on avoidance alone.
+    """
+    if not task.failed_on or not any(o.node_id != task.failed_on for o in options):
+        return None
+    mine = next((o for o in options if o.node_id == task.failed_on), None)
+    if mine is None:
+        return None
+    if task.failure_kind == "lost":
+        return f"avoided: attempt {task.attempt} was lost here"
+    if mine.p < cfg.avoid_below_success:
+        return f"avoided: attempt {task.attempt} failed here and P(success) is {mine.p:.2f}"
+    return None
+
+
 def _candidate(o: _Option, node: NodeView, value: float, est: float, source: str, cfg: ScoringConfig) -> Candidate:
     if cfg.policy == "eft":
         reason = (
@@ -298,6 +324,28 @@ def _candidate(o: _Option, node: NodeView, value: float, est: float, source: str
         )
     reason = f"{o.free_now} of {node.slots} slots free"
     return Candidate(node_id=o.node_id, score=float(o.free_now) if cfg.policy == "seed" else 1.0, reason=reason)
+
+
+def _timeout(task: TaskView, cfg: ScoringConfig) -> float | None:
+    """A retry after a timeout gets ``retry_timeout_factor`` times the timeout."""
+    if task.failure_kind == "timeout" and task.timeout_s is not None:
+        return round(task.timeout_s * cfg.retry_timeout_factor, 6)
+    return task.timeout_s
+
+
+def _strategy(task: TaskView, best: Candidate, cfg: ScoringConfig) -> str:
+    """The retry strategy in words ("" for a first attempt)."""
+    if task.attempt == 0:
+        return ""
+    parts = [f"retry {task.attempt + 1} of {task.max_attempts} after {task.failure_kind or 'a failure'}"]
+    until = backoff_until(task, cfg)
+    if until is not None and task.ready_since is not None:
+        parts.append(f"backoff {(until - task.ready_since).total_seconds():.0f}s")
+    if task.failed_on:
+        parts.append(f"on {best.node_id}" + (" (another node)" if best.node_id != task.failed_on else " (same node)"))
+    if task.failure_kind == "timeout" and task.timeout_s is not None:
+        parts.append(f"timeout {task.timeout_s:.0f}s -> {task.timeout_s * cfg.retry_timeout_factor:.0f}s")
+    return "; ".join(parts)
 
 
 def _dispatch(
@@ -323,7 +371,7 @@ def _dispatch(
         node_id=best.node_id,
         attempt=attempt,
         command=task.preflight if preflight and task.preflight else task.command,
-        timeout_s=task.timeout_s,
+        timeout_s=_timeout(task, config.scoring) if not preflight else task.timeout_s,
         expected_duration_s=round(duration, 6),
         candidates=candidates,
         confidence=views.confidence,
@@ -335,7 +383,7 @@ def _dispatch(
         decider_version=config.version,
         now=now,
         phase="preflight" if preflight else "run",
-        strategy="" if task.attempt == 0 else f"retry attempt {attempt}",
+        strategy=_strategy(task, best, config.scoring) if not preflight else "",
         env=task.env,
         scope=task.scope,
     )

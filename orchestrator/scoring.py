@@ -21,7 +21,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 
 from projections.decay import Decayed
 from projections.node_scores import NodeView, TypeEstimate
@@ -41,6 +41,18 @@ class ScoringConfig:
     hint_weight_s: float = 60.0
     prior_samples: float = 1.0
     hold_for_faster: bool = True
+    backoff_base_s: float = 5.0
+    backoff_max_s: float = 300.0
+    retry_timeout_factor: float = 2.0
+    avoid_below_success: float = 0.5
+
+
+def backoff_until(task: TaskView, cfg: ScoringConfig) -> datetime | None:
+    """When a retry may go: ``backoff_base_s × 2^(attempt-1)`` (at most ``backoff_max_s``) after the failure."""
+    if not task.failure_kind or task.ready_since is None or task.attempt < 1:
+        return None
+    delay = min(cfg.backoff_base_s * 2 ** (task.attempt - 1), cfg.backoff_max_s)
+    return task.ready_since + timedelta(seconds=delay)
 
 
 def task_estimate(task: TaskView, types: Mapping[str, TypeEstimate], cfg: ScoringConfig) -> tuple[float, str]:

@@ -54,7 +54,7 @@ def why(task: TaskView, views: Views, now: datetime, config: DeciderConfig) -> d
 
 
 def _ready(task: TaskView, views: Views, now: datetime, config: DeciderConfig) -> tuple[str, list[str]]:
-    gated = gate(task, views.autonomy)
+    gated = gate(task, views.autonomy, now, config.scoring)
     if gated is not None:
         return gated, [f"autonomy {views.autonomy} (confidence {views.confidence:.2f})"]
     reasons = {nid: unavailable(task, n, now, config.node_ttl_s) for nid, n in sorted(views.nodes.items())}

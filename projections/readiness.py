@@ -78,6 +78,8 @@ class TaskView(msgspec.Struct, frozen=True, kw_only=True):
     awaiting_approval: bool = False
     approved_by: str | None = None
     preflight_state: str = ""
+    failed_on: str | None = None  # node of the last failed or lost attempt (retry strategy input)
+    failure_kind: str = ""  # "", "failure", "timeout" or "lost"
 
 
 class GraphView(msgspec.Struct, frozen=True, kw_only=True):
@@ -261,8 +263,17 @@ def _complete(view: ReadinessView, t: TaskView, e: ev.TaskCompleted, seq: int) -
     elif e.outcome in ("success", "partial"):
         _end(view, t, "succeeded", "", e.occurred_at, seq, **facts)
     elif e.attempt < t.max_attempts and e.retryable:
+        kind = "timeout" if e.error.startswith("timed out") else "failure"
         _again(
-            view, t, f"attempt {e.attempt} failed: {e.error}", e.occurred_at, seq, finished_at=e.occurred_at, **facts
+            view,
+            t,
+            f"attempt {e.attempt} failed: {e.error}",
+            e.occurred_at,
+            seq,
+            finished_at=e.occurred_at,
+            failed_on=e.node_id,
+            failure_kind=kind,
+            **facts,
         )
     else:
         _end(view, t, "failed", e.error, e.occurred_at, seq, **facts)
@@ -274,7 +285,16 @@ def _lost(view: ReadinessView, t: TaskView, e: ev.TaskLost, seq: int) -> None:
         why = f"quarantined: lost {lost} times (last: attempt {e.attempt} on {e.node_id}: {e.reason})"
         _end(view, t, "failed", why, e.occurred_at, seq, lost=lost)
     else:
-        _again(view, t, f"attempt {e.attempt} lost on {e.node_id}: {e.reason}", e.occurred_at, seq, lost=lost)
+        _again(
+            view,
+            t,
+            f"attempt {e.attempt} lost on {e.node_id}: {e.reason}",
+            e.occurred_at,
+            seq,
+            lost=lost,
+            failed_on=e.node_id,
+            failure_kind="lost",
+        )
 
 
 def _holds(t: TaskView, e: ev.TaskStarted | ev.TaskCompleted | ev.TaskLost) -> bool:

@@ -75,7 +75,7 @@ HISTORY = graph("h", *(spec(f"p{i}", type="build", estimate_s=10.0) for i in ran
                 dispatched("g", "a", "n1"),
                 completed("g", "a", "n1", "failure"),
             ),
-            4,
+            9,
             [("a", "n1", 2, "run")],
         ),
         (
@@ -216,8 +216,10 @@ def test_the_guard_is_the_tasks_last_sequence_and_next_version():
         dispatched("g", "a", "n1"),
         completed("g", "a", "n1", "failure"),
     )
-    [d] = decide(v, at(5), CONFIG)
-    assert (d.expected_seq, d.version) == (4, 3) and d.event.strategy == "retry attempt 2"
+    [d] = decide(v, at(9), CONFIG)
+    assert (d.expected_seq, d.version) == (4, 3) and d.event.strategy.startswith(
+        "retry 2 of 3 after failure; backoff 5s"
+    )
 
 
 def test_same_input_same_bytes():
@@ -243,3 +245,79 @@ def test_decide_does_not_mutate_its_inputs():
     before = (dict(v.tasks), dict(v.nodes))
     decide(v, at(1), CONFIG)
     assert (dict(v.tasks), dict(v.nodes)) == before
+
+
+# --- retry strategies ----------------------------------------------------------------------
+
+
+def _failed(kind: str, attempts: int = 3, **task_kw) -> list:
+    """A task that failed (or was lost, or timed out) once on n1; n1 and n2 are live."""
+    events = [
+        graph("g", spec("a", max_attempts=attempts, **task_kw)),
+        registered("n1"),
+        registered("n2"),
+        dispatched("g", "a", "n1"),
+        started("g", "a", "n1"),
+    ]
+    if kind == "lost":
+        events.append(
+            ev.TaskLost(
+                event_id="l",
+                occurred_at=at(3),
+                graph_id="g",
+                task_id="a",
+                node_id="n1",
+                attempt=1,
+                reason="lease expired",
+            )
+        )
+    else:
+        c = completed("g", "a", "n1", "failure")
+        if kind == "timeout":
+            c = msgspec.structs.replace(c, error="timed out after 10.0s", exit_code=None)
+        events.append(c)
+    return events
+
+
+@pytest.mark.parametrize(
+    ("now", "attempt", "expected"),
+    [(4, 1, []), (7.9, 1, []), (8.0, 1, [("a", 2)])],
+)
+def test_a_retry_waits_for_its_exponential_backoff(now, attempt, expected):
+    v = views(*_failed("failure"))
+    assert [(d.event.task_id, d.event.attempt) for d in decide(v, at(now), CONFIG)] == expected
+
+
+def test_backoff_doubles_per_attempt_and_is_capped():
+    from orchestrator.scoring import backoff_until
+
+    t = views(*_failed("failure")).tasks[("g", "a")]
+    cfg = ScoringConfig(backoff_base_s=5.0, backoff_max_s=12.0)
+    waits = [
+        (backoff_until(msgspec.structs.replace(t, attempt=n), cfg) - t.ready_since).total_seconds()
+        for n in (1, 2, 3, 4)
+    ]
+    assert waits == [5.0, 10.0, 12.0, 12.0]
+
+
+def test_a_lost_attempt_is_retried_on_another_node():
+    [d] = decide(views(*_failed("lost")), at(20), CONFIG)
+    assert d.event.node_id == "n2" and "another node" in d.event.strategy
+    reasons = {c.node_id: c.reason for c in d.event.candidates}
+    assert reasons["n1"] == "avoided: attempt 1 was lost here"
+
+
+def test_a_failure_moves_the_retry_to_a_node_without_failures():
+    [d] = decide(views(*_failed("failure")), at(20), CONFIG)
+    assert d.event.node_id == "n2" and d.event.strategy.startswith("retry 2 of 3 after failure")
+
+
+def test_after_a_timeout_the_retry_gets_a_longer_timeout():
+    [d] = decide(views(*_failed("timeout", timeout_s=10.0)), at(20), CONFIG)
+    assert d.event.timeout_s == 20.0 and "timeout 10s -> 20s" in d.event.strategy
+
+
+def test_the_only_node_is_used_even_if_the_attempt_failed_there():
+    events = [e for e in _failed("lost") if not (isinstance(e, ev.NodeRegistered) and e.node_id == "n2")]
+    [d] = decide(views(*events), at(20), CONFIG)
+    assert d.event.node_id == "n1" and "same node" in d.event.strategy

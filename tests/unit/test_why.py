@@ -116,3 +116,9 @@ def test_finished_task():
         ev.TaskCancelled(event_id="c", occurred_at=at(2), graph_id="g", task_id="a", by="ana", reason="stop"),
     )
     assert why(v.tasks[("g", "a")], v, at(3), CONFIG)["headline"].startswith("it has finished: cancelled")
+
+
+def test_a_retry_in_backoff_says_until_when():
+    from tests.unit.test_decide import _failed
+
+    assert headline("a", *_failed("failure"), now=4) == "in backoff until 03:47:08 after attempt 1 (failure)"
