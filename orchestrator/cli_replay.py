@@ -146,3 +146,34 @@ def whatif(
     )
     for c in report["changed_decisions"][:20]:
         console.print(f"    {c['task']}: {c['baseline']} -> {c['alternative']}", highlight=False)
+
+
+@app.command()
+def gantt(
+    graph: Annotated[str, typer.Argument(help="Graph id.")],
+    *,
+    out: Annotated[str, typer.Option("--out", help="Output file: .svg or .html.")],
+    nats_url: NatsUrl = DEFAULT_URL,
+) -> None:
+    """A picture of a run: one lane per node, a bar per attempt, failures, retries and the critical path."""
+    from pathlib import Path
+
+    from orchestrator.gantt import gantt_html, gantt_svg
+    from schemas import codec
+    from schemas.errors import MalformedEvent
+
+    path = Path(out)
+    if path.suffix not in (".svg", ".html"):
+        raise fail(f"--out {out}: use a .svg or .html file")
+    events = []
+    for m in asyncio.run(read_messages(nats_url)):
+        try:
+            events.append((m.seq, codec.decode(m.data, subject=m.subject, seq=m.seq)))
+        except MalformedEvent:
+            continue
+    try:
+        svg = gantt_svg(events, graph)
+    except ValueError as e:
+        raise fail(str(e)) from e
+    path.write_text(gantt_html(svg, graph) if path.suffix == ".html" else svg)
+    console.print(f"wrote {path}")
