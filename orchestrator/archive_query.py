@@ -75,7 +75,8 @@ def open_archive(directory: Path) -> duckdb.DuckDBPyConnection:
     files = sorted(directory.glob("day=*/events-*.parquet")) if directory.exists() else []
     if files:
         pattern = str(directory / "day=*" / "events-*.parquet").replace("'", "''")
-        con.execute(f"CREATE VIEW events AS SELECT * FROM read_parquet('{pattern}', hive_partitioning = true)")
+        source = f"read_parquet('{pattern}', hive_partitioning = true, union_by_name = true)"
+        con.execute(f"CREATE VIEW events AS SELECT * FROM {source}")
     else:
         cols = ", ".join(f"{k} {v}" for k, v in COLUMNS.items())
         con.execute(f"CREATE TABLE events ({cols}, day VARCHAR)")

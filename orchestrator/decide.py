@@ -13,7 +13,7 @@ byte for byte: no clock, no randomness, and every iteration is over sorted keys.
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import NamedTuple
@@ -62,6 +62,13 @@ class Views:
     types: Mapping[str, TypeEstimate] = field(default_factory=dict)
     confidence: float = 1.0
     autonomy: str = "full"
+    ready: Collection[tuple[str, str]] | None = None  # index of the ready tasks' keys, if the caller keeps one
+
+    def ready_tasks(self) -> list[TaskView]:
+        """Every task in state ready, in key order (from the index when given)."""
+        if self.ready is not None:
+            return [self.tasks[k] for k in sorted(self.ready)]
+        return sorted((t for t in self.tasks.values() if t.state == "ready"), key=lambda t: (t.graph_id, t.task_id))
 
 
 class Dispatch(msgspec.Struct, frozen=True, kw_only=True):
@@ -103,9 +110,9 @@ def node_down(node: NodeView, now: datetime, ttl: float) -> str | None:
     return None
 
 
-def world_hash(views: Views, now: datetime) -> str:
+def world_hash(views: Views, now: datetime, ready_tasks: list[TaskView] | None = None) -> str:
     """Hash of exactly the inputs a decision used (ready tasks, nodes, their seqs, autonomy, now)."""
-    ready = sorted((g, t, v.seq) for (g, t), v in views.tasks.items() if v.state == "ready")
+    ready = [(t.graph_id, t.task_id, t.seq) for t in (ready_tasks if ready_tasks is not None else views.ready_tasks())]
     nodes = sorted((n.node_id, n.seq, n.active) for n in views.nodes.values())
     blob = msgspec.json.encode(
         [ready, nodes, sorted(views.seqs.items()), views.autonomy, views.confidence, now.isoformat()]
@@ -200,7 +207,8 @@ def plan(
     first (task → node and seconds until its slot is expected free)."""
     cfg = config.scoring
     reserved: dict[tuple[str, str], tuple[str, float]] = {}
-    ready = [t for t in views.tasks.values() if t.state == "ready" and gate(t, views.autonomy, now, cfg) is None]
+    all_ready = views.ready_tasks()
+    ready = [t for t in all_ready if gate(t, views.autonomy, now, cfg) is None]
     if not ready or not views.nodes:
         return [], reserved
     cautious = views.autonomy == "cautious"
@@ -210,7 +218,7 @@ def plan(
         ready.sort(key=lambda t: (-priority(t, now, cfg), t.graph_id, t.task_id))
     slots = _slots(views, now, config, one_per_node=cautious)
     node_order = sorted(views.nodes)
-    digest = world_hash(views, now)
+    digest = world_hash(views, now, all_ready)
     out: list[Dispatch] = []
     for task in ready:
         if len(out) >= config.max_dispatches or not any(s and s[0] == 0.0 for s in slots.free_at.values()):

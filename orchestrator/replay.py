@@ -68,10 +68,16 @@ class Replayer:
         n = self.at("node-scores", seqs.get("node-scores", 0)).view
         types = {t.type: t for t in n.types.values()}
         if "confidence" not in seqs:
-            return Views(tasks=r.tasks, nodes=n.nodes, seqs=dict(seqs), types=types)
+            return Views(tasks=r.tasks, nodes=n.nodes, seqs=dict(seqs), types=types, ready=r.ready)
         s = summary_value(self.at("confidence", seqs["confidence"]).view)
         return Views(
-            tasks=r.tasks, nodes=n.nodes, seqs=dict(seqs), types=types, confidence=s.confidence, autonomy=s.level
+            tasks=r.tasks,
+            nodes=n.nodes,
+            seqs=dict(seqs),
+            types=types,
+            confidence=s.confidence,
+            autonomy=s.level,
+            ready=r.ready,
         )
 
 
@@ -91,6 +97,8 @@ def check(messages: Sequence[Stored], *, until: int | None = None, graph: str | 
     replayer = Replayer(messages)
     decisions = reproduced = 0
     mismatches: list[dict[str, Any]] = []
+    last_round: tuple[Any, ...] | None = None
+    by_task: dict[tuple[str, str, str], ev.TaskDispatched] = {}
     for m in messages:
         if until is not None and m.seq > until:
             break
@@ -108,13 +116,21 @@ def check(messages: Sequence[Stored], *, until: int | None = None, graph: str | 
             version=recorded.decider_version,
             scoring=ScoringConfig(policy=recorded.policy or "eft"),
         )
-        views = replayer.views(dict(recorded.view_seqs))
         now = recorded.now or recorded.occurred_at
-        key = (recorded.graph_id, recorded.task_id, recorded.phase)
-        replayed = next(
-            (d.event for d in decide(views, now, config) if (d.event.graph_id, d.event.task_id, d.event.phase) == key),
-            None,
+        round_key = (
+            tuple(sorted(recorded.view_seqs.items())),
+            now,
+            recorded.decider_id,
+            recorded.decider_version,
+            recorded.policy,
         )
+        if round_key != last_round:  # the decisions of one round share their inputs: decide once per round
+            by_task = {
+                (d.event.graph_id, d.event.task_id, d.event.phase): d.event
+                for d in decide(replayer.views(dict(recorded.view_seqs)), now, config)
+            }
+            last_round = round_key
+        replayed = by_task.get((recorded.graph_id, recorded.task_id, recorded.phase))
         if replayed is not None and codec.encode(replayed) == codec.encode(recorded):
             reproduced += 1
             continue

@@ -71,7 +71,9 @@ class _World:
     def views(self) -> Views:
         seqs = {"readiness": self.seq, "node-scores": self.seq}
         types = {t.type: t for t in self.nodes.types.values()}
-        return Views(tasks=self.readiness.tasks, nodes=self.nodes.nodes, seqs=seqs, types=types)
+        return Views(
+            tasks=self.readiness.tasks, nodes=self.nodes.nodes, seqs=seqs, types=types, ready=self.readiness.ready
+        )
 
 
 def simulate(

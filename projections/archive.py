@@ -8,7 +8,8 @@ resumes after the highest sequence any file holds and deletes leftover temporari
 kill -9 the archive holds each event once and none is missing.
 
 Columns: seq, subject, type, event_id, occurred_at, stored_at, graph_id, task_id, node_id,
-attempt, causation_id, correlation_id, and ``json`` (the whole event as stored). A malformed
+attempt, causation_id, correlation_id, outcome and duration_s (completions), and ``json`` (the
+whole event as stored). A malformed
 event is archived too, with type ``_malformed``, its bytes as text and the reason in ``error``.
 """
 
@@ -31,6 +32,7 @@ import orjson
 from nats.js.api import ConsumerConfig, DeliverPolicy
 
 from schemas import codec
+from schemas import events as ev
 from schemas import subjects as S
 from schemas.errors import MalformedEvent
 
@@ -52,6 +54,8 @@ COLUMNS: dict[str, str] = {
     "correlation_id": "VARCHAR",
     "error": "VARCHAR",
     "json": "VARCHAR",
+    "outcome": "VARCHAR",
+    "duration_s": "DOUBLE",
 }
 
 
@@ -71,8 +75,10 @@ def archive_row(seq: int, subject: str, data: bytes, stored_at: datetime) -> dic
         causation_id=event.causation_id,
         correlation_id=event.correlation_id,
     )
-    for name in ("graph_id", "task_id", "node_id", "attempt"):
+    for name in ("graph_id", "task_id", "node_id", "attempt", "outcome"):
         row[name] = getattr(event, name, None)
+    if isinstance(event, ev.TaskCompleted):
+        row["duration_s"] = event.duration_s
     return row
 
 

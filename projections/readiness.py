@@ -124,6 +124,7 @@ class ReadinessView:
     touched: set[str] = field(default_factory=set)
     ignored: list[str] = field(default_factory=list)
     assembly: GraphAssembly = field(default_factory=GraphAssembly)
+    ready: set[tuple[str, str]] = field(default_factory=set)  # keys of the tasks in state ready (an index)
 
 
 def _count(counts: dict[str, int], old: str | None, new: str) -> dict[str, int]:
@@ -139,6 +140,10 @@ def _put_task(view: ReadinessView, new: TaskView, seq: int) -> None:
     old = view.tasks.get(key)
     view.tasks[key] = new
     view.touched.add(readiness_key(new.graph_id, new.task_id))
+    if new.state == "ready":
+        view.ready.add(key)
+    else:
+        view.ready.discard(key)
     if old is None or old.state != new.state:
         g = view.graphs[new.graph_id]
         counts = _count(g.counts, old.state if old else None, new.state)
