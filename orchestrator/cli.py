@@ -18,7 +18,25 @@ from rich.table import Table
 
 from orchestrator.errors import OrchestratorError
 
-app = typer.Typer(help="niyantra: an autonomous build orchestrator on NATS JetStream.", no_args_is_help=True)
+HELP = (
+    "niyantra: an autonomous build orchestrator on NATS JetStream.\n\n"
+    "Exit codes: 0 done; 1 a check failed (wait: a task did not succeed; verify: an invariant is violated; "
+    "replay --check: a decision did not reproduce); 2 bad input, an unknown id, a refused command or an "
+    "unreachable server (one line on stderr). An unexpected error is one line too; "
+    "`niyantra --debug COMMAND` shows its traceback."
+)
+
+app = typer.Typer(help=HELP, no_args_is_help=True, pretty_exceptions_enable=False)
+DEBUG = {"on": False}
+
+
+@app.callback()
+def _options(
+    debug: Annotated[bool, typer.Option("--debug", envvar="NIYANTRA_DEBUG", help="Show tracebacks.")] = False,
+) -> None:
+    DEBUG["on"] = debug
+
+
 console = Console()
 err = Console(stderr=True, soft_wrap=True)
 
@@ -269,8 +287,14 @@ def decider(
 
 
 def main() -> None:
-    """Console-script entry point."""
-    app()
+    """Console-script entry point: an unexpected error is one line unless --debug."""
+    try:
+        app()
+    except Exception as e:  # noqa: BLE001 -- the last resort: one line, the traceback on request
+        if DEBUG["on"] or "--debug" in sys.argv or os.environ.get("NIYANTRA_DEBUG"):
+            raise
+        err.print(f"[red]error:[/red] {escape(type(e).__name__)}: {escape(str(e))} (--debug shows the traceback)")
+        sys.exit(1)
 
 
 # Command groups in their own modules register themselves on ``app`` when imported.

@@ -27,7 +27,9 @@ async def _task_events(url: str, task: str, graph: str | None) -> list[tuple[int
 
     nc = await _connect(url)
     try:
-        return await EventLog(nc).read_events(f"{S.ROOT}.task.{graph or '*'}.{task}.>")
+        log = EventLog(nc)
+        await log.ensure_stream()  # a fresh server has no stream yet: then there are no events
+        return await log.read_events(f"{S.ROOT}.task.{graph or '*'}.{task}.>")
     finally:
         await nc.close()
 

@@ -6,6 +6,7 @@ import asyncio
 import json
 
 import nats
+import pytest
 from typer.testing import CliRunner
 
 from orchestrator.cli import app
@@ -99,3 +100,49 @@ def test_schema_lists_every_event():
         "TaskStarted",
         "TaskCompleted",
     } <= names
+
+
+UNREACHABLE = [
+    ["status"],
+    ["status", "--json"],
+    ["snapshot", "--json"],
+    ["explain", "T-1"],
+    ["why", "T-1"],
+    ["events"],
+    ["verify"],
+    ["replay", "--check"],
+    ["replay", "--at", "3"],
+    ["gantt", "g", "--out", "x.svg"],
+    ["approve", "g/T-1", "--by", "ana"],
+    ["reject", "g/T-1", "--by", "ana"],
+    ["cancel", "g", "--by", "ana"],
+    ["pause", "--by", "ana"],
+    ["resume", "--by", "ana"],
+    ["submit", "examples/demo.toml"],
+]
+
+
+@pytest.mark.parametrize("args", UNREACHABLE, ids=lambda a: " ".join(a))
+def test_every_command_says_an_unreachable_server_in_one_line(args):
+    result = runner.invoke(app, [*args, "--nats-url", "nats://127.0.0.1:1"])
+    assert result.exit_code == 2, result.output
+    lines = [line for line in result.output.splitlines() if line.strip()]
+    assert len(lines) == 1 and "cannot connect to NATS at nats://127.0.0.1:1" in lines[0], result.output
+    assert "Traceback" not in result.output
+
+
+def test_unknown_ids_are_one_line(nats_server):
+    url = ["--nats-url", nats_server.url]
+    for args, message in (
+        (["why", "nope"], "no task 'nope'"),
+        (["explain", "nope"], "no events for task 'nope'"),
+        (["approve", "g/nope", "--by", "ana"], "no graph 'g'"),
+        (["gantt", "nope", "--out", "x.svg"], "has no dispatched task"),
+    ):
+        result = runner.invoke(app, [*args, *url])
+        assert result.exit_code == 2 and message in result.output, (args, result.output)
+
+
+def test_help_documents_exit_codes():
+    result = runner.invoke(app, ["--help"])
+    assert "Exit codes" in result.output and "--debug" in result.output
