@@ -8,8 +8,9 @@ Input: ``(seq, stored_at, event)`` in stream order (from the archive or the stre
 - first_attempt_success_rate: of tasks whose first run attempt ended, the share that succeeded;
 - success_after_retry_rate: of tasks whose first attempt failed or was lost, the share that
   later succeeded;
-- decision latency: a dispatch's stored time minus the stored time of the event that made the
-  task ready (its ``causation_id`` ``readiness@SEQ``), average and p99, in milliseconds;
+- decision latency (view change to dispatch appended): a dispatch's stored time minus the stored
+  time of the newest event its views reflected (the largest of its ``view_seqs``; without them,
+  the event that made the task ready, ``causation_id`` ``readiness@SEQ``), average and p99, ms;
 - graph depth: tasks on the longest chain, average and max over graphs;
 - node_utilization: busy slot-seconds (start to end of each attempt) over available
   slot-seconds (registered slots × the span from the first dispatch to the last completion);
@@ -29,6 +30,10 @@ from projections.readiness import ReadinessView, evolve_readiness
 from schemas import events as ev
 
 HUMAN = (ev.TaskApproved, ev.TaskRejected, ev.TaskCancelled, ev.GraphCancelled, ev.NodeDrainRequested)
+
+
+def _int(text: str) -> int:
+    return int(text) if text.isdigit() else 0
 
 
 def _percentile(values: list[float], q: float) -> float | None:
@@ -67,9 +72,10 @@ class _Tally:
         if d.phase != "run":
             return
         self.first_dispatch = self.first_dispatch or at
-        cause = (d.causation_id or "").partition("@")[2]
-        if cause.isdigit() and int(cause) in self.stored:
-            self.latencies.append((at - self.stored[int(cause)]).total_seconds() * 1000)
+        # the newest event the decision's views reflected (else the one that made the task ready)
+        cause = max(d.view_seqs.values(), default=0) or _int((d.causation_id or "").partition("@")[2])
+        if cause in self.stored:
+            self.latencies.append((at - self.stored[cause]).total_seconds() * 1000)
 
     def ended(self, e: ev.TaskCompleted | ev.TaskLost, at: datetime) -> None:
         key = (e.graph_id, e.task_id)
