@@ -213,40 +213,17 @@ def metrics(*, as_json: JsonOpt = False, archive_dir: ArchiveDir = DEFAULT_ARCHI
 
 async def _all_events(url: str) -> tuple[list[tuple[int, Any]], int]:
     """Every decodable event in order, and how many malformed ones were skipped."""
-    import nats.errors
-    from nats.js.api import ConsumerConfig, DeliverPolicy
-
+    from orchestrator.cli_replay import read_messages
     from schemas import codec
     from schemas.errors import MalformedEvent
 
-    nc = await _connect(url)
     out: list[tuple[int, Any]] = []
     malformed = 0
-    try:
-        js = nc.jetstream()
-        head = (await js.stream_info(S.STREAM)).state.last_seq
-        if head == 0:
-            return out, 0
-        sub = await js.subscribe(
-            f"{S.ROOT}.>",
-            ordered_consumer=True,
-            pending_msgs_limit=200_000,
-            config=ConsumerConfig(deliver_policy=DeliverPolicy.ALL),
-        )
-        seq = 0
-        while seq < head:
-            try:
-                msg = await sub.next_msg(timeout=5)
-            except nats.errors.TimeoutError:
-                break
-            seq = msg.metadata.sequence.stream
-            try:
-                out.append((seq, codec.decode(msg.data, subject=msg.subject, seq=seq)))
-            except MalformedEvent:
-                malformed += 1
-        await sub.unsubscribe()
-    finally:
-        await nc.close()
+    for m in await read_messages(url):
+        try:
+            out.append((m.seq, codec.decode(m.data, subject=m.subject, seq=m.seq)))
+        except MalformedEvent:
+            malformed += 1
     return out, malformed
 
 

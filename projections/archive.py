@@ -203,7 +203,7 @@ class Archiver:
                 try:
                     msg = await sub.next_msg(timeout=0.2)
                     md = msg.metadata
-                    stored = md.timestamp.astimezone(UTC) if md.timestamp else datetime.now(UTC)
+                    stored = md.timestamp.astimezone(UTC) if md.timestamp else datetime.now(UTC)  # pure-ok: shell
                     last = md.sequence.stream
                     self._add(archive_row(last, msg.subject, msg.data, stored), stored.date().isoformat())
                 except nats.errors.TimeoutError:
