@@ -160,6 +160,7 @@ def logs(
     attempt: Annotated[int | None, typer.Option(help="Attempt number (default: the latest).")] = None,
     graph: Annotated[str | None, typer.Option(help="Graph of the task (needed if ids repeat).")] = None,
     phase: Annotated[str, typer.Option(help="run | preflight")] = "run",
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON (the output as text).")] = False,
     nats_url: NatsUrl = DEFAULT_URL,
 ) -> None:
     """Print the stored output (redacted, capped) of one attempt of a task."""
@@ -190,6 +191,18 @@ def logs(
         stored = asyncio.run(go())
     except AgentError as e:
         raise fail(str(e)) from e
+    if as_json:
+        import json
+
+        doc = {
+            "subject": stored.subject,
+            "attempt": stored.attempt,
+            "node": stored.node_id,
+            "exit_code": stored.exit_code,
+            "output": stored.data.decode("utf-8", "replace"),
+        }
+        sys.stdout.write(json.dumps(doc, indent=2) + "\n")
+        return
     exit_code = stored.exit_code or "none"
     err.print(f"[dim]{stored.subject}: attempt {stored.attempt} on {stored.node_id}, exit code {exit_code}[/dim]")
     sys.stdout.buffer.write(stored.data)

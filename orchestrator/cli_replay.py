@@ -10,7 +10,7 @@ from typing import Annotated, Any
 import typer
 from rich.markup import escape
 
-from orchestrator.cli import DEFAULT_URL, NatsUrl, _connect, app, console, fail, render_status, totals_line
+from orchestrator.cli import DEFAULT_URL, NatsUrl, _connect, app, console, err, fail, render_status, totals_line
 from schemas import subjects as S
 
 
@@ -36,14 +36,17 @@ async def read_messages(url: str, until: int | None = None) -> list[Any]:
             config=ConsumerConfig(deliver_policy=DeliverPolicy.ALL),
         )
         seq = 0
-        while seq < last:
-            try:
-                msg = await sub.next_msg(timeout=5)
-            except nats.errors.TimeoutError:
-                break
-            seq = msg.metadata.sequence.stream
-            if seq <= last:
-                out.append(StoredMessage(seq=seq, subject=msg.subject, headers={}, data=msg.data))
+        with err.status(f"reading the log: 0 of {last} events") as progress:  # on stderr; quiet when not a TTY
+            while seq < last:
+                try:
+                    msg = await sub.next_msg(timeout=5)
+                except nats.errors.TimeoutError:
+                    break
+                seq = msg.metadata.sequence.stream
+                if seq <= last:
+                    out.append(StoredMessage(seq=seq, subject=msg.subject, headers={}, data=msg.data))
+                if seq % 10_000 == 0:
+                    progress.update(f"reading the log: {seq} of {last} events")
         await sub.unsubscribe()
     finally:
         await nc.close()
