@@ -113,7 +113,7 @@ def pause(*, by: By, reason: Reason = "", nats_url: NatsUrl = DEFAULT_URL) -> No
 
 @app.command()
 def resume(*, by: By, reason: Reason = "", nats_url: NatsUrl = DEFAULT_URL) -> None:
-    """Clear a pause: autonomy follows confidence again."""
+    """Clear a pause; confidence is raised to the full threshold (you vouch), so work runs again."""
     if not by.strip():
         raise fail("--by must name who resumes")
     seq = _autonomy("full", by, reason, nats_url)

@@ -24,7 +24,9 @@ above 1/6 drags it down. Each node has its own confidence by the same rule.
 **Autonomy level**: ``full`` when confidence ≥ ``full_at`` (0.8), ``cautious`` when ≥
 ``cautious_at`` (0.5), else ``supervised``. A person's ``AutonomyChanged`` (``by`` set) pins a
 level (``full`` from a person clears the pin); the effective level is the more restrictive of
-the derived and the pinned one. An ``AutonomyChanged`` without ``by`` is informational.
+the derived and the pinned one; a person's ``full`` (``niyantra resume``) also raises confidence
+to ``full_at`` (they vouch for the system: otherwise nothing would run under ``supervised`` and
+confidence could never recover). An ``AutonomyChanged`` without ``by`` is informational.
 
 **Staleness**: ``as_of`` is the latest event time in the log; each node's staleness is
 ``as_of − last_seen`` (its last registration or observation), so it too is a function of the log.
@@ -282,6 +284,9 @@ def _pin(view: ConfidenceView, e: ev.AutonomyChanged) -> None:
         return  # informational: the derived level is already in the view
     s = _summary(view)
     pinned: AutonomyLevel | None = None if e.level == "full" else e.level
+    if pinned is None:  # a person resumes: they vouch for the system, confidence comes back to the full threshold
+        c = max(s.confidence, view.params["full_at"])
+        s = msgspec.structs.replace(s, confidence=c, derived_level=view.level(c))
     view.summary = msgspec.structs.replace(
         s, pinned_level=pinned, pinned_by=e.by if pinned else "", level=_effective(s.derived_level, pinned)
     )

@@ -104,6 +104,17 @@ def test_a_person_pins_a_more_restrictive_level_and_full_releases_it():
     assert fold(G, pin, release).summary.level == "full"
 
 
+def test_a_person_resuming_raises_confidence_to_the_full_threshold():
+    misses = [e for i in range(12) for e in (disp("a", attempt=i + 1), done("a", 1, "failure", attempt=i + 1))]
+    low = fold(G, *misses).summary
+    assert (low.confidence, low.level) == (0.4, "supervised")  # nothing would ever run to recover
+    resume = ev.AutonomyChanged(event_id="r", occurred_at=at(2), level="full", by="ana", reason="fixed the cause")
+    s = fold(G, *misses, resume).summary
+    assert (s.confidence, s.level, s.pinned_level) == (0.8, "full", None)
+    info = ev.AutonomyChanged(event_id="i", occurred_at=at(2), level="full", reason="informational")
+    assert fold(G, *misses, info).summary.level == "supervised"
+
+
 def test_staleness_is_measured_against_the_logs_own_time():
     s = summary_value(
         fold(
