@@ -1,0 +1,248 @@
+"""End-to-end throughput of no-op tasks: niyantra (every part its own process) against Dask distributed.
+
+Two workloads, run by both in the same invocation on the same machine:
+
+- ``independent``: 20,000 tasks without dependencies;
+- ``layered``: 100 layers x 100 tasks, each depending on 2 tasks of the layer before.
+
+``--scale`` multiplies the task count (independent) and the number of layers (layered; the width
+stays 100), so ``--scale 0.1`` is a quick run.
+
+niyantra: a fresh `niyantra up --agents N --slots S --detach` per workload (own free port, own data
+dir, the repository's nats.conf, i.e. a durable file stream with ``sync_interval: always``); each
+task's command is ``true``. The clock starts before the graph is submitted through the Python API
+and stops when the readiness view's graph totals say every task is terminal (the KV key is read
+every 50 ms). Startup is not counted; submission is (its time is also reported alone).
+
+Dask: `LocalCluster(n_workers=2)` (processes; threads per worker as Dask chooses for the cores)
+with ``distributed.scheduler.worker-saturation: inf`` (Dask's own advice for many small
+independent tasks); the whole workload is one task graph run by ``client.get`` (its best
+idiomatic use for a known graph; one ``submit`` per task is slower). Dask persists nothing.
+
+Output: one JSON document on stdout (progress on stderr).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import platform
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parents[2]
+sys.path.insert(0, str(ROOT))
+
+WIDTH = 100
+
+
+def say(msg: str) -> None:
+    print(f"[bench] {msg}", file=sys.stderr, flush=True)
+
+
+def workloads(scale: float) -> dict[str, dict[str, list[str]]]:
+    """Each workload as ``{task id: [dependency ids]}`` (the same shape for both systems)."""
+    n = max(1, round(20_000 * scale))
+    independent: dict[str, list[str]] = {f"T-{i}": [] for i in range(n)}
+    layers = max(2, round(100 * scale))
+    layered: dict[str, list[str]] = {}
+    for layer in range(layers):
+        for k in range(WIDTH):
+            deps = [] if layer == 0 else [f"L{layer - 1}-{k}", f"L{layer - 1}-{(k + 1) % WIDTH}"]
+            layered[f"L{layer}-{k}"] = deps
+    return {"independent": independent, "layered": layered}
+
+
+# --- niyantra ---------------------------------------------------------------------------------
+
+
+def free_port() -> int:
+    while True:
+        with socket.socket() as s:
+            s.bind(("127.0.0.1", 0))
+            port = s.getsockname()[1]
+        if port + 4000 < 65536:
+            with socket.socket() as s:
+                try:
+                    s.bind(("127.0.0.1", port + 4000))
+                except OSError:
+                    continue
+            return port
+
+
+def cli(*args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "orchestrator.cli", *args], capture_output=True, text=True, check=check, cwd=ROOT
+    )
+
+
+def peak_rss_mib(data_dir: Path) -> dict[str, float]:
+    """Peak RSS (VmHWM) of every process `up` started, read while they still run."""
+    from orchestrator.supervisor import read_manifest
+
+    out: dict[str, float] = {}
+    m = read_manifest(data_dir)
+    for p in m.processes if m else []:
+        try:
+            for line in Path(f"/proc/{p.pid}/status").read_text().splitlines():
+                if line.startswith("VmHWM:"):
+                    out[p.name] = round(int(line.split()[1]) / 1024, 1)
+        except OSError:
+            pass
+    return out
+
+
+async def wait_done(url: str, graph_id: str, total: int, timeout: float) -> Any:
+    """Poll the readiness view's totals of ``graph_id`` until every task is terminal."""
+    import msgspec
+    import nats
+
+    from projections.readiness import GraphView
+    from schemas import subjects as S
+
+    nc = await nats.connect(url)
+    try:
+        kv = await nc.jetstream().key_value(S.KV_READINESS)
+        decoder = msgspec.json.Decoder(GraphView)
+        deadline = time.monotonic() + timeout
+        last_report = 0.0
+        while time.monotonic() < deadline:
+            try:
+                entry = await kv.get(S.graph_key(graph_id))
+                g = decoder.decode(entry.value)
+                if g.total == total and g.done:
+                    return g
+                if time.monotonic() - last_report > 5:
+                    last_report = time.monotonic()
+                    say(f"  {graph_id}: {dict(sorted(g.counts.items()))}")
+            except Exception:  # noqa: BLE001 - the key appears once the projector saw the graph
+                pass
+            await asyncio.sleep(0.05)
+        raise TimeoutError(f"{graph_id} not done after {timeout:.0f} s")
+    finally:
+        await nc.close()
+
+
+def run_niyantra(name: str, tasks: dict[str, list[str]], agents: int, slots: int, timeout: float) -> dict[str, Any]:
+    from orchestrator.api import Graph
+
+    with tempfile.TemporaryDirectory(prefix="niyantra-bench-") as tmp:
+        data_dir = Path(tmp) / "data"
+        port = free_port()
+        url = f"nats://127.0.0.1:{port}"
+        say(f"niyantra {name}: up --agents {agents} --slots {slots} on port {port}")
+        t_up = time.perf_counter()
+        cli("up", "--agents", str(agents), "--slots", str(slots), "--detach", "--port", str(port), "--data-dir", str(data_dir))
+        startup_s = time.perf_counter() - t_up
+        try:
+            graph_id = f"bench-{name}-{uuid.uuid4().hex[:8]}"
+            g = Graph(graph_id, title=f"bench {name}")
+            for tid, deps in tasks.items():
+                g.task(tid, "true", depends_on=deps)
+            t0 = time.perf_counter()
+            g.submit(url)
+            t_sub = time.perf_counter()
+            say(f"niyantra {name}: submitted {len(tasks)} tasks in {t_sub - t0:.2f} s")
+            view = asyncio.run(wait_done(url, graph_id, len(tasks), timeout))
+            elapsed = time.perf_counter() - t0
+            counts = dict(sorted(view.counts.items()))
+            rss = peak_rss_mib(data_dir)
+        finally:
+            cli("down", "--data-dir", str(data_dir), check=False)
+    result = {
+        "tasks": len(tasks),
+        "seconds": round(elapsed, 3),
+        "tasks_per_s": round(len(tasks) / elapsed, 1),
+        "submit_s": round(t_sub - t0, 3),
+        "startup_s": round(startup_s, 2),
+        "counts": counts,
+        "peak_rss_mib": rss,
+    }
+    say(f"niyantra {name}: {result['tasks_per_s']} tasks/s ({elapsed:.2f} s)")
+    return result
+
+
+# --- Dask -------------------------------------------------------------------------------------
+
+
+def noop(*_deps: Any) -> None:
+    return None
+
+
+def run_dask(client: Any, name: str, tasks: dict[str, list[str]]) -> dict[str, Any]:
+    graph = {tid: (noop, *deps) for tid, deps in tasks.items()}
+    keys = list(tasks)
+    t0 = time.perf_counter()
+    client.get(graph, keys, sync=True)
+    elapsed = time.perf_counter() - t0
+    result = {"tasks": len(tasks), "seconds": round(elapsed, 3), "tasks_per_s": round(len(tasks) / elapsed, 1)}
+    say(f"dask {name}: {result['tasks_per_s']} tasks/s ({elapsed:.2f} s)")
+    return result
+
+
+def dask_available() -> str | None:
+    try:
+        import dask  # noqa: F401
+        import distributed  # noqa: F401
+    except ImportError as e:
+        return str(e)
+    return None
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--scale", type=float, default=1.0, help="multiply the workloads' size (0.1: a quick run)")
+    ap.add_argument("--agents", type=int, default=3, help="niyantra node agents")
+    ap.add_argument("--slots", type=int, default=8, help="task slots per agent")
+    ap.add_argument("--workers", type=int, default=2, help="Dask worker processes")
+    ap.add_argument("--only", choices=["niyantra", "dask"], help="run one side only")
+    ap.add_argument("--workload", choices=["independent", "layered"], action="append", help="default: both")
+    ap.add_argument("--timeout", type=float, default=1800, help="seconds per niyantra workload")
+    args = ap.parse_args()
+    if args.only != "niyantra" and (problem := dask_available()):
+        sys.exit(f"error: Dask distributed is not installed ({problem}); install the bench extra: pip install -e '.[bench]'")
+    loads = {k: v for k, v in workloads(args.scale).items() if not args.workload or k in args.workload}
+    out: dict[str, Any] = {
+        "scale": args.scale,
+        "machine": {"cpus": os.cpu_count(), "python": platform.python_version()},
+        "niyantra_setup": {"agents": args.agents, "slots": args.slots, "sync_interval": "always"},
+    }
+    if args.only != "niyantra":
+        import dask
+        import distributed
+        from distributed import Client, LocalCluster
+
+        out["dask_setup"] = {
+            "version": distributed.__version__,
+            "n_workers": args.workers,
+            "worker_saturation": "inf",
+            "api": "client.get(graph)",
+        }
+        dask.config.set({"distributed.scheduler.worker-saturation": float("inf")})
+        with LocalCluster(n_workers=args.workers, dashboard_address=None) as cluster, Client(cluster) as client:
+            out["dask_setup"]["threads_per_worker"] = cluster.scheduler_info["workers"] and next(
+                iter(cluster.scheduler_info["workers"].values())
+            ).get("nthreads")
+            client.get({"warm": (noop,)}, "warm")
+            out["dask"] = {name: run_dask(client, name, tasks) for name, tasks in loads.items()}
+    if args.only != "dask":
+        out["niyantra"] = {
+            name: run_niyantra(name, tasks, args.agents, args.slots, args.timeout) for name, tasks in loads.items()
+        }
+    if "dask" in out and "niyantra" in out:
+        out["ratio_niyantra_over_dask"] = {
+            name: round(out["niyantra"][name]["tasks_per_s"] / out["dask"][name]["tasks_per_s"], 3) for name in loads
+        }
+    print(json.dumps(out, indent=2))
+
+
+if __name__ == "__main__":
+    main()
