@@ -44,6 +44,7 @@ from schemas.errors import MalformedEvent
 
 log = logging.getLogger("niyantra.agent")
 STOP_REPORT_TIMEOUT_S = 3.0
+FETCH_MORE_S = 0.01  # after one dispatch arrived: how long to wait for the rest of its round
 
 
 @dataclass(frozen=True)
@@ -300,21 +301,27 @@ class Agent:
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(self.slot_free.wait(), 1.0)
                 continue
+            # nats-py's fetch(n) long-polls until it has n messages or times out, so waiting for a
+            # batch would hold the first dispatch back: wait for one, then take what else is there.
             try:
-                msgs = await psub.fetch(free, timeout=1.0)
+                self._start(await psub.fetch(1, timeout=1.0))
+                if free > 1:
+                    self._start(await psub.fetch(free - 1, timeout=FETCH_MORE_S))
             except (nats.errors.TimeoutError, TimeoutError):
                 continue
             except nats.errors.Error as e:  # transient (reconnecting, consumer busy): retry
                 log.warning("fetch failed, retrying: %r", e)
                 await asyncio.sleep(0.5)
                 continue
-            for m in msgs:
-                key = m.metadata.sequence.stream
-                if key in self.active:  # redelivered while its handler still runs: that one acks
-                    continue
-                t = asyncio.create_task(self.handle(m))
-                self.active[key] = t
-                t.add_done_callback(functools.partial(self._done, key))
+
+    def _start(self, msgs: list[Any]) -> None:
+        for m in msgs:
+            key = m.metadata.sequence.stream
+            if key in self.active:  # redelivered while its handler still runs: that one acks
+                continue
+            t = asyncio.create_task(self.handle(m))
+            self.active[key] = t
+            t.add_done_callback(functools.partial(self._done, key))
 
     def _done(self, key: int, _finished: object = None) -> None:
         task = self.active.pop(key, None)

@@ -84,19 +84,22 @@ def cli(*args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
     )
 
 
-def peak_rss_mib(data_dir: Path) -> dict[str, float]:
-    """Peak RSS (VmHWM) of every process `up` started, read while they still run."""
+def process_figures(data_dir: Path) -> dict[str, dict[str, float]]:
+    """Peak RSS (VmHWM, MiB) and CPU seconds (user + system, since start) of every process `up`
+    started, read while they still run."""
     from orchestrator.supervisor import read_manifest
 
-    out: dict[str, float] = {}
+    tick = os.sysconf("SC_CLK_TCK")
+    out: dict[str, dict[str, float]] = {}
     m = read_manifest(data_dir)
     for p in m.processes if m else []:
         try:
-            for line in Path(f"/proc/{p.pid}/status").read_text().splitlines():
-                if line.startswith("VmHWM:"):
-                    out[p.name] = round(int(line.split()[1]) / 1024, 1)
+            status = Path(f"/proc/{p.pid}/status").read_text().splitlines()
+            stat = Path(f"/proc/{p.pid}/stat").read_text().rpartition(")")[2].split()
         except OSError:
-            pass
+            continue
+        hwm = next((int(line.split()[1]) for line in status if line.startswith("VmHWM:")), 0)
+        out[p.name] = {"peak_rss_mib": round(hwm / 1024, 1), "cpu_s": round((int(stat[11]) + int(stat[12])) / tick, 2)}
     return out
 
 
@@ -140,7 +143,8 @@ def run_niyantra(name: str, tasks: dict[str, list[str]], agents: int, slots: int
         url = f"nats://127.0.0.1:{port}"
         say(f"niyantra {name}: up --agents {agents} --slots {slots} on port {port}")
         t_up = time.perf_counter()
-        cli("up", "--agents", str(agents), "--slots", str(slots), "--detach", "--port", str(port), "--data-dir", str(data_dir))
+        sizes = ("--agents", str(agents), "--slots", str(slots))
+        cli("up", *sizes, "--detach", "--port", str(port), "--data-dir", str(data_dir))
         startup_s = time.perf_counter() - t_up
         try:
             graph_id = f"bench-{name}-{uuid.uuid4().hex[:8]}"
@@ -154,7 +158,7 @@ def run_niyantra(name: str, tasks: dict[str, list[str]], agents: int, slots: int
             view = asyncio.run(wait_done(url, graph_id, len(tasks), timeout))
             elapsed = time.perf_counter() - t0
             counts = dict(sorted(view.counts.items()))
-            rss = peak_rss_mib(data_dir)
+            procs = process_figures(data_dir)
         finally:
             cli("down", "--data-dir", str(data_dir), check=False)
     result = {
@@ -164,7 +168,7 @@ def run_niyantra(name: str, tasks: dict[str, list[str]], agents: int, slots: int
         "submit_s": round(t_sub - t0, 3),
         "startup_s": round(startup_s, 2),
         "counts": counts,
-        "peak_rss_mib": rss,
+        "processes": procs,
     }
     say(f"niyantra {name}: {result['tasks_per_s']} tasks/s ({elapsed:.2f} s)")
     return result
@@ -208,7 +212,7 @@ def main() -> None:
     ap.add_argument("--timeout", type=float, default=1800, help="seconds per niyantra workload")
     args = ap.parse_args()
     if args.only != "niyantra" and (problem := dask_available()):
-        sys.exit(f"error: Dask distributed is not installed ({problem}); install the bench extra: pip install -e '.[bench]'")
+        sys.exit(f"error: Dask distributed is not installed ({problem}); install the extra: pip install -e '.[bench]'")
     loads = {k: v for k, v in workloads(args.scale).items() if not args.workload or k in args.workload}
     out: dict[str, Any] = {
         "scale": args.scale,
