@@ -35,6 +35,7 @@ from node_agent.execution import Execution, ExecutionSettings
 from node_agent.logstore import LogStore
 from node_agent.report import RunReport, completion, lost
 from orchestrator import __version__
+from orchestrator.connection import connect as nats_connect
 from orchestrator.errors import ConcurrencyConflict, DuplicateAppend, EventLogUnavailable
 from orchestrator.eventlog import EventLog
 from schemas import codec
@@ -342,7 +343,7 @@ def _stop_on_crash(stop: asyncio.Event) -> Any:
 async def run_agent(settings: AgentSettings, stop: asyncio.Event, on_ready: Any = None) -> None:
     """Run an agent until ``stop`` is set; running tasks are killed and reported lost."""
     S.check_id("node id", settings.node_id)
-    nc = await nats.connect(settings.url, name=f"agent-{settings.node_id}", max_reconnect_attempts=-1)
+    nc = await nats_connect(settings.url, name=f"agent-{settings.node_id}", max_reconnect_attempts=-1)
     agent = Agent(nc, settings)
     try:
         await agent.log.ensure_stream()

@@ -17,6 +17,7 @@ import nats.js.errors
 from nats.js.api import DiscardPolicy, StorageType, StreamConfig
 
 from node_agent.errors import LogNotFound, LogStoreUnavailable
+from orchestrator.connection import replicas as default_replicas
 from schemas import subjects as S
 
 DEFAULT_MAX_AGE_S = 30 * 24 * 3600.0
@@ -43,7 +44,7 @@ class LogStore:
         self.js = nc.jetstream()
         self.max_age_s = max_age_s
 
-    async def ensure_stream(self) -> None:
+    async def ensure_stream(self, *, replicas: int | None = None) -> None:
         """Create the LOGS stream if it is missing (idempotent)."""
         config = StreamConfig(
             name=S.LOG_STREAM,
@@ -53,6 +54,7 @@ class LogStore:
             max_msgs_per_subject=1,
             discard=DiscardPolicy.OLD,
             allow_direct=True,
+            num_replicas=replicas or default_replicas(),
         )
         try:
             await self.js.stream_info(S.LOG_STREAM)

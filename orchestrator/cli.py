@@ -16,6 +16,7 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
+from orchestrator.connection import connect as nats_connect
 from orchestrator.errors import OrchestratorError
 
 HELP = (
@@ -85,17 +86,22 @@ def up(
     port: Annotated[int, typer.Option(help="Client port of nats-server.")] = 4222,
     data_dir: DataDir = Path(".niyantra"),
     config: Annotated[Path | None, typer.Option(help="nats.conf to use.")] = None,
+    cluster: Annotated[
+        int, typer.Option(help="nats-servers: 3 starts a JetStream cluster (ports PORT..PORT+2, R3 streams and views).")
+    ] = 1,
 ) -> None:
     """Start nats-server, the projectors, the decider and N agents as separate processes."""
     from orchestrator.supervisor import UpSettings, down
     from orchestrator.supervisor import up as start
 
     try:
-        m = start(UpSettings(data_dir=data_dir, port=port, agents=agents, slots=slots, config=config))
+        m = start(UpSettings(data_dir=data_dir, port=port, agents=agents, slots=slots, config=config, cluster=cluster))
     except OrchestratorError as e:
         raise fail(str(e)) from e
     console.print(f"niyantra is up at {m.url} ({len(m.processes)} processes; data in {data_dir})")
     console.print(f"export NIYANTRA_NATS_URL={m.url}")
+    if cluster > 1:
+        console.print(f"export NIYANTRA_REPLICAS={cluster}")
     if detach:
         return
     try:
@@ -121,7 +127,7 @@ async def _quiet(e: Exception) -> None:
 
 async def _connect(url: str) -> Any:
     try:
-        return await nats.connect(
+        return await nats_connect(
             url, connect_timeout=5, max_reconnect_attempts=1, allow_reconnect=False, error_cb=_quiet
         )
     except (OSError, nats.errors.Error) as e:

@@ -17,8 +17,8 @@ from datetime import UTC, datetime
 from typing import Any
 
 import msgspec
-import nats
 
+from orchestrator.connection import connect as nats_connect
 from orchestrator.decide import DeciderConfig, Dispatch, Views, decide
 from orchestrator.errors import ConcurrencyConflict
 from orchestrator.eventlog import EventLog
@@ -202,7 +202,7 @@ async def run_decider(
     url: str, stop: asyncio.Event, config: DeciderConfig, *, tick: float = 1.0, on_ready: Any = None
 ) -> DeciderState:
     """Decide until ``stop`` is set."""
-    nc = await nats.connect(url, name=config.decider_id, max_reconnect_attempts=-1)
+    nc = await nats_connect(url, name=config.decider_id, max_reconnect_attempts=-1)
     state = DeciderState()
     changed = asyncio.Event()
     try:

@@ -16,6 +16,7 @@ import nats.errors
 import nats.js.errors
 from nats.js.api import StorageType, StreamConfig
 
+from orchestrator.connection import replicas as default_replicas
 from orchestrator.errors import (
     BatchTooLarge,
     ConcurrencyConflict,
@@ -89,8 +90,12 @@ class EventLog:
         self.subjects = subjects
         self._batch_counter = 0
 
-    async def ensure_stream(self, *, replicas: int = 1) -> None:
-        """Create the stream if missing (idempotent); direct gets and atomic batches on."""
+    async def ensure_stream(self, *, replicas: int | None = None) -> None:
+        """Create the stream if missing (idempotent); direct gets and atomic batches on.
+
+        ``replicas`` defaults to ``NIYANTRA_REPLICAS`` (see `orchestrator.connection`).
+        """
+        replicas = replicas or default_replicas()
         config = StreamConfig(
             name=self.stream,
             subjects=list(self.subjects),

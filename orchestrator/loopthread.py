@@ -19,6 +19,7 @@ import nats
 import nats.errors
 from nats.js.api import DeliverPolicy
 
+from orchestrator.connection import connect as nats_connect
 from orchestrator.errors import EventLogUnavailable
 
 if TYPE_CHECKING:
@@ -155,7 +156,7 @@ async def _connect(url: str, name: str, timeout: float) -> Client:
     try:
         await _probe(url.split(",")[0], timeout)
         # nats-py keeps retrying an unreachable server, so bound the first connect ourselves.
-        connecting = nats.connect(url, name=name, connect_timeout=timeout, error_cb=_log_error)
+        connecting = nats_connect(url, name=name, connect_timeout=timeout, error_cb=_log_error)
         return await asyncio.wait_for(connecting, timeout)
     except (nats.errors.Error, OSError, TimeoutError) as e:
         raise EventLogUnavailable(f"cannot connect to NATS at {url}: {e!r}") from e

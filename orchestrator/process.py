@@ -7,8 +7,28 @@ import contextlib
 import logging
 import signal
 import sys
+import threading
 from collections.abc import Awaitable, Callable
 from pathlib import Path
+
+import nats.errors
+import nats.js.errors
+
+from node_agent.errors import LogStoreUnavailable
+from orchestrator.errors import EventLogUnavailable
+from projections.errors import ViewStoreUnavailable
+
+# Errors that mean "NATS is not answering right now", not "this process is wrong".
+TRANSIENT = (
+    EventLogUnavailable,
+    ViewStoreUnavailable,
+    LogStoreUnavailable,
+    nats.errors.TimeoutError,
+    nats.errors.NoRespondersError,
+    nats.js.errors.ServiceUnavailableError,
+    ConnectionError,
+)
+_SERVED = threading.Event()  # set by the ready marker: the process has started serving
 
 
 def setup_logging(name: str) -> logging.Logger:
@@ -21,6 +41,7 @@ def ready_marker(path: Path | None) -> Callable[[], None]:
     """A callback that writes the ready file ``path`` (if any) once the process is serving."""
 
     def mark() -> None:
+        _SERVED.set()
         if path is not None:
             path.parent.mkdir(parents=True, exist_ok=True)
             path.write_text("ready\n")
@@ -29,7 +50,14 @@ def ready_marker(path: Path | None) -> Callable[[], None]:
 
 
 def run_until_signalled(main: Callable[[asyncio.Event], Awaitable[None]]) -> None:
-    """Run ``main(stop)`` on a fresh event loop; SIGTERM and SIGINT set ``stop``."""
+    """Run ``main(stop)`` on a fresh event loop; SIGTERM and SIGINT set ``stop``.
+
+    Crash-only restart: once the process has served (its ready marker ran), losing NATS for a
+    while (a server of a cluster killed, a stream leader being re-elected) restarts ``main`` after
+    a short backoff instead of ending the process. Every process resumes from durable state (a
+    checkpoint, a durable consumer, the views), so a restart is safe. A failure before the first
+    ready is a start-up error and ends the process with its one-line message.
+    """
 
     async def wrapper() -> None:
         stop = asyncio.Event()
@@ -37,6 +65,20 @@ def run_until_signalled(main: Callable[[asyncio.Event], Awaitable[None]]) -> Non
         for sig in (signal.SIGTERM, signal.SIGINT):
             with contextlib.suppress(NotImplementedError):  # platforms without signal support
                 loop.add_signal_handler(sig, stop.set)
-        await main(stop)
+        failures = 0
+        while True:
+            try:
+                await main(stop)
+                return
+            except TRANSIENT as e:
+                if not _SERVED.is_set() or stop.is_set():
+                    raise
+                failures += 1
+                delay = min(5.0, 0.1 * 2**failures)
+                logging.getLogger(__name__).warning("NATS unavailable (%r); restarting in %.1fs", e, delay)
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(stop.wait(), delay)
+                if stop.is_set():
+                    return
 
     asyncio.run(wrapper())

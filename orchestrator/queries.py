@@ -6,6 +6,7 @@ from typing import Any
 
 import msgspec
 
+from orchestrator.connection import connect as nats_connect
 from orchestrator.decider import ViewMirror
 from projections.readiness import GraphView, TaskView
 from projections.runner import ensure_bucket
@@ -69,9 +70,8 @@ async def read_status(nc: Any, graph: str | None = None) -> StatusReport:
 
 async def graph_ids(url: str) -> list[str]:
     """Ids of every submitted graph, from the stream's subjects (no event is read)."""
-    import nats
 
-    nc = await nats.connect(url, allow_reconnect=False)
+    nc = await nats_connect(url, allow_reconnect=False)
     try:
         info = await nc.jetstream().stream_info(S.STREAM, subjects_filter=f"{S.ROOT}.graph.*.GraphSubmitted")
     finally:

@@ -4,8 +4,8 @@ processes under one data directory, record exactly what was started, and stop ex
 from __future__ import annotations
 
 import json
+import os
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -14,8 +14,10 @@ from pathlib import Path
 
 import psutil
 
+from orchestrator.cluster import create_assets, free_port, member_args, plan_cluster, start_member, wait_meta_leader
+from orchestrator.connection import ENV_REPLICAS
 from orchestrator.errors import ServerError
-from orchestrator.natsserver import default_config, server_args, start_server
+from orchestrator.natsserver import RunningServer, default_config, server_args, start_server
 
 MANIFEST = "processes.json"
 # Children outlive `up`; holding their Popen objects keeps Python from warning that a
@@ -33,6 +35,7 @@ class UpSettings:
     slots: int = 2
     config: Path | None = None
     ready_timeout_s: float = 60.0
+    cluster: int = 1  # servers: 1 is the embedded server; 3 is a JetStream cluster with R3 streams and views
 
 
 @dataclass
@@ -43,6 +46,8 @@ class Started:
     pid: int
     create_time: float
     log: str
+    cmd: list[str] = field(default_factory=list)  # servers: to restart one exactly as `up` started it
+    store: str = ""
 
 
 @dataclass
@@ -52,17 +57,6 @@ class Manifest:
     url: str
     http_port: int
     processes: list[Started] = field(default_factory=list)
-
-
-def _free_port(preferred: int) -> int:
-    for port in (preferred, 0):
-        with socket.socket() as s:
-            try:
-                s.bind(("127.0.0.1", port))
-            except OSError:
-                continue
-            return int(s.getsockname()[1])
-    raise ServerError("no free port")
 
 
 def manifest_path(data_dir: Path) -> Path:
@@ -85,6 +79,10 @@ def _write_manifest(data_dir: Path, m: Manifest) -> None:
     tmp = path.with_suffix(".tmp")
     tmp.write_text(json.dumps(asdict(m), indent=2))
     tmp.replace(path)
+
+
+def _is_server(p: Started) -> bool:
+    return p.name.startswith("nats-server")
 
 
 def _is_ours(p: Started) -> psutil.Process | None:
@@ -138,30 +136,16 @@ def up(s: UpSettings) -> Manifest:
     run.mkdir(parents=True, exist_ok=True)
     for f in run.glob("*.ready"):
         f.unlink()
-    http_port = _free_port(s.port + 4000)
-    args = server_args(
-        config=s.config or default_config(), port=s.port, http_port=http_port, store_dir=s.data_dir / "jetstream"
-    )
-    server = start_server(args, logs / "nats-server.log", store_dir=s.data_dir / "jetstream")
-    _SPAWNED.append(server.process)
-    m = Manifest(
-        server.url,
-        http_port,
-        [
-            Started(
-                "nats-server",
-                server.process.pid,
-                psutil.Process(server.process.pid).create_time(),
-                str(server.log_path),
-            )
-        ],
-    )
-    _write_manifest(s.data_dir, m)
+    m = Manifest("", 0)
     try:
-        for name, cmd in child_specs(s, server.url, run):
+        _start_servers(s, m, logs)
+        env = {**os.environ, ENV_REPLICAS: str(s.cluster)}
+        for name, cmd in child_specs(s, m.url, run):
             log_path = logs / f"{name}.log"
             with log_path.open("ab") as out:
-                proc = subprocess.Popen(cmd, stdout=out, stderr=out, stdin=subprocess.DEVNULL, start_new_session=True)
+                proc = subprocess.Popen(
+                    cmd, stdout=out, stderr=out, stdin=subprocess.DEVNULL, start_new_session=True, env=env
+                )
             _SPAWNED.append(proc)
             m.processes.append(Started(name, proc.pid, psutil.Process(proc.pid).create_time(), str(log_path)))
             _write_manifest(s.data_dir, m)
@@ -172,9 +156,57 @@ def up(s: UpSettings) -> Manifest:
     return m
 
 
+def _started(name: str, server: RunningServer, cmd: list[str], store: Path) -> Started:
+    _SPAWNED.append(server.process)
+    created = psutil.Process(server.process.pid).create_time()
+    return Started(name, server.process.pid, created, str(server.log_path), cmd, str(store))
+
+
+def _start_servers(s: UpSettings, m: Manifest, logs: Path) -> None:
+    """Start the one server, or the cluster's members (then wait for their meta leader)."""
+    config = s.config or default_config()
+    if s.cluster == 1:
+        m.http_port = free_port(s.port + 4000)
+        store = s.data_dir / "jetstream"
+        args = server_args(config=config, port=s.port, http_port=m.http_port, store_dir=store)
+        server = start_server(args, logs / "nats-server.log", store_dir=store)
+        m.url = server.url
+        m.processes.append(_started("nats-server", server, args, store))
+        _write_manifest(s.data_dir, m)
+        return
+    members = plan_cluster(s.data_dir, s.cluster, s.port)
+    urls = []
+    for i, member in enumerate(members, 1):
+        args = member_args(config, member, members)
+        server = start_member(args, member, logs)
+        urls.append(server.url)
+        m.processes.append(_started(f"nats-server-{i}", server, args, member.store_dir))
+        _write_manifest(s.data_dir, m)
+    m.url, m.http_port = ",".join(urls), members[0].http_port
+    _write_manifest(s.data_dir, m)
+    wait_meta_leader(members, s.ready_timeout_s)
+    create_assets(m.url, s.cluster, s.ready_timeout_s)
+
+
+def restart_server(data_dir: Path, name: str) -> Started:
+    """Start the recorded server ``name`` again, exactly as `up` did (after a crash or a kill)."""
+    m = read_manifest(data_dir)
+    found = [p for p in (m.processes if m else []) if p.name == name and p.cmd]
+    if m is None or not found:
+        raise ServerError(f"no server named {name!r} recorded in {manifest_path(data_dir)}")
+    old = found[0]
+    if _is_ours(old) is not None:
+        raise ServerError(f"{name} is still running (pid {old.pid})")
+    server = start_server(old.cmd, Path(old.log), store_dir=Path(old.store))
+    new = _started(name, server, old.cmd, Path(old.store))
+    m.processes[m.processes.index(old)] = new
+    _write_manifest(data_dir, m)
+    return new
+
+
 def _wait_ready(m: Manifest, run: Path, timeout: float) -> None:
     deadline = time.monotonic() + timeout
-    waiting = [p for p in m.processes if p.name != "nats-server"]
+    waiting = [p for p in m.processes if not _is_server(p)]
     while waiting:
         for p in list(waiting):
             if (run / f"{p.name}.ready").exists():
@@ -193,9 +225,8 @@ def down(data_dir: Path, *, grace_s: float = 10.0) -> list[str]:
     if m is None:
         return []
     stopped: list[str] = []
-    order = [p for p in reversed(m.processes) if p.name != "nats-server"]
-    order += [p for p in m.processes if p.name == "nats-server"]
-    for group in (order[:-1], order[-1:]):
+    clients = [p for p in reversed(m.processes) if not _is_server(p)]
+    for group in (clients, [p for p in m.processes if _is_server(p)]):
         procs = [(p, _is_ours(p)) for p in group]
         live = [(p, proc) for p, proc in procs if proc is not None]
         for _, proc in live:

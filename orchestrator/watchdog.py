@@ -30,8 +30,8 @@ from datetime import UTC, datetime
 from typing import Any
 
 import msgspec
-import nats
 
+from orchestrator.connection import connect as nats_connect
 from orchestrator.decider import ViewMirror
 from orchestrator.errors import ConcurrencyConflict
 from orchestrator.eventlog import EventLog
@@ -173,7 +173,7 @@ async def run_watchdog(
     url: str, stop: asyncio.Event, config: WatchdogConfig, *, on_ready: Any = None, state: WatchdogState | None = None
 ) -> WatchdogState:
     """Watch until ``stop`` is set (``state`` lets a caller follow the counters)."""
-    nc = await nats.connect(url, name=config.watchdog_id, max_reconnect_attempts=-1)
+    nc = await nats_connect(url, name=config.watchdog_id, max_reconnect_attempts=-1)
     state = state if state is not None else WatchdogState()
     try:
         eventlog = EventLog(nc)

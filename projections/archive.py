@@ -31,6 +31,7 @@ import duckdb
 import orjson
 from nats.js.api import ConsumerConfig, DeliverPolicy
 
+from orchestrator.connection import connect as nats_connect
 from schemas import codec
 from schemas import events as ev
 from schemas import subjects as S
@@ -223,11 +224,10 @@ async def run_archiver(
     url: str, directory: Path, stop: asyncio.Event, on_ready: Callable[[], Any] | None = None
 ) -> None:
     """Connect, make sure the stream exists, and archive."""
-    import nats
 
     from orchestrator.eventlog import EventLog
 
-    nc = await nats.connect(url, name="projector-archive", max_reconnect_attempts=-1)
+    nc = await nats_connect(url, name="projector-archive", max_reconnect_attempts=-1)
     try:
         await EventLog(nc).ensure_stream()
         await Archiver(nc, directory).run(stop, on_ready)

@@ -25,6 +25,8 @@ import nats.errors
 import nats.js.errors
 from nats.js.api import ConsumerConfig, DeliverPolicy, KeyValueConfig, StorageType
 
+from orchestrator.connection import connect as nats_connect
+from orchestrator.connection import replicas as default_replicas
 from orchestrator.errors import OrchestratorError
 from orchestrator.eventlog import Append, EventLog
 from projections.confidence import (
@@ -82,8 +84,12 @@ def project(evolve: Callable[[V, AnyEvent, int], V], view: V, events: Iterable[t
 _enc = msgspec.json.Encoder()
 
 
-async def ensure_bucket(nc: Any, bucket: str, *, replicas: int = 1) -> None:
-    """Create a view bucket (memory storage, history 1, atomic batches allowed) if missing."""
+async def ensure_bucket(nc: Any, bucket: str, *, replicas: int | None = None) -> None:
+    """Create a view bucket (memory storage, history 1, atomic batches allowed) if missing.
+
+    ``replicas`` defaults to ``NIYANTRA_REPLICAS`` (see `orchestrator.connection`).
+    """
+    replicas = replicas or default_replicas()
     js = nc.jetstream()
     try:
         await js.key_value(bucket)
@@ -214,9 +220,8 @@ async def run_projector(
     params: Mapping[str, float] | None = None,
 ) -> None:
     """Connect, make sure the stream exists, and run the named projection."""
-    import nats
 
-    nc = await nats.connect(url, name=f"projector-{name}", max_reconnect_attempts=-1)
+    nc = await nats_connect(url, name=f"projector-{name}", max_reconnect_attempts=-1)
     try:
         await EventLog(nc).ensure_stream()
         await ProjectorRunner(nc, PROJECTIONS[name], params=params).run(stop, on_ready)

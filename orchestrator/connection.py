@@ -1,0 +1,53 @@
+"""How every niyantra process reaches NATS: the server list, credentials and the replica count.
+
+A URL option may name several servers, comma-separated (``nats://h1:4222,nats://h2:4222``): the
+client connects to any and fails over to the others. Credentials come from the environment
+(``NIYANTRA_USER`` / ``NIYANTRA_PASSWORD``) or from a ``user:password@`` part of each URL; nothing
+here has a default user. ``NIYANTRA_REPLICAS`` (set by ``niyantra up --cluster N``) is the replica
+count of every stream and view bucket a process creates (default 1). This is shell code: it reads
+the environment so that the pure core never does.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from typing import Any
+
+import nats
+
+from orchestrator.errors import ServerError
+
+ENV_USER = "NIYANTRA_USER"
+ENV_PASSWORD = "NIYANTRA_PASSWORD"
+ENV_REPLICAS = "NIYANTRA_REPLICAS"
+
+
+def server_list(url: str) -> list[str]:
+    """The servers named by a (possibly comma-separated) URL option."""
+    servers = [u.strip() for u in url.split(",") if u.strip()]
+    if not servers:
+        raise ServerError(f"no NATS server in {url!r}")
+    return servers
+
+
+def credentials(env: Mapping[str, str] | None = None) -> dict[str, str]:
+    """``user``/``password`` connect options from the environment, or none when auth is off."""
+    env = os.environ if env is None else env
+    user, password = env.get(ENV_USER, ""), env.get(ENV_PASSWORD, "")
+    if bool(user) != bool(password):
+        raise ServerError(f"set both {ENV_USER} and {ENV_PASSWORD}, or neither")
+    return {"user": user, "password": password} if user else {}
+
+
+def replicas(env: Mapping[str, str] | None = None) -> int:
+    """The replica count for streams and buckets this process creates (``NIYANTRA_REPLICAS``, default 1)."""
+    raw = (os.environ if env is None else env).get(ENV_REPLICAS, "1")
+    if not raw.isdigit() or not 1 <= int(raw) <= 5:
+        raise ServerError(f"{ENV_REPLICAS} must be 1 to 5, got {raw!r}")
+    return int(raw)
+
+
+async def connect(url: str, **options: Any) -> Any:
+    """``nats.connect`` to every server in ``url``, with the environment's credentials."""
+    return await nats.connect(servers=server_list(url), **credentials(), **options)

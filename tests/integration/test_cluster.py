@@ -1,0 +1,135 @@
+"""`niyantra up --cluster 3`: a run survives SIGKILL of one of three servers, and nothing is lost."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import urllib.request
+from collections import Counter
+
+import nats
+import nats.errors
+import psutil
+import pytest
+
+from orchestrator.api import Graph
+from orchestrator.cli_ops import _all_events
+from orchestrator.queries import read_status
+from orchestrator.supervisor import UpSettings, down, read_manifest, restart_server, up
+from schemas import events as ev
+from schemas import subjects as S
+from tests.conftest import assert_eventually
+
+pytestmark = pytest.mark.timeout(120)
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def local_events(http_port: int) -> tuple[int, int] | None:
+    """(messages, last_seq) of this server's own replica of EVENTS, from its monitoring port."""
+    try:
+        with urllib.request.urlopen(f"http://127.0.0.1:{http_port}/jsz?streams=true", timeout=2) as r:
+            jsz = json.loads(r.read())
+    except OSError:
+        return None
+    for account in jsz.get("account_details") or []:
+        for s in account.get("stream_detail") or []:
+            if s["name"] == S.STREAM:
+                return int(s["state"]["messages"]), int(s["state"]["last_seq"])
+    return None
+
+
+def http_port_of(cmd: list[str]) -> int:
+    return int(cmd[cmd.index("-m") + 1])
+
+
+async def succeeded(url: str) -> int | None:
+    """Tasks of the graph that succeeded; None while the cluster elects new leaders after the kill."""
+    try:
+        nc = await nats.connect(servers=url.split(","), connect_timeout=2, allow_reconnect=False)
+    except (OSError, nats.errors.Error):
+        return None
+    try:
+        report = await read_status(nc, "chaos")
+    except (OSError, nats.errors.Error):
+        return None
+    finally:
+        await nc.close()
+    return sum(1 for t in report.tasks if t["state"] == "succeeded")
+
+
+def test_run_survives_killing_one_of_three_servers(tmp_path):
+    data = tmp_path / "inst"
+    g = Graph("chaos")
+    for i in range(60):
+        g.task(f"t{i:02d}", "sleep 0.1", depends_on=[f"t{i - 4:02d}"] if i >= 4 else [])
+    try:
+        m = up(UpSettings(data_dir=data, port=free_port(), agents=2, slots=2, cluster=3))
+        servers = {p.name: p for p in m.processes if p.name.startswith("nats-server")}
+        assert sorted(servers) == ["nats-server-1", "nats-server-2", "nats-server-3"]
+        replicas, leader = asyncio.run(stream_replicas(m.url))
+        assert replicas == {s: 3 for s in (S.STREAM, S.LOG_STREAM, *(f"KV_{b}" for b in S.VIEW_BUCKETS))}
+        victim = f"nats-server-{leader.rsplit('-', 1)[1]}"  # the EVENTS leader: the hardest one to lose
+
+        g.submit(m.url)
+        wait_for(lambda: _at_least(m.url, 5), timeout=30, message="progress before the kill")
+        os.kill(servers[victim].pid, signal.SIGKILL)
+        psutil.Process(servers[victim].pid).wait(10)
+        before = asyncio.run(assert_eventually(lambda: succeeded(m.url), timeout=30))
+        wait_for(lambda: _at_least(m.url, before + 5), timeout=30, message="progress with 2 of 3")
+        restarted = restart_server(data, victim)
+        wait_for(lambda: _at_least(m.url, 60), timeout=60, message="every task succeeded")
+
+        events, malformed = asyncio.run(_all_events(m.url))
+        assert malformed == 0
+        done = Counter(e.task_id for _, e in events if isinstance(e, ev.TaskCompleted))
+        assert done == Counter({f"t{i:02d}": 1 for i in range(60)})
+        assert all(e.outcome == "success" for _, e in events if isinstance(e, ev.TaskCompleted))
+        last = events[-1][0]
+        ports = [http_port_of(p.cmd) for p in read_manifest(data).processes if p.name.startswith("nats-server")]
+
+        def replicas_agree() -> bool:
+            counts = [local_events(port) for port in ports]
+            return all(c is not None and c[1] >= last for c in counts) and len(set(counts)) == 1
+
+        wait_for(replicas_agree, timeout=30, message="all three replicas hold the same log")
+        messages, last_seq = local_events(http_port_of(restarted.cmd))
+        assert messages == last_seq  # no gap: nothing acknowledged was lost, nothing deleted
+        verify = subprocess.run(
+            [sys.executable, "-m", "orchestrator.cli", "verify", "--json", "--nats-url", m.url],
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+        assert json.loads(verify.stdout)["violations"] == [], verify.stdout + verify.stderr
+    finally:
+        down(data)
+
+
+async def _at_least(url: str, n: int) -> bool:
+    done = await succeeded(url)
+    return done is not None and done >= n
+
+
+def wait_for(fn, *, timeout: float, message: str) -> None:
+    asyncio.run(assert_eventually(fn, timeout=timeout, message=message))
+
+
+async def stream_replicas(url: str) -> tuple[dict[str, int], str]:
+    """Each stream's replica count, and the name of the EVENTS stream's leader."""
+    nc = await nats.connect(servers=url.split(","))
+    try:
+        js = nc.jetstream()
+        infos = [await js.stream_info(s) for s in (S.STREAM, S.LOG_STREAM, *(f"KV_{b}" for b in S.VIEW_BUCKETS))]
+    finally:
+        await nc.close()
+    return {i.config.name: i.config.num_replicas for i in infos}, infos[0].cluster.leader
