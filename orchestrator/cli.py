@@ -89,19 +89,29 @@ def up(
     cluster: Annotated[
         int, typer.Option(help="nats-servers: 3 starts a JetStream cluster (ports PORT..PORT+2, R3 streams and views).")
     ] = 1,
+    auth: Annotated[
+        bool, typer.Option(help="Per-role NATS users; random passwords in DATA_DIR/run/credentials.json (0600).")
+    ] = False,
 ) -> None:
     """Start nats-server, the projectors, the decider and N agents as separate processes."""
     from orchestrator.supervisor import UpSettings, down
     from orchestrator.supervisor import up as start
 
     try:
-        m = start(UpSettings(data_dir=data_dir, port=port, agents=agents, slots=slots, config=config, cluster=cluster))
+        m = start(
+            UpSettings(
+                data_dir=data_dir, port=port, agents=agents, slots=slots, config=config, cluster=cluster, auth=auth
+            )
+        )
     except OrchestratorError as e:
         raise fail(str(e)) from e
     console.print(f"niyantra is up at {m.url} ({len(m.processes)} processes; data in {data_dir})")
     console.print(f"export NIYANTRA_NATS_URL={m.url}")
     if cluster > 1:
         console.print(f"export NIYANTRA_REPLICAS={cluster}")
+    if auth:
+        creds = data_dir / "run" / "credentials.json"
+        console.print(f"export NIYANTRA_USER=admin NIYANTRA_PASSWORD=$(jq -r .admin {creds})", soft_wrap=True)
     if detach:
         return
     try:

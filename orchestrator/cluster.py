@@ -108,14 +108,14 @@ def wait_meta_leader(members: list[Member], timeout: float) -> str:
     raise ServerError(f"the JetStream cluster elected no common leader within {timeout}s (seen: {seen})")
 
 
-async def _create_assets(url: str, replicas: int) -> None:
+async def _create_assets(url: str, replicas: int, login: dict[str, str]) -> None:
     from node_agent.logstore import LogStore
     from orchestrator.connection import connect
     from orchestrator.eventlog import EventLog
     from projections.runner import ensure_bucket
     from schemas import subjects as S
 
-    nc = await connect(url, connect_timeout=5, allow_reconnect=False)
+    nc = await connect(url, connect_timeout=5, allow_reconnect=False, **login)
     try:
         await EventLog(nc).ensure_stream(replicas=replicas)
         await LogStore(nc).ensure_stream(replicas=replicas)
@@ -125,14 +125,14 @@ async def _create_assets(url: str, replicas: int) -> None:
         await nc.close()
 
 
-def create_assets(url: str, replicas: int, timeout: float) -> None:
+def create_assets(url: str, replicas: int, timeout: float, login: dict[str, str] | None = None) -> None:
     """Create the EVENTS and LOGS streams and every view bucket at ``replicas`` before any client
     starts (a fresh cluster answers concurrent creates of one R3 stream slowly; one creator avoids that).
     """
     deadline = time.monotonic() + timeout
     while True:
         try:
-            asyncio.run(_create_assets(url, replicas))
+            asyncio.run(_create_assets(url, replicas, login or {}))
             return
         except (OrchestratorError, OSError, nats.errors.Error) as e:
             if time.monotonic() > deadline:

@@ -50,4 +50,4 @@ def replicas(env: Mapping[str, str] | None = None) -> int:
 
 async def connect(url: str, **options: Any) -> Any:
     """``nats.connect`` to every server in ``url``, with the environment's credentials."""
-    return await nats.connect(servers=server_list(url), **credentials(), **options)
+    return await nats.connect(servers=server_list(url), **{**credentials(), **options})

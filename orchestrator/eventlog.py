@@ -104,7 +104,7 @@ class EventLog:
             allow_direct=True,
             allow_atomic=True,
             deny_delete=True,
-            deny_purge=False,
+            deny_purge=True,  # the log is append-only: nobody, admin included, purges it
             duplicate_window=120.0,
         )
         try:

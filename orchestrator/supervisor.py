@@ -9,13 +9,14 @@ import signal
 import subprocess
 import sys
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
 import psutil
 
+from orchestrator.auth import ADMIN, DECIDER, PROJECTOR, write_auth
 from orchestrator.cluster import create_assets, free_port, member_args, plan_cluster, start_member, wait_meta_leader
-from orchestrator.connection import ENV_REPLICAS
+from orchestrator.connection import ENV_PASSWORD, ENV_REPLICAS, ENV_USER
 from orchestrator.errors import ServerError
 from orchestrator.natsserver import RunningServer, default_config, server_args, start_server
 
@@ -35,6 +36,7 @@ class UpSettings:
     slots: int = 2
     config: Path | None = None
     ready_timeout_s: float = 60.0
+    auth: bool = False  # per-role users (orchestrator/auth.py); credentials in D/run/credentials.json
     cluster: int = 1  # servers: 1 is the embedded server; 3 is a JetStream cluster with R3 streams and views
 
 
@@ -137,10 +139,15 @@ def up(s: UpSettings) -> Manifest:
     for f in run.glob("*.ready"):
         f.unlink()
     m = Manifest("", 0)
+    creds: dict[str, str] = {}
+    if s.auth:
+        nodes = [f"node-{i}" for i in range(1, s.agents + 1)]
+        config, creds = write_auth(run, s.config or default_config(), nodes)
+        s = replace(s, config=config)
     try:
-        _start_servers(s, m, logs)
-        env = {**os.environ, ENV_REPLICAS: str(s.cluster)}
+        _start_servers(s, m, logs, creds)
         for name, cmd in child_specs(s, m.url, run):
+            env = {**os.environ, ENV_REPLICAS: str(s.cluster), **_login_env(name, creds)}
             log_path = logs / f"{name}.log"
             with log_path.open("ab") as out:
                 proc = subprocess.Popen(
@@ -162,7 +169,15 @@ def _started(name: str, server: RunningServer, cmd: list[str], store: Path) -> S
     return Started(name, server.process.pid, created, str(server.log_path), cmd, str(store))
 
 
-def _start_servers(s: UpSettings, m: Manifest, logs: Path) -> None:
+def _login_env(child: str, creds: dict[str, str]) -> dict[str, str]:
+    """The NATS user a child process runs as (none when auth is off)."""
+    if not creds:
+        return {}
+    user = PROJECTOR if child.startswith("projector-") else child if child.startswith("agent-") else DECIDER
+    return {ENV_USER: user, ENV_PASSWORD: creds[user]}
+
+
+def _start_servers(s: UpSettings, m: Manifest, logs: Path, creds: dict[str, str]) -> None:
     """Start the one server, or the cluster's members (then wait for their meta leader)."""
     config = s.config or default_config()
     if s.cluster == 1:
@@ -173,6 +188,8 @@ def _start_servers(s: UpSettings, m: Manifest, logs: Path) -> None:
         m.url = server.url
         m.processes.append(_started("nats-server", server, args, store))
         _write_manifest(s.data_dir, m)
+        if creds:  # only admin creates streams: make them before any other role connects
+            create_assets(m.url, 1, s.ready_timeout_s, _admin(creds))
         return
     members = plan_cluster(s.data_dir, s.cluster, s.port)
     urls = []
@@ -185,7 +202,11 @@ def _start_servers(s: UpSettings, m: Manifest, logs: Path) -> None:
     m.url, m.http_port = ",".join(urls), members[0].http_port
     _write_manifest(s.data_dir, m)
     wait_meta_leader(members, s.ready_timeout_s)
-    create_assets(m.url, s.cluster, s.ready_timeout_s)
+    create_assets(m.url, s.cluster, s.ready_timeout_s, _admin(creds))
+
+
+def _admin(creds: dict[str, str]) -> dict[str, str]:
+    return {"user": ADMIN, "password": creds[ADMIN]} if creds else {}
 
 
 def restart_server(data_dir: Path, name: str) -> Started:
