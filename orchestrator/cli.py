@@ -106,7 +106,7 @@ def up(
     except OrchestratorError as e:
         raise fail(str(e)) from e
     console.print(f"niyantra is up at {m.url} ({len(m.processes)} processes; data in {data_dir})")
-    console.print(f"export NIYANTRA_NATS_URL={m.url}")
+    console.print(f"export NIYANTRA_NATS_URL={m.url}", soft_wrap=True)  # one line to copy, however long
     if cluster > 1:
         console.print(f"export NIYANTRA_REPLICAS={cluster}")
     if auth:

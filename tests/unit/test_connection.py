@@ -1,0 +1,73 @@
+"""The connection settings every process shares: server lists, credentials, replicas."""
+
+from __future__ import annotations
+
+import pytest
+
+from orchestrator.auth import authorization_block, make_credentials, role_permissions
+from orchestrator.connection import credentials, replicas, server_list
+from orchestrator.errors import ServerError
+
+
+@pytest.mark.parametrize(
+    ("url", "servers"),
+    [
+        ("nats://a:4222", ["nats://a:4222"]),
+        ("nats://a:1, nats://b:2,nats://c:3", ["nats://a:1", "nats://b:2", "nats://c:3"]),
+        ("nats://a:1,", ["nats://a:1"]),
+    ],
+)
+def test_server_list(url, servers):
+    assert server_list(url) == servers
+
+
+def test_an_empty_url_is_one_clear_error():
+    with pytest.raises(ServerError, match="no NATS server"):
+        server_list(" , ")
+
+
+@pytest.mark.parametrize(
+    ("env", "expected"),
+    [
+        ({}, {}),
+        ({"NIYANTRA_USER": "admin", "NIYANTRA_PASSWORD": "s3cret"}, {"user": "admin", "password": "s3cret"}),
+    ],
+)
+def test_credentials_come_from_the_environment_only(env, expected):
+    assert credentials(env) == expected
+
+
+def test_half_a_login_is_refused():
+    with pytest.raises(ServerError, match="set both NIYANTRA_USER and NIYANTRA_PASSWORD"):
+        credentials({"NIYANTRA_USER": "admin"})
+
+
+@pytest.mark.parametrize(("raw", "n"), [(None, 1), ("3", 3), ("1", 1)])
+def test_replicas(raw, n):
+    assert replicas({} if raw is None else {"NIYANTRA_REPLICAS": raw}) == n
+
+
+@pytest.mark.parametrize("raw", ["0", "7", "three", "-1"])
+def test_bad_replicas_is_one_clear_error(raw):
+    with pytest.raises(ServerError, match="NIYANTRA_REPLICAS must be 1 to 5"):
+        replicas({"NIYANTRA_REPLICAS": raw})
+
+
+def test_every_user_gets_a_distinct_random_password_and_agents_only_their_node():
+    creds = make_credentials(["node-1", "node-2"])
+    assert sorted(creds) == ["admin", "agent-node-1", "agent-node-2", "decider", "projector"]
+    assert len(set(creds.values())) == 5 and all(len(p) >= 24 for p in creds.values())
+    allow = role_permissions("agent-node-1")["publish"]["allow"]
+    assert "ev.node.node-1.>" in allow and not any(a.startswith("ev.node.node-2") for a in allow)
+    assert not any(
+        "STREAM.DELETE" in a or "STREAM.PURGE" in a
+        for r in ("decider", "projector")
+        for a in role_permissions(r)["publish"]["allow"]
+    )
+    block = authorization_block(creds)
+    assert block.startswith("authorization {") and creds["admin"] in block
+
+
+def test_an_unknown_role_is_refused():
+    with pytest.raises(ValueError, match="unknown role"):
+        role_permissions("guest")
