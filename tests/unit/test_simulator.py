@@ -73,8 +73,8 @@ def test_two_thousand_tasks_on_sixteen_nodes():
     assert r.tasks == r.decisions == 2000 and r.makespan_s >= r.lower_bound_s
 
 
-@pytest.mark.skipif(not WORKLOADS.exists(), reason="needs ../shared/workloads")
 def test_the_default_policy_beats_the_seed_formula_on_a_real_workflow():
+    assert WORKLOADS.exists(), f"{WORKLOADS} is missing: the shared workloads must sit beside the repository"
     spec = load_graph(WORKLOADS / "epigenomics-n200-s1.json.gz")
     speeds = [4, 2, 2, 1, 1, 1, 1, 1, 1, 1, 1, 0.5, 0.5, 0.5, 0.5, 0.5]
     eft = simulate(spec, speeds)
