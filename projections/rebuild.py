@@ -150,7 +150,10 @@ async def live_view(nc: Any, bucket: str, *, attempts: int = 50) -> LiveView:
     for _ in range(attempts):
         before = await stream_head(nc, f"KV_{bucket}")
         values = await _read_bucket(nc, bucket)
-        if await stream_head(nc, f"KV_{bucket}") == before:
+        # every batch a projector writes ends with the checkpoint: a written bucket read without it
+        # is a watcher that ended early (nats-py can report "no pending" before delivering), not a view
+        complete = S.CHECKPOINT_KEY in values or before == 0
+        if complete and await stream_head(nc, f"KV_{bucket}") == before:
             raw = values.pop(S.CHECKPOINT_KEY, None)
             return LiveView(_cp.decode(raw) if raw else Checkpoint(), values)
         await asyncio.sleep(0.05)
