@@ -170,28 +170,27 @@ def _now_id(kind: str) -> tuple[datetime, str]:
     return datetime.now(UTC), f"{kind}:{uuid.uuid4().hex}"
 
 
-@app.command()
-def approve(task: str, *, by: By, reason: Reason = "", graph: GraphOpt = None, nats_url: NatsUrl = DEFAULT_URL) -> None:
-    """Approve a tier-3 task that awaits approval (recorded with who and why)."""
+def _judge(verb: str, task: str, by: str, reason: str, graph: str | None, nats_url: str) -> None:
+    """Approve or reject (``verb``) a tier-3 task awaiting approval, and say what was recorded."""
 
     def go(a: Any) -> tuple[str, str, int]:
         g, t = _locate(a, task, graph)
-        return g, t, a.approve(g, t, by, reason, *_now_id("approve"))
+        return g, t, getattr(a, verb)(g, t, by, reason, *_now_id(verb))
 
     g, t, seq = _with_app(nats_url, go)
-    console.print(f"approved {g}/{t} by {by} (seq {seq})")
+    console.print(f"{verb.removesuffix('e')}ed {g}/{t} by {by} (seq {seq})")
+
+
+@app.command()
+def approve(task: str, *, by: By, reason: Reason = "", graph: GraphOpt = None, nats_url: NatsUrl = DEFAULT_URL) -> None:
+    """Approve a tier-3 task that awaits approval (recorded with who and why)."""
+    _judge("approve", task, by, reason, graph, nats_url)
 
 
 @app.command()
 def reject(task: str, *, by: By, reason: Reason = "", graph: GraphOpt = None, nats_url: NatsUrl = DEFAULT_URL) -> None:
     """Reject a tier-3 task that awaits approval; it ends cancelled."""
-
-    def go(a: Any) -> tuple[str, str, int]:
-        g, t = _locate(a, task, graph)
-        return g, t, a.reject(g, t, by, reason, *_now_id("reject"))
-
-    g, t, seq = _with_app(nats_url, go)
-    console.print(f"rejected {g}/{t} by {by} (seq {seq})")
+    _judge("reject", task, by, reason, graph, nats_url)
 
 
 @app.command()
