@@ -27,6 +27,7 @@ from typing import Any
 
 import nats
 import nats.errors
+import nats.js.errors
 import psutil
 from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy
 
@@ -282,15 +283,23 @@ class Agent:
 
     async def resolve_stale(self, d: ev.TaskDispatched, dispatch_seq: int, version: int) -> None:
         """A dispatch we cannot start: superseded, or ours and lost when this agent died mid-run."""
-        later = await self.log.read_events(
-            S.aggregate_filter(S.task_aggregate(d.graph_id, d.task_id)), after_seq=dispatch_seq
-        )
-        match later:
-            case [(start_seq, ev.TaskStarted(node_id=n, attempt=a))] if (n, a) == (d.node_id, d.attempt):
-                reason = "the agent stopped while the task ran (found when it restarted)"
-                await self._report_lost(d, reason, start_seq, version + 2)
-            case _:
-                log.info("skipped superseded dispatch %s", d.event_id)
+        # One direct read of this node's last start of the task (the only task subject an agent
+        # may read under `up --auth`); the loss is guarded by that start's sequence, so the
+        # server rejects it if anything (a result, the watchdog's TaskLost) followed the start.
+        subject = S.subject(S.task_aggregate(d.graph_id, d.task_id), "TaskStarted", d.node_id)
+        started: object = None
+        start_seq = 0
+        try:
+            msg = await self.nc.jetstream().get_last_msg(S.STREAM, subject, direct=True)
+            start_seq = int(msg.seq or 0)
+            started = codec.decode(msg.data or b"", subject=subject, seq=start_seq)
+        except nats.js.errors.NotFoundError:
+            pass  # never started here: superseded
+        if isinstance(started, ev.TaskStarted) and started.attempt == d.attempt and start_seq > dispatch_seq:
+            reason = "the agent stopped while the task ran (found when it restarted)"
+            await self._report_lost(d, reason, start_seq, version + 2)
+        else:
+            log.info("skipped superseded dispatch %s", d.event_id)
 
     async def work(self, stop: asyncio.Event) -> None:
         """Pull dispatches while slots are free; run each as its own task."""

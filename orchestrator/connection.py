@@ -16,6 +16,7 @@ from typing import Any
 
 import nats
 
+from orchestrator.auth import inbox_prefix
 from orchestrator.errors import ServerError
 
 ENV_USER = "NIYANTRA_USER"
@@ -48,6 +49,15 @@ def replicas(env: Mapping[str, str] | None = None) -> int:
     return int(raw)
 
 
+def login_options(env: Mapping[str, str] | None = None) -> dict[str, str]:
+    """Credentials plus the user's own reply-inbox prefix (the only subjects a role may subscribe to)."""
+    login = credentials(env)
+    return {**login, "inbox_prefix": inbox_prefix(login["user"])} if login else {}
+
+
 async def connect(url: str, **options: Any) -> Any:
     """``nats.connect`` to every server in ``url``, with the environment's credentials."""
-    return await nats.connect(servers=server_list(url), **{**credentials(), **options})
+    login = login_options()
+    if "user" in options:  # an explicit login (up creating streams as admin) brings its own inbox
+        login = {"inbox_prefix": inbox_prefix(options["user"])}
+    return await nats.connect(servers=server_list(url), **{**login, **options})

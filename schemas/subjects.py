@@ -105,6 +105,16 @@ def dispatch_filter(node_id: str) -> str:
     return f"{ROOT}.task.*.*.TaskDispatched.{node_id}"
 
 
+# Task results name the reporting node as the subject's last token (like a dispatch), so the
+# server's permissions let an agent report for its own node only (orchestrator/auth.py).
+RESULT_EVENTS = ("TaskStarted", "TaskCompleted", "TaskLost")
+
+
+def result_filter(event_name: str, node_id: str) -> str:
+    """Subject filter of one kind of task result reported for ``node_id``."""
+    return f"{ROOT}.task.*.*.{event_name}.{node_id}"
+
+
 def log_subject(graph_id: str, task_id: str, attempt: int, phase: str = "run") -> str:
     """Subject of the stored output of one attempt (and phase) of a task."""
     return f"{LOG_ROOT}.{graph_id}.{task_id}.{attempt}.{phase}"
@@ -157,14 +167,17 @@ def route(event: object) -> tuple[str, str]:
             agg = node_aggregate(n)
         case ev.NodeDrainRequested(node_id=n):
             agg = node_aggregate(n)
-        case ev.TaskDispatched(graph_id=g, task_id=t, node_id=n):
+        case (
+            ev.TaskDispatched(graph_id=g, task_id=t, node_id=n)
+            | ev.TaskStarted(graph_id=g, task_id=t, node_id=n)
+            | ev.TaskCompleted(graph_id=g, task_id=t, node_id=n)
+            | ev.TaskLost(graph_id=g, task_id=t, node_id=n)
+        ):
             agg = task_aggregate(g, t)
-            return agg, subject(agg, name, n)
-        case ev.TaskStarted(graph_id=g, task_id=t) | ev.TaskCompleted(graph_id=g, task_id=t):
+            return agg, subject(agg, name, n)  # the node in the subject: the server checks who writes it
+        case ev.TaskCancelled(graph_id=g, task_id=t) | ev.TaskApproved(graph_id=g, task_id=t):
             agg = task_aggregate(g, t)
-        case ev.TaskLost(graph_id=g, task_id=t) | ev.TaskCancelled(graph_id=g, task_id=t):
-            agg = task_aggregate(g, t)
-        case ev.TaskApproved(graph_id=g, task_id=t) | ev.TaskRejected(graph_id=g, task_id=t):
+        case ev.TaskRejected(graph_id=g, task_id=t):
             agg = task_aggregate(g, t)
         case ev.PredictionExpired(graph_id=g, task_id=t):
             agg = f"prediction.{g}.{t}"

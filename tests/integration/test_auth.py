@@ -13,7 +13,7 @@ import nats.js.errors
 import pytest
 
 from orchestrator.api import Graph
-from orchestrator.auth import read_credentials
+from orchestrator.auth import inbox_prefix, read_credentials
 from orchestrator.queries import read_status
 from orchestrator.supervisor import UpSettings, down, up
 from schemas import subjects as S
@@ -45,7 +45,7 @@ async def denied_publish(url: str, user: str, password: str, subject: str) -> tu
     async def on_error(e: Exception) -> None:
         errors.append(str(e))
 
-    nc = await nats.connect(url, user=user, password=password, error_cb=on_error)
+    nc = await nats.connect(url, user=user, password=password, error_cb=on_error, inbox_prefix=inbox_prefix(user))
     try:
         await nc.publish(subject, b"{}")
         await nc.flush()

@@ -71,3 +71,22 @@ def test_every_user_gets_a_distinct_random_password_and_agents_only_their_node()
 def test_an_unknown_role_is_refused():
     with pytest.raises(ValueError, match="unknown role"):
         role_permissions("guest")
+
+
+def test_a_login_brings_its_own_reply_inbox_the_only_subjects_the_role_may_subscribe_to():
+    from orchestrator.connection import login_options
+
+    env = {"NIYANTRA_USER": "agent-node-1", "NIYANTRA_PASSWORD": "pw"}
+    assert login_options(env)["inbox_prefix"] == "_INBOX.agent-node-1"
+    assert login_options({}) == {}
+    for role in ("decider", "projector", "agent-node-1"):
+        assert role_permissions(role)["subscribe"] == {"allow": [f"_INBOX.{role}.>"]}
+
+
+def test_an_agent_reports_task_results_for_its_own_node_only():
+    allow = role_permissions("agent-node-1")["publish"]["allow"]
+    for name in ("TaskStarted", "TaskCompleted", "TaskLost"):
+        assert f"ev.task.*.*.{name}.node-1" in allow
+        assert not any(a.startswith(f"ev.task.*.*.{name}") and not a.endswith(".node-1") for a in allow)
+    assert "$JS.API.CONSUMER.MSG.NEXT.EVENTS.agent-node-1" in allow
+    assert not any("agent-node-2" in a or a == "$JS.API.DIRECT.GET.EVENTS" for a in allow)

@@ -40,7 +40,7 @@ def make_mapper(*, compress: bool = False, encrypt: bool = False) -> MsgspecMapp
     ("event", "version", "aggregate", "subject"),
     [
         (DISPATCHED, 1, "task.demo.T-005", "ev.task.demo.T-005.TaskDispatched.node-3"),
-        (STARTED, 2, "task.demo.T-005", "ev.task.demo.T-005.TaskStarted"),
+        (STARTED, 2, "task.demo.T-005", "ev.task.demo.T-005.TaskStarted.node-3"),
         (NODE, 7, "node.node-3", "ev.node.node-3.NodeRegistered"),
     ],
 )
