@@ -6,8 +6,10 @@ no free slot, or its expected finish and value). The policy picks one eligible n
 reserves a busy node that would still finish first and leaves the task for the next decision.
 Tier-2 tasks get their preflight dispatched first; tier-3 tasks wait for an approval; the
 autonomy level narrows what may run (cautious: tier 1 only, one task per node, shortest
-first; supervised: only approved work). Same views + ``now`` + config give the same decisions
-byte for byte: no clock, no randomness, and every iteration is over sorted keys.
+first; supervised: only approved work). Flagged patterns (`orchestrator.flags`) make a node
+avoided for a task type, or escalate a task to approval when they cannot be avoided. Same
+views + ``now`` + config give the same decisions byte for byte: no clock, no randomness, and
+every iteration is over sorted keys.
 """
 
 from __future__ import annotations
@@ -21,6 +23,7 @@ from typing import NamedTuple
 import msgspec
 
 from orchestrator import __version__
+from orchestrator.flags import FlagIndex, approve_hint, escalation_reason, flag_index
 from orchestrator.scoring import (
     ScoringConfig,
     backoff_until,
@@ -31,6 +34,7 @@ from orchestrator.scoring import (
     task_estimate,
 )
 from projections.node_scores import NodeView, TypeEstimate
+from projections.patterns import PatternView
 from projections.readiness import TaskView
 from schemas.events import Candidate, TaskDispatched
 
@@ -63,6 +67,8 @@ class Views:
     confidence: float = 1.0
     autonomy: str = "full"
     ready: Collection[tuple[str, str]] | None = None  # index of the ready tasks' keys, if the caller keeps one
+    patterns: Mapping[str, PatternView] = field(default_factory=dict)  # command × error signature streaks
+    quality_threshold: float | None = None  # shown by the operator views; decide does not use it
 
     def ready_tasks(self) -> list[TaskView]:
         """Every task in state ready, in key order (from the index when given)."""
@@ -130,6 +136,7 @@ class _Slots:
     free_at: dict[str, list[float]]  # seconds from now, sorted, one entry per slot
     down: dict[str, str | None] = field(default_factory=dict)  # node → why it takes nothing (this round)
     facts: dict[tuple[str, str], tuple[float, str, float]] = field(default_factory=dict)
+    flags: FlagIndex = field(default_factory=FlagIndex)  # patterns flagged this round
 
     def node_facts(self, node: NodeView, task_type: str, cfg: ScoringConfig) -> tuple[float, str, float]:
         """Efficiency, its evidence and P(success) of a node for a type, computed once per round."""
@@ -209,6 +216,9 @@ def plan(
     reserved: dict[tuple[str, str], tuple[str, float]] = {}
     all_ready = views.ready_tasks()
     ready = [t for t in all_ready if gate(t, views.autonomy, now, cfg) is None]
+    flags = flag_index(views.nodes, views.patterns, now, cfg)
+    if flags:  # escalated tasks wait for a person's approval
+        ready = [t for t in ready if escalated(t, views, now, config, flags) is None]
     if not ready or not views.nodes:
         return [], reserved
     cautious = views.autonomy == "cautious"
@@ -217,6 +227,7 @@ def plan(
     else:
         ready.sort(key=lambda t: (-priority(t, now, cfg), t.graph_id, t.task_id))
     slots = _slots(views, now, config, one_per_node=cautious)
+    slots.flags = flags
     node_order = sorted(views.nodes)
     digest = world_hash(views, now, all_ready)
     out: list[Dispatch] = []
@@ -229,7 +240,8 @@ def plan(
         best, candidates, start, duration = choice
         slots.take(best.node_id, start + duration)
         if best.eligible:
-            out.append(_dispatch(task, best, candidates, duration, views, now, config, digest))
+            d = _dispatch(task, best, candidates, duration, views, now, config, digest)
+            out.append(_approved_past_flags(d, task, views, now, config, flags) if flags else d)
         else:  # the node is reserved: it frees up first and the task waits for it
             reserved[(task.graph_id, task.task_id)] = (best.node_id, start)
     return out, reserved
@@ -278,6 +290,8 @@ def _choose(
             start + dur / max(p, 1e-6) if cfg.policy == "eft" else (-float(free_now) if cfg.policy == "seed" else 0.0)
         )
         options.append(_Option(rank, nid, start, dur, eff, evidence, p, free_now))
+    if slots.flags.nodes_for(task):
+        options = _avoid_flagged(task, views, options, refused, slots, node_order)
     avoid = _avoided(task, options, cfg)
     if avoid is not None:
         refused[task.failed_on or ""] = avoid
@@ -300,6 +314,46 @@ def _choose(
     )
     chosen = next(c for c in candidates if c.node_id == best.node_id)
     return chosen, candidates, best.start, best.duration
+
+
+def _usable(task: TaskView, views: Views, now: datetime, config: DeciderConfig) -> list[str]:
+    """Nodes that could take the task at all (alive, labels matching), busy or not."""
+    return [nid for nid in sorted(views.nodes) if unavailable(task, views.nodes[nid], now, config.node_ttl_s) is None]
+
+
+def escalated(task: TaskView, views: Views, now: datetime, config: DeciderConfig, flags: FlagIndex) -> str | None:
+    """Why a task waits for a person's approval because of flagged patterns, or None (also once approved)."""
+    if task.approved_by is not None or not flags:
+        return None
+    why = escalation_reason(task, _usable(task, views, now, config), flags)
+    return f"escalated to approval: {why}; {approve_hint(task)}" if why is not None else None
+
+
+def _avoid_flagged(
+    task: TaskView, views: Views, options: list[_Option], refused: dict[str, str], slots: _Slots, node_order: list[str]
+) -> list[_Option]:
+    """The options without the nodes flagged for the task's type, unless every usable node is
+    flagged (then the task was approved past its escalation and may use them)."""
+    flagged = slots.flags.nodes_for(task)
+    usable = [nid for nid in node_order if slots.down[nid] is None and _missing_labels(task, views.nodes[nid]) is None]
+    if all(nid in flagged for nid in usable):
+        return options
+    refused.update({nid: flagged[nid] for nid in usable if nid in flagged})
+    return [o for o in options if o.node_id not in flagged]
+
+
+def _approved_past_flags(
+    d: Dispatch, task: TaskView, views: Views, now: datetime, config: DeciderConfig, flags: FlagIndex
+) -> Dispatch:
+    """A dispatch of an approved task that flagged patterns had escalated says so in its strategy."""
+    if task.approved_by is None:
+        return d
+    why = escalation_reason(task, _usable(task, views, now, config), flags)
+    if why is None:
+        return d
+    note = f"escalated ({why}) and approved by {task.approved_by}"
+    strategy = f"{d.event.strategy}; {note}" if d.event.strategy else note
+    return msgspec.structs.replace(d, event=msgspec.structs.replace(d.event, strategy=strategy))
 
 
 def _avoided(task: TaskView, options: list[_Option], cfg: ScoringConfig) -> str | None:

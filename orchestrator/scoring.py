@@ -45,6 +45,8 @@ class ScoringConfig:
     backoff_max_s: float = 300.0
     retry_timeout_factor: float = 2.0
     avoid_below_success: float = 0.5
+    flag_after: int = 3  # failures in a row that flag a pattern (`projections.feedback`)
+    flag_cooldown_s: float = 1800.0  # a flag lifts this long after the pattern's last failure
 
 
 def backoff_until(task: TaskView, cfg: ScoringConfig) -> datetime | None:

@@ -9,6 +9,7 @@ from datetime import datetime
 from typing import Any
 
 from orchestrator.decide import DeciderConfig, Views, plan
+from orchestrator.flags import flagged_patterns
 from orchestrator.scoring import node_efficiency, priority, task_estimate
 from orchestrator.why import why
 from projections.readiness import TaskView
@@ -104,3 +105,11 @@ def totals_text(g: dict[str, Any]) -> str:
         f"Ready: {t['ready']} | Blocked: {t['blocked']}"
     )
     return text + (f" | Failed: {t['failed']}" if t["failed"] else "")
+
+
+def feedback(views: Views, now: datetime, config: DeciderConfig) -> dict[str, Any]:
+    """What the feedback loop holds now: the quality threshold and every flagged pattern."""
+    return {
+        "quality_threshold": views.quality_threshold,
+        "flagged": flagged_patterns(views.nodes, views.patterns, now, config.scoring),
+    }

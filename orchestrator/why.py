@@ -9,7 +9,8 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from orchestrator.decide import DeciderConfig, Views, gate, plan, unavailable
+from orchestrator.decide import DeciderConfig, Views, escalated, gate, plan, unavailable
+from orchestrator.flags import flag_index
 from orchestrator.scoring import priority, task_estimate
 from projections.readiness import TaskView
 
@@ -62,6 +63,13 @@ def _ready(task: TaskView, views: Views, now: datetime, config: DeciderConfig) -
         f"{nid}: {r or f'{len(n.active)} of {n.slots} slots busy'}"
         for (nid, r), n in zip(reasons.items(), (views.nodes[k] for k in reasons), strict=True)
     ]
+    flags = flag_index(views.nodes, views.patterns, now, config.scoring)
+    if flags:
+        flagged = flags.nodes_for(task)
+        details += [flagged[nid] for nid, r in reasons.items() if r is None and nid in flagged]
+        escalation = escalated(task, views, now, config, flags)
+        if escalation is not None:
+            return escalation, details
     usable = [nid for nid, r in reasons.items() if r is None]
     if not views.nodes:
         return "no node has registered", details

@@ -42,6 +42,7 @@ import msgspec
 
 from orchestrator.submission import GraphAssembly
 from projections.decay import Decayed, add
+from projections.feedback import QualityGate, judged_event
 from schemas import events as ev
 from schemas.events import AutonomyLevel
 
@@ -106,6 +107,8 @@ class ConfidenceSummary(msgspec.Struct, frozen=True, kw_only=True):
     applied_seq: int = 0
     staleness_s: dict[str, float] = {}
     seq: int = 0
+    quality_threshold: float | None = None  # the quality threshold now (`projections.feedback`)
+    quality_average: float | None = None  # the recent average quality it follows
 
 
 @dataclass
@@ -124,6 +127,7 @@ class ConfidenceView:
     touched: set[str] = field(default_factory=set)
     ignored: list[str] = field(default_factory=list)
     assembly: GraphAssembly = field(default_factory=GraphAssembly)
+    quality: QualityGate = field(default_factory=QualityGate)
 
     def __post_init__(self) -> None:
         self.params = {**CONFIDENCE_PARAMS, **self.params}
@@ -313,7 +317,8 @@ def _apply(view: ConfidenceView, event: ev.AnyEvent, seq: int) -> None:
         case ev.TaskDispatched(phase="run"):
             _predict(view, event, seq)
         case ev.TaskCompleted():
-            _completed(view, event, seq)
+            view.quality, judged = judged_event(view.quality, event)  # the quality threshold's verdict
+            _completed(view, judged, seq)
         case ev.TaskLost() | ev.TaskCancelled() | ev.TaskRejected():
             _ended(view, event, seq)
         case ev.GraphCancelled():
@@ -362,7 +367,15 @@ def summary_value(view: ConfidenceView) -> ConfidenceSummary:
         if as_of is not None
         else {}
     )
-    return msgspec.structs.replace(_summary(view), as_of=as_of, staleness_s=staleness, seq=view.applied_seq)
+    q = view.quality
+    return msgspec.structs.replace(
+        _summary(view),
+        as_of=as_of,
+        staleness_s=staleness,
+        seq=view.applied_seq,
+        quality_threshold=q.threshold,
+        quality_average=round(q.average, 6) if q.average is not None else None,
+    )
 
 
 def confidence_values(view: ConfidenceView, keys: set[str]) -> dict[str, msgspec.Struct]:

@@ -20,6 +20,12 @@ default 30 minutes, over event time; see `projections.decay`):
 - per task type: the decayed mean and spread of successful run durations.
 
 Preflight runs and results from attempts that do not hold the task teach nothing.
+
+Feedback (`projections.feedback`, `projections.patterns`): a completion is folded with the
+outcome the quality threshold judges (``quality`` below it makes a success ``partial``); each
+node × type keeps its failure streak (``TypeScore.streak``) and each command × error signature
+its own (``pattern.<hash>`` keys, `PatternView`). Whether a streak is flagged depends on ``now``
+(its cool-down), so the decider judges it, like liveness.
 """
 
 from __future__ import annotations
@@ -32,6 +38,8 @@ import msgspec
 
 from orchestrator.submission import GraphAssembly
 from projections.decay import DEFAULT_HALF_LIFE_S, Decayed, add
+from projections.feedback import QualityGate, Streak, counts_as_failure, judged_event, streak_after
+from projections.patterns import PATTERN_PREFIX, PatternView, learn_command
 from schemas import events as ev
 from schemas.subjects import is_safe_id, node_key
 
@@ -45,6 +53,7 @@ class TypeScore(msgspec.Struct, frozen=True, kw_only=True):
 
     efficiency: Decayed = Decayed()
     success: Decayed = Decayed()
+    streak: Streak = Streak()  # failures in a row of this type here (`projections.feedback`)
 
 
 class NodeView(msgspec.Struct, frozen=True, kw_only=True):
@@ -92,6 +101,7 @@ class Holder(msgspec.Struct, frozen=True):
     node_id: str
     attempt: int
     expected_s: float | None
+    command: str = ""
 
 
 @dataclass
@@ -110,6 +120,9 @@ class NodeScoresView:
     touched: set[str] = field(default_factory=set)
     ignored: list[str] = field(default_factory=list)
     assembly: GraphAssembly = field(default_factory=GraphAssembly)
+    patterns: dict[str, PatternView] = field(default_factory=dict)  # command × error signature
+    by_command: dict[str, list[str]] = field(default_factory=dict)  # command → its pattern keys
+    quality: QualityGate = field(default_factory=QualityGate)
 
 
 def attempt_key(graph_id: str, task_id: str, attempt: int) -> str:
@@ -192,6 +205,10 @@ def _learn(view: NodeScoresView, n: NodeView, e: ev.TaskCompleted | ev.TaskLost,
     score = n.scores.get(task_type, TypeScore())
     value = SUCCESS_VALUE[e.outcome] if isinstance(e, ev.TaskCompleted) else 0.0
     score = msgspec.structs.replace(score, success=add(score.success, value, e.occurred_at, hl))
+    if isinstance(e, ev.TaskCompleted) and (e.outcome != "failure" or counts_as_failure(e)):
+        failed = e.outcome == "failure"
+        if failed or score.streak.failures:
+            score = msgspec.structs.replace(score, streak=streak_after(score.streak, failed, e.occurred_at, e.error))
     if isinstance(e, ev.TaskCompleted) and e.outcome != "failure":
         expected = _expected(view, e, h, task_type)
         if expected:
@@ -219,6 +236,8 @@ def _release(view: NodeScoresView, e: ev.TaskCompleted | ev.TaskLost, seq: int) 
     if holds and h is not None and (isinstance(e, ev.TaskLost) or e.phase == "run"):
         del view.holders[(e.graph_id, e.task_id)]
         n = _learn(view, n, e, h, seq)
+        if isinstance(e, ev.TaskCompleted) and h.command:
+            view.touched.update(learn_command(view.patterns, view.by_command, e, h.command, seq))
     elif not holds:
         view.ignored.append(f"seq {seq}: {type(e).__name__} from {key} on {e.node_id}, which does not hold it")
     _put(view, n)
@@ -228,7 +247,7 @@ def _dispatch(view: NodeScoresView, e: ev.TaskDispatched, seq: int) -> None:
     n = _node(view, e.node_id)
     key = attempt_key(e.graph_id, e.task_id, e.attempt)
     _put(view, msgspec.structs.replace(n, active=tuple(sorted({*n.active, key})), seq=seq))
-    view.holders[(e.graph_id, e.task_id)] = Holder(e.node_id, e.attempt, e.expected_duration_s)
+    view.holders[(e.graph_id, e.task_id)] = Holder(e.node_id, e.attempt, e.expected_duration_s, e.command)
 
 
 def _drop(view: NodeScoresView, graph_id: str, task_id: str | None, seq: int) -> None:
@@ -259,7 +278,10 @@ def evolve_node_scores(view: NodeScoresView, event: ev.AnyEvent, seq: int) -> No
             _node_event(view, event, seq)
         case ev.TaskDispatched():
             _dispatch(view, event, seq)
-        case ev.TaskCompleted() | ev.TaskLost():
+        case ev.TaskCompleted():
+            view.quality, judged = judged_event(view.quality, event)  # the quality threshold's verdict
+            _release(view, judged, seq)
+        case ev.TaskLost():
             _release(view, event, seq)
         case ev.TaskCancelled() | ev.TaskRejected():
             _drop(view, event.graph_id, event.task_id, seq)
@@ -287,10 +309,13 @@ def node_values(view: NodeScoresView, keys: set[str]) -> dict[str, msgspec.Struc
     out: dict[str, msgspec.Struct] = {}
     for k in keys:
         kind, _, rest = k.partition(".")
-        out[k] = view.nodes[rest] if kind == "node" else view.types[k]
+        if kind == "node":
+            out[k] = view.nodes[rest]
+        else:
+            out[k] = view.patterns[k] if kind == PATTERN_PREFIX else view.types[k]
     return out
 
 
 def node_keys(view: NodeScoresView) -> set[str]:
     """Every KV key the view holds (for a rebuild)."""
-    return {node_key(n) for n in view.nodes} | set(view.types)
+    return {node_key(n) for n in view.nodes} | set(view.types) | set(view.patterns)

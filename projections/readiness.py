@@ -20,7 +20,11 @@ dispatch on exactly that sequence. Rules, mirroring the write side (`orchestrato
 - a tier-2 preflight (``phase="preflight"``) holds the task as ``dispatched``; passing makes it
   ready again with ``preflight_state="passed"``, failing fails it;
 - a start, result or loss from an attempt that does not hold the task changes nothing but the
-  sequence (and is noted in ``ignored``).
+  sequence (and is noted in ``ignored``);
+- a completion is folded with the outcome the quality threshold judges
+  (`projections.feedback.judge`: a success whose ``quality`` is below it is ``partial``); a
+  partial run counts as done: the task succeeds with ``outcome="partial"`` and the reason, and
+  its dependents are released (the work exists; it is below the bar, not broken).
 """
 
 from __future__ import annotations
@@ -32,6 +36,7 @@ import msgspec
 
 from orchestrator.submission import GraphAssembly
 from orchestrator.taskrules import QUARANTINE_AFTER
+from projections.feedback import QualityGate, judged_event
 from projections.graphrank import graph_shapes
 from schemas import events as ev
 from schemas.subjects import graph_key, readiness_key
@@ -125,6 +130,7 @@ class ReadinessView:
     ignored: list[str] = field(default_factory=list)
     assembly: GraphAssembly = field(default_factory=GraphAssembly)
     ready: set[tuple[str, str]] = field(default_factory=set)  # keys of the tasks in state ready (an index)
+    quality: QualityGate = field(default_factory=QualityGate)  # the quality threshold (fold state)
 
 
 def _count(counts: dict[str, int], old: str | None, new: str) -> dict[str, int]:
@@ -266,7 +272,7 @@ def _complete(view: ReadinessView, t: TaskView, e: ev.TaskCompleted, seq: int) -
         else:
             _again(view, t, "preflight passed", e.occurred_at, seq, preflight_state="passed")
     elif e.outcome in ("success", "partial"):
-        _end(view, t, "succeeded", "", e.occurred_at, seq, **facts)
+        _end(view, t, "succeeded", e.error if e.outcome == "partial" else "", e.occurred_at, seq, **facts)
     elif e.attempt < t.max_attempts and e.retryable:
         kind = "timeout" if e.error.startswith("timed out") else "failure"
         _again(
@@ -392,6 +398,9 @@ def evolve_readiness(view: ReadinessView, event: ev.AnyEvent, seq: int) -> Readi
             whole = view.assembly.add(event)
             if whole is not None:
                 _submit(view, whole, seq)
+        case ev.TaskCompleted():
+            view.quality, judged = judged_event(view.quality, event)  # the quality threshold's verdict
+            _task_event(view, judged, seq)
         case (
             ev.TaskDispatched()
             | ev.TaskStarted()
