@@ -66,6 +66,11 @@ def project_graph(state: GraphState | None, events: Iterable[Recorded]) -> Graph
                 )
             case ev.GraphTasksAdded(tasks=more) if state is not None:
                 state = replace(state, version=r.originator_version, tasks={**state.tasks, **{t.id: t for t in more}})
+            case ev.TasksGenerated(generated=gen) if state is not None:
+                more = {x.spec.id: x.spec for x in gen if x.spec.id not in state.tasks}
+                state = replace(state, version=r.originator_version, tasks={**state.tasks, **more})
+            case ev.GenerationLimitReached() if state is not None:
+                state = replace(state, version=r.originator_version)
             case ev.GraphCancelled(by=who) if state is not None:
                 state = replace(state, version=r.originator_version, cancelled_by=who)
             case _:

@@ -24,12 +24,15 @@ JsonOpt = Annotated[bool, typer.Option("--json", help="Print JSON.")]
 
 async def _task_events(url: str, task: str, graph: str | None) -> list[tuple[int, Any]]:
     from orchestrator.eventlog import EventLog
+    from orchestrator.explain import generated_by
 
     nc = await _connect(url)
     try:
         log = EventLog(nc)
         await log.ensure_stream()  # a fresh server has no stream yet: then there are no events
-        return await log.read_events(f"{S.ROOT}.task.{graph or '*'}.{task}.>")
+        events = await log.read_events(f"{S.ROOT}.task.{graph or '*'}.{task}.>")
+        generated = await log.read_events(f"{S.ROOT}.graph.{graph or '*'}.TasksGenerated")
+        return sorted(events + generated_by(generated, task), key=lambda p: p[0])
     finally:
         await nc.close()
 
@@ -60,6 +63,12 @@ def explain(
         sys.stdout.write(json.dumps(report, indent=2) + "\n")
         return
     console.print(f"[bold]{graphs[0]}/{task}[/bold]: {len(report['decisions'])} decision(s)")
+    for g in report.get("generated", []):
+        console.print(
+            f"[magenta]generated[/magenta] at seq {g['seq']} by rule {g['rule']} after {g['trigger']} ended"
+            f" {g['trigger_outcome']} (seq {g['trigger_seq']}): {escape(g['reason'])}",
+            highlight=False,
+        )
     for d in report["decisions"]:
         views = ", ".join(f"{k}@{v}" for k, v in d["view_seqs"].items()) or "-"
         what = "preflight" if d["phase"] == "preflight" else f"attempt {d['attempt']}"

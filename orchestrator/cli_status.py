@@ -51,6 +51,8 @@ def render(graphs: list[dict[str, Any]]) -> Tree:
                 parts.append(f"next: {t['scheduled_node']}")
             if t["priority"] is not None:
                 parts.append(f"priority {t['priority']}")
+            if t.get("generated"):
+                parts.append(f"[magenta]generated: {escape(t['generated'])}[/magenta]")
             line = "  ".join(parts)
             if t.get("why") and not t["waiting_for"] and not t["scheduled_node"]:
                 line += f"  [dim]{escape(t['why'])}[/dim]"

@@ -18,6 +18,7 @@ from typing import Any
 
 import msgspec
 
+from orchestrator import followup
 from orchestrator.connection import connect as nats_connect
 from orchestrator.decide import DeciderConfig, Dispatch, Views, decide
 from orchestrator.errors import ConcurrencyConflict
@@ -25,7 +26,7 @@ from orchestrator.eventlog import EventLog
 from orchestrator.signals import autonomy_change, unschedulable
 from projections.confidence import ConfidenceSummary
 from projections.node_scores import NodeView, TypeEstimate
-from projections.readiness import TaskView
+from projections.readiness import GraphView, TaskView
 from projections.runner import Checkpoint, ensure_bucket
 from schemas import subjects as S
 from schemas.events import AutonomyChanged
@@ -210,13 +211,14 @@ async def run_decider(
         await eventlog.ensure_stream()
         for bucket in S.VIEW_BUCKETS:
             await ensure_bucket(nc, bucket)
-        tasks = ViewMirror(nc, S.KV_READINESS, {"task": TaskView}, changed)
+        tasks = ViewMirror(nc, S.KV_READINESS, {"task": TaskView, "graph": GraphView}, changed)
         nodes = ViewMirror(nc, S.KV_NODE_SCORES, {"node": NodeView, "type": TypeEstimate}, changed)
         confidence = ViewMirror(nc, S.KV_CONFIDENCE, {"summary": ConfidenceSummary}, changed)
         await tasks.start()
         await nodes.start()
         await confidence.start()
         await read_autonomy(eventlog, state)
+        graphs = followup.GraphIndex(tasks)
         if on_ready is not None:
             on_ready()
         while not stop.is_set():
@@ -230,8 +232,10 @@ async def run_decider(
             now = datetime.now(UTC)  # pure-ok: the shell reads the clock and passes it in
             views = build_views(tasks, nodes, confidence)
             decisions = decide(views, now, config)
+            work = followup.plan(views, graphs.graphs, now, config)  # generated work (rules, backlog)
             await act(eventlog, decisions, state)
             await signal(eventlog, views, now, config, decisions, state)
+            await followup.append(eventlog, work, state)
         await tasks.stop()
         await nodes.stop()
         await confidence.stop()

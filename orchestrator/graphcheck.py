@@ -18,7 +18,7 @@ from typing import Any
 from orchestrator.errors import GraphFileError
 from orchestrator.graphshape import find_cycles, topological_order
 from orchestrator.problem import Problem
-from schemas.events import TaskSpec
+from schemas.events import FollowUpRule, TaskSpec
 from schemas.subjects import is_safe_id
 
 DEFAULT_MAX_TASKS = 100_000
@@ -42,6 +42,8 @@ class GraphSpec:
     title: str
     tasks: tuple[TaskSpec, ...]
     source: str = ""
+    rules: tuple[FollowUpRule, ...] = ()
+    generation_limit: int = 100
 
 
 _DURATION = re.compile(
@@ -203,8 +205,8 @@ TASK_FIELDS: dict[str, tuple[str, Convert]] = {
 }
 _PLAIN = frozenset({"id", "title", "type", "command"})  # file name == TaskSpec name, any string
 DEFAULTABLE = ("type", "estimate", "timeout", "max_attempts", "tier", "preflight", "scope", "labels", "env", "priority")
-GRAPH_FIELDS = ("id", "title", "description", "defaults")
-TOP_LEVEL = ("graph", "tasks")
+GRAPH_FIELDS = ("id", "title", "description", "defaults", "generation_limit")
+TOP_LEVEL = ("graph", "tasks", "rules")
 
 
 def _unknown(where: Problem, keys: object, known: tuple[str, ...] | dict[str, Any]) -> list[Problem]:
@@ -379,7 +381,11 @@ def _build_graph(file: str, doc: Any, limits: Limits) -> GraphSpec:
         else:
             edges[tid] = deps
     problems += _edges(file, edges)
+    from orchestrator.rulecheck import check_rules  # it uses this module's field checks
+
+    rules, limit, more = check_rules(file, doc.get("rules"), graph.get("generation_limit"), defaults, set(edges))
+    problems += more
     if problems:
         raise GraphFileError(file, problems)
     assert isinstance(gid, str) and isinstance(title, str)
-    return GraphSpec(id=gid, title=title, tasks=tuple(specs), source=file)
+    return GraphSpec(id=gid, title=title, tasks=tuple(specs), source=file, rules=rules, generation_limit=limit)

@@ -35,6 +35,7 @@ def task_row(t: TaskView) -> dict[str, Any]:
         "exit_code": t.exit_code,
         "duration_s": t.duration_s,
         "reason": t.reason,
+        "generated": t.origin,
     }
 
 

@@ -68,7 +68,7 @@ class Replayer:
         n = self.at("node-scores", seqs.get("node-scores", 0)).view
         types = {t.type: t for t in n.types.values()}
         if "confidence" not in seqs:
-            return Views(tasks=r.tasks, nodes=n.nodes, seqs=dict(seqs), types=types, ready=r.ready)
+            return Views(tasks=r.tasks, nodes=n.nodes, seqs=dict(seqs), types=types, ready=r.ready, patterns=n.patterns)
         s = summary_value(self.at("confidence", seqs["confidence"]).view)
         return Views(
             tasks=r.tasks,
@@ -78,6 +78,8 @@ class Replayer:
             confidence=s.confidence,
             autonomy=s.level,
             ready=r.ready,
+            patterns=n.patterns,
+            quality_threshold=s.quality_threshold,
         )
 
 
@@ -99,9 +101,18 @@ def check(messages: Sequence[Stored], *, until: int | None = None, graph: str | 
     mismatches: list[dict[str, Any]] = []
     last_round: tuple[Any, ...] | None = None
     by_task: dict[tuple[str, str, str], ev.TaskDispatched] = {}
+    generations = 0
     for m in messages:
         if until is not None and m.seq > until:
             break
+        if m.subject.endswith(GENERATION_SUBJECTS):
+            found = check_generation(replayer, m, graph)
+            if found is not None:
+                generations += 1
+                decisions += 1
+                reproduced += not found
+                mismatches += found
+            continue
         if ".TaskDispatched." not in m.subject:
             continue
         try:
@@ -147,5 +158,43 @@ def check(messages: Sequence[Stored], *, until: int | None = None, graph: str | 
         "decisions": decisions,
         "reproduced": reproduced,
         "mismatches": mismatches,
+        "generations": generations,
         "view_rebuilds": replayer.rebuilds,
     }
+
+
+GENERATION_SUBJECTS = (".TasksGenerated", ".GenerationLimitReached")
+
+
+def check_generation(replayer: Replayer, m: Stored, graph: str | None) -> list[dict[str, Any]] | None:
+    """Re-run `generate` for a recorded generation decision with the readiness view at its
+    recorded sequence and its ``now``: None when the message is not one to check, else the
+    mismatches (empty when reproduced byte for byte)."""
+    from orchestrator.generate import generate
+
+    try:
+        recorded = codec.decode(m.data, subject=m.subject, seq=m.seq)
+    except MalformedEvent:
+        return None
+    if not isinstance(recorded, ev.TasksGenerated | ev.GenerationLimitReached) or recorded.now is None:
+        return None
+    if graph and recorded.graph_id != graph:
+        return None
+    r = replayer.at("readiness", recorded.view_seqs.get("readiness", 0)).view
+    decider = recorded.decider_id if isinstance(recorded, ev.TasksGenerated) else ""
+    version = recorded.decider_version if isinstance(recorded, ev.TasksGenerated) else ""
+    graphs = {recorded.graph_id: r.graphs[recorded.graph_id]} if recorded.graph_id in r.graphs else {}
+    replayed = next(
+        (g.event for g in generate(r.tasks, graphs, recorded.view_seqs, recorded.now, decider, version)), None
+    )
+    if replayed is not None and codec.encode(replayed) == codec.encode(recorded):
+        return []
+    diff = [{"field": "decision", "recorded": type(recorded).__name__, "replayed": "none"}]
+    if replayed is not None:
+        a, b = msgspec.to_builtins(recorded), msgspec.to_builtins(replayed)
+        diff = [
+            {"field": k, "recorded": a.get(k), "replayed": b.get(k)}
+            for k in sorted(set(a) | set(b))
+            if a.get(k) != b.get(k)
+        ]
+    return [{"seq": m.seq, "graph": recorded.graph_id, "task": "(generated tasks)", "attempt": 0, "differences": diff}]

@@ -65,6 +65,8 @@ def task_row(
         "priority": round(priority(t, now, config.scoring), 1) if t.state == "ready" else None,
         "depth": t.depth,
     }
+    if t.origin:
+        row["generated"] = t.origin  # a follow-up rule made this task: which, after what, why
     if t.state in ("ready", "pending"):
         row["why"] = why(t, views, now, config)["headline"]
     return row

@@ -32,6 +32,8 @@ def graph_digest(spec: GraphSpec) -> str:
     h.update(_enc.encode([spec.id, spec.title]))
     for t in spec.tasks:
         h.update(_enc.encode(t))
+    if spec.rules:  # graphs without rules keep their digest
+        h.update(_enc.encode([spec.rules, spec.generation_limit]))
     return h.hexdigest()
 
 
@@ -69,6 +71,8 @@ def graph_events(
         submitted_by=submitted_by,
         digest=graph_digest(spec),
         parts=len(parts),
+        rules=spec.rules,
+        generation_limit=spec.generation_limit,
     )
     rest = [
         GraphTasksAdded(

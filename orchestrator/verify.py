@@ -81,6 +81,8 @@ class Verifier:
                 whole = self.assembly.add(e)
                 if whole is not None and whole.graph_id not in self.graphs:
                     self.graphs[whole.graph_id] = {s.id: _Task(spec=s) for s in whole.tasks}
+            case ev.TasksGenerated():
+                self._generated(e)
             case ev.GraphCancelled():
                 for t in self.graphs.get(e.graph_id, {}).values():
                     if not t.terminal:
@@ -95,6 +97,18 @@ class Verifier:
                     self._end(t, "cancelled")
             case _:
                 pass
+
+    def _generated(self, e: ev.TasksGenerated) -> None:
+        """Generated tasks join their graph; one whose dependency already failed is cancelled."""
+        tasks = self.graphs.get(e.graph_id)
+        if tasks is None:
+            return
+        for x in e.generated:
+            if x.spec.id in tasks:
+                continue
+            t = tasks[x.spec.id] = _Task(spec=x.spec)
+            if any(tasks[d].terminal and tasks[d].terminal != ["succeeded"] for d in x.spec.depends_on if d in tasks):
+                self._end(t, "cancelled")
 
     def _task_event(self, seq: int, e: ev.TaskDispatched | ev.TaskStarted | ev.TaskCompleted | ev.TaskLost) -> None:
         tasks = self.graphs.get(e.graph_id, {})

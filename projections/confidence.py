@@ -339,6 +339,11 @@ def _apply(view: ConfidenceView, event: ev.AnyEvent, seq: int) -> None:
             | ev.Alert()
         ):
             pass
+        case ev.TasksGenerated():
+            for x in event.generated:
+                view.specs.setdefault((event.graph_id, x.spec.id), (x.spec.type, x.spec.estimate_s))
+        case ev.GenerationLimitReached() | ev.BacklogItemAdded():
+            pass
         case _:
             raise TypeError(f"confidence: unhandled event type {type(event).__name__}")
 

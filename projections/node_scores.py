@@ -298,6 +298,11 @@ def evolve_node_scores(view: NodeScoresView, event: ev.AnyEvent, seq: int) -> No
             | ev.Alert()
         ):
             pass
+        case ev.TasksGenerated():
+            for x in event.generated:
+                view.specs.setdefault((event.graph_id, x.spec.id), (x.spec.type, x.spec.estimate_s))
+        case ev.GenerationLimitReached() | ev.BacklogItemAdded():
+            pass
         case _:
             raise TypeError(f"node-scores: unhandled event type {type(event).__name__}")
     view.seq = seq

@@ -85,6 +85,8 @@ class TaskView(msgspec.Struct, frozen=True, kw_only=True):
     preflight_state: str = ""
     failed_on: str | None = None  # node of the last failed or lost attempt (retry strategy input)
     failure_kind: str = ""  # "", "failure", "timeout" or "lost"
+    outcome: str = ""  # of the last run attempt that ended: success, partial or failure
+    origin: str = ""  # why a follow-up rule generated this task ("" for a task of the file)
 
 
 class GraphView(msgspec.Struct, frozen=True, kw_only=True):
@@ -100,6 +102,13 @@ class GraphView(msgspec.Struct, frozen=True, kw_only=True):
     depth: int = 0
     critical_path_s: float = 0.0
     cancelled_by: str | None = None
+    rules: tuple[ev.FollowUpRule, ...] = ()
+    generation_limit: int = 100
+    generated: int = 0  # tasks its rules generated so far
+    fired: tuple[str, ...] = ()  # "<rule>:<task>" triggers already acted on
+    limit_reached: bool = False
+    graph_version: int = 0  # events on the graph's own subjects (its write-side version)
+    graph_seq: int = 0  # stream sequence of the last of them (the guard of the next)
 
     @property
     def done(self) -> bool:
@@ -160,7 +169,7 @@ def _put_task(view: ReadinessView, new: TaskView, seq: int) -> None:
         view.touched.add(graph_key(new.graph_id))
 
 
-def _submit(view: ReadinessView, e: ev.GraphSubmitted, seq: int) -> None:
+def _submit(view: ReadinessView, e: ev.GraphSubmitted, seq: int, version: int = 1) -> None:
     if e.graph_id in view.graphs:
         view.ignored.append(f"seq {seq}: graph {e.graph_id} submitted again; kept the first")
         return
@@ -177,6 +186,10 @@ def _submit(view: ReadinessView, e: ev.GraphSubmitted, seq: int) -> None:
         seq=seq,
         depth=max((s.depth for s in shapes), default=-1) + 1,
         critical_path_s=max((s.rank_s for s in shapes), default=0.0),
+        rules=e.rules,
+        generation_limit=e.generation_limit,
+        graph_version=version,
+        graph_seq=seq,
     )
     view.touched.add(graph_key(e.graph_id))
     for t, shape in zip(e.tasks, shapes, strict=True):
@@ -263,7 +276,7 @@ def _again(view: ReadinessView, t: TaskView, reason: str, at: datetime, seq: int
 
 
 def _complete(view: ReadinessView, t: TaskView, e: ev.TaskCompleted, seq: int) -> None:
-    facts = dict(exit_code=e.exit_code, duration_s=e.duration_s)
+    facts = dict(exit_code=e.exit_code, duration_s=e.duration_s, outcome=e.outcome)
     if e.phase == "preflight":
         if e.outcome == "failure":
             _end(
@@ -378,7 +391,9 @@ def _cancel_graph(view: ReadinessView, e: ev.GraphCancelled, seq: int) -> None:
     if g is None:
         view.ignored.append(f"seq {seq}: GraphCancelled for unknown graph {e.graph_id}")
         return
-    view.graphs[e.graph_id] = msgspec.structs.replace(g, cancelled_by=e.by, seq=seq)
+    view.graphs[e.graph_id] = msgspec.structs.replace(
+        g, cancelled_by=e.by, seq=seq, graph_version=g.graph_version + 1, graph_seq=seq
+    )
     view.touched.add(graph_key(e.graph_id))
     why = f"graph cancelled by {e.by}" + (f": {e.reason}" if e.reason else "")
     for (gid, _), t in list(view.tasks.items()):
@@ -389,6 +404,53 @@ def _cancel_graph(view: ReadinessView, e: ev.GraphCancelled, seq: int) -> None:
             _put_task(view, new, seq)
 
 
+def _generated(view: ReadinessView, e: ev.TasksGenerated | ev.GenerationLimitReached, seq: int) -> None:
+    """Tasks a follow-up rule generated join their graph (waiting for their dependencies); a
+    reached limit stops the graph's rules. Either is one more event on the graph's subjects."""
+    g = view.graphs.get(e.graph_id)
+    if g is None:
+        view.ignored.append(f"seq {seq}: {type(e).__name__} for unknown graph {e.graph_id}")
+        return
+    g = msgspec.structs.replace(g, graph_version=g.graph_version + 1, graph_seq=seq, seq=seq)
+    if isinstance(e, ev.GenerationLimitReached):
+        view.graphs[e.graph_id] = msgspec.structs.replace(g, limit_reached=True)
+        view.touched.add(graph_key(e.graph_id))
+        return
+    new = [x for x in e.generated if (e.graph_id, x.spec.id) not in view.tasks]
+    fired = tuple(sorted({*g.fired, *(f"{x.rule}:{x.trigger_task}" for x in e.generated)}))
+    g = msgspec.structs.replace(g, total=g.total + len(new), generated=g.generated + len(new), fired=fired)
+    view.graphs[e.graph_id] = msgspec.structs.replace(g, finished_at=None) if new else g
+    view.touched.add(graph_key(e.graph_id))
+    for x in new:
+        _add_generated(view, e, x, seq)
+
+
+def _add_generated(view: ReadinessView, e: ev.TasksGenerated, x: ev.GeneratedTask, seq: int) -> None:
+    t, gid = x.spec, e.graph_id
+    deps = [view.tasks[(gid, d)] for d in t.depends_on if (gid, d) in view.tasks]
+    for d in deps:  # the new task joins its dependencies' dependents
+        _put_task(view, msgspec.structs.replace(d, dependents=tuple(sorted({*d.dependents, t.id})), seq=seq), seq)
+    waiting = tuple(d.task_id for d in deps if d.state != "succeeded")
+    doomed = next((d for d in deps if d.state in ("failed", "cancelled")), None)
+    free = not waiting
+    gate = free and t.tier == 3
+    state = "cancelled" if doomed else ("ready" if free and not gate else "pending")
+    _put_task(
+        view,
+        TaskView(
+            graph_id=gid, task_id=t.id, title=t.title, type=t.type, command=t.command, state=state,
+            depends_on=t.depends_on, waiting_for=waiting, ready_since=e.occurred_at if state == "ready" else None,
+            max_attempts=t.max_attempts, tier=t.tier, estimate_s=t.estimate_s, timeout_s=t.timeout_s,
+            priority=t.priority, labels=t.labels, env=t.env, scope=t.scope, preflight=t.preflight, seq=seq,
+            depth=max((d.depth for d in deps), default=-1) + 1, rank_s=t.estimate_s or 0.0,
+            awaiting_approval=gate and not doomed, origin=x.reason,
+            reason=f"dependency {doomed.task_id} {doomed.state}" if doomed else "",
+            finished_at=e.occurred_at if doomed else None,
+        ),
+        seq,
+    )  # fmt: skip
+
+
 def evolve_readiness(view: ReadinessView, event: ev.AnyEvent, seq: int) -> ReadinessView:
     """Apply one event (at stream sequence ``seq``) to the readiness view."""
     if seq <= view.seq:
@@ -397,7 +459,7 @@ def evolve_readiness(view: ReadinessView, event: ev.AnyEvent, seq: int) -> Readi
         case ev.GraphSubmitted() | ev.GraphTasksAdded():
             whole = view.assembly.add(event)
             if whole is not None:
-                _submit(view, whole, seq)
+                _submit(view, whole, seq, event.part + 1 if isinstance(event, ev.GraphTasksAdded) else 1)
         case ev.TaskCompleted():
             view.quality, judged = judged_event(view.quality, event)  # the quality threshold's verdict
             _task_event(view, judged, seq)
@@ -413,6 +475,8 @@ def evolve_readiness(view: ReadinessView, event: ev.AnyEvent, seq: int) -> Readi
             _task_event(view, event, seq)
         case ev.GraphCancelled():
             _cancel_graph(view, event, seq)
+        case ev.TasksGenerated() | ev.GenerationLimitReached():
+            _generated(view, event, seq)
         case (
             ev.NodeRegistered()
             | ev.NodeObserved()
@@ -422,6 +486,7 @@ def evolve_readiness(view: ReadinessView, event: ev.AnyEvent, seq: int) -> Readi
             | ev.AutonomyChanged()
             | ev.Unschedulable()
             | ev.Alert()
+            | ev.BacklogItemAdded()
         ):
             pass
         case _:

@@ -48,6 +48,31 @@ class TaskSpec(msgspec.Struct, frozen=True, kw_only=True):
     env: tuple[str, ...] = ()
 
 
+class TaskSelector(msgspec.Struct, frozen=True, kw_only=True):
+    """Which tasks a follow-up rule is about: every given part must match ("" / {} match all).
+
+    ``id`` is a glob (``T-00*``); ``depends_on`` names a task the matching task must depend on
+    (``{task}`` is the triggering task).
+    """
+
+    type: str = ""
+    id: str = ""
+    labels: dict[str, str] = {}
+    depends_on: str = ""
+
+
+class FollowUpRule(msgspec.Struct, frozen=True, kw_only=True):
+    """When a task matching ``when`` ends with an outcome in ``on``, generate ``task`` (a template
+    whose id, title, command and depends_on may use ``{task}``, ``{title}``, ``{type}``,
+    ``{outcome}``, ``{graph}``, ``{rule}`` and ``{n}``), unless a task matching ``unless`` exists."""
+
+    name: str
+    when: TaskSelector = TaskSelector()
+    on: tuple[str, ...] = ("success",)
+    unless: TaskSelector | None = None
+    task: TaskSpec
+
+
 # --- observations -------------------------------------------------------------------------
 
 
@@ -61,6 +86,8 @@ class GraphSubmitted(Event, frozen=True, kw_only=True):
     submitted_by: str = ""
     digest: str = ""
     parts: int = 1
+    rules: tuple[FollowUpRule, ...] = ()
+    generation_limit: int = 100
 
 
 class GraphTasksAdded(Event, frozen=True, kw_only=True):
@@ -134,6 +161,49 @@ class TaskDispatched(Event, frozen=True, kw_only=True):
     strategy: str = ""
     env: tuple[str, ...] = ()
     scope: tuple[str, ...] = ()
+
+
+class GeneratedTask(msgspec.Struct, frozen=True, kw_only=True):
+    """One task a follow-up rule generated, with the rule, the trigger and the reason in words."""
+
+    spec: TaskSpec
+    rule: str
+    trigger_task: str
+    trigger_outcome: str
+    trigger_seq: int
+    reason: str
+
+
+class TasksGenerated(Event, frozen=True, kw_only=True):
+    """The decider added tasks to a live graph by its follow-up rules (a decision: it records
+    the view sequences and ``now`` it used, so replay re-runs it)."""
+
+    graph_id: str
+    generated: tuple[GeneratedTask, ...]
+    view_seqs: dict[str, int] = {}
+    decider_id: str = ""
+    decider_version: str = ""
+    now: datetime | None = None
+
+
+class GenerationLimitReached(Event, frozen=True, kw_only=True):
+    """A graph generated as many tasks as its limit allows; its rules generate no more."""
+
+    graph_id: str
+    limit: int
+    generated: int
+    reason: str
+    view_seqs: dict[str, int] = {}
+    now: datetime | None = None
+
+
+class BacklogItemAdded(Event, frozen=True, kw_only=True):
+    """A graph put in the backlog: submitted by the decider when nothing is ready and autonomy is full."""
+
+    item_id: str
+    priority: int = 0
+    graph: GraphSubmitted
+    added_by: str = ""
 
 
 # --- completions --------------------------------------------------------------------------
@@ -293,6 +363,9 @@ AnyEvent = (
     | AutonomyChanged
     | Unschedulable
     | Alert
+    | TasksGenerated
+    | GenerationLimitReached
+    | BacklogItemAdded
 )
 
 TaskEvent = TaskDispatched | TaskStarted | TaskCompleted

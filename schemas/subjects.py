@@ -84,6 +84,14 @@ def task_aggregate(graph_id: str, task_id: str) -> str:
     return f"task.{graph_id}.{task_id}"
 
 
+def backlog_aggregate(item_id: str) -> str:
+    """Aggregate id (subject stem after the root) of one backlog item."""
+    return f"backlog.{item_id}"
+
+
+BACKLOG_FILTER = f"{ROOT}.backlog.>"
+
+
 def node_aggregate(node_id: str) -> str:
     """Aggregate id (subject stem after the root) of a node."""
     return f"node.{node_id}"
@@ -161,11 +169,22 @@ def route(event: object) -> tuple[str, str]:
 
     name = type(event).__name__
     match event:
-        case ev.GraphSubmitted(graph_id=g) | ev.GraphTasksAdded(graph_id=g) | ev.GraphCancelled(graph_id=g):
+        case (
+            ev.GraphSubmitted(graph_id=g)
+            | ev.GraphTasksAdded(graph_id=g)
+            | ev.GraphCancelled(graph_id=g)
+            | ev.TasksGenerated(graph_id=g)  # generated work is on the graph's own subjects, guarded by them
+            | ev.GenerationLimitReached(graph_id=g)
+        ):
             agg = graph_aggregate(g)
-        case ev.NodeRegistered(node_id=n) | ev.NodeObserved(node_id=n) | ev.NodeLost(node_id=n):
-            agg = node_aggregate(n)
-        case ev.NodeDrainRequested(node_id=n):
+        case ev.BacklogItemAdded(item_id=i):
+            agg = backlog_aggregate(i)
+        case (
+            ev.NodeRegistered(node_id=n)
+            | ev.NodeObserved(node_id=n)
+            | ev.NodeLost(node_id=n)
+            | ev.NodeDrainRequested(node_id=n)
+        ):
             agg = node_aggregate(n)
         case (
             ev.TaskDispatched(graph_id=g, task_id=t, node_id=n)
@@ -175,9 +194,11 @@ def route(event: object) -> tuple[str, str]:
         ):
             agg = task_aggregate(g, t)
             return agg, subject(agg, name, n)  # the node in the subject: the server checks who writes it
-        case ev.TaskCancelled(graph_id=g, task_id=t) | ev.TaskApproved(graph_id=g, task_id=t):
-            agg = task_aggregate(g, t)
-        case ev.TaskRejected(graph_id=g, task_id=t):
+        case (
+            ev.TaskCancelled(graph_id=g, task_id=t)
+            | ev.TaskApproved(graph_id=g, task_id=t)
+            | ev.TaskRejected(graph_id=g, task_id=t)
+        ):
             agg = task_aggregate(g, t)
         case ev.PredictionExpired(graph_id=g, task_id=t):
             agg = f"prediction.{g}.{t}"

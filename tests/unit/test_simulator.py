@@ -103,6 +103,6 @@ def test_simulate_command_json():
     assert result.exit_code == 0, result.output
     data = json.loads(result.output)
     assert {"makespan_s", "lower_bound_s", "utilization", "tasks", "policy"} <= set(data)
-    assert data["tasks"] == 14 and data["policy"] == "eft" and data["makespan_s"] >= data["lower_bound_s"]
+    assert data["tasks"] == 13 and data["policy"] == "eft" and data["makespan_s"] >= data["lower_bound_s"]
     bad = CliRunner().invoke(app, ["simulate", "examples/demo.toml", "--speeds", "fast"])
     assert bad.exit_code == 2 and "--speeds" in bad.output

@@ -1,0 +1,227 @@
+"""Follow-up rules without a server: matching, template expansion, the guard, the limit, the fold.
+
+A graph document is validated by `build_graph` (rules included), submitted into the readiness
+fold, tasks are run by events, and the pure `generate` is asked what it would add.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from orchestrator.generate import expand_task, generate, selects
+from orchestrator.graphfile import build_graph
+from orchestrator.submission import graph_events
+from projections.readiness import ReadinessView, TaskView, evolve_readiness
+from schemas import codec
+from schemas import events as ev
+from schemas.subjects import route
+from tests.unit.builders import T0, at, completed, dispatched
+
+
+def doc(rules: list[dict[str, Any]], *tasks: dict[str, Any], limit: int | None = None) -> dict[str, Any]:
+    graph: dict[str, Any] = {"id": "g"}
+    if limit is not None:
+        graph["generation_limit"] = limit
+    return {"graph": graph, "tasks": list(tasks), "rules": rules}
+
+
+def task(tid: str, *deps: str, type: str = "build", **extra: Any) -> dict[str, Any]:
+    return {"id": tid, "command": f"run {tid}", "depends_on": list(deps), "type": type, **extra}
+
+
+IT_RULE = {
+    "name": "it",
+    "on": ["success"],
+    "when": {"type": "schema"},
+    "unless": {"type": "integration", "depends_on": "{task}"},
+    "task": {"id": "{task}-it", "title": "Integration tests for {title}", "command": "it {task} {outcome}"},
+}
+
+
+class World:
+    """A readiness view fed event by event, with the stream sequence counted."""
+
+    def __init__(self, d: dict[str, Any]) -> None:
+        self.view = ReadinessView()
+        self.seq = 0
+        spec = build_graph("f.toml", d)
+        for e in graph_events(spec, T0, "s:g"):
+            self.feed(e)
+
+    def feed(self, e: Any) -> int:
+        self.seq += 1
+        self.view = evolve_readiness(self.view, e, self.seq)
+        self.view.touched.clear()
+        return self.seq
+
+    def run(self, tid: str, outcome: str = "success", attempt: int = 1) -> None:
+        self.feed(dispatched("g", tid, "n1", attempt))
+        self.feed(completed("g", tid, "n1", outcome, attempt))
+
+    def decide(self, t: float = 10) -> list[Any]:
+        return generate(self.view.tasks, self.view.graphs, {"readiness": self.seq}, at(t), "d1", "v")
+
+    def task(self, tid: str) -> TaskView:
+        return self.view.tasks[("g", tid)]
+
+
+def test_a_matching_success_generates_one_task_with_rule_trigger_and_reason() -> None:
+    w = World(doc([IT_RULE], task("types", type="schema"), task("api", "types")))
+    assert w.decide() == []  # nothing finished yet
+    w.run("types")
+    [g] = w.decide()
+    e = g.event
+    assert isinstance(e, ev.TasksGenerated)
+    [x] = e.generated
+    assert (x.spec.id, x.spec.title, x.spec.command) == ("types-it", "Integration tests for ", "it types success")
+    assert x.spec.depends_on == ("types",)
+    assert (x.rule, x.trigger_task, x.trigger_outcome) == ("it", "types", "success")
+    assert x.trigger_seq == w.task("types").last_seq
+    assert "types ended success" in x.reason and "no task matches type integration" in x.reason
+    assert (g.expected_seq, g.version) == (1, 2)  # guarded on the graph's subject: submitted at seq 1
+    assert route(e)[1] == "ev.graph.g.TasksGenerated"
+
+
+def test_the_fold_adds_the_task_and_the_rule_does_not_fire_twice() -> None:
+    w = World(doc([IT_RULE], task("types", type="schema"), task("api", "types")))
+    w.run("types")
+    [g] = w.decide()
+    w.feed(g.event)
+    new = w.task("types-it")
+    assert new.state == "ready" and new.origin.startswith("rule it:")
+    graph = w.view.graphs["g"]
+    assert (graph.total, graph.generated, graph.graph_version, graph.graph_seq) == (3, 1, 2, w.seq)
+    assert "types-it" in w.task("types").dependents
+    assert w.decide() == []  # fired once: the same views decide nothing more
+
+
+def test_two_deciders_on_the_same_views_make_the_same_guarded_decision() -> None:
+    w = World(doc([IT_RULE], task("types", type="schema")))
+    w.run("types")
+    a, b = w.decide(), w.decide()
+    assert codec.encode(a[0].event) == codec.encode(b[0].event)
+    assert a[0].expected_seq == b[0].expected_seq  # the server accepts one of them only
+
+
+@pytest.mark.parametrize(
+    ("rule_changes", "outcome", "extra_tasks", "fires"),
+    [
+        ({}, "success", [], True),
+        ({}, "failure", [], False),  # on success only
+        ({"on": ["failure"]}, "failure", [], True),
+        ({"on": "any"}, "failure", [], True),
+        ({"when": {"type": "other"}}, "success", [], False),
+        ({"when": {"id": "ty*"}}, "success", [], True),
+        ({"when": {"id": "x*"}}, "success", [], False),
+        ({}, "success", [task("cover", "types", type="integration")], False),  # an integration test covers it
+        ({}, "success", [task("other-it", type="integration")], True),  # one that does not depend on it
+        ({"unless": {"id": "types-*"}}, "success", [task("types-it", type="build")], False),
+    ],
+)
+def test_rule_matching(rule_changes: dict[str, Any], outcome: str, extra_tasks: list[Any], fires: bool) -> None:
+    rule = {**IT_RULE, **rule_changes}
+    if rule_changes.get("on") and "failure" in str(rule_changes["on"]):
+        rule["task"] = {**IT_RULE["task"], "depends_on": []}
+    w = World(doc([rule], task("types", type="schema"), *extra_tasks))
+    w.run("types", outcome)
+    assert bool(w.decide()) is fires
+
+
+def test_a_task_with_the_templates_id_already_there_is_not_generated_again() -> None:
+    rule = {**IT_RULE, "unless": None}
+    del rule["unless"]
+    w = World(doc([rule], task("types", type="schema"), task("types-it", type="build")))
+    w.run("types")
+    assert w.decide() == []
+
+
+def test_the_limit_stops_generation_with_one_event() -> None:
+    rule = {"name": "each", "when": {"id": "t*"}, "task": {"id": "{task}-f{n}", "command": "f {n}"}}
+    w = World(doc([rule], task("t1"), task("t2"), task("t3"), limit=2))
+    for t in ("t1", "t2", "t3"):
+        w.run(t)
+    [g] = w.decide()
+    assert [x.spec.id for x in g.event.generated] == ["t1-f1", "t2-f2"]  # {n} counts per graph
+    w.feed(g.event)
+    [lim] = w.decide()
+    assert isinstance(lim.event, ev.GenerationLimitReached)
+    assert (lim.event.limit, lim.event.generated) == (2, 2) and "limit 2" in lim.event.reason
+    w.feed(lim.event)
+    assert w.view.graphs["g"].limit_reached
+    w.run("t1-f1")  # its own follow-up would match "t*", but the limit holds
+    assert w.decide() == []
+
+
+def test_a_zero_limit_generates_nothing() -> None:
+    rule = {"name": "each", "task": {"command": "f"}}
+    w = World(doc([rule], task("t1"), limit=0))
+    w.run("t1")
+    [lim] = w.decide()
+    assert isinstance(lim.event, ev.GenerationLimitReached)
+
+
+def test_a_generated_task_waits_for_its_dependencies_and_is_cancelled_when_one_failed() -> None:
+    rule = {
+        "name": "after",
+        "when": {"id": "a"},
+        "on": "any",
+        "task": {"id": "{task}-x", "command": "x", "depends_on": ["{task}", "b"]},
+    }
+    w = World(doc([rule], task("a"), task("b")))
+    w.run("a")
+    [g] = w.decide()
+    w.feed(g.event)
+    assert (w.task("a-x").state, w.task("a-x").waiting_for) == ("pending", ("b",))
+    w.run("b")
+    assert w.task("a-x").state == "ready"
+    w2 = World(doc([rule], task("a"), task("b")))
+    w2.run("b", "failure")
+    w2.run("a")
+    [g2] = w2.decide()
+    w2.feed(g2.event)
+    assert w2.task("a-x").state == "cancelled" and "b failed" in w2.task("a-x").reason
+
+
+def test_a_finished_graph_reopens_when_a_task_is_generated() -> None:
+    w = World(doc([IT_RULE], task("types", type="schema")))
+    w.run("types")
+    assert w.view.graphs["g"].done and w.view.graphs["g"].finished_at is not None
+    [g] = w.decide()
+    w.feed(g.event)
+    assert not w.view.graphs["g"].done and w.view.graphs["g"].finished_at is None
+
+
+def test_cancelled_graphs_generate_nothing() -> None:
+    w = World(doc([IT_RULE], task("types", type="schema"), task("later", "types")))
+    w.run("types")
+    w.feed(ev.GraphCancelled(event_id="x", occurred_at=at(5), graph_id="g", by="ana"))
+    assert w.decide() == []
+
+
+@pytest.mark.parametrize(
+    ("selector", "tid", "deps", "match"),
+    [
+        (ev.TaskSelector(), "a", (), True),
+        (ev.TaskSelector(type="build"), "a", (), True),
+        (ev.TaskSelector(type="test"), "a", (), False),
+        (ev.TaskSelector(id="T-00?"), "T-001", (), True),
+        (ev.TaskSelector(id="T-00?"), "T-010", (), False),
+        (ev.TaskSelector(depends_on="{task}"), "a", ("trig",), True),
+        (ev.TaskSelector(depends_on="{task}"), "a", ("other",), False),
+        (ev.TaskSelector(labels={"os": "linux"}), "a", (), False),
+    ],
+)
+def test_selectors(selector: ev.TaskSelector, tid: str, deps: tuple[str, ...], match: bool) -> None:
+    t = TaskView(graph_id="g", task_id=tid, command="c", state="pending", type="build", depends_on=deps)
+    assert selects(selector, t, {"task": "trig"}) is match
+
+
+def test_expansion_fills_known_placeholders_and_keeps_shell_braces() -> None:
+    rule = ev.FollowUpRule(
+        name="r",
+        task=ev.TaskSpec(id="{task}-{rule}-{n}", command="echo ${HOME} {graph}/{task}", depends_on=("{task}", "{task}")),
+    )
+    spec = expand_task(rule, {"task": "a", "rule": "r", "n": "3", "graph": "g"})
+    assert (spec.id, spec.command, spec.depends_on) == ("a-r-3", "echo ${HOME} g/a", ("a",))
