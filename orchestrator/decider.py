@@ -12,13 +12,14 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import os
+import time
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
 import msgspec
 
-from orchestrator import followup
 from orchestrator.connection import connect as nats_connect
 from orchestrator.decide import DeciderConfig, Dispatch, Views, decide
 from orchestrator.errors import ConcurrencyConflict
@@ -26,7 +27,7 @@ from orchestrator.eventlog import EventLog
 from orchestrator.signals import autonomy_change, unschedulable
 from projections.confidence import ConfidenceSummary
 from projections.node_scores import NodeView, TypeEstimate
-from projections.readiness import GraphView, TaskView
+from projections.readiness import TaskView
 from projections.runner import Checkpoint, ensure_bucket
 from schemas import subjects as S
 from schemas.events import AutonomyChanged
@@ -41,15 +42,32 @@ class ViewMirror:
     values decode to.
     """
 
-    def __init__(self, nc: Any, bucket: str, types: dict[str, type[Any]], changed: asyncio.Event | None = None) -> None:
+    def __init__(
+        self,
+        nc: Any,
+        bucket: str,
+        types: dict[str, type[Any]],
+        changed: asyncio.Event | None = None,
+    ) -> None:
         self.nc = nc
         self.bucket = bucket
         self.values: dict[str, Any] = {}
         self.seq = 0
+        self.changed_at: datetime | None = (
+            None  # when the server stored the checkpoint now held
+        )
+        self.first_change_at: datetime | None = (
+            None  # the first checkpoint since the reader last reset it
+        )
+        self.on_value: Any = (
+            None  # called as on_value(key, old, new) for every value change
+        )
         self.consistent = True  # False between a batch's first value and its checkpoint
         self.changed = changed or asyncio.Event()
         self.initialised = asyncio.Event()
-        self._decoders = {prefix: msgspec.json.Decoder(t) for prefix, t in types.items()}
+        self._decoders = {
+            prefix: msgspec.json.Decoder(t) for prefix, t in types.items()
+        }
         self._cp_decoder = msgspec.json.Decoder(Checkpoint)
         self._task: asyncio.Task[None] | None = None
         self._watcher: Any = None
@@ -74,6 +92,9 @@ class ViewMirror:
                 self.initialised.set()
                 continue
             self._apply(entry.key, entry.value)
+            if entry.key == S.CHECKPOINT_KEY:
+                self.changed_at = entry.created
+                self.first_change_at = self.first_change_at or entry.created
             if entry.delta == 0:
                 self.initialised.set()
                 self.changed.set()
@@ -81,19 +102,53 @@ class ViewMirror:
     def _apply(self, key: str, value: bytes | None) -> None:
         if key == S.CHECKPOINT_KEY and value:
             self.seq = self._cp_decoder.decode(value).seq
-            self.consistent = True  # a projector writes its checkpoint last in each atomic batch
+            self.consistent = (
+                True  # a projector writes its checkpoint last in each atomic batch
+            )
             return
         self.consistent = False
+        old = self.values.get(key)
         if not value:
             self.values.pop(key, None)
+            new = None
         else:
             decoder = self._decoders.get(key.partition(".")[0])
             if decoder is None:
                 return
             try:
-                self.values[key] = decoder.decode(value)
+                new = self.values[key] = decoder.decode(value)
             except (msgspec.DecodeError, msgspec.ValidationError) as e:
-                log.warning("skipped malformed view value %s/%s: %s", self.bucket, key, e)
+                log.warning(
+                    "skipped malformed view value %s/%s: %s", self.bucket, key, e
+                )
+                return
+        if self.on_value is not None:
+            self.on_value(key, old, new)
+
+
+class TaskIndex:
+    """The readiness mirror's tasks by (graph, task) and the keys of the ready ones, kept
+    current value by value, so a round does not rebuild them from every key."""
+
+    def __init__(self, mirror: ViewMirror) -> None:
+        self.tasks: dict[tuple[str, str], TaskView] = {}
+        self.ready: set[tuple[str, str]] = set()
+        for key, value in mirror.values.items():
+            self(key, None, value)
+        mirror.on_value = self
+
+    def __call__(self, key: str, old: Any, new: Any) -> None:
+        if not key.startswith("task."):
+            return
+        if old is not None:
+            k = (old.graph_id, old.task_id)
+            self.tasks.pop(k, None)
+            self.ready.discard(k)
+        if new is not None:
+            k = (new.graph_id, new.task_id)
+            self.tasks[k] = new
+            if new.state == "ready":
+                self.ready.add(k)
 
 
 @dataclass
@@ -109,9 +164,24 @@ class DeciderState:
     reported: set[tuple[str, str, str]] = field(default_factory=set)
 
 
-def build_views(tasks: ViewMirror, nodes: ViewMirror, confidence: ViewMirror | None = None) -> Views:
-    """Assemble the decide input from the mirrors."""
-    task_map = {(v.graph_id, v.task_id): v for k, v in tasks.values.items() if k.startswith("task.")}
+def build_views(
+    tasks: ViewMirror,
+    nodes: ViewMirror,
+    confidence: ViewMirror | None = None,
+    index: TaskIndex | None = None,
+) -> Views:
+    """Assemble the decide input from the mirrors (the tasks from ``index`` when given: then the
+    views share its live dicts, valid until the next await)."""
+    if index is not None:
+        task_map: dict[tuple[str, str], TaskView] = index.tasks
+        ready: set[tuple[str, str]] | None = index.ready
+    else:
+        task_map = {
+            (v.graph_id, v.task_id): v
+            for k, v in tasks.values.items()
+            if k.startswith("task.")
+        }
+        ready = None
     node_map = {v.node_id: v for k, v in nodes.values.items() if k.startswith("node.")}
     types = {v.type: v for k, v in nodes.values.items() if k.startswith("type.")}
     seqs = {"readiness": tasks.seq, "node-scores": nodes.seq}
@@ -119,43 +189,65 @@ def build_views(tasks: ViewMirror, nodes: ViewMirror, confidence: ViewMirror | N
     if confidence is not None:
         seqs["confidence"] = confidence.seq
     if summary is None:
-        return Views(tasks=task_map, nodes=node_map, seqs=seqs, types=types)
+        return Views(
+            tasks=task_map, nodes=node_map, seqs=seqs, types=types, ready=ready
+        )
     return Views(
-        tasks=task_map, nodes=node_map, seqs=seqs, types=types, confidence=summary.confidence, autonomy=summary.level
+        tasks=task_map,
+        nodes=node_map,
+        seqs=seqs,
+        types=types,
+        confidence=summary.confidence,
+        autonomy=summary.level,
+        ready=ready,
     )
 
 
 MAX_IN_FLIGHT = 256  # appends of one round awaited together
 
 
-async def act(eventlog: EventLog, decisions: list[Dispatch], state: DeciderState) -> None:
+async def act(
+    eventlog: EventLog, decisions: list[Dispatch], state: DeciderState
+) -> list[int]:
     """Append the round's decisions concurrently, each with its own guard; a conflict means
     someone else decided first (counted, not an error).
 
     A round's dispatches are about different tasks, each guarded by its own task's last
     sequence, so their order in the stream carries no meaning (replay finds a round's decisions
     by task) and awaiting them together costs one fsync wait instead of one per dispatch. Any
-    other error is raised once every append of the round has settled.
+    other error is raised once every append of the round has settled. Returns the wall-clock
+    time (ns) of each acknowledged append.
     """
+    acked: list[int] = []
 
     async def one(d: Dispatch) -> None:
         try:
-            seq = await eventlog.append_event(d.event, version=d.version, expected_seq=d.expected_seq)
+            seq = await eventlog.append_event(
+                d.event, version=d.version, expected_seq=d.expected_seq
+            )
         except ConcurrencyConflict as e:
             state.conflicts += 1
             log.info("dropped stale decision %s: %s", d.event.event_id, e.detail)
             return
+        acked.append(time.time_ns())  # pure-ok: the shell's own timings
         state.last_append_seq = max(state.last_append_seq, seq)
         state.dispatched += 1
         log.info(
-            "dispatched %s/%s attempt %d to %s", d.event.graph_id, d.event.task_id, d.event.attempt, d.event.node_id
+            "dispatched %s/%s attempt %d to %s",
+            d.event.graph_id,
+            d.event.task_id,
+            d.event.attempt,
+            d.event.node_id,
         )
 
     for i in range(0, len(decisions), MAX_IN_FLIGHT):
-        results = await asyncio.gather(*(one(d) for d in decisions[i : i + MAX_IN_FLIGHT]), return_exceptions=True)
+        results = await asyncio.gather(
+            *(one(d) for d in decisions[i : i + MAX_IN_FLIGHT]), return_exceptions=True
+        )
         for r in results:
             if isinstance(r, BaseException):
                 raise r
+    return acked
 
 
 async def read_autonomy(eventlog: EventLog, state: DeciderState) -> None:
@@ -168,19 +260,40 @@ async def read_autonomy(eventlog: EventLog, state: DeciderState) -> None:
         state.autonomy_level = getattr(e, "level", None)
 
 
-async def signal(
-    eventlog: EventLog,
+@dataclass
+class Signals:
+    """A round's non-dispatch decisions, computed with its views (before any await changes them)."""
+
+    autonomy: list[Any] = field(default_factory=list)
+    unschedulable: list[Any] = field(default_factory=list)
+
+
+def signals_of(
     views: Views,
     now: datetime,
     config: DeciderConfig,
     decisions: list[Dispatch],
     state: DeciderState,
-) -> None:
+    scan: bool,
+) -> Signals:
+    """Autonomy changes, and (when ``scan``) tasks ready too long without a dispatch."""
+    out = Signals(autonomy=autonomy_change(views, now, state.autonomy_level))
+    if scan:
+        dispatched = [(d.event.graph_id, d.event.task_id) for d in decisions]
+        out.unschedulable = unschedulable(
+            views, now, config, dispatched, state.reported, config.unschedulable_after_s
+        )
+    return out
+
+
+async def signal(eventlog: EventLog, signals: Signals, state: DeciderState) -> None:
     """Append autonomy changes (guarded: one decider records each change) and unschedulable tasks."""
-    for e in autonomy_change(views, now, state.autonomy_level):
+    for e in signals.autonomy:
         try:
             if isinstance(e, AutonomyChanged):
-                state.autonomy_seq = await eventlog.append_event(e, expected_seq=state.autonomy_seq)
+                state.autonomy_seq = await eventlog.append_event(
+                    e, expected_seq=state.autonomy_seq
+                )
                 state.autonomy_level = e.level
                 log.warning("autonomy %s: %s", e.level, e.reason)
             else:
@@ -188,9 +301,8 @@ async def signal(
             state.signals += 1
         except ConcurrencyConflict:
             await read_autonomy(eventlog, state)  # another decider recorded it first
-            return
-    dispatched = [(d.event.graph_id, d.event.task_id) for d in decisions]
-    for u in unschedulable(views, now, config, dispatched, state.reported, config.unschedulable_after_s):
+            break
+    for u in signals.unschedulable:
         try:
             await eventlog.append_event(u)
             state.signals += 1
@@ -199,8 +311,44 @@ async def signal(
             pass  # a duplicate of another decider's report (same event id)
 
 
+class Timings:
+    """Where a round's time goes, one JSON line per round that dispatched, for benchmarks
+    (``NIYANTRA_DECIDER_TIMINGS=path``; off otherwise). Wall-clock nanoseconds:
+
+    - ``view_at``: when the server stored the newest view checkpoint the decision used (the view
+      change the decision answers), ``first_change_at``: the first checkpoint stored since the
+      previous round (a change the decider may have had to wait on, for its own last append to
+      show in the views, or for a round in progress);
+    - ``woke``, ``decided``: the round's start and the end of ``decide``; ``acked``: each
+      dispatch's append acknowledgement.
+    """
+
+    def __init__(self, path: str | None) -> None:
+        self.file = open(path, "a", buffering=1) if path else None  # noqa: SIM115 - closed by close()
+
+    def record(self, **fields: Any) -> None:
+        if self.file is not None:
+            self.file.write(msgspec.json.encode(fields).decode() + "\n")
+
+    def close(self) -> None:
+        if self.file is not None:
+            self.file.close()
+
+
+def _ns(at: datetime | None) -> int | None:
+    return None if at is None else int(at.timestamp() * 1_000_000_000)
+
+
+UNSCHEDULABLE_SCAN_S = 1.0  # how often a round also looks for tasks ready too long (a scan of every ready task)
+
+
 async def run_decider(
-    url: str, stop: asyncio.Event, config: DeciderConfig, *, tick: float = 1.0, on_ready: Any = None
+    url: str,
+    stop: asyncio.Event,
+    config: DeciderConfig,
+    *,
+    tick: float = 1.0,
+    on_ready: Any = None,
 ) -> DeciderState:
     """Decide until ``stop`` is set."""
     nc = await nats_connect(url, name=config.decider_id, max_reconnect_attempts=-1)
@@ -211,31 +359,61 @@ async def run_decider(
         await eventlog.ensure_stream()
         for bucket in S.VIEW_BUCKETS:
             await ensure_bucket(nc, bucket)
-        tasks = ViewMirror(nc, S.KV_READINESS, {"task": TaskView, "graph": GraphView}, changed)
-        nodes = ViewMirror(nc, S.KV_NODE_SCORES, {"node": NodeView, "type": TypeEstimate}, changed)
-        confidence = ViewMirror(nc, S.KV_CONFIDENCE, {"summary": ConfidenceSummary}, changed)
+        tasks = ViewMirror(nc, S.KV_READINESS, {"task": TaskView}, changed)
+        nodes = ViewMirror(
+            nc, S.KV_NODE_SCORES, {"node": NodeView, "type": TypeEstimate}, changed
+        )
+        confidence = ViewMirror(
+            nc, S.KV_CONFIDENCE, {"summary": ConfidenceSummary}, changed
+        )
         await tasks.start()
         await nodes.start()
         await confidence.start()
         await read_autonomy(eventlog, state)
-        graphs = followup.GraphIndex(tasks)
+        index = TaskIndex(tasks)
+        mirrors = (tasks, nodes, confidence)
+        timings = Timings(os.environ.get("NIYANTRA_DECIDER_TIMINGS"))
+        last_scan = 0.0
         if on_ready is not None:
             on_ready()
         while not stop.is_set():
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(_first(changed, stop), timeout=tick)
+            if not changed.is_set():
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(_first(changed, stop), timeout=tick)
             changed.clear()
             if min(tasks.seq, nodes.seq) < state.last_append_seq:
                 continue  # the views do not yet show our own last decision
             if not (tasks.consistent and nodes.consistent and confidence.consistent):
                 continue  # a view is mid-batch: its values are ahead of its checkpoint (replay needs both equal)
-            now = datetime.now(UTC)  # pure-ok: the shell reads the clock and passes it in
-            views = build_views(tasks, nodes, confidence)
+            woke = time.time_ns()  # pure-ok: the shell's own timings
+            view_at = max((m.changed_at for m in mirrors if m.changed_at), default=None)
+            first_at = min(
+                (m.first_change_at for m in mirrors if m.first_change_at), default=None
+            )
+            for m in mirrors:
+                m.first_change_at = None
+            now = datetime.now(
+                UTC
+            )  # pure-ok: the shell reads the clock and passes it in
+            views = build_views(tasks, nodes, confidence, index)
             decisions = decide(views, now, config)
-            work = followup.plan(views, graphs.graphs, now, config)  # generated work (rules, backlog)
-            await act(eventlog, decisions, state)
-            await signal(eventlog, views, now, config, decisions, state)
-            await followup.append(eventlog, work, state)
+            scan = time.monotonic() - last_scan >= UNSCHEDULABLE_SCAN_S
+            last_scan = time.monotonic() if scan else last_scan
+            pending = signals_of(views, now, config, decisions, state, scan)
+            del views  # shares the mirrors' live dicts: not valid after the next await
+            decided = time.time_ns()
+            acked = await act(eventlog, decisions, state)
+            if decisions and timings.file is not None:
+                timings.record(
+                    n=len(decisions),
+                    view_at=_ns(view_at),
+                    first_change_at=_ns(first_at),
+                    woke=woke,
+                    decided=decided,
+                    acked=acked,
+                )
+            await signal(eventlog, pending, state)
+        timings.close()
         await tasks.stop()
         await nodes.stop()
         await confidence.stop()
