@@ -20,6 +20,7 @@ from typing import Any
 
 import msgspec
 
+from orchestrator import followup
 from orchestrator.connection import connect as nats_connect
 from orchestrator.decide import DeciderConfig, Dispatch, Views, decide
 from orchestrator.errors import ConcurrencyConflict
@@ -27,7 +28,7 @@ from orchestrator.eventlog import EventLog
 from orchestrator.signals import autonomy_change, unschedulable
 from projections.confidence import ConfidenceSummary
 from projections.node_scores import NodeView, TypeEstimate
-from projections.readiness import TaskView
+from projections.readiness import GraphView, TaskView
 from projections.runner import Checkpoint, ensure_bucket
 from schemas import subjects as S
 from schemas.events import AutonomyChanged
@@ -42,32 +43,18 @@ class ViewMirror:
     values decode to.
     """
 
-    def __init__(
-        self,
-        nc: Any,
-        bucket: str,
-        types: dict[str, type[Any]],
-        changed: asyncio.Event | None = None,
-    ) -> None:
+    def __init__(self, nc: Any, bucket: str, types: dict[str, type[Any]], changed: asyncio.Event | None = None) -> None:
         self.nc = nc
         self.bucket = bucket
         self.values: dict[str, Any] = {}
         self.seq = 0
-        self.changed_at: datetime | None = (
-            None  # when the server stored the checkpoint now held
-        )
-        self.first_change_at: datetime | None = (
-            None  # the first checkpoint since the reader last reset it
-        )
-        self.on_value: Any = (
-            None  # called as on_value(key, old, new) for every value change
-        )
+        self.changed_at: datetime | None = None  # when the server stored the checkpoint now held
+        self.first_change_at: datetime | None = None  # the first checkpoint since the reader last reset it
+        self.on_value: Any = None  # called as on_value(key, old, new) for every value change
         self.consistent = True  # False between a batch's first value and its checkpoint
         self.changed = changed or asyncio.Event()
         self.initialised = asyncio.Event()
-        self._decoders = {
-            prefix: msgspec.json.Decoder(t) for prefix, t in types.items()
-        }
+        self._decoders = {prefix: msgspec.json.Decoder(t) for prefix, t in types.items()}
         self._cp_decoder = msgspec.json.Decoder(Checkpoint)
         self._task: asyncio.Task[None] | None = None
         self._watcher: Any = None
@@ -102,9 +89,7 @@ class ViewMirror:
     def _apply(self, key: str, value: bytes | None) -> None:
         if key == S.CHECKPOINT_KEY and value:
             self.seq = self._cp_decoder.decode(value).seq
-            self.consistent = (
-                True  # a projector writes its checkpoint last in each atomic batch
-            )
+            self.consistent = True  # a projector writes its checkpoint last in each atomic batch
             return
         self.consistent = False
         old = self.values.get(key)
@@ -118,9 +103,7 @@ class ViewMirror:
             try:
                 new = self.values[key] = decoder.decode(value)
             except (msgspec.DecodeError, msgspec.ValidationError) as e:
-                log.warning(
-                    "skipped malformed view value %s/%s: %s", self.bucket, key, e
-                )
+                log.warning("skipped malformed view value %s/%s: %s", self.bucket, key, e)
                 return
         if self.on_value is not None:
             self.on_value(key, old, new)
@@ -165,10 +148,7 @@ class DeciderState:
 
 
 def build_views(
-    tasks: ViewMirror,
-    nodes: ViewMirror,
-    confidence: ViewMirror | None = None,
-    index: TaskIndex | None = None,
+    tasks: ViewMirror, nodes: ViewMirror, confidence: ViewMirror | None = None, index: TaskIndex | None = None
 ) -> Views:
     """Assemble the decide input from the mirrors (the tasks from ``index`` when given: then the
     views share its live dicts, valid until the next await)."""
@@ -176,11 +156,7 @@ def build_views(
         task_map: dict[tuple[str, str], TaskView] = index.tasks
         ready: set[tuple[str, str]] | None = index.ready
     else:
-        task_map = {
-            (v.graph_id, v.task_id): v
-            for k, v in tasks.values.items()
-            if k.startswith("task.")
-        }
+        task_map = {(v.graph_id, v.task_id): v for k, v in tasks.values.items() if k.startswith("task.")}
         ready = None
     node_map = {v.node_id: v for k, v in nodes.values.items() if k.startswith("node.")}
     types = {v.type: v for k, v in nodes.values.items() if k.startswith("type.")}
@@ -189,9 +165,7 @@ def build_views(
     if confidence is not None:
         seqs["confidence"] = confidence.seq
     if summary is None:
-        return Views(
-            tasks=task_map, nodes=node_map, seqs=seqs, types=types, ready=ready
-        )
+        return Views(tasks=task_map, nodes=node_map, seqs=seqs, types=types, ready=ready)
     return Views(
         tasks=task_map,
         nodes=node_map,
@@ -206,9 +180,7 @@ def build_views(
 MAX_IN_FLIGHT = 256  # appends of one round awaited together
 
 
-async def act(
-    eventlog: EventLog, decisions: list[Dispatch], state: DeciderState
-) -> list[int]:
+async def act(eventlog: EventLog, decisions: list[Dispatch], state: DeciderState) -> list[int]:
     """Append the round's decisions concurrently, each with its own guard; a conflict means
     someone else decided first (counted, not an error).
 
@@ -222,9 +194,7 @@ async def act(
 
     async def one(d: Dispatch) -> None:
         try:
-            seq = await eventlog.append_event(
-                d.event, version=d.version, expected_seq=d.expected_seq
-            )
+            seq = await eventlog.append_event(d.event, version=d.version, expected_seq=d.expected_seq)
         except ConcurrencyConflict as e:
             state.conflicts += 1
             log.info("dropped stale decision %s: %s", d.event.event_id, e.detail)
@@ -233,17 +203,11 @@ async def act(
         state.last_append_seq = max(state.last_append_seq, seq)
         state.dispatched += 1
         log.info(
-            "dispatched %s/%s attempt %d to %s",
-            d.event.graph_id,
-            d.event.task_id,
-            d.event.attempt,
-            d.event.node_id,
+            "dispatched %s/%s attempt %d to %s", d.event.graph_id, d.event.task_id, d.event.attempt, d.event.node_id
         )
 
     for i in range(0, len(decisions), MAX_IN_FLIGHT):
-        results = await asyncio.gather(
-            *(one(d) for d in decisions[i : i + MAX_IN_FLIGHT]), return_exceptions=True
-        )
+        results = await asyncio.gather(*(one(d) for d in decisions[i : i + MAX_IN_FLIGHT]), return_exceptions=True)
         for r in results:
             if isinstance(r, BaseException):
                 raise r
@@ -269,20 +233,13 @@ class Signals:
 
 
 def signals_of(
-    views: Views,
-    now: datetime,
-    config: DeciderConfig,
-    decisions: list[Dispatch],
-    state: DeciderState,
-    scan: bool,
+    views: Views, now: datetime, config: DeciderConfig, decisions: list[Dispatch], state: DeciderState, scan: bool
 ) -> Signals:
     """Autonomy changes, and (when ``scan``) tasks ready too long without a dispatch."""
     out = Signals(autonomy=autonomy_change(views, now, state.autonomy_level))
     if scan:
         dispatched = [(d.event.graph_id, d.event.task_id) for d in decisions]
-        out.unschedulable = unschedulable(
-            views, now, config, dispatched, state.reported, config.unschedulable_after_s
-        )
+        out.unschedulable = unschedulable(views, now, config, dispatched, state.reported, config.unschedulable_after_s)
     return out
 
 
@@ -291,9 +248,7 @@ async def signal(eventlog: EventLog, signals: Signals, state: DeciderState) -> N
     for e in signals.autonomy:
         try:
             if isinstance(e, AutonomyChanged):
-                state.autonomy_seq = await eventlog.append_event(
-                    e, expected_seq=state.autonomy_seq
-                )
+                state.autonomy_seq = await eventlog.append_event(e, expected_seq=state.autonomy_seq)
                 state.autonomy_level = e.level
                 log.warning("autonomy %s: %s", e.level, e.reason)
             else:
@@ -343,12 +298,7 @@ UNSCHEDULABLE_SCAN_S = 1.0  # how often a round also looks for tasks ready too l
 
 
 async def run_decider(
-    url: str,
-    stop: asyncio.Event,
-    config: DeciderConfig,
-    *,
-    tick: float = 1.0,
-    on_ready: Any = None,
+    url: str, stop: asyncio.Event, config: DeciderConfig, *, tick: float = 1.0, on_ready: Any = None
 ) -> DeciderState:
     """Decide until ``stop`` is set."""
     nc = await nats_connect(url, name=config.decider_id, max_reconnect_attempts=-1)
@@ -359,61 +309,31 @@ async def run_decider(
         await eventlog.ensure_stream()
         for bucket in S.VIEW_BUCKETS:
             await ensure_bucket(nc, bucket)
-        tasks = ViewMirror(nc, S.KV_READINESS, {"task": TaskView}, changed)
-        nodes = ViewMirror(
-            nc, S.KV_NODE_SCORES, {"node": NodeView, "type": TypeEstimate}, changed
-        )
-        confidence = ViewMirror(
-            nc, S.KV_CONFIDENCE, {"summary": ConfidenceSummary}, changed
-        )
+        tasks = ViewMirror(nc, S.KV_READINESS, {"task": TaskView, "graph": GraphView}, changed)
+        nodes = ViewMirror(nc, S.KV_NODE_SCORES, {"node": NodeView, "type": TypeEstimate}, changed)
+        confidence = ViewMirror(nc, S.KV_CONFIDENCE, {"summary": ConfidenceSummary}, changed)
         await tasks.start()
         await nodes.start()
         await confidence.start()
         await read_autonomy(eventlog, state)
-        index = TaskIndex(tasks)
-        mirrors = (tasks, nodes, confidence)
-        timings = Timings(os.environ.get("NIYANTRA_DECIDER_TIMINGS"))
-        last_scan = 0.0
+        graphs = followup.GraphIndex(tasks)
         if on_ready is not None:
             on_ready()
         while not stop.is_set():
-            if not changed.is_set():
-                with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(_first(changed, stop), timeout=tick)
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(_first(changed, stop), timeout=tick)
             changed.clear()
             if min(tasks.seq, nodes.seq) < state.last_append_seq:
                 continue  # the views do not yet show our own last decision
             if not (tasks.consistent and nodes.consistent and confidence.consistent):
                 continue  # a view is mid-batch: its values are ahead of its checkpoint (replay needs both equal)
-            woke = time.time_ns()  # pure-ok: the shell's own timings
-            view_at = max((m.changed_at for m in mirrors if m.changed_at), default=None)
-            first_at = min(
-                (m.first_change_at for m in mirrors if m.first_change_at), default=None
-            )
-            for m in mirrors:
-                m.first_change_at = None
-            now = datetime.now(
-                UTC
-            )  # pure-ok: the shell reads the clock and passes it in
-            views = build_views(tasks, nodes, confidence, index)
+            now = datetime.now(UTC)  # pure-ok: the shell reads the clock and passes it in
+            views = build_views(tasks, nodes, confidence)
             decisions = decide(views, now, config)
-            scan = time.monotonic() - last_scan >= UNSCHEDULABLE_SCAN_S
-            last_scan = time.monotonic() if scan else last_scan
-            pending = signals_of(views, now, config, decisions, state, scan)
-            del views  # shares the mirrors' live dicts: not valid after the next await
-            decided = time.time_ns()
-            acked = await act(eventlog, decisions, state)
-            if decisions and timings.file is not None:
-                timings.record(
-                    n=len(decisions),
-                    view_at=_ns(view_at),
-                    first_change_at=_ns(first_at),
-                    woke=woke,
-                    decided=decided,
-                    acked=acked,
-                )
-            await signal(eventlog, pending, state)
-        timings.close()
+            work = followup.plan(views, graphs.graphs, now, config)  # generated work (rules, backlog)
+            await act(eventlog, decisions, state)
+            await signal(eventlog, views, now, config, decisions, state)
+            await followup.append(eventlog, work, state)
         await tasks.stop()
         await nodes.stop()
         await confidence.stop()
