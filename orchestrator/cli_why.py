@@ -21,12 +21,13 @@ async def read_views(nc: Any) -> Any:
     from orchestrator.decider import ViewMirror, build_views
     from projections.confidence import ConfidenceSummary
     from projections.node_scores import NodeView, TypeEstimate
+    from projections.patterns import PatternView
     from projections.readiness import TaskView
     from projections.runner import ensure_bucket
 
     mirrors = [
         ViewMirror(nc, S.KV_READINESS, {"task": TaskView}),
-        ViewMirror(nc, S.KV_NODE_SCORES, {"node": NodeView, "type": TypeEstimate}),
+        ViewMirror(nc, S.KV_NODE_SCORES, {"node": NodeView, "type": TypeEstimate, "pattern": PatternView}),
         ViewMirror(nc, S.KV_CONFIDENCE, {"summary": ConfidenceSummary}),
     ]
     for m in mirrors:

@@ -28,6 +28,7 @@ from orchestrator.eventlog import EventLog
 from orchestrator.signals import autonomy_change, unschedulable
 from projections.confidence import ConfidenceSummary
 from projections.node_scores import NodeView, TypeEstimate
+from projections.patterns import PatternView
 from projections.readiness import GraphView, TaskView
 from projections.runner import Checkpoint, ensure_bucket
 from schemas import subjects as S
@@ -160,12 +161,13 @@ def build_views(
         ready = None
     node_map = {v.node_id: v for k, v in nodes.values.items() if k.startswith("node.")}
     types = {v.type: v for k, v in nodes.values.items() if k.startswith("type.")}
+    patterns = {k: v for k, v in nodes.values.items() if k.startswith("pattern.")}
     seqs = {"readiness": tasks.seq, "node-scores": nodes.seq}
     summary = confidence.values.get("summary") if confidence is not None else None
     if confidence is not None:
         seqs["confidence"] = confidence.seq
     if summary is None:
-        return Views(tasks=task_map, nodes=node_map, seqs=seqs, types=types, ready=ready)
+        return Views(tasks=task_map, nodes=node_map, seqs=seqs, types=types, ready=ready, patterns=patterns)
     return Views(
         tasks=task_map,
         nodes=node_map,
@@ -173,6 +175,8 @@ def build_views(
         types=types,
         confidence=summary.confidence,
         autonomy=summary.level,
+        patterns=patterns,
+        quality_threshold=summary.quality_threshold,
         ready=ready,
     )
 
@@ -310,7 +314,9 @@ async def run_decider(
         for bucket in S.VIEW_BUCKETS:
             await ensure_bucket(nc, bucket)
         tasks = ViewMirror(nc, S.KV_READINESS, {"task": TaskView, "graph": GraphView}, changed)
-        nodes = ViewMirror(nc, S.KV_NODE_SCORES, {"node": NodeView, "type": TypeEstimate}, changed)
+        nodes = ViewMirror(
+            nc, S.KV_NODE_SCORES, {"node": NodeView, "type": TypeEstimate, "pattern": PatternView}, changed
+        )
         confidence = ViewMirror(nc, S.KV_CONFIDENCE, {"summary": ConfidenceSummary}, changed)
         await tasks.start()
         await nodes.start()

@@ -9,8 +9,11 @@ append. The rules:
 - a start or a result is accepted only from the node and attempt that hold the task
   (fencing by attempt number: a late answer from a presumed-lost attempt is refused);
 - a task has at most one terminal state;
-- cancel applies to an unfinished task; approve and reject only to a tier-3 task awaiting
-  approval, recording who and why.
+- cancel applies to an unfinished task; approve and reject to a task not yet finished nor
+  running, recording who and why: a tier-3 task awaits one; a lower-tier task needs one only
+  when the decider escalates it (flagged patterns, `orchestrator.flags`: a fact it judges from
+  the views at ``now``, which this aggregate cannot see), so the write side accepts it any time
+  before the task runs (an approval nobody needed changes nothing).
 """
 
 from __future__ import annotations
@@ -114,11 +117,9 @@ def check_cancel(r: TaskRecord) -> None:
 
 
 def check_approval(r: TaskRecord, by: str) -> None:
-    """Approve and reject apply only to a tier-3 task that awaits approval, and name who."""
+    """Approve and reject apply to a task not finished, not running, not yet approved, and name who."""
     if not by.strip():
         raise InvariantViolation(f"{_who(r)}: an approval or rejection must name who gives it (--by)")
-    if r.spec.tier != 3:
-        raise InvariantViolation(f"{_who(r)} is tier {r.spec.tier}; only tier-3 tasks await approval")
     if r.state in FINAL:
         raise InvariantViolation(f"{_who(r)} is already {r.state}")
     if r.approved_by is not None:

@@ -63,8 +63,8 @@ def test_a_late_result_from_a_stale_attempt_is_refused(orchestrator):
 
 def test_tier_3_approval_through_the_cli(nats_server, orchestrator):
     url = ["--nats-url", nats_server.url]
-    wrong = runner.invoke(app, ["approve", "A", "--by", "ana", *url])
-    assert wrong.exit_code == 2 and "is tier 1; only tier-3 tasks await approval" in wrong.output
+    wrong = runner.invoke(app, ["approve", "R", "--by", " ", *url])
+    assert wrong.exit_code == 2 and "must name who gives it (--by)" in wrong.output
     with pytest.raises(InvariantViolation, match="awaits approval"):
         orchestrator.dispatch(dispatched("g", "R", "n1"))
     ok = runner.invoke(app, ["approve", "R", "--by", "ana", "--reason", "change window", *url])

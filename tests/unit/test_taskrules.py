@@ -185,8 +185,9 @@ def test_cancel_only_unfinished_tasks(r, refusal):
 
 APPROVAL = [
     ("tier 3 awaiting", record(tier=3), "ana", None),
-    ("tier 1", record(), "ana", "is tier 1; only tier-3 tasks await approval"),
-    ("tier 2", record(tier=2), "ana", "is tier 2"),
+    ("tier 1 (an escalated task: flagged patterns)", record(), "ana", None),
+    ("tier 2", record(tier=2), "ana", None),
+    ("tier 1 running", record(dispatched("g", "T", "n1")), "ana", "already dispatched"),
     ("nobody named", record(tier=3), " ", "must name who"),
     ("already approved", record(human(ev.TaskApproved), tier=3), "bo", "already approved by ana"),
     ("already rejected", record(human(ev.TaskRejected), tier=3), "bo", "already cancelled"),
@@ -194,7 +195,7 @@ APPROVAL = [
 
 
 @pytest.mark.parametrize(("name", "r", "by", "refusal"), APPROVAL, ids=[a[0] for a in APPROVAL])
-def test_approve_and_reject_only_tier_3_awaiting_approval(name, r, by, refusal):
+def test_approve_and_reject_only_before_the_task_runs(name, r, by, refusal):
     if refusal is None:
         check_approval(r, by)
     else:
