@@ -3,10 +3,13 @@ threshold; and the three views agreeing on a judged outcome."""
 
 from __future__ import annotations
 
+import random
 from datetime import timedelta
 
 import msgspec
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from projections.confidence import ConfidenceView, evolve_confidence, summary_value
 from projections.feedback import (
@@ -20,12 +23,15 @@ from projections.feedback import (
     next_threshold,
     streak_after,
 )
+from projections.fold import Fold
 from projections.node_scores import NodeScoresView, evolve_node_scores
 from projections.patterns import pattern_key
 from projections.readiness import ReadinessView, evolve_readiness
-from projections.runner import project
+from projections.runner import PROJECTIONS, project
+from schemas import codec
 from schemas import events as ev
 from tests.unit.builders import T0, at, completed, dispatched, graph, registered, spec
+from tests.unit.test_views_property import messages, one_fold, with_restarts
 
 
 @pytest.mark.parametrize(
@@ -262,3 +268,39 @@ def test_pattern_keys_are_written_and_rebuilt():
     [key] = n.patterns
     assert key in node_keys(n) and node_values(n, {key})[key] == n.patterns[key]
     assert T0 + timedelta(seconds=1) == n.patterns[key].streak.last_failure_at
+
+
+# --- property: restarts and agreement -----------------------------------------------------------
+
+
+def with_feedback(rng: random.Random, msg: tuple[bytes, str]) -> tuple[bytes, str]:
+    """A completion with a quality score and a failure's output, so streaks, patterns and the
+    threshold all move."""
+    data, subject = msg
+    if ".TaskCompleted." not in subject:
+        return msg
+    e = codec.decode(data, subject=subject, seq=0)
+    assert isinstance(e, ev.TaskCompleted)
+    e = msgspec.structs.replace(
+        e,
+        quality=rng.choice([None, 0.2, 0.6, 0.8, 0.9, 0.99]),
+        error=rng.choice(["", "exit code 1", "timed out after 5.0s", "cancelled: by ana"]),
+        output_tail=rng.choice(["", "error: disk 91% full", "boom 0x7f"]),
+    )
+    return codec.encode(e), subject
+
+
+@settings(max_examples=40, deadline=None)
+@given(st.integers(0, 2**32), st.integers(5, 80))
+def test_feedback_survives_restarts_and_the_three_views_agree(seed, n):
+    rng = random.Random(seed)
+    msgs = [with_feedback(rng, m) for m in messages(rng, n)]
+    gates = []
+    for name in ("readiness", "node-scores", "confidence"):
+        assert with_restarts(name, msgs, rng) == one_fold(name, msgs), name
+        fold = Fold(PROJECTIONS[name])
+        for seq, (data, subject) in enumerate(msgs, 1):
+            fold.apply(data, subject, seq)
+        gates.append(fold.view.quality)
+    assert gates[0] == gates[1] == gates[2]
+    assert QUALITY_RULE.floor <= gates[0].threshold <= QUALITY_RULE.ceiling
