@@ -1,11 +1,10 @@
 """The decider's hook for work the system gives itself: follow-up rules and the backlog.
 
-``plan(...)`` runs inside a decider round on the round's views (before any await): it takes
-the graphs from the readiness mirror and calls the pure `orchestrator.generate.generate`.
-``append(...)`` then appends each generation decision with its graph guard (a conflict means
-another decider generated first: dropped, like a stale dispatch), and, when the round found
-nothing ready, dispatched or running under full autonomy, submits the next backlog item
-(`orchestrator.backlog.take_next`).
+``plan(...)`` runs inside a decider round on the round's views (before any await) and calls the
+pure cores: `orchestrator.generate.generate` (follow-up rules) and, when the rules generate
+nothing, `orchestrator.backlog.take` (the next backlog graph, when nothing is ready, dispatched
+or running and autonomy is full). ``append(...)`` appends each decision with its guard; a
+conflict means another decider decided first and is dropped, like a stale dispatch.
 """
 
 from __future__ import annotations
@@ -16,7 +15,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
-from orchestrator.backlog import idle, take_next
+from orchestrator.backlog import Take, take
 from orchestrator.errors import ConcurrencyConflict
 from orchestrator.generate import Generation, generate
 from projections.readiness import GraphView
@@ -33,9 +32,7 @@ class Work:
     """A round's generated-work decisions, computed with its views."""
 
     generations: list[Generation] = field(default_factory=list)
-    graphs: dict[str, GraphView] = field(default_factory=dict)
-    autonomy: str = "full"
-    now: datetime | None = None
+    backlog: Take | None = None
 
 
 class GraphIndex:
@@ -69,28 +66,24 @@ def _graphs_in(values: Mapping[str, Any]) -> dict[str, GraphView]:
     return {v.graph_id: v for k, v in values.items() if k.startswith("graph.") and isinstance(v, GraphView)}
 
 
-def plan(views: Views, graph_index: Mapping[str, GraphView], now: datetime, config: DeciderConfig) -> Work:
-    """Pure: this round's generation decisions and what the backlog hook needs."""
-    graphs = dict(graph_index)  # a snapshot: the index changes while the round awaits
+def plan(views: Views, graphs: Mapping[str, GraphView], now: datetime, config: DeciderConfig) -> Work:
+    """Pure: this round's generation decisions, else the backlog graph to take."""
     gens = generate(views.tasks, graphs, views.seqs, now, config.decider_id, config.version)
-    return Work(generations=gens, graphs=graphs, autonomy=views.autonomy, now=now)
+    if gens:
+        return Work(generations=gens)
+    return Work(backlog=take(graphs, views.autonomy, views.seqs, now, config.decider_id, config.version))
 
 
 async def append(eventlog: EventLog, work: Work, state: Any) -> None:
-    """Append the round's generations (guarded), then maybe take a backlog item."""
-    for g in work.generations:
+    """Append the round's decisions, each with its guard."""
+    guarded: list[Generation | Take] = [*work.generations, *([work.backlog] if work.backlog else [])]
+    for d in guarded:
+        version = d.version if isinstance(d, Generation) else None
         try:
-            seq = await eventlog.append_event(g.event, version=g.version, expected_seq=g.expected_seq)
+            seq = await eventlog.append_event(d.event, version=version, expected_seq=d.expected_seq)
         except ConcurrencyConflict as e:
             state.conflicts += 1
-            log.info("dropped stale generation %s: %s", g.event.event_id, e.detail)
+            log.info("dropped stale decision %s: %s", d.event.event_id, e.detail)
             continue
         state.last_append_seq = max(state.last_append_seq, seq)
-        log.info("%s for graph %s", type(g.event).__name__, g.event.graph_id)
-    if work.generations or work.now is None or not idle(work.graphs):
-        return
-    taken = await take_next(eventlog, work.graphs, work.autonomy, work.now)
-    if taken is not None:
-        event, seq = taken
-        state.last_append_seq = max(state.last_append_seq, seq)
-        log.info("took backlog item %s", event.graph_id)
+        log.info("%s for graph %s", type(d.event).__name__, d.event.graph_id)

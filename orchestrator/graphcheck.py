@@ -44,6 +44,7 @@ class GraphSpec:
     source: str = ""
     rules: tuple[FollowUpRule, ...] = ()
     generation_limit: int = 100
+    backlog_priority: int | None = None  # set by `niyantra backlog add`, never by the file
 
 
 _DURATION = re.compile(

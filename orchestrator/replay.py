@@ -163,30 +163,39 @@ def check(messages: Sequence[Stored], *, until: int | None = None, graph: str | 
     }
 
 
-GENERATION_SUBJECTS = (".TasksGenerated", ".GenerationLimitReached")
+GENERATION_SUBJECTS = (".TasksGenerated", ".GenerationLimitReached", ".BacklogItemTaken")
+
+
+def _replay_work(replayer: Replayer, recorded: Any) -> Any:
+    """The generated-work decision `decide`'s siblings make at the recorded views and ``now``."""
+    from orchestrator.backlog import take
+    from orchestrator.generate import generate
+
+    views = replayer.views(dict(recorded.view_seqs))
+    graphs = replayer.at("readiness", recorded.view_seqs.get("readiness", 0)).view.graphs
+    decider = getattr(recorded, "decider_id", "")
+    version = getattr(recorded, "decider_version", "")
+    if isinstance(recorded, ev.BacklogItemTaken):
+        t = take(graphs, views.autonomy, recorded.view_seqs, recorded.now, decider, version)
+        return t.event if t is not None else None
+    mine = {recorded.graph_id: graphs[recorded.graph_id]} if recorded.graph_id in graphs else {}
+    return next(
+        (g.event for g in generate(views.tasks, mine, recorded.view_seqs, recorded.now, decider, version)), None
+    )
 
 
 def check_generation(replayer: Replayer, m: Stored, graph: str | None) -> list[dict[str, Any]] | None:
-    """Re-run `generate` for a recorded generation decision with the readiness view at its
-    recorded sequence and its ``now``: None when the message is not one to check, else the
-    mismatches (empty when reproduced byte for byte)."""
-    from orchestrator.generate import generate
-
+    """Re-run a recorded generated-work decision (tasks generated, the limit, a backlog graph
+    taken) with the views at its recorded sequences and its ``now``: None when the message is
+    not one to check, else the mismatches (empty when reproduced byte for byte)."""
     try:
         recorded = codec.decode(m.data, subject=m.subject, seq=m.seq)
     except MalformedEvent:
         return None
-    if not isinstance(recorded, ev.TasksGenerated | ev.GenerationLimitReached) or recorded.now is None:
+    kinds = ev.TasksGenerated | ev.GenerationLimitReached | ev.BacklogItemTaken
+    if not isinstance(recorded, kinds) or recorded.now is None or (graph and recorded.graph_id != graph):
         return None
-    if graph and recorded.graph_id != graph:
-        return None
-    r = replayer.at("readiness", recorded.view_seqs.get("readiness", 0)).view
-    decider = recorded.decider_id if isinstance(recorded, ev.TasksGenerated) else ""
-    version = recorded.decider_version if isinstance(recorded, ev.TasksGenerated) else ""
-    graphs = {recorded.graph_id: r.graphs[recorded.graph_id]} if recorded.graph_id in r.graphs else {}
-    replayed = next(
-        (g.event for g in generate(r.tasks, graphs, recorded.view_seqs, recorded.now, decider, version)), None
-    )
+    replayed = _replay_work(replayer, recorded)
     if replayed is not None and codec.encode(replayed) == codec.encode(recorded):
         return []
     diff = [{"field": "decision", "recorded": type(recorded).__name__, "replayed": "none"}]
@@ -197,4 +206,5 @@ def check_generation(replayer: Replayer, m: Stored, graph: str | None) -> list[d
             for k in sorted(set(a) | set(b))
             if a.get(k) != b.get(k)
         ]
-    return [{"seq": m.seq, "graph": recorded.graph_id, "task": "(generated tasks)", "attempt": 0, "differences": diff}]
+    what = "(backlog graph taken)" if isinstance(recorded, ev.BacklogItemTaken) else "(generated tasks)"
+    return [{"seq": m.seq, "graph": recorded.graph_id, "task": what, "attempt": 0, "differences": diff}]

@@ -34,6 +34,8 @@ def graph_digest(spec: GraphSpec) -> str:
         h.update(_enc.encode(t))
     if spec.rules:  # graphs without rules keep their digest
         h.update(_enc.encode([spec.rules, spec.generation_limit]))
+    if spec.backlog_priority is not None:
+        h.update(_enc.encode(["backlog", spec.backlog_priority]))
     return h.hexdigest()
 
 
@@ -73,6 +75,7 @@ def graph_events(
         parts=len(parts),
         rules=spec.rules,
         generation_limit=spec.generation_limit,
+        backlog_priority=spec.backlog_priority,
     )
     rest = [
         GraphTasksAdded(

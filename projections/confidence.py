@@ -307,13 +307,22 @@ def _ended(view: ConfidenceView, e: ev.TaskLost | ev.TaskCancelled | ev.TaskReje
         _resolve(view, pr, "void", e.occurred_at, "task cancelled", seq)
 
 
+def _specs(view: ConfidenceView, e: ev.GraphSubmitted | ev.GraphTasksAdded | ev.TasksGenerated) -> None:
+    """Type and estimate of each task of a complete graph, or of tasks a follow-up rule generated."""
+    if isinstance(e, ev.TasksGenerated):
+        for x in e.generated:
+            view.specs.setdefault((e.graph_id, x.spec.id), (x.spec.type, x.spec.estimate_s))
+        return
+    whole = view.assembly.add(e)
+    if whole is not None:
+        for t in whole.tasks:
+            view.specs.setdefault((whole.graph_id, t.id), (t.type, t.estimate_s))
+
+
 def _apply(view: ConfidenceView, event: ev.AnyEvent, seq: int) -> None:
     match event:
-        case ev.GraphSubmitted() | ev.GraphTasksAdded():
-            whole = view.assembly.add(event)
-            if whole is not None:
-                for t in whole.tasks:
-                    view.specs.setdefault((whole.graph_id, t.id), (t.type, t.estimate_s))
+        case ev.GraphSubmitted() | ev.GraphTasksAdded() | ev.TasksGenerated():
+            _specs(view, event)
         case ev.TaskDispatched(phase="run"):
             _predict(view, event, seq)
         case ev.TaskCompleted():
@@ -337,12 +346,9 @@ def _apply(view: ConfidenceView, event: ev.AnyEvent, seq: int) -> None:
             | ev.NodeDrainRequested()
             | ev.Unschedulable()
             | ev.Alert()
+            | ev.GenerationLimitReached()
+            | ev.BacklogItemTaken()
         ):
-            pass
-        case ev.TasksGenerated():
-            for x in event.generated:
-                view.specs.setdefault((event.graph_id, x.spec.id), (x.spec.type, x.spec.estimate_s))
-        case ev.GenerationLimitReached() | ev.BacklogItemAdded():
             pass
         case _:
             raise TypeError(f"confidence: unhandled event type {type(event).__name__}")

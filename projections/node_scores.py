@@ -296,13 +296,13 @@ def evolve_node_scores(view: NodeScoresView, event: ev.AnyEvent, seq: int) -> No
             | ev.AutonomyChanged()
             | ev.Unschedulable()
             | ev.Alert()
+            | ev.GenerationLimitReached()
+            | ev.BacklogItemTaken()
         ):
             pass
         case ev.TasksGenerated():
             for x in event.generated:
                 view.specs.setdefault((event.graph_id, x.spec.id), (x.spec.type, x.spec.estimate_s))
-        case ev.GenerationLimitReached() | ev.BacklogItemAdded():
-            pass
         case _:
             raise TypeError(f"node-scores: unhandled event type {type(event).__name__}")
     view.seq = seq

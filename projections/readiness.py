@@ -109,6 +109,8 @@ class GraphView(msgspec.Struct, frozen=True, kw_only=True):
     limit_reached: bool = False
     graph_version: int = 0  # events on the graph's own subjects (its write-side version)
     graph_seq: int = 0  # stream sequence of the last of them (the guard of the next)
+    backlog_priority: int | None = None  # a backlog graph: nothing runs until the decider takes it
+    backlog_taken: bool = False
 
     @property
     def done(self) -> bool:
@@ -190,10 +192,12 @@ def _submit(view: ReadinessView, e: ev.GraphSubmitted, seq: int, version: int = 
         generation_limit=e.generation_limit,
         graph_version=version,
         graph_seq=seq,
+        backlog_priority=e.backlog_priority,
     )
     view.touched.add(graph_key(e.graph_id))
+    held = f"in the backlog (priority {e.backlog_priority})" if e.backlog_priority is not None else ""
     for t, shape in zip(e.tasks, shapes, strict=True):
-        free = not t.depends_on
+        free = not t.depends_on and not held
         gate = free and t.tier == 3
         ready = free and not gate
         new = TaskView(
@@ -221,8 +225,27 @@ def _submit(view: ReadinessView, e: ev.GraphSubmitted, seq: int, version: int = 
             rank_s=shape.rank_s,
             downstream=shape.downstream,
             awaiting_approval=gate,
+            reason=held,
         )
         _put_task(view, new, seq)
+
+
+def _taken(view: ReadinessView, e: ev.BacklogItemTaken, seq: int) -> None:
+    """A backlog graph goes live: its tasks without dependencies become ready (tier 3: await approval)."""
+    g = view.graphs.get(e.graph_id)
+    if g is None or g.backlog_priority is None or g.backlog_taken:
+        view.ignored.append(f"seq {seq}: BacklogItemTaken for {e.graph_id}, not a waiting backlog graph")
+        return
+    view.graphs[e.graph_id] = msgspec.structs.replace(g, backlog_taken=True, seq=seq)
+    view.touched.add(graph_key(e.graph_id))
+    for (gid, _), t in list(view.tasks.items()):
+        if gid == e.graph_id and t.state == "pending" and not t.waiting_for:
+            gate = t.tier == 3 and t.approved_by is None
+            state = "pending" if gate else "ready"
+            new = msgspec.structs.replace(
+                t, state=state, ready_since=None if gate else e.occurred_at, awaiting_approval=gate, reason="", seq=seq
+            )
+            _put_task(view, new, seq)
 
 
 def _release_dependents(view: ReadinessView, done: TaskView, at: datetime, seq: int) -> None:
@@ -477,6 +500,8 @@ def evolve_readiness(view: ReadinessView, event: ev.AnyEvent, seq: int) -> Readi
             _cancel_graph(view, event, seq)
         case ev.TasksGenerated() | ev.GenerationLimitReached():
             _generated(view, event, seq)
+        case ev.BacklogItemTaken():
+            _taken(view, event, seq)
         case (
             ev.NodeRegistered()
             | ev.NodeObserved()
@@ -486,7 +511,6 @@ def evolve_readiness(view: ReadinessView, event: ev.AnyEvent, seq: int) -> Readi
             | ev.AutonomyChanged()
             | ev.Unschedulable()
             | ev.Alert()
-            | ev.BacklogItemAdded()
         ):
             pass
         case _:

@@ -88,6 +88,7 @@ class GraphSubmitted(Event, frozen=True, kw_only=True):
     parts: int = 1
     rules: tuple[FollowUpRule, ...] = ()
     generation_limit: int = 100
+    backlog_priority: int | None = None  # set: the graph waits in the backlog until the decider takes it
 
 
 class GraphTasksAdded(Event, frozen=True, kw_only=True):
@@ -197,13 +198,18 @@ class GenerationLimitReached(Event, frozen=True, kw_only=True):
     now: datetime | None = None
 
 
-class BacklogItemAdded(Event, frozen=True, kw_only=True):
-    """A graph put in the backlog: submitted by the decider when nothing is ready and autonomy is full."""
+class BacklogItemTaken(Event, frozen=True, kw_only=True):
+    """The decider made a backlog graph live (nothing was ready and autonomy was full): generated
+    work, chosen by priority, then age; it records the view sequences and ``now`` it used."""
 
-    item_id: str
-    priority: int = 0
-    graph: GraphSubmitted
-    added_by: str = ""
+    graph_id: str
+    priority: int
+    tasks: int
+    reason: str
+    view_seqs: dict[str, int] = {}
+    decider_id: str = ""
+    decider_version: str = ""
+    now: datetime | None = None
 
 
 # --- completions --------------------------------------------------------------------------
@@ -365,7 +371,7 @@ AnyEvent = (
     | Alert
     | TasksGenerated
     | GenerationLimitReached
-    | BacklogItemAdded
+    | BacklogItemTaken
 )
 
 TaskEvent = TaskDispatched | TaskStarted | TaskCompleted

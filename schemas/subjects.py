@@ -177,8 +177,8 @@ def route(event: object) -> tuple[str, str]:
             | ev.GenerationLimitReached(graph_id=g)
         ):
             agg = graph_aggregate(g)
-        case ev.BacklogItemAdded(item_id=i):
-            agg = backlog_aggregate(i)
+        case ev.BacklogItemTaken(graph_id=g):
+            agg = backlog_aggregate(g)
         case (
             ev.NodeRegistered(node_id=n)
             | ev.NodeObserved(node_id=n)

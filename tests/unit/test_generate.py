@@ -221,7 +221,9 @@ def test_selectors(selector: ev.TaskSelector, tid: str, deps: tuple[str, ...], m
 def test_expansion_fills_known_placeholders_and_keeps_shell_braces() -> None:
     rule = ev.FollowUpRule(
         name="r",
-        task=ev.TaskSpec(id="{task}-{rule}-{n}", command="echo ${HOME} {graph}/{task}", depends_on=("{task}", "{task}")),
+        task=ev.TaskSpec(
+            id="{task}-{rule}-{n}", command="echo ${HOME} {graph}/{task}", depends_on=("{task}", "{task}")
+        ),
     )
     spec = expand_task(rule, {"task": "a", "rule": "r", "n": "3", "graph": "g"})
     assert (spec.id, spec.command, spec.depends_on) == ("a-r-3", "echo ${HOME} g/a", ("a",))
