@@ -60,9 +60,23 @@ def render(graphs: list[dict[str, Any]]) -> Tree:
     return root
 
 
-async def _snapshot(url: str, graph: str | None) -> list[dict[str, Any]]:
+def _render_feedback(root: Tree, fb: dict[str, Any]) -> None:
+    """The feedback loop's state under the graphs: 'quality threshold 0.72 · 2 flagged', then each
+    flagged pattern."""
+    q = fb["quality_threshold"]
+    flagged = fb["flagged"]
+    head = (f"quality threshold {q:.2f}" if q is not None else "quality threshold ?") + f" · {len(flagged)} flagged"
+    branch = root.add(f"[dim]feedback[/dim]  {head}")
+    for p in flagged:
+        what = f"type {p['type']} on {p['node']}" if p["kind"] == "type×node" else f"command {p['command']!r}"
+        sig = f" with {p['signature']!r}" if p["kind"] != "type×node" else ""
+        branch.add(f"[yellow]flagged[/yellow] {escape(what)}{escape(sig)}: {escape(p['what'])}")
+
+
+async def _snapshot(url: str, graph: str | None, with_feedback: bool = False) -> Any:
     from orchestrator.cli_why import read_views
     from orchestrator.decide import DeciderConfig
+    from orchestrator.snapshot import feedback
     from orchestrator.snapshot import snapshot as build
 
     nc = await _connect(url)
@@ -70,7 +84,9 @@ async def _snapshot(url: str, graph: str | None) -> list[dict[str, Any]]:
         views = await read_views(nc)
     finally:
         await nc.close()
-    return build(views, datetime.now(UTC), DeciderConfig(), graph)  # the shell reads the clock
+    now = datetime.now(UTC)  # the shell reads the clock
+    graphs = build(views, now, DeciderConfig(), graph)
+    return (graphs, feedback(views, now, DeciderConfig())) if with_feedback else graphs
 
 
 @app.command()
@@ -81,11 +97,13 @@ def snapshot(
     nats_url: NatsUrl = DEFAULT_URL,
 ) -> None:
     """The article's snapshot: a tree of tasks with state, times, blockers, scheduled node, priority."""
-    graphs = asyncio.run(_snapshot(nats_url, graph))
+    graphs, fb = asyncio.run(_snapshot(nats_url, graph, with_feedback=True))
     if as_json:
         sys.stdout.write(json.dumps(graphs, indent=2) + "\n")
         return
-    console.print(render(graphs))
+    tree = render(graphs)
+    _render_feedback(tree, fb)
+    console.print(tree)
 
 
 @app.command()
