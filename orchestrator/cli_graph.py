@@ -86,6 +86,7 @@ def validate(
     if as_json:
         out = {"ok": True, "file": str(file), "graph": spec.id, "problems": [], **shape.__dict__}
         out["critical_path"] = list(shape.critical_path)
+        out["rules"], out["generation_limit"] = [r.name for r in spec.rules], spec.generation_limit
         sys.stdout.write(json.dumps(out, indent=2) + "\n")
         return
     unest = f" ({shape.unestimated} tasks without estimate counted as 0s)" if shape.unestimated else ""
@@ -93,6 +94,9 @@ def validate(
     console.print(f"  tasks {shape.tasks} | edges {shape.edges} | depth {shape.depth}")
     path = " -> ".join(shape.critical_path) if len(shape.critical_path) <= 8 else f"{len(shape.critical_path)} tasks"
     console.print(f"  critical path {_duration(shape.critical_path_s)}{unest}: {escape(path)}", highlight=False)
+    if spec.rules:
+        names = ", ".join(r.name for r in spec.rules)
+        console.print(f"  rules {len(spec.rules)} ({escape(names)}), generation limit {spec.generation_limit}")
 
 
 @app.command()

@@ -84,7 +84,8 @@ def _values(g: GraphView, rule: ev.FollowUpRule, t: TaskView, n: int) -> dict[st
 
 def _wanted(g: GraphView, tasks: list[TaskView]) -> list[ev.GeneratedTask]:
     """Every task the graph's rules want now, before the limit."""
-    ids = {t.task_id for t in tasks}
+    by_id = {t.task_id: t for t in tasks}
+    ids = set(by_id)
     fired = set(g.fired)
     out: list[ev.GeneratedTask] = []
     for t in tasks:
@@ -93,29 +94,70 @@ def _wanted(g: GraphView, tasks: list[TaskView]) -> list[ev.GeneratedTask]:
         for rule in g.rules:
             if f"{rule.name}:{t.task_id}" in fired or t.outcome not in rule.on:
                 continue
-            values = _values(g, rule, t, g.generated + len(out) + 1)
-            if not selects(rule.when, t, values):
-                continue
-            spec = expand_task(rule, values)
-            if spec.id in ids or any(d not in ids for d in spec.depends_on):
-                continue  # the task exists already (or its dependencies do not): nothing to add
-            if rule.unless is not None and any(selects(rule.unless, o, values) for o in tasks):
-                continue
-            reason = f"rule {rule.name}: {t.task_id} ended {t.outcome} ({_describe(rule.when, values)})" + (
-                f" and no task matches {_describe(rule.unless, values)}" if rule.unless is not None else ""
-            )
-            out.append(
-                ev.GeneratedTask(
-                    spec=spec,
-                    rule=rule.name,
-                    trigger_task=t.task_id,
-                    trigger_outcome=t.outcome,
-                    trigger_seq=t.last_seq,
-                    reason=reason,
-                )
-            )
-            ids.add(spec.id)
+            x = _fire(g, rule, t, by_id, ids, g.generated + len(out) + 1)
+            if x is not None:
+                out.append(x)
+                ids.add(x.spec.id)
     return out
+
+
+def _fire(
+    g: GraphView, rule: ev.FollowUpRule, t: TaskView, by_id: Mapping[str, TaskView], ids: set[str], n: int
+) -> ev.GeneratedTask | None:
+    """The task ``rule`` generates after ``t`` ended, or None (no match, covered, or already there)."""
+    values = _values(g, rule, t, n)
+    if not selects(rule.when, t, values):
+        return None
+    spec = expand_task(rule, values)
+    if spec.id in ids or any(d not in ids for d in spec.depends_on):
+        return None  # the task exists already (or its dependencies do not): nothing to add
+    if rule.unless is not None and any(selects(rule.unless, o, values) for o in by_id.values()):
+        return None
+    before = held_back(rule, spec, by_id, values)
+    reason = (
+        f"rule {rule.name}: {t.task_id} ended {t.outcome} ({_describe(rule.when, values)})"
+        + (f" and no task matches {_describe(rule.unless, values)}" if rule.unless is not None else "")
+        + (f"; {', '.join(before)} wait for it" if before else "")
+    )
+    return ev.GeneratedTask(
+        spec=spec,
+        rule=rule.name,
+        trigger_task=t.task_id,
+        trigger_outcome=t.outcome,
+        trigger_seq=t.last_seq,
+        reason=reason,
+        before=before,
+    )
+
+
+def _upstream(by_id: Mapping[str, TaskView], start: tuple[str, ...]) -> set[str]:
+    """Every task ``start`` depends on, transitively, that has not succeeded (``start`` included)."""
+    seen: set[str] = set()
+    stack = [d for d in start if d in by_id and by_id[d].state != "succeeded"]
+    while stack:
+        tid = stack.pop()
+        if tid in seen:
+            continue
+        seen.add(tid)
+        stack.extend(d for d in by_id[tid].depends_on if d in by_id and by_id[d].state != "succeeded")
+    return seen
+
+
+def held_back(
+    rule: ev.FollowUpRule, spec: ev.TaskSpec, by_id: Mapping[str, TaskView], values: Mapping[str, str]
+) -> tuple[str, ...]:
+    """The rule's ``before`` tasks that may wait for the generated task: they exist, are not
+    released yet (still waiting for a dependency) and are not upstream of it (no cycle)."""
+    if not rule.before:
+        return ()
+    upstream = _upstream(by_id, spec.depends_on)
+    out: list[str] = []
+    for b in dict.fromkeys(expand(x, dict(values)) for x in rule.before):
+        t = by_id.get(b)
+        if t is None or b == spec.id or b in upstream or t.state != "pending" or not t.waiting_for:
+            continue
+        out.append(b)
+    return tuple(out)
 
 
 def generate_for(

@@ -8,6 +8,7 @@ Pure, like `graphcheck` (which calls it): every problem names the file, the rule
     on = ["success"]                      # success | partial | failure | any (default success)
     when = { type = "schema" }            # type, id (a glob), labels, depends_on
     unless = { type = "integration", depends_on = "{task}" }   # skip when such a task exists
+    before = ["deploy"]                   # these also wait for the generated task, if not released yet
     [rules.task]                          # a task template: every task field
     id = "{task}-it"                      # default "{task}-{rule}"
     command = "make it"
@@ -31,7 +32,7 @@ from schemas.subjects import is_safe_id
 
 PLACEHOLDERS = ("task", "title", "type", "outcome", "graph", "rule", "n")
 OUTCOMES = ("success", "partial", "failure")
-RULE_FIELDS = ("name", "when", "on", "unless", "task")
+RULE_FIELDS = ("name", "when", "on", "unless", "task", "before")
 SELECTOR_FIELDS = ("type", "id", "labels", "depends_on")
 DEFAULT_LIMIT = 100
 MAX_LIMIT = 100_000
@@ -97,9 +98,24 @@ def _rule(
     when = _selector(file, f"{at}.when", raw.get("when", {}), problems)
     unless = _selector(file, f"{at}.unless", raw["unless"], problems) if "unless" in raw else None
     task = _template(file, at, raw.get("task"), name, defaults, task_ids, problems)
+    before = _before(file, at, raw.get("before", []), task_ids, problems)
     if problems or task is None or when is None:
         return None, problems
-    return FollowUpRule(name=name, when=when, on=on, unless=unless, task=task), problems
+    return FollowUpRule(name=name, when=when, on=on, unless=unless, task=task, before=before), problems
+
+
+def _before(file: str, at: str, v: Any, task_ids: set[str], problems: list[Problem]) -> tuple[str, ...]:
+    """Tasks that also wait for the generated one: ids of the graph (or patterns of them)."""
+    if isinstance(v, str):
+        v = [v]
+    if not isinstance(v, list) or not all(isinstance(b, str) for b in v):
+        problems.append(Problem(file, None, f"{at}.before", f"must be a list of task ids, got {_type_name(v)}"))
+        return ()
+    for b in v:
+        _known_placeholders(file, f"{at}.before", b, problems)
+        if not placeholders(b) and b not in task_ids:
+            problems.append(Problem(file, None, f"{at}.before", f"names unknown task {b!r}"))
+    return tuple(dict.fromkeys(v))
 
 
 def _outcomes(file: str, at: str, v: Any, problems: list[Problem]) -> tuple[str, ...]:

@@ -13,6 +13,8 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
+import msgspec
+
 from orchestrator.submission import GraphAssembly
 from schemas import events as ev
 
@@ -109,6 +111,13 @@ class Verifier:
             t = tasks[x.spec.id] = _Task(spec=x.spec)
             if any(tasks[d].terminal and tasks[d].terminal != ["succeeded"] for d in x.spec.depends_on if d in tasks):
                 self._end(t, "cancelled")
+                continue
+            for b in x.before:  # as readiness: an unfinished task still waiting for a dependency waits for it too
+                held = tasks.get(b)
+                if held is None or held.terminal or x.spec.id in held.spec.depends_on:
+                    continue
+                if any(tasks[d].terminal != ["succeeded"] for d in held.spec.depends_on if d in tasks):
+                    held.spec = msgspec.structs.replace(held.spec, depends_on=(*held.spec.depends_on, x.spec.id))
 
     def _task_event(self, seq: int, e: ev.TaskDispatched | ev.TaskStarted | ev.TaskCompleted | ev.TaskLost) -> None:
         tasks = self.graphs.get(e.graph_id, {})

@@ -458,11 +458,13 @@ def _add_generated(view: ReadinessView, e: ev.TasksGenerated, x: ev.GeneratedTas
     free = not waiting
     gate = free and t.tier == 3
     state = "cancelled" if doomed else ("ready" if free and not gate else "pending")
+    held = () if doomed else _hold_back(view, gid, t.id, x.before, seq)
     _put_task(
         view,
         TaskView(
             graph_id=gid, task_id=t.id, title=t.title, type=t.type, command=t.command, state=state,
             depends_on=t.depends_on, waiting_for=waiting, ready_since=e.occurred_at if state == "ready" else None,
+            dependents=held,
             max_attempts=t.max_attempts, tier=t.tier, estimate_s=t.estimate_s, timeout_s=t.timeout_s,
             priority=t.priority, labels=t.labels, env=t.env, scope=t.scope, preflight=t.preflight, seq=seq,
             depth=max((d.depth for d in deps), default=-1) + 1, rank_s=t.estimate_s or 0.0,
@@ -472,6 +474,20 @@ def _add_generated(view: ReadinessView, e: ev.TasksGenerated, x: ev.GeneratedTas
         ),
         seq,
     )  # fmt: skip
+
+
+def _hold_back(view: ReadinessView, gid: str, new: str, before: tuple[str, ...], seq: int) -> tuple[str, ...]:
+    """The ``before`` tasks not released yet (unfinished, still waiting for a dependency) also wait
+    for the new task; those already ready or further are left alone. Returns the ones held."""
+    held: list[str] = []
+    for b in before:
+        t = view.tasks.get((gid, b))
+        if t is None or t.state in ev.TERMINAL_STATES or not t.waiting_for or new in t.depends_on:
+            continue
+        deps, waiting = (*t.depends_on, new), (*t.waiting_for, new)
+        _put_task(view, msgspec.structs.replace(t, depends_on=deps, waiting_for=waiting, seq=seq), seq)
+        held.append(b)
+    return tuple(sorted(held))
 
 
 def evolve_readiness(view: ReadinessView, event: ev.AnyEvent, seq: int) -> ReadinessView:

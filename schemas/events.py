@@ -71,6 +71,7 @@ class FollowUpRule(msgspec.Struct, frozen=True, kw_only=True):
     on: tuple[str, ...] = ("success",)
     unless: TaskSelector | None = None
     task: TaskSpec
+    before: tuple[str, ...] = ()  # tasks that also wait for the generated one (if not released yet)
 
 
 # --- observations -------------------------------------------------------------------------
@@ -173,6 +174,7 @@ class GeneratedTask(msgspec.Struct, frozen=True, kw_only=True):
     trigger_outcome: str
     trigger_seq: int
     reason: str
+    before: tuple[str, ...] = ()  # tasks to hold back until this one succeeds (see readiness)
 
 
 class TasksGenerated(Event, frozen=True, kw_only=True):

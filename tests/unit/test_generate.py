@@ -227,3 +227,102 @@ def test_expansion_fills_known_placeholders_and_keeps_shell_braces() -> None:
     )
     spec = expand_task(rule, {"task": "a", "rule": "r", "n": "3", "graph": "g"})
     assert (spec.id, spec.command, spec.depends_on) == ("a-r-3", "echo ${HOME} g/a", ("a",))
+
+
+BEFORE_RULE = {
+    "name": "it",
+    "when": {"type": "schema"},
+    "before": ["deploy", "docs", "free", "up"],
+    "task": {"id": "{task}-it", "command": "it", "depends_on": ["{task}", "build"]},
+}
+
+
+def before_world() -> World:
+    # up → build → (deploy, docs); free alone; types-it will depend on types and build
+    return World(
+        doc(
+            [BEFORE_RULE],
+            task("types", type="schema"),
+            task("up"),
+            task("build", "up"),
+            task("deploy", "build"),
+            task("docs", "build"),
+            task("free"),
+        )
+    )
+
+
+def test_before_holds_back_unreleased_tasks_only_and_never_makes_a_cycle() -> None:
+    w = before_world()
+    w.run("types")
+    [g] = w.decide()
+    [x] = g.event.generated
+    # deploy and docs wait for build (not released): held; free is ready (released); up is upstream
+    assert x.before == ("deploy", "docs") and "deploy, docs wait for it" in x.reason
+    w.feed(g.event)
+    assert w.task("deploy").depends_on == ("build", "types-it") and "types-it" in w.task("deploy").waiting_for
+    assert w.task("types-it").dependents == ("deploy", "docs")
+    assert w.task("free").depends_on == ()
+    w.run("up")
+    w.run("build")
+    assert w.task("deploy").state == "pending" and w.task("deploy").waiting_for == ("types-it",)
+    w.run("types-it")
+    assert w.task("deploy").state == "ready"
+
+
+def test_a_failed_generated_task_cancels_what_it_held_back_and_verify_agrees() -> None:
+    from orchestrator.verify import verify
+
+    w = before_world()
+    events: list[Any] = []
+    original = w.feed
+
+    def record(e: Any) -> int:
+        events.append(e)
+        return original(e)
+
+    w.feed = record  # type: ignore[method-assign]
+    w.run("types")
+    [g] = w.decide()
+    w.feed(g.event)
+    for t in ("up", "free", "build"):
+        w.run(t)
+    w.run("types-it", "failure")
+    assert w.task("deploy").state == w.task("docs").state == "cancelled"
+    assert w.view.graphs["g"].done
+    report = verify(list(enumerate([*_submitted(), *events], start=1)))
+    # (the builders' dispatches carry no candidates: I6 is not what this log is about)
+    assert [v for v in report["violations"] if v["invariant"] != "I6"] == []
+    assert report["checked"]["I3"]["checks"] > 0
+
+
+def _submitted() -> list[Any]:
+    spec = build_graph(
+        "f.toml",
+        doc(
+            [BEFORE_RULE],
+            task("types", type="schema"),
+            task("up"),
+            task("build", "up"),
+            task("deploy", "build"),
+            task("docs", "build"),
+            task("free"),
+        ),
+    )
+    return list(graph_events(spec, T0, "s:g"))
+
+
+def test_verify_knows_a_held_back_task_waits_for_the_generated_one() -> None:
+    from orchestrator.verify import verify
+    from tests.unit.builders import started
+
+    w = before_world()
+    w.run("types")
+    [g] = w.decide()
+    log: list[Any] = [*_submitted(), dispatched("g", "types", "n1"), completed("g", "types", "n1"), g.event]
+    for t in ("up", "build"):
+        log += [dispatched("g", t, "n1"), started("g", t, "n1"), completed("g", t, "n1")]
+    log += [dispatched("g", "deploy", "n1"), started("g", "deploy", "n1")]  # forged: types-it has not run
+    report = verify(list(enumerate(log, start=1)))
+    [v] = [v for v in report["violations"] if v["invariant"] == "I2"]
+    assert v["task"] == "deploy" and "types-it" in v["message"]

@@ -31,8 +31,9 @@ def problems(d: dict[str, Any]) -> list[str]:
 
 
 def test_a_good_rule_is_read_with_its_defaults() -> None:
-    spec = build_graph("f.toml", doc(GOOD, generation_limit=5))
+    spec = build_graph("f.toml", doc({**GOOD, "before": "b"}, generation_limit=5))
     [r] = spec.rules
+    assert r.before == ("b",)
     assert (r.name, r.on, r.when.type, r.unless) == ("it", ("success",), "schema", None)
     assert (r.task.id, r.task.command, r.task.depends_on) == ("{task}-it", "make it", ("{task}",))
     assert spec.generation_limit == 5
@@ -70,6 +71,9 @@ def test_a_graph_without_rules_keeps_limit_100_and_no_rules() -> None:
         ({**GOOD, "task": {"command": "x", "depends_on": ["zz"]}}, {}, "task.depends_on': names unknown task 'zz'"),
         ({**GOOD, "task": {"command": "x", "tier": 5}}, {}, "field 'rules[0].task.tier': must be an integer from 1"),
         ({**GOOD, "task": {"command": "x", "colour": 1}}, {}, "field 'rules[0].task.colour': unknown key"),
+        ({**GOOD, "before": ["zz"]}, {}, "f.toml: field 'rules[0].before': names unknown task 'zz'"),
+        ({**GOOD, "before": [1]}, {}, "f.toml: field 'rules[0].before': must be a list of task ids"),
+        ({**GOOD, "before": ["{bad}"]}, {}, "field 'rules[0].before': unknown placeholder {bad}"),
         (GOOD, {"generation_limit": -1}, "f.toml: [graph]: field 'generation_limit': must be an integer from 0"),
         (GOOD, {"generation_limit": True}, "field 'generation_limit': must be an integer from 0 to 100000"),
     ],
