@@ -6,6 +6,7 @@
     deps = g.task("deps", "make deps", estimate="30s", type="deps")
     for shard in range(4):
         g.task(f"test-{shard}", f"make test SHARD={shard}", depends_on=[deps], type="test")
+    g.rule("it", when={"type": "deps"}, task={"id": "{task}-it", "command": "make it"})  # follow-up
     print(g.submit("nats://127.0.0.1:4222"))   # validated first; atomic; idempotent
 
 Fields are the graph file's (``estimate``, ``timeout``, ``tier``, ``labels``, ...), checked by
@@ -29,11 +30,20 @@ from orchestrator.graphcheck import GraphSpec, Limits, build_graph
 class Graph:
     """A graph under construction; `build` validates it, `submit` writes it."""
 
-    def __init__(self, id: str, *, title: str = "", defaults: dict[str, Any] | None = None) -> None:
+    def __init__(
+        self,
+        id: str,
+        *,
+        title: str = "",
+        defaults: dict[str, Any] | None = None,
+        generation_limit: int | None = None,
+    ) -> None:
         self.id = id
         self.title = title
         self.defaults = dict(defaults or {})
+        self.generation_limit = generation_limit
         self._tasks: list[dict[str, Any]] = []
+        self._rules: list[dict[str, Any]] = []
 
     def task(
         self,
@@ -47,12 +57,23 @@ class Graph:
         self._tasks.append({"id": id, "command": command, "depends_on": list(depends_on), **fields})
         return id
 
+    def rule(self, name: str, *, task: dict[str, Any], **fields: Any) -> str:
+        """Add a follow-up rule (``when``, ``on``, ``unless``, ``before`` and the ``task`` template,
+        as ``[[rules]]`` in a file: `orchestrator.rulecheck`); returns its name."""
+        self._rules.append({"name": name, **fields, "task": dict(task)})
+        return name
+
     def document(self) -> dict[str, Any]:
         """The graph as the file format's document."""
         graph: dict[str, Any] = {"id": self.id, "title": self.title}
         if self.defaults:
             graph["defaults"] = self.defaults
-        return {"graph": graph, "tasks": [dict(t) for t in self._tasks]}
+        if self.generation_limit is not None:
+            graph["generation_limit"] = self.generation_limit
+        doc: dict[str, Any] = {"graph": graph, "tasks": [dict(t) for t in self._tasks]}
+        if self._rules:
+            doc["rules"] = [dict(r) for r in self._rules]
+        return doc
 
     def build(self, limits: Limits | None = None) -> GraphSpec:
         """Validate; raise `GraphFileError` listing every problem (source ``<python graph ID>``)."""

@@ -4,7 +4,11 @@ taken once when nothing else is ready; verify and replay --check hold over the w
 
 from __future__ import annotations
 
+import asyncio
 import dataclasses
+import json
+import subprocess
+import sys
 from collections import Counter
 
 import nats
@@ -74,3 +78,26 @@ async def test_two_deciders_generate_run_and_take_the_backlog_once(nats_server, 
     assert report["mismatches"] == [] and report["generations"] == len(generated) + 2  # + the limit, the backlog
     decoded = [(m.seq, codec.decode(m.data)) for m in messages if m.subject.startswith("ev.")]
     assert verify(decoded)["violations"] == []
+
+
+def _cli(*args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, "-m", "orchestrator.cli", *args], capture_output=True, text=True, timeout=60)
+
+
+@pytest.mark.timeout(120)
+async def test_backlog_cli_adds_validates_and_lists(nats_server, tmp_path):
+    url = ["--nats-url", nats_server.url]
+    good = tmp_path / "later.toml"
+    good.write_text('[graph]\nid = "later"\n[[tasks]]\nid = "x"\ncommand = "true"\n')
+    bad = tmp_path / "bad.toml"
+    bad.write_text(good.read_text() + '[[rules]]\nname = "r"\non = ["sometimes"]\n[rules.task]\ncommand = "x"\n')
+    refused = await asyncio.to_thread(_cli, "backlog", "add", str(bad), *url)
+    assert refused.returncode == 2 and "bad.toml: field 'rules[0].on': unknown outcome 'sometimes'" in refused.stderr
+    async with system(nats_server.url, tmp_path / "work", agents=1, deciders=1):
+        added = await asyncio.to_thread(_cli, "backlog", "add", str(good), "--priority", "2", *url)
+        assert added.returncode == 0 and "added with priority 2" in added.stdout, added.stderr
+        await assert_eventually(lambda: _all_done(nats_server.url, "later"), timeout=30, message="backlog graph ran")
+    listed = await asyncio.to_thread(_cli, "backlog", "list", "--json", *url)
+    assert json.loads(listed.stdout) == [
+        {"graph": "later", "priority": 2, "tasks": 1, "state": "taken", "done": True, "title": ""}
+    ]

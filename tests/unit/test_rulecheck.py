@@ -99,3 +99,17 @@ def test_the_command_keeps_shell_braces() -> None:
     rule = {**GOOD, "task": {"command": "echo ${HOME} {task}"}}
     [r] = build_graph("f.toml", doc(rule)).rules
     assert r.task.command == "echo ${HOME} {task}"
+
+
+def test_the_python_api_takes_rules_and_validates_them_like_a_file() -> None:
+    from orchestrator.api import Graph
+
+    g = Graph("py", generation_limit=3)
+    base = g.task("a", "true", type="schema")
+    g.rule("it", when={"type": "schema"}, before=[], task={"id": "{task}-it", "command": "it"})
+    spec = g.build()
+    assert [r.name for r in spec.rules] == ["it"] and spec.generation_limit == 3 and base == "a"
+    g.rule("bad", on=["never"], task={"command": "x"})
+    with pytest.raises(GraphFileError) as info:
+        g.build()
+    assert any("rules[1].on" in str(p) and "unknown outcome 'never'" in str(p) for p in info.value.problems)
