@@ -48,15 +48,21 @@ def flag_index(
 ) -> FlagIndex:
     """The patterns flagged at ``now`` (iteration over sorted keys: the words are deterministic)."""
     by_type: dict[str, dict[str, str]] = {}
-    for nid in sorted(nodes):
-        for task_type, score in sorted(nodes[nid].scores.items()):
-            if is_flagged(score.streak, now, cfg.flag_after, cfg.flag_cooldown_s):
-                words = flag_words(score.streak, now, cfg.flag_cooldown_s)
-                by_type.setdefault(task_type, {})[nid] = f"avoided: type {task_type} {words} on {nid}"
+    bound = cfg.flag_after
+    for node in nodes.values():  # every round: a cheap pass first, words only for what is flagged
+        if any(s.streak.failures >= bound for s in node.scores.values()):
+            for task_type, score in sorted(node.scores.items()):
+                if is_flagged(score.streak, now, bound, cfg.flag_cooldown_s):
+                    words = flag_words(score.streak, now, cfg.flag_cooldown_s)
+                    by_type.setdefault(task_type, {})[node.node_id] = (
+                        f"avoided: type {task_type} {words} on {node.node_id}"
+                    )
+    for task_type, flagged in by_type.items():
+        by_type[task_type] = dict(sorted(flagged.items()))
     by_command: dict[str, str] = {}
-    for key in sorted(patterns):
+    for key in sorted(k for k, p in patterns.items() if p.streak.failures >= bound):
         p = patterns[key]
-        if p.command not in by_command and is_flagged(p.streak, now, cfg.flag_after, cfg.flag_cooldown_s):
+        if p.command not in by_command and is_flagged(p.streak, now, bound, cfg.flag_cooldown_s):
             words = flag_words(p.streak, now, cfg.flag_cooldown_s)
             by_command[p.command] = f"its command {words} with {p.signature!r} (on {', '.join(p.nodes)})"
     return FlagIndex(by_type, by_command)
