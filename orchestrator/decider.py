@@ -23,8 +23,8 @@ import msgspec
 from orchestrator import followup
 from orchestrator.connection import connect as nats_connect
 from orchestrator.decide import DeciderConfig, Dispatch, Views, decide
-from orchestrator.errors import ConcurrencyConflict
-from orchestrator.eventlog import EventLog
+from orchestrator.errors import ConcurrencyConflict, EventLogUnavailable
+from orchestrator.eventlog import EventLog, event_append
 from orchestrator.signals import autonomy_change, unschedulable
 from projections.confidence import ConfidenceSummary
 from projections.node_scores import NodeView, TypeEstimate
@@ -181,21 +181,49 @@ def build_views(
     )
 
 
-MAX_IN_FLIGHT = 256  # appends of one round awaited together
+MAX_IN_FLIGHT = 256  # dispatches of one round appended together
 
 
 async def act(eventlog: EventLog, decisions: list[Dispatch], state: DeciderState) -> list[int]:
-    """Append the round's decisions concurrently, each with its own guard; a conflict means
-    someone else decided first (counted, not an error).
+    """Append the round's decisions, each with its own guard; a conflict means someone else
+    decided first (counted, not an error). Returns the wall-clock time (ns) of each acknowledged
+    append.
 
     A round's dispatches are about different tasks, each guarded by its own task's last
-    sequence, so their order in the stream carries no meaning (replay finds a round's decisions
-    by task) and awaiting them together costs one fsync wait instead of one per dispatch. Any
-    other error is raised once every append of the round has settled. Returns the wall-clock
-    time (ns) of each acknowledged append.
+    sequence, so they go as one atomic batch: one flush of the durable stream for the round
+    instead of one per dispatch. If any guard fails (another decider won a task) or the batch is
+    refused, nothing of it was written and the round is appended dispatch by dispatch instead,
+    concurrently, each conflict counted on its own. Any other error is raised once every append
+    of the round has settled.
     """
     acked: list[int] = []
+    for i in range(0, len(decisions), MAX_IN_FLIGHT):
+        chunk = decisions[i : i + MAX_IN_FLIGHT]
+        if len(chunk) > 1 and await _act_atomic(eventlog, chunk, state, acked):
+            continue
+        await _act_each(eventlog, chunk, state, acked)
+    return acked
 
+
+async def _act_atomic(eventlog: EventLog, chunk: list[Dispatch], state: DeciderState, acked: list[int]) -> bool:
+    items = [event_append(d.event, version=d.version, expected_seq=d.expected_seq) for d in chunk]
+    try:
+        seqs = await eventlog.append_atomic(items)
+    except (ConcurrencyConflict, EventLogUnavailable) as e:
+        log.info("round of %d dispatches appended one by one: %s", len(chunk), e)
+        return False
+    at = time.time_ns()  # pure-ok: the shell's own timings
+    acked.extend([at] * len(seqs))
+    state.last_append_seq = max(state.last_append_seq, *seqs)
+    state.dispatched += len(seqs)
+    for d in chunk:
+        log.info(
+            "dispatched %s/%s attempt %d to %s", d.event.graph_id, d.event.task_id, d.event.attempt, d.event.node_id
+        )
+    return True
+
+
+async def _act_each(eventlog: EventLog, chunk: list[Dispatch], state: DeciderState, acked: list[int]) -> None:
     async def one(d: Dispatch) -> None:
         try:
             seq = await eventlog.append_event(d.event, version=d.version, expected_seq=d.expected_seq)
@@ -210,12 +238,10 @@ async def act(eventlog: EventLog, decisions: list[Dispatch], state: DeciderState
             "dispatched %s/%s attempt %d to %s", d.event.graph_id, d.event.task_id, d.event.attempt, d.event.node_id
         )
 
-    for i in range(0, len(decisions), MAX_IN_FLIGHT):
-        results = await asyncio.gather(*(one(d) for d in decisions[i : i + MAX_IN_FLIGHT]), return_exceptions=True)
-        for r in results:
-            if isinstance(r, BaseException):
-                raise r
-    return acked
+    results = await asyncio.gather(*(one(d) for d in chunk), return_exceptions=True)
+    for r in results:
+        if isinstance(r, BaseException):
+            raise r
 
 
 async def read_autonomy(eventlog: EventLog, state: DeciderState) -> None:
@@ -322,24 +348,49 @@ async def run_decider(
         await nodes.start()
         await confidence.start()
         await read_autonomy(eventlog, state)
+        index = TaskIndex(tasks)
         graphs = followup.GraphIndex(tasks)
+        mirrors = (tasks, nodes, confidence)
+        timings = Timings(os.environ.get("NIYANTRA_DECIDER_TIMINGS"))
+        last_scan = 0.0
         if on_ready is not None:
             on_ready()
         while not stop.is_set():
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(_first(changed, stop), timeout=tick)
+            if not changed.is_set():
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(_first(changed, stop), timeout=tick)
             changed.clear()
             if min(tasks.seq, nodes.seq) < state.last_append_seq:
                 continue  # the views do not yet show our own last decision
             if not (tasks.consistent and nodes.consistent and confidence.consistent):
                 continue  # a view is mid-batch: its values are ahead of its checkpoint (replay needs both equal)
+            woke = time.time_ns()  # pure-ok: the shell's own timings
+            view_at = max((m.changed_at for m in mirrors if m.changed_at), default=None)
+            first_at = min((m.first_change_at for m in mirrors if m.first_change_at), default=None)
+            for m in mirrors:
+                m.first_change_at = None
             now = datetime.now(UTC)  # pure-ok: the shell reads the clock and passes it in
-            views = build_views(tasks, nodes, confidence)
+            views = build_views(tasks, nodes, confidence, index)
             decisions = decide(views, now, config)
+            scan = time.monotonic() - last_scan >= UNSCHEDULABLE_SCAN_S
+            last_scan = time.monotonic() if scan else last_scan
+            pending = signals_of(views, now, config, decisions, state, scan)
             work = followup.plan(views, graphs.graphs, now, config)  # generated work (rules, backlog)
-            await act(eventlog, decisions, state)
-            await signal(eventlog, views, now, config, decisions, state)
+            del views  # shares the mirrors' live dicts: not valid after the next await
+            decided = time.time_ns()
+            acked = await act(eventlog, decisions, state)
+            if decisions and timings.file is not None:
+                timings.record(
+                    n=len(decisions),
+                    view_at=_ns(view_at),
+                    first_change_at=_ns(first_at),
+                    woke=woke,
+                    decided=decided,
+                    acked=acked,
+                )
+            await signal(eventlog, pending, state)
             await followup.append(eventlog, work, state)
+        timings.close()
         await tasks.stop()
         await nodes.stop()
         await confidence.stop()
