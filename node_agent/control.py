@@ -44,6 +44,8 @@ class Control:
         self.agent = agent
         self.draining = False
         self._subs: list[Any] = []
+        self._cancelled: set[str] = set()  # graphs whose cancel this agent saw
+        self._live: set[str] = set()  # graphs read as not cancelled while the subscriptions ran
 
     async def start(self) -> None:
         """Subscribe to cancels and to this node's drain requests."""
@@ -72,6 +74,8 @@ class Control:
             case ev.TaskCancelled(graph_id=g, task_id=t, by=by, reason=why):
                 self.cancel(lambda d: (d.graph_id, d.task_id) == (g, t), _why(f"task cancelled by {by}", why))
             case ev.GraphCancelled(graph_id=g, by=by, reason=why):
+                self._cancelled.add(g)
+                self._live.discard(g)
                 self.cancel(lambda d: d.graph_id == g, _why(f"graph {g} cancelled by {by}", why))
             case ev.NodeDrainRequested(node_id=n, by=by) if n == self.agent.s.node_id:
                 await self.drain(by)
@@ -104,13 +108,24 @@ class Control:
             log.warning("observation not recorded: %s", e)
 
     async def graph_cancelled(self, graph_id: str) -> bool:
-        """Tell whether the graph was cancelled (one direct read of its cancel subject)."""
+        """Tell whether the graph was cancelled: one direct read of its cancel subject the first
+        time; after that the cancel subscription (running since before the read) tells, so a
+        graph's later dispatches cost no round trip."""
+        if graph_id in self._cancelled:
+            return True
+        if graph_id in self._live:
+            return False
         subject = S.subject(S.graph_aggregate(graph_id), "GraphCancelled")
         try:
-            return await self.agent.log.last_seq(subject) > 0
+            cancelled = await self.agent.log.last_seq(subject) > 0
         except EventLogUnavailable as e:  # unknown: run it; a cancel seen later still stops it
             log.warning("cannot check whether graph %s was cancelled: %s", graph_id, e)
             return False
+        if cancelled:
+            self._cancelled.add(graph_id)
+        elif self._subs and graph_id not in self._cancelled:  # a cancel from now on arrives by subscription
+            self._live.add(graph_id)
+        return cancelled
 
 
 def _why(what: str, reason: str) -> str:
