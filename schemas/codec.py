@@ -10,6 +10,7 @@ from schemas.errors import MalformedEvent
 from schemas.events import AnyEvent, Event
 
 _encoder = msgspec.json.Encoder()
+SCHEMA_VERSION = 1  # the newest event schema version this code reads (upcasters would go before the check)
 # Production decoders accept unknown fields so that newer writers do not break older readers.
 _decoder: msgspec.json.Decoder[AnyEvent] = msgspec.json.Decoder(AnyEvent)
 
@@ -20,11 +21,19 @@ def encode(event: Event) -> bytes:
 
 
 def decode(data: bytes, *, subject: str = "?", seq: int | None = None) -> AnyEvent:
-    """Deserialize an event, raising `MalformedEvent` (naming subject and seq) when it is not one."""
+    """Deserialize an event, raising `MalformedEvent` (naming subject and seq) when it is not one.
+
+    A schema version this reader does not know (newer than `SCHEMA_VERSION`, or below 1) is
+    malformed too: its fields may mean something else, so every reader records and skips it.
+    """
     try:
-        return _decoder.decode(data)
+        event = _decoder.decode(data)
     except (msgspec.DecodeError, msgspec.ValidationError) as e:
         raise MalformedEvent(subject, seq, str(e)) from e
+    if not 1 <= event.schema_version <= SCHEMA_VERSION:
+        name, version = type(event).__name__, event.schema_version
+        raise MalformedEvent(subject, seq, f"{name} schema version {version} is unknown here (1-{SCHEMA_VERSION})")
+    return event
 
 
 def json_schema() -> dict[str, Any]:

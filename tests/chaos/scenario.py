@@ -239,6 +239,18 @@ class Chaos:
             out[p.name] = ok and ready
         return out
 
+    def finish(self) -> None:
+        """Resume anything paused, then ``down``: stop exactly what was started."""
+        m = read_manifest(self.data)
+        for p in m.processes if m else []:
+            with contextlib.suppress(psutil.Error):  # a paused process cannot handle `down`'s SIGTERM
+                proc = psutil.Process(p.pid)
+                if abs(proc.create_time() - p.create_time) < 0.01:
+                    proc.send_signal(signal.SIGCONT)
+        down(self.data)
+        for proc in _SPAWNED:
+            proc.poll()
+
     # --- reading the log ---------------------------------------------------------------------
 
     async def _connect(self) -> Any:
@@ -338,13 +350,13 @@ async def _events(chaos: Chaos) -> tuple[list[tuple[int, Any]], int]:
         return await _all_events(chaos.m.url)
 
 
-async def _states(chaos: Chaos) -> dict[str, str]:
+async def _states(chaos: Chaos, graph: str = GRAPH) -> dict[str, str]:
     """Each task's state in the readiness view."""
     from orchestrator.queries import read_status
 
     nc = await chaos._connect()
     try:
-        report = await read_status(nc, GRAPH)
+        report = await read_status(nc, graph)
     finally:
         await nc.close()
     return {t["id"]: t["state"] for t in report.tasks}
@@ -422,12 +434,4 @@ def run_plan(plan: ChaosPlan, data_dir: Path) -> dict[str, Any]:
         _, expected = build_graph(plan)
         return check(chaos, expected, summary)
     finally:
-        m = read_manifest(data_dir)
-        for p in m.processes if m else []:
-            with contextlib.suppress(psutil.Error):  # a paused process cannot handle `down`'s SIGTERM
-                proc = psutil.Process(p.pid)
-                if abs(proc.create_time() - p.create_time) < 0.01:
-                    proc.send_signal(signal.SIGCONT)
-        down(data_dir)
-        for proc in _SPAWNED:
-            proc.poll()
+        chaos.finish()
