@@ -26,8 +26,8 @@ from tests.chaos.scenario import Chaos, ChaosPlan
 from tests.chaos.test_fuzz_input import LIMITS, bad_submissions, malformed
 from tests.conftest import assert_eventually
 
-pytestmark = pytest.mark.timeout(240)
 CASES = int(os.environ.get("FUZZ_SERVER_CASES", "150"))
+pytestmark = pytest.mark.timeout(240 + CASES * 0.3)
 TARGETS = [
     S.subject(S.task_aggregate("fz", "t1"), "TaskDispatched", "node-1"),  # the agent's own queue
     S.subject(S.task_aggregate("fz", "t1"), "TaskCancelled"),  # the agent's cancel follower
