@@ -15,7 +15,8 @@ every iteration is over sorted keys.
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Collection, Mapping
+import heapq
+from collections.abc import Collection, Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import NamedTuple
@@ -214,37 +215,54 @@ def plan(
     first (task → node and seconds until its slot is expected free)."""
     cfg = config.scoring
     reserved: dict[tuple[str, str], tuple[str, float]] = {}
-    all_ready = views.ready_tasks()
-    ready = [t for t in all_ready if gate(t, views.autonomy, now, cfg) is None]
-    flags = flag_index(views.nodes, views.patterns, now, cfg)
-    if flags:  # escalated tasks wait for a person's approval
-        ready = [t for t in ready if escalated(t, views, now, config, flags) is None]
-    if not ready or not views.nodes:
+    if not views.nodes:
         return [], reserved
     cautious = views.autonomy == "cautious"
-    if cautious:  # shortest first
-        ready.sort(key=lambda t: (task_estimate(t, views.types, cfg)[0], t.graph_id, t.task_id))
-    else:
-        ready.sort(key=lambda t: (-priority(t, now, cfg), t.graph_id, t.task_id))
     slots = _slots(views, now, config, one_per_node=cautious)
+    if not _any_free(slots):  # nothing can start: no need to look at the ready tasks at all
+        return [], reserved
+    flags = flag_index(views.nodes, views.patterns, now, cfg)
     slots.flags = flags
     node_order = sorted(views.nodes)
-    digest = world_hash(views, now, all_ready)
+    digest: str | None = None
     out: list[Dispatch] = []
-    for task in ready:
-        if len(out) >= config.max_dispatches or not any(s and s[0] == 0.0 for s in slots.free_at.values()):
+    for task in _by_priority(views, now, cfg, cautious):
+        if len(out) >= config.max_dispatches or not _any_free(slots):
             break
+        if gate(task, views.autonomy, now, cfg) is not None:
+            continue
+        if flags and escalated(task, views, now, config, flags) is not None:
+            continue  # escalated tasks wait for a person's approval
         choice = _choose(task, views, now, config, slots, node_order)
         if choice is None:
             continue
         best, candidates, start, duration = choice
         slots.take(best.node_id, start + duration)
         if best.eligible:
+            digest = digest or world_hash(views, now, views.ready_tasks())
             d = _dispatch(task, best, candidates, duration, views, now, config, digest)
             out.append(_approved_past_flags(d, task, views, now, config, flags) if flags else d)
         else:  # the node is reserved: it frees up first and the task waits for it
             reserved[(task.graph_id, task.task_id)] = (best.node_id, start)
     return out, reserved
+
+
+def _any_free(slots: _Slots) -> bool:
+    return any(s and s[0] == 0.0 for s in slots.free_at.values())
+
+
+def _by_priority(views: Views, now: datetime, cfg: ScoringConfig, cautious: bool) -> Iterator[TaskView]:
+    """The ready tasks, most urgent first (cautious: shortest first), ties by key, lazily: a
+    heap of every ready task's key, popped only as far as the round gets (usually a few slots'
+    worth), instead of a sort of them all. Keys are unique, so the order is a sort's."""
+    ready = [views.tasks[k] for k in views.ready] if views.ready is not None else views.ready_tasks()
+    if cautious:
+        heap = [(task_estimate(t, views.types, cfg)[0], t.graph_id, t.task_id, t) for t in ready]
+    else:
+        heap = [(-priority(t, now, cfg), t.graph_id, t.task_id, t) for t in ready]
+    heapq.heapify(heap)
+    while heap:
+        yield heapq.heappop(heap)[3]
 
 
 class _Option(NamedTuple):
