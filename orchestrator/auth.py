@@ -169,3 +169,16 @@ def write_auth(run_dir: Path, base_config: Path, nodes: list[str]) -> tuple[Path
 def read_credentials(run_dir: Path) -> dict[str, str]:
     """The credentials ``up --auth`` wrote."""
     return dict(json.loads((run_dir / CREDENTIALS).read_text()))
+
+
+def add_agent(run_dir: Path, base_config: Path, node_id: str) -> str:
+    """Add (or re-key) the user of a new node's agent; rewrite both files; return its password.
+
+    The running servers pick the new user up on ``nats-server --signal reload`` (or SIGHUP).
+    """
+    S.check_id("node id", node_id)
+    creds = read_credentials(run_dir)
+    creds[agent_user(node_id)] = secrets.token_urlsafe(24)
+    _write_private(run_dir / CREDENTIALS, json.dumps(creds, indent=2) + "\n")
+    _write_private(run_dir / AUTH_CONFIG, base_config.read_text() + "\n" + authorization_block(creds))
+    return creds[agent_user(node_id)]

@@ -90,3 +90,21 @@ def test_an_agent_reports_task_results_for_its_own_node_only():
         assert not any(a.startswith(f"ev.task.*.*.{name}") and not a.endswith(".node-1") for a in allow)
     assert "$JS.API.CONSUMER.MSG.NEXT.EVENTS.agent-node-1" in allow
     assert not any("agent-node-2" in a or a == "$JS.API.DIRECT.GET.EVENTS" for a in allow)
+
+
+def test_adding_an_agent_gives_its_node_a_user_and_keeps_the_others(tmp_path):
+    import stat
+
+    from orchestrator.auth import add_agent, read_credentials, write_auth
+
+    base = tmp_path / "nats.conf"
+    base.write_text("listen: 127.0.0.1:4222\n")
+    _, before = write_auth(tmp_path / "run", base, ["node-1"])
+    password = add_agent(tmp_path / "run", base, "build-7")
+    after = read_credentials(tmp_path / "run")
+    assert after == {**before, "agent-build-7": password}
+    config = (tmp_path / "run" / "nats-auth.conf").read_text()
+    assert config.startswith("listen: 127.0.0.1:4222") and "ev.node.build-7.>" in config and password in config
+    assert stat.S_IMODE((tmp_path / "run" / "nats-auth.conf").stat().st_mode) == 0o600
+    with pytest.raises(ValueError, match="not a valid id"):
+        add_agent(tmp_path / "run", base, "bad.node")
