@@ -15,39 +15,23 @@ from schemas import subjects as S
 
 
 async def read_messages(url: str, until: int | None = None) -> list[Any]:
-    """Every stored message of the event stream in order (up to ``until``)."""
-    import nats.errors
-    from nats.js.api import ConsumerConfig, DeliverPolicy
-
+    """Every stored message of the event stream in order (up to ``until``), read in bulk
+    (`projections.logread`); a read that stalls is a one-line error, never a silent short log."""
     from orchestrator.eventlog import StoredMessage
+    from projections.errors import ProjectionError
+    from projections.logread import read_chunks
 
     nc = await _connect(url)
     out: list[Any] = []
     try:
-        js = nc.jetstream()
-        head = (await js.stream_info(S.STREAM)).state.last_seq
+        head = (await nc.jetstream().stream_info(S.STREAM)).state.last_seq
         last = min(head, until) if until is not None else head
-        if last == 0:
-            return out
-        sub = await js.subscribe(
-            f"{S.ROOT}.>",
-            ordered_consumer=True,
-            pending_msgs_limit=200_000,
-            config=ConsumerConfig(deliver_policy=DeliverPolicy.ALL),
-        )
-        seq = 0
         with err.status(f"reading the log: 0 of {last} events") as progress:  # on stderr; quiet when not a TTY
-            while seq < last:
-                try:
-                    msg = await sub.next_msg(timeout=5)
-                except nats.errors.TimeoutError:
-                    break
-                seq = msg.metadata.sequence.stream
-                if seq <= last:
-                    out.append(StoredMessage(seq=seq, subject=msg.subject, headers={}, data=msg.data))
-                if seq % 10_000 == 0:
-                    progress.update(f"reading the log: {seq} of {last} events")
-        await sub.unsubscribe()
+            async for chunk in read_chunks(nc, 1, last):
+                out += [StoredMessage(seq=seq, subject=subject, headers={}, data=data) for seq, subject, data in chunk]
+                progress.update(f"reading the log: {chunk[-1][0]} of {last} events")
+    except ProjectionError as e:
+        raise fail(str(e)) from e
     finally:
         await nc.close()
     return out
