@@ -38,12 +38,32 @@ class Stored(Protocol):
 
 @dataclass
 class Replayer:
-    """Folds of every view over the same messages, each movable to any sequence."""
+    """Folds of every view over the same messages, each movable to any sequence.
+
+    The folds move forward together (a decision's views are a few sequences apart), so each
+    message is decoded once for all of them: decoded events wait in ``_decoded`` until the last
+    fold has passed them.
+    """
 
     messages: Sequence[Stored]
     folds: dict[str, Fold[Any]] = field(default_factory=dict)
     positions: dict[str, int] = field(default_factory=dict)
     rebuilds: int = 0
+    _decoded: list[Any] = field(default_factory=list)  # events (or MalformedEvent) of messages _base, _base+1, ...
+    _base: int = 0
+
+    def _event(self, i: int) -> Any:
+        k = i - self._base
+        if 0 <= k < len(self._decoded):
+            return self._decoded[k]
+        m = self.messages[i]
+        try:
+            e: Any = codec.decode(m.data, subject=m.subject, seq=m.seq)
+        except MalformedEvent as bad:
+            e = bad
+        if k == len(self._decoded):
+            self._decoded.append(e)
+        return e
 
     def at(self, name: str, seq: int) -> Fold[Any]:
         """The fold of view ``name`` after exactly the messages up to ``seq``."""
@@ -54,13 +74,26 @@ class Replayer:
             fold = self.folds[name] = Fold(PROJECTIONS[name])
             self.positions[name] = 0
         i = self.positions[name]
-        while i < len(self.messages) and self.messages[i].seq <= seq:
-            m = self.messages[i]
-            fold.apply(m.data, m.subject, m.seq)
-            fold.discard_changes()
+        messages, n = self.messages, len(self.messages)
+        while i < n and messages[i].seq <= seq:
+            m = messages[i]
+            e = self._event(i)
+            if isinstance(e, MalformedEvent):
+                fold.skip(m.subject, m.seq, "malformed", str(e))
+            else:
+                fold.apply_event(e, m.subject, m.seq)
             i += 1
+        fold.discard_changes()  # nothing is written: what changed is of no interest
         self.positions[name] = i
+        self._forget()
         return fold
+
+    def _forget(self) -> None:
+        """Drop the decoded events every fold has passed (a fold started again decodes anew)."""
+        low = min(self.positions.values())
+        if low - self._base >= 4096:
+            del self._decoded[: low - self._base]
+            self._base = low
 
     def views(self, seqs: dict[str, int]) -> Views:
         """The decide input as the decider saw it at these view sequences."""
