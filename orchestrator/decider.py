@@ -375,7 +375,7 @@ async def run_decider(
             scan = time.monotonic() - last_scan >= UNSCHEDULABLE_SCAN_S
             last_scan = time.monotonic() if scan else last_scan
             pending = signals_of(views, now, config, decisions, state, scan)
-            work = followup.plan(views, graphs.graphs, now, config)  # generated work (rules, backlog)
+            work = followup.plan(views, graphs.graphs, now, config, graphs.quiet)  # generated work (rules, backlog)
             del views  # shares the mirrors' live dicts: not valid after the next await
             decided = time.time_ns()
             acked = await act(eventlog, decisions, state)

@@ -41,6 +41,7 @@ class GraphIndex:
 
     def __init__(self, mirror: Any) -> None:
         self.mirror = mirror
+        self.quiet = Quiet()  # the graphs judged to want nothing (see `Quiet`)
         self.hooked = hasattr(mirror, "on_value")
         self._graphs = _graphs_in(mirror.values)
         if self.hooked:
@@ -66,9 +67,44 @@ def _graphs_in(values: Mapping[str, Any]) -> dict[str, GraphView]:
     return {v.graph_id: v for k, v in values.items() if k.startswith("graph.") and isinstance(v, GraphView)}
 
 
-def plan(views: Views, graphs: Mapping[str, GraphView], now: datetime, config: DeciderConfig) -> Work:
-    """Pure: this round's generation decisions, else the backlog graph to take."""
-    gens = generate(views.tasks, graphs, views.seqs, now, config.decider_id, config.version)
+class Quiet:
+    """Graphs whose rules wanted nothing, keyed by the graph state they were judged at.
+
+    Whether a rule wants a task depends only on the graph's tasks (states, outcomes, ids,
+    dependencies) and its fired triggers: a task's state change moves the graph's ``seq``, a
+    generation its ``graph_seq``. While both are unchanged, the answer is still "nothing", so
+    the round skips the graph; any change judges it again. A cache of the shell, not of `generate`:
+    the decisions are exactly the pure function's.
+    """
+
+    def __init__(self) -> None:
+        self.judged: dict[str, tuple[int, int]] = {}
+
+    def live(self, graphs: Mapping[str, GraphView]) -> dict[str, GraphView]:
+        """The graphs with rules to judge this round."""
+        return {
+            gid: g
+            for gid, g in graphs.items()
+            if g.rules and not g.limit_reached and self.judged.get(gid) != (g.seq, g.graph_seq)
+        }
+
+    def note(self, judged: Mapping[str, GraphView], decided: list[Generation]) -> None:
+        """Remember the judged graphs that wanted nothing."""
+        busy = {d.event.graph_id for d in decided}
+        for gid, g in judged.items():
+            if gid not in busy:
+                self.judged[gid] = (g.seq, g.graph_seq)
+
+
+def plan(
+    views: Views, graphs: Mapping[str, GraphView], now: datetime, config: DeciderConfig, quiet: Quiet | None = None
+) -> Work:
+    """This round's generation decisions, else the backlog graph to take (``quiet``: skip graphs
+    already judged to want nothing at their current state)."""
+    judge = quiet.live(graphs) if quiet is not None else graphs
+    gens = generate(views.tasks, judge, views.seqs, now, config.decider_id, config.version) if judge else []
+    if quiet is not None:
+        quiet.note(judge, gens)
     if gens:
         return Work(generations=gens)
     return Work(backlog=take(graphs, views.autonomy, views.seqs, now, config.decider_id, config.version))

@@ -19,15 +19,17 @@ clock or iterates a set or dict without sorting.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from datetime import datetime
 from fnmatch import fnmatchcase
 
 import msgspec
 
-from orchestrator.rulecheck import expand
+from orchestrator.rulecheck import expand, placeholders
 from projections.readiness import GraphView, TaskView
 from schemas import events as ev
+
+PER_EVENT = 200  # generated tasks per event: the rest come next round (one message stays far below 1 MB)
 
 
 class Generation(msgspec.Struct, frozen=True, kw_only=True):
@@ -42,11 +44,43 @@ def selects(sel: ev.TaskSelector, t: TaskView, values: Mapping[str, str]) -> boo
     """Whether task ``t`` matches selector ``sel`` (``values`` fill its placeholders)."""
     if sel.type and t.type != sel.type:
         return False
-    if sel.id and not fnmatchcase(t.task_id, sel.id):
+    if sel.id and not fnmatchcase(t.task_id, expand(sel.id, dict(values))):
         return False
     if any(t.labels.get(k) != v for k, v in sel.labels.items()):
         return False
     return not sel.depends_on or expand(sel.depends_on, dict(values)) in t.depends_on
+
+
+def _may_select(sel: ev.TaskSelector, t: TaskView) -> bool:
+    """The placeholder-free part of `selects`: a cheap first filter (most tasks fail it)."""
+    if sel.type and t.type != sel.type:
+        return False
+    return not sel.labels or all(t.labels.get(k) == v for k, v in sel.labels.items())
+
+
+class _Cover:
+    """Which triggers an ``unless`` selector covers, from one pass over the graph's tasks (so a
+    round costs O(tasks) per rule, not O(tasks) per trigger)."""
+
+    def __init__(self, sel: ev.TaskSelector, tasks: Iterable[TaskView]) -> None:
+        self.sel = sel
+        self.dynamic_id = bool(placeholders(sel.id))
+        self.static = [
+            o
+            for o in tasks
+            if (not sel.type or o.type == sel.type)
+            and all(o.labels.get(k) == v for k, v in sel.labels.items())
+            and (self.dynamic_id or not sel.id or fnmatchcase(o.task_id, sel.id))
+        ]
+        self.deps = {d for o in self.static for d in o.depends_on}
+
+    def covers(self, values: Mapping[str, str]) -> bool:
+        """Whether some task matches the selector for this trigger's ``values``."""
+        if self.dynamic_id:
+            return any(selects(self.sel, o, values) for o in self.static)
+        if not self.sel.depends_on:
+            return bool(self.static)
+        return expand(self.sel.depends_on, dict(values)) in self.deps
 
 
 def _describe(sel: ev.TaskSelector, values: Mapping[str, str]) -> str:
@@ -87,14 +121,17 @@ def _wanted(g: GraphView, tasks: list[TaskView]) -> list[ev.GeneratedTask]:
     by_id = {t.task_id: t for t in tasks}
     ids = set(by_id)
     fired = set(g.fired)
+    covers: dict[str, _Cover] = {}
     out: list[ev.GeneratedTask] = []
     for t in tasks:
         if t.state not in ("succeeded", "failed") or not t.outcome:
             continue
         for rule in g.rules:
-            if f"{rule.name}:{t.task_id}" in fired or t.outcome not in rule.on:
+            if t.outcome not in rule.on or not _may_select(rule.when, t) or f"{rule.name}:{t.task_id}" in fired:
                 continue
-            x = _fire(g, rule, t, by_id, ids, g.generated + len(out) + 1)
+            if rule.unless is not None and rule.name not in covers:
+                covers[rule.name] = _Cover(rule.unless, tasks)
+            x = _fire(g, rule, t, by_id, ids, covers.get(rule.name), g.generated + len(out) + 1)
             if x is not None:
                 out.append(x)
                 ids.add(x.spec.id)
@@ -102,17 +139,23 @@ def _wanted(g: GraphView, tasks: list[TaskView]) -> list[ev.GeneratedTask]:
 
 
 def _fire(
-    g: GraphView, rule: ev.FollowUpRule, t: TaskView, by_id: Mapping[str, TaskView], ids: set[str], n: int
+    g: GraphView,
+    rule: ev.FollowUpRule,
+    t: TaskView,
+    by_id: Mapping[str, TaskView],
+    ids: set[str],
+    cover: _Cover | None,
+    n: int,
 ) -> ev.GeneratedTask | None:
     """The task ``rule`` generates after ``t`` ended, or None (no match, covered, or already there)."""
     values = _values(g, rule, t, n)
-    if not selects(rule.when, t, values):
-        return None
+    if (rule.when.id or rule.when.depends_on) and not selects(rule.when, t, values):
+        return None  # (type and labels were checked by `_may_select`)
+    if expand(rule.task.id, values) in ids or (cover is not None and cover.covers(values)):
+        return None  # the task exists already, or a task covers the trigger
     spec = expand_task(rule, values)
-    if spec.id in ids or any(d not in ids for d in spec.depends_on):
-        return None  # the task exists already (or its dependencies do not): nothing to add
-    if rule.unless is not None and any(selects(rule.unless, o, values) for o in by_id.values()):
-        return None
+    if any(d not in ids for d in spec.depends_on):
+        return None  # a dependency does not exist (yet): nothing to add
     before = held_back(rule, spec, by_id, values)
     reason = (
         f"rule {rule.name}: {t.task_id} ended {t.outcome} ({_describe(rule.when, values)})"
@@ -188,7 +231,7 @@ def generate_for(
             **common,  # type: ignore[arg-type]
         )
         return Generation(event=limit, **guard)
-    take = tuple(wanted[:room])
+    take = tuple(wanted[: min(room, PER_EVENT)])
     event = ev.TasksGenerated(
         event_id=f"generate:{g.graph_id}:{g.graph_version + 1}",
         causation_id=f"readiness@{max(x.trigger_seq for x in take)}",

@@ -122,3 +122,31 @@ def test_metrics_count_generated_and_backlog_tasks() -> None:
     m = compute_metrics([(i, e.occurred_at, e) for i, e in enumerate([*events, taken], start=1)])
     assert (m["tasks_generated"], m["tasks_generated_by_rules"], m["tasks_from_backlog"]) == (6, 1, 5)
     assert m["first_attempt_success_rate"] == 1.0
+
+
+def test_a_quiet_graph_is_skipped_until_its_state_moves_and_decisions_equal_the_pure_function() -> None:
+    from orchestrator.decide import DeciderConfig, Views
+    from orchestrator.followup import Quiet, plan
+
+    d = {
+        **RULED,
+        "tasks": [*RULED["tasks"], {"id": "later", "command": "true", "type": "schema", "depends_on": ["types"]}],
+    }
+    d["rules"] = [{**RULED["rules"][0], "unless": {"id": "types"}}]  # 'types' exists: covers every trigger
+    view, seq = ReadinessView(), 0
+    events: list[ev.AnyEvent] = [*graph_events(build_graph("f.toml", d), T0, "s")]
+    events += [dispatched("g", "types", "n1"), completed("g", "types", "n1")]
+    for e in events:
+        seq += 1
+        view = evolve_readiness(view, e, seq)
+    quiet = Quiet()
+    views = Views(tasks=view.tasks, nodes={}, seqs={"readiness": seq})
+    assert plan(views, view.graphs, at(9), DeciderConfig(), quiet).generations == []
+    assert quiet.live(view.graphs) == {}  # judged: nothing wanted at this state
+    view = evolve_readiness(view, dispatched("g", "later", "n1", t=10), seq + 1)
+    assert list(quiet.live(view.graphs)) == ["g"]  # a task changed state: judged again
+    full = generate(view.tasks, view.graphs, {"readiness": seq + 1}, at(11))
+    got = plan(
+        Views(tasks=view.tasks, nodes={}, seqs={"readiness": seq + 1}), view.graphs, at(11), DeciderConfig(), quiet
+    )
+    assert got.generations == full == []

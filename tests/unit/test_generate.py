@@ -326,3 +326,22 @@ def test_verify_knows_a_held_back_task_waits_for_the_generated_one() -> None:
     report = verify(list(enumerate(log, start=1)))
     [v] = [v for v in report["violations"] if v["invariant"] == "I2"]
     assert v["task"] == "deploy" and "types-it" in v["message"]
+
+
+def test_one_event_carries_at_most_per_event_tasks_and_the_rest_come_next_round() -> None:
+    from orchestrator import generate as gen
+
+    rule = {"name": "each", "when": {"id": "t*"}, "task": {"id": "{task}-f", "command": "f"}}
+    w = World(doc([rule], *(task(f"t{i}") for i in range(5))))
+    for i in range(5):
+        w.run(f"t{i}")
+    old, gen.PER_EVENT = gen.PER_EVENT, 2
+    try:
+        firsts = []
+        while decided := w.decide():
+            [g] = decided
+            firsts.append([x.spec.id for x in g.event.generated])
+            w.feed(g.event)
+    finally:
+        gen.PER_EVENT = old
+    assert firsts == [["t0-f", "t1-f"], ["t2-f", "t3-f"], ["t4-f"]]
