@@ -77,7 +77,7 @@ def summary(e: ev.AnyEvent) -> str:
             return (
                 f"cpu {e.cpu_percent:.0f}%, mem {e.memory_percent:.0f}%, load {e.load1:.2f}, {e.running_tasks} running"
             )
-        case ev.NodeLost() | ev.Unschedulable():
+        case ev.NodeLost() | ev.Unschedulable() | ev.GenerationLimitReached() | ev.BacklogItemTaken():
             return e.reason
         case ev.TasksGenerated():
             return "; ".join(

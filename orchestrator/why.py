@@ -47,6 +47,8 @@ def why(task: TaskView, views: Views, now: datetime, config: DeciderConfig) -> d
     elif task.state == "pending" and task.waiting_for:
         head = f"waiting for {' and '.join(task.waiting_for)}"
         details = _blockers(task, views, now, config)
+    elif task.state == "pending" and task.reason.startswith("in the backlog"):
+        head = f"{task.reason}: taken when nothing is ready or running and autonomy is full (niyantra backlog list)"
     elif task.awaiting_approval or (task.tier == 3 and task.approved_by is None and task.state == "pending"):
         head = f"awaiting approval: niyantra approve {task.graph_id}/{task.task_id} --by NAME"
     else:
