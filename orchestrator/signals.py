@@ -4,7 +4,9 @@
   `AutonomyChanged` says so with the reason (the confidence and the threshold it crossed), and
   a level of ``supervised`` also raises an `Alert` for a person.
 - A ready task that no decision dispatched for longer than ``after_s`` gets one `Unschedulable`
-  naming the reason (the same words as `niyantra why`), once per time it became ready.
+  naming the reason (the same words as `niyantra why`), once per time it became ready; a task
+  escalated to approval by flagged patterns (`orchestrator.flags`) gets it at once, so the log
+  says why it waits for a person.
 """
 
 from __future__ import annotations
@@ -12,7 +14,8 @@ from __future__ import annotations
 from collections.abc import Iterable
 from datetime import datetime
 
-from orchestrator.decide import DeciderConfig, Views
+from orchestrator.decide import DeciderConfig, Views, escalated
+from orchestrator.flags import flag_index
 from orchestrator.why import why
 from schemas import events as ev
 
@@ -62,10 +65,13 @@ def unschedulable(
     dispatch; ``already`` holds (graph, task, ready_since) that were reported (updated here)."""
     sent = set(dispatched)
     out: list[ev.Unschedulable] = []
+    flags = flag_index(views.nodes, views.patterns, now, config.scoring)
     for (g, t), task in sorted(views.tasks.items()):
         if task.state != "ready" or task.ready_since is None or (g, t) in sent:
             continue
-        if (now - task.ready_since).total_seconds() < after_s:
+        if (now - task.ready_since).total_seconds() < after_s and not (
+            flags and escalated(task, views, now, config, flags)
+        ):
             continue
         key = (g, t, task.ready_since.isoformat())
         if key in already:

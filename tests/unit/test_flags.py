@@ -174,3 +174,13 @@ def test_the_node_learned_to_be_faster_for_a_type_gets_that_type():
     events.append(graph("g", spec("b", type="build", estimate_s=10.0), spec("t", type="test", estimate_s=10.0)))
     picks = {d.event.task_id: d.event.node_id for d in decide(views(*events), at(55), dataclasses.replace(CONFIG))}
     assert picks == {"b": "n1", "t": "n2"}
+
+
+def test_an_escalated_task_is_recorded_as_unschedulable_at_once():
+    from orchestrator.signals import unschedulable
+
+    base = [HISTORY, registered("n1", slots=2), *N1_BROKEN, observed("n1", t=8)]
+    base.append(graph("g", spec("a", type="compile"), spec("b", type="lint")))
+    v = views(*base)
+    got = {u.task_id: u.reason for u in unschedulable(v, at(NOW), CONFIG, [], set(), after_s=300) if u.graph_id == "g"}
+    assert list(got) == ["a"] and got["a"].startswith("escalated to approval: type compile")  # b may wait
