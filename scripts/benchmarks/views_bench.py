@@ -5,8 +5,9 @@ measured here) is filled with a realistic mix: graphs of 1,000 tasks, each task 
 started and completed (10 % fail, 2 % lost), and node observations from 20 nodes in between.
 Measured:
 
-- ``replay``: the ordered-consumer read of the whole stream without folding (the floor);
-- ``rebuild``: the same read, decoded once and folded into all three views (readiness,
+- ``replay``: nats-py's ordered-consumer read of the whole stream without folding (for reference);
+- ``bulk_read``: the read ``views rebuild`` uses (`projections.logread`) without folding (the floor);
+- ``rebuild``: that read, decoded once and folded into all three views (readiness,
   node-scores, confidence), as ``niyantra views rebuild`` does;
 - ``projector_catch_up_s``: the three projector processes started on the full stream until each
   has written its checkpoint at the head (in parallel, one process each);
@@ -38,6 +39,7 @@ from nats.js.api import ConsumerConfig, DeliverPolicy  # noqa: E402
 
 from orchestrator.eventlog import Append, EventLog, event_append  # noqa: E402
 from orchestrator.natsserver import server_args, start_server  # noqa: E402
+from projections.logread import read_chunks  # noqa: E402
 from projections.rebuild import rebuild, stream_head  # noqa: E402
 from projections.runner import PROJECTIONS, ensure_bucket, read_checkpoint  # noqa: E402
 from schemas import codec  # noqa: E402
@@ -153,6 +155,15 @@ async def replay_only(nc, head: int) -> float:
     return time.perf_counter() - t
 
 
+async def bulk_read(nc, head: int) -> float:
+    t = time.perf_counter()
+    count = 0
+    async for chunk in read_chunks(nc, 1, head):
+        count += len(chunk)
+    assert count == head, (count, head)
+    return time.perf_counter() - t
+
+
 def pct(xs: list[float], p: float) -> float:
     xs = sorted(xs)
     return round(xs[min(len(xs) - 1, int(p * len(xs)))] * 1000, 2)
@@ -225,6 +236,8 @@ async def main(args) -> dict:
         result["stream_seq"] = head
         replay_s = await replay_only(nc, head)
         result["replay"] = {"seconds": round(replay_s, 2), "events_per_s": round(head / replay_s)}
+        bulk_s = await bulk_read(nc, head)
+        result["bulk_read"] = {"seconds": round(bulk_s, 2), "events_per_s": round(head / bulk_s)}
         rb = await rebuild(nc)
         result["rebuild"] = {
             "views": list(rb.folds),
