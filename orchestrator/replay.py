@@ -208,7 +208,7 @@ def _replay_work(replayer: Replayer, recorded: Any) -> Any:
     graphs = replayer.at("readiness", recorded.view_seqs.get("readiness", 0)).view.graphs
     decider = getattr(recorded, "decider_id", "")
     version = getattr(recorded, "decider_version", "")
-    if isinstance(recorded, ev.BacklogItemTaken):
+    if isinstance(recorded, ev.BacklogItemTaken) and recorded.now is not None:
         t = take(graphs, views.autonomy, recorded.view_seqs, recorded.now, decider, version)
         return t.event if t is not None else None
     mine = {recorded.graph_id: graphs[recorded.graph_id]} if recorded.graph_id in graphs else {}

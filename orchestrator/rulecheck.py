@@ -186,9 +186,9 @@ def _template(
     )
     spec, found = _task(file, 0, trial, defaults)
     problems += [p.at(task=None, field=f"{where}.{p.field or ''}".rstrip(".")) for p in found]
-    for key in ("id", "title"):
-        if isinstance(raw.get(key, pattern if key == "id" else ""), str):
-            _known_placeholders(file, f"{where}.{key}", raw.get(key, pattern if key == "id" else ""), problems)
+    for key, text in (("id", pattern), ("title", raw.get("title", ""))):
+        if isinstance(text, str):
+            _known_placeholders(file, f"{where}.{key}", text, problems)
     for d in deps if isinstance(deps, list) else []:
         if isinstance(d, str):
             _known_placeholders(file, f"{where}.depends_on", d, problems)

@@ -457,7 +457,7 @@ def _add_generated(view: ReadinessView, e: ev.TasksGenerated, x: ev.GeneratedTas
     doomed = next((d for d in deps if d.state in ("failed", "cancelled")), None)
     free = not waiting
     gate = free and t.tier == 3
-    state = "cancelled" if doomed else ("ready" if free and not gate else "pending")
+    state: ev.TaskState = "cancelled" if doomed else ("ready" if free and not gate else "pending")
     held = () if doomed else _hold_back(view, gid, t.id, x.before, seq)
     _put_task(
         view,
