@@ -20,7 +20,7 @@ from orchestrator.why import why
 from projections.runner import run_projector
 from schemas.events import TaskSpec
 from tests.conftest import assert_eventually
-from tests.integration.harness import submit, system
+from tests.integration.harness import subject_counts, submit, system
 
 runner = CliRunner()
 
@@ -77,6 +77,11 @@ async def test_flagged_type_escalates_to_approval_and_low_quality_is_partial(nat
 
         await assert_eventually(escalated, timeout=30, message="g/a escalated")
         assert (await _task(url, "g", "a"))["state"] == "ready"  # waiting for a person, not dispatched
+
+        async def recorded() -> bool:  # the decider records why it waits, at once
+            return (await subject_counts(url, "ev.unschedulable.>"))["g/a/Unschedulable"] == 1
+
+        await assert_eventually(recorded, timeout=30, message="Unschedulable for g/a")
 
         async def shown() -> str:  # once the confidence projector has folded q (0.3 < 0.70: loosened a step)
             out = (await asyncio.to_thread(runner.invoke, app, ["snapshot", "--nats-url", url])).output
