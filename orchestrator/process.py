@@ -28,6 +28,7 @@ TRANSIENT = (
     nats.js.errors.ServiceUnavailableError,
     ConnectionError,
 )
+START_RETRY_S = 60.0  # how long a process that has not yet served retries NATS being unavailable
 _SERVED = threading.Event()  # set by the ready marker: the process has started serving
 
 
@@ -52,11 +53,12 @@ def ready_marker(path: Path | None) -> Callable[[], None]:
 def run_until_signalled(main: Callable[[asyncio.Event], Awaitable[None]]) -> None:
     """Run ``main(stop)`` on a fresh event loop; SIGTERM and SIGINT set ``stop``.
 
-    Crash-only restart: once the process has served (its ready marker ran), losing NATS for a
-    while (a server of a cluster killed, a stream leader being re-elected) restarts ``main`` after
-    a short backoff instead of ending the process. Every process resumes from durable state (a
-    checkpoint, a durable consumer, the views), so a restart is safe. A failure before the first
-    ready is a start-up error and ends the process with its one-line message.
+    Crash-only restart: losing NATS for a while (a server of a cluster killed, a stream leader
+    being re-elected) restarts ``main`` after a short backoff instead of ending the process. Every
+    process resumes from durable state (a checkpoint, a durable consumer, the views), so a restart
+    is safe. Once the process has served (its ready marker ran) it retries for as long as it
+    runs; before that, for ``START_RETRY_S`` (a process restarted while a cluster elects its
+    leaders must not end for good), after which the error ends it with its one-line message.
     """
 
     async def wrapper() -> None:
@@ -66,12 +68,13 @@ def run_until_signalled(main: Callable[[asyncio.Event], Awaitable[None]]) -> Non
             with contextlib.suppress(NotImplementedError):  # platforms without signal support
                 loop.add_signal_handler(sig, stop.set)
         failures = 0
+        started = loop.time()
         while True:
             try:
                 await main(stop)
                 return
             except TRANSIENT as e:
-                if not _SERVED.is_set() or stop.is_set():
+                if stop.is_set() or (not _SERVED.is_set() and loop.time() - started > START_RETRY_S):
                     raise
                 failures += 1
                 delay = min(5.0, 0.1 * 2**failures)

@@ -310,7 +310,7 @@ class TestApplicationWithMsgspecMapper(NatsServerCase):
         # The stream holds exactly our events on their routed subjects, readable by projections.
         assert asyncio.run(self._read(S.aggregate_filter("task.demo.T-005"))) == [
             (1, "ev.task.demo.T-005.TaskDispatched.node-3", dispatched),
-            (2, "ev.task.demo.T-005.TaskStarted", started),
+            (2, "ev.task.demo.T-005.TaskStarted.node-3", started),  # results end in their node
         ]
 
     async def _read(self, filter_subject: str) -> list[tuple[int, str, ev.AnyEvent]]:
