@@ -39,6 +39,7 @@ _CRLF = b"\r\n"
 _STATUS = b"NATS/1.0 "  # a header block that starts with a status: heartbeat or flow control
 _STALLED = b"Nats-Consumer-Stalled:"
 _HEARTBEAT_S = 2.0
+_INACTIVE_S = 5.0
 
 
 class _FastParser(Parser):
@@ -203,7 +204,7 @@ class _Reader:
                 idle_heartbeat=_HEARTBEAT_S,
                 mem_storage=True,
                 num_replicas=1,
-                inactive_threshold=60.0,
+                inactive_threshold=_INACTIVE_S,
             ),
         )
         self.consumer = info.name
@@ -246,9 +247,8 @@ class _Reader:
         self.sink.wake.clear()
         with contextlib.suppress(Exception):
             await self.sub.unsubscribe()
-        if self.consumer is not None:
-            with contextlib.suppress(Exception):
-                await self.js.delete_consumer(self.stream, self.consumer)
+        # not deleted (only admin may delete consumers): without interest, the server removes the
+        # ephemeral consumer after its inactive threshold, as it does nats-py's ordered consumers
         self.consumer = None
 
 

@@ -66,6 +66,17 @@ async def test_a_middle_range_and_an_empty_range(nc):
     assert [s for s, _, _ in middle] == list(range(401, 778))
     assert [(subject, data) for _, subject, data in middle] == sent[400:777]
     assert await logread.read_all(nc, 10, 9) == []
-    # consumers are cleaned up after each read
-    info = await nc.jetstream().stream_info(S.STREAM)
-    assert info.state.consumer_count == 0
+
+
+async def test_its_consumer_goes_away_by_itself_after_a_read(nc):
+    """A reader is not asked to delete its consumer (only admin may delete consumers when auth is
+    on): the server drops the ephemeral consumer once nobody listens, within its inactive threshold."""
+    import asyncio
+
+    await _fill(nc, 300)
+    assert len(await logread.read_all(nc, 1, 300)) == 300
+    js = nc.jetstream()
+    deadline = asyncio.get_running_loop().time() + logread._INACTIVE_S + 25.0
+    while (await js.stream_info(S.STREAM)).state.consumer_count:
+        assert asyncio.get_running_loop().time() < deadline, "the read's consumer is still there"
+        await asyncio.sleep(0.25)
