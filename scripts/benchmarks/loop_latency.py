@@ -71,7 +71,8 @@ def main() -> None:
     ap.add_argument("metrics", type=Path, help="`niyantra metrics --json` output of the same run")
     ap.add_argument("--setup", default="{}", help="JSON object describing the run (graph, nodes), copied out")
     args = ap.parse_args()
-    rounds = [json.loads(line) for line in args.timings.read_text().splitlines() if line.strip()]
+    text = args.timings.read_text() if args.timings.exists() else ""  # a decider without timings wrote none
+    rounds = [json.loads(line) for line in text.splitlines() if line.strip()]
     m = json.loads(args.metrics.read_text())
     out = {
         "setup": json.loads(args.setup),

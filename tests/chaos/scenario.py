@@ -371,6 +371,7 @@ def settle(chaos: Chaos, expected: dict[str, str], timeout: float) -> dict[str, 
         events, malformed = asyncio.run(_events(chaos))
         success: Counter[str] = Counter()
         dispatches = lost = 0
+        nodes_lost = sorted({e.node_id for _, e in events if isinstance(e, ev.NodeLost)})
         for _, e in events:
             if getattr(e, "graph_id", None) != GRAPH:
                 continue
@@ -391,6 +392,7 @@ def settle(chaos: Chaos, expected: dict[str, str], timeout: float) -> dict[str, 
                 "states": {t: states.get(t, "?") for t in expected},
                 "dispatches": dispatches,
                 "lost": lost,
+                "nodes_lost": nodes_lost,
                 "finished": finished,
             }
         time.sleep(1.0)
@@ -410,6 +412,7 @@ def check(chaos: Chaos, expected: dict[str, str], summary: dict[str, Any], settl
         "events": seen["events"],
         "dispatches": seen["dispatches"],
         "lost_attempts": seen["lost"],
+        "nodes_lost": seen["nodes_lost"],  # the watchdog's verdicts (a paused agent past its lease)
         "tasks_per_s": round(len(expected) / summary["wall_s"], 1),
         "malformed": seen["malformed"],
         "wrong_end": wrong_end,

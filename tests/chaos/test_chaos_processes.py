@@ -25,3 +25,5 @@ def test_kills_pauses_hung_and_poison_tasks_leave_every_task_done_exactly_once(t
         "agent-node-1",
         "agent-node-2",
     }
+    assert "node-2" in summary["nodes_lost"]  # the pause outlasted the lease: the watchdog fenced it
+    assert summary["lost_attempts"] >= 1  # some attempt was cut short and run again
