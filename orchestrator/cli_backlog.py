@@ -8,10 +8,7 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import json
-import os
 import sys
-import uuid
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -19,12 +16,10 @@ import typer
 from rich.markup import escape
 from rich.table import Table
 
-from orchestrator.cli import DEFAULT_URL, NatsUrl, _connect, app, console, fail
-from orchestrator.cli_graph import MaxBytes, MaxTasks, _load, _print_problems, _with_app
-from orchestrator.errors import GraphFileError, OrchestratorError
+from orchestrator.cli import DEFAULT_URL, NatsUrl, _connect, app, console
+from orchestrator.cli_graph import MaxBytes, MaxTasks, _load, _submission, _with_app
 from orchestrator.graphcheck import DEFAULT_MAX_BYTES, DEFAULT_MAX_TASKS
 from orchestrator.wfformat import DEFAULT_TEMPLATE
-from schemas.errors import SchemaError
 
 backlog_app = typer.Typer(help="Graphs that wait until nothing else is ready (taken by the decider).")
 app.add_typer(backlog_app, name="backlog")
@@ -40,19 +35,12 @@ def add(
     max_bytes: MaxBytes = DEFAULT_MAX_BYTES,
 ) -> None:
     """Validate a graph file and put it in the backlog: submitted, but nothing runs until the decider takes it."""
-    from orchestrator.submission import graph_events
-
-    try:
-        loaded = _load(file, max_tasks, max_bytes, DEFAULT_TEMPLATE, 1.0, None)
-        spec = dataclasses.replace(loaded, backlog_priority=priority)
-        events = graph_events(
-            spec, datetime.now(UTC), f"backlog:{spec.id}:{uuid.uuid4().hex}", os.environ.get("USER", "")
-        )
-    except GraphFileError as e:
-        _print_problems(e)
-        raise typer.Exit(2) from e
-    except (OrchestratorError, SchemaError) as e:
-        raise fail(str(e)) from e
+    spec, events = _submission(
+        "backlog",
+        lambda: dataclasses.replace(
+            _load(file, max_tasks, max_bytes, DEFAULT_TEMPLATE, 1.0, None), backlog_priority=priority
+        ),
+    )
     done = _with_app(nats_url, lambda a: a.submit_graph(events))
     if done.created:
         console.print(

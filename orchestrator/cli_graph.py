@@ -46,6 +46,22 @@ def _load(file: Path, max_tasks: int, max_bytes: int, wf_command: str, wf_scale:
     return spec
 
 
+def _submission(origin: str, load: Callable[[], GraphSpec]) -> tuple[GraphSpec, Any]:
+    """The spec ``load`` returns and its submission events (idempotency key ``origin:graph:uuid``);
+    a bad file prints its problems and exits 2, any other refusal is one line."""
+    from orchestrator.submission import graph_events
+
+    try:
+        spec = load()
+        key = f"{origin}:{spec.id}:{uuid.uuid4().hex}"
+        return spec, graph_events(spec, datetime.now(UTC), key, os.environ.get("USER", ""))
+    except GraphFileError as e:
+        _print_problems(e)
+        raise typer.Exit(2) from e
+    except (OrchestratorError, SchemaError) as e:
+        raise fail(str(e)) from e
+
+
 def _print_problems(e: GraphFileError) -> None:
     for problem in e.problems:
         err.print(f"[red]error:[/red] {escape(str(problem))}", highlight=False)
@@ -111,18 +127,7 @@ def submit(
     graph_id: GraphId = None,
 ) -> None:
     """Validate a graph file and submit it atomically; the same file twice is accepted once."""
-    from orchestrator.submission import graph_events
-
-    try:
-        spec = _load(file, max_tasks, max_bytes, wf_command, wf_scale, graph_id)
-        events = graph_events(
-            spec, datetime.now(UTC), f"submit:{spec.id}:{uuid.uuid4().hex}", os.environ.get("USER", "")
-        )
-    except GraphFileError as e:
-        _print_problems(e)
-        raise typer.Exit(2) from e
-    except (OrchestratorError, SchemaError) as e:
-        raise fail(str(e)) from e
+    spec, events = _submission("submit", lambda: _load(file, max_tasks, max_bytes, wf_command, wf_scale, graph_id))
     done = _with_app(nats_url, lambda a: a.submit_graph(events))
     if done.created:
         console.print(f"submitted graph {spec.id}: {len(spec.tasks)} tasks (seq {done.seq})")
