@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
 import sys
 from typing import Annotated, Any
 
@@ -45,6 +46,10 @@ def replay(
     graph: Annotated[str | None, typer.Option("--graph", help="Only this graph.")] = None,
     until: Annotated[int | None, typer.Option("--until", help="Stop at this sequence.")] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
+    jobs: Annotated[
+        int | None,
+        typer.Option("--jobs", min=1, help="Processes for --check (default: the CPUs this process may use)."),
+    ] = None,
     nats_url: NatsUrl = DEFAULT_URL,
 ) -> None:
     """Replay the log: --check re-runs decide at each decision with its recorded inputs; --at SEQ shows the world."""
@@ -56,7 +61,7 @@ def replay(
         return
     from orchestrator.replay import check as run_check
 
-    report = run_check(messages, until=until, graph=graph)
+    report = run_check(messages, until=until, graph=graph, jobs=jobs or _cpus())
     if as_json:
         sys.stdout.write(json.dumps(report, indent=2, default=str) + "\n")
     else:
@@ -68,6 +73,11 @@ def replay(
                 console.print(f"  {' ' * len(d['field'])}  replayed {escape(str(d['replayed']))}", highlight=False)
     if report["mismatches"]:
         raise typer.Exit(1)
+
+
+def _cpus() -> int:
+    """The CPUs this process may run on."""
+    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
 
 
 def _world_at(messages: list[Any], at: int, graph: str | None, as_json: bool) -> None:

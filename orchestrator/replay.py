@@ -26,6 +26,7 @@ from schemas import events as ev
 from schemas.errors import MalformedEvent
 
 VIEWS = ("readiness", "node-scores", "confidence")
+LOOKAHEAD = 1024  # messages ahead of the folds decoded and kept for them (a decision's views are just behind it)
 
 
 class Stored(Protocol):
@@ -52,18 +53,26 @@ class Replayer:
     _decoded: list[Any] = field(default_factory=list)  # events (or MalformedEvent) of messages _base, _base+1, ...
     _base: int = 0
 
-    def _event(self, i: int) -> Any:
+    def event(self, i: int) -> Any:
+        """The decoded event (or its `MalformedEvent`) of message ``i``, decoded once for every
+        fold and for the check: a message a little ahead of the folds (a decision, whose views
+        are a few sequences behind it) is decoded with the ones before it and kept for them."""
         k = i - self._base
-        if 0 <= k < len(self._decoded):
-            return self._decoded[k]
+        decoded = self._decoded
+        if 0 <= k < len(decoded):
+            return decoded[k]
+        if 0 <= k - len(decoded) <= LOOKAHEAD:
+            for j in range(self._base + len(decoded), i + 1):
+                decoded.append(self._decode(j))
+            return decoded[k]
+        return self._decode(i)
+
+    def _decode(self, i: int) -> Any:
         m = self.messages[i]
         try:
-            e: Any = codec.decode(m.data, subject=m.subject, seq=m.seq)
+            return codec.decode(m.data, subject=m.subject, seq=m.seq)
         except MalformedEvent as bad:
-            e = bad
-        if k == len(self._decoded):
-            self._decoded.append(e)
-        return e
+            return bad
 
     def at(self, name: str, seq: int) -> Fold[Any]:
         """The fold of view ``name`` after exactly the messages up to ``seq``."""
@@ -74,14 +83,16 @@ class Replayer:
             fold = self.folds[name] = Fold(PROJECTIONS[name])
             self.positions[name] = 0
         i = self.positions[name]
-        messages, n = self.messages, len(self.messages)
-        while i < n and messages[i].seq <= seq:
+        messages, n, event, apply = self.messages, len(self.messages), self.event, fold.apply_event
+        while i < n:
             m = messages[i]
-            e = self._event(i)
+            if m.seq > seq:
+                break
+            e = event(i)
             if isinstance(e, MalformedEvent):
                 fold.skip(m.subject, m.seq, "malformed", str(e))
             else:
-                fold.apply_event(e, m.subject, m.seq)
+                apply(e, m.subject, m.seq)
             i += 1
         fold.discard_changes()  # nothing is written: what changed is of no interest
         self.positions[name] = i
@@ -127,19 +138,39 @@ def _diff(recorded: ev.TaskDispatched, replayed: ev.TaskDispatched | None) -> li
     return out
 
 
-def check(messages: Sequence[Stored], *, until: int | None = None, graph: str | None = None) -> dict[str, Any]:
-    """Re-run every recorded decision (optionally of one graph, up to ``until``) and compare."""
+def check(
+    messages: Sequence[Stored], *, until: int | None = None, graph: str | None = None, jobs: int = 1
+) -> dict[str, Any]:
+    """Re-run every recorded decision (optionally of one graph, up to ``until``) and compare.
+
+    With ``jobs`` > 1 (and enough decisions to be worth a process, and fork available) the
+    decisions are split into contiguous ranges checked by forked processes at once
+    (`replay_jobs`), each folding the log from the start on its own; the report is the same."""
+    from orchestrator import replay_jobs
+
+    ranges = replay_jobs.split(messages, until, jobs)
+    if len(ranges) > 1:
+        return replay_jobs.run(messages, ranges, until, graph)
+    return check_range(messages, 0, len(messages), until=until, graph=graph) | {"jobs": 1}
+
+
+def check_range(
+    messages: Sequence[Stored], lo: int, hi: int, *, until: int | None = None, graph: str | None = None
+) -> dict[str, Any]:
+    """`check` of the decisions among ``messages[lo:hi]`` (the views folded from the first message)."""
     replayer = Replayer(messages)
-    decisions = reproduced = 0
+    decisions = reproduced = rounds = 0
     mismatches: list[dict[str, Any]] = []
     last_round: tuple[Any, ...] | None = None
     by_task: dict[tuple[str, str, str], ev.TaskDispatched] = {}
+    configs: dict[tuple[str, str, str], DeciderConfig] = {}
     generations = 0
-    for m in messages:
+    for i in range(lo, min(hi, len(messages))):
+        m = messages[i]
         if until is not None and m.seq > until:
             break
         if m.subject.endswith(GENERATION_SUBJECTS):
-            found = check_generation(replayer, m, graph)
+            found = check_generation(replayer, m, graph, replayer.event(i))
             if found is not None:
                 generations += 1
                 decisions += 1
@@ -148,34 +179,30 @@ def check(messages: Sequence[Stored], *, until: int | None = None, graph: str | 
             continue
         if ".TaskDispatched." not in m.subject:
             continue
-        try:
-            recorded = codec.decode(m.data, subject=m.subject, seq=m.seq)
-        except MalformedEvent:
-            continue
+        recorded = replayer.event(i)  # decoded once: the folds use it when they pass it
         if not isinstance(recorded, ev.TaskDispatched) or (graph and recorded.graph_id != graph):
             continue
         decisions += 1
-        config = DeciderConfig(
-            decider_id=recorded.decider_id,
-            version=recorded.decider_version,
-            scoring=ScoringConfig(policy=recorded.policy or "eft"),
-        )
         now = recorded.now or recorded.occurred_at
-        round_key = (
-            tuple(sorted(recorded.view_seqs.items())),
-            now,
-            recorded.decider_id,
-            recorded.decider_version,
-            recorded.policy,
-        )
+        seqs = recorded.view_seqs
+        round_key = (seqs, now, recorded.decider_id, recorded.decider_version, recorded.policy)
         if round_key != last_round:  # the decisions of one round share their inputs: decide once per round
+            key = (recorded.decider_id, recorded.decider_version, recorded.policy)
+            config = configs.get(key)
+            if config is None:
+                config = configs[key] = DeciderConfig(
+                    decider_id=recorded.decider_id,
+                    version=recorded.decider_version,
+                    scoring=ScoringConfig(policy=recorded.policy or "eft"),
+                )
             by_task = {
                 (d.event.graph_id, d.event.task_id, d.event.phase): d.event
-                for d in decide(replayer.views(dict(recorded.view_seqs)), now, config)
+                for d in decide(replayer.views(dict(seqs)), now, config)
             }
             last_round = round_key
+            rounds += 1
         replayed = by_task.get((recorded.graph_id, recorded.task_id, recorded.phase))
-        if replayed is not None and codec.encode(replayed) == codec.encode(recorded):
+        if replayed is not None and _same_bytes(replayed, recorded, m.data):
             reproduced += 1
             continue
         mismatches.append(
@@ -193,7 +220,16 @@ def check(messages: Sequence[Stored], *, until: int | None = None, graph: str | 
         "mismatches": mismatches,
         "generations": generations,
         "view_rebuilds": replayer.rebuilds,
+        "rounds": rounds,
     }
+
+
+def _same_bytes(replayed: Any, recorded: Any, stored: bytes) -> bool:
+    """The replayed decision encodes to the recorded one's bytes: compared with the stored bytes
+    first (the recorded event re-encodes to them whenever the writer was this codec), else with
+    the recorded event re-encoded."""
+    mine = codec.encode(replayed)
+    return mine == stored or mine == codec.encode(recorded)
 
 
 GENERATION_SUBJECTS = (".TasksGenerated", ".GenerationLimitReached", ".BacklogItemTaken")
@@ -217,19 +253,22 @@ def _replay_work(replayer: Replayer, recorded: Any) -> Any:
     )
 
 
-def check_generation(replayer: Replayer, m: Stored, graph: str | None) -> list[dict[str, Any]] | None:
+def check_generation(
+    replayer: Replayer, m: Stored, graph: str | None, recorded: Any = None
+) -> list[dict[str, Any]] | None:
     """Re-run a recorded generated-work decision (tasks generated, the limit, a backlog graph
     taken) with the views at its recorded sequences and its ``now``: None when the message is
     not one to check, else the mismatches (empty when reproduced byte for byte)."""
-    try:
-        recorded = codec.decode(m.data, subject=m.subject, seq=m.seq)
-    except MalformedEvent:
-        return None
+    if recorded is None:
+        try:
+            recorded = codec.decode(m.data, subject=m.subject, seq=m.seq)
+        except MalformedEvent:
+            return None
     kinds = ev.TasksGenerated | ev.GenerationLimitReached | ev.BacklogItemTaken
     if not isinstance(recorded, kinds) or recorded.now is None or (graph and recorded.graph_id != graph):
         return None
     replayed = _replay_work(replayer, recorded)
-    if replayed is not None and codec.encode(replayed) == codec.encode(recorded):
+    if replayed is not None and _same_bytes(replayed, recorded, m.data):
         return []
     diff = [{"field": "decision", "recorded": type(recorded).__name__, "replayed": "none"}]
     if replayed is not None:
