@@ -166,27 +166,42 @@ def recorded_run(tasks: int, nodes: int = 8, slots: int = 2, width: int = 50) ->
 
 
 def replay_throughput(tasks: int) -> dict[str, object]:
-    """``replay --check`` (the same ``check`` the CLI runs, on messages in memory) over a recorded run."""
+    """``replay --check`` (the same ``check`` the CLI runs, on messages in memory) over a recorded
+    run, in one process and in as many as the CPUs this process may use (``--jobs``, the CLI's default)."""
+    import os
+
     from orchestrator.replay import check
 
     messages = recorded_run(tasks)
-    t, cpu = time.perf_counter(), time.process_time()
-    report = check(messages)
-    dt, dcpu = time.perf_counter() - t, time.process_time() - cpu
-    events, decisions = len(messages), report["decisions"]
-    return {
-        "events": events,
-        "decisions": decisions,
-        "reproduced": report["reproduced"],
-        "mismatches": len(report["mismatches"]),
-        "decide_rounds": report.get("rounds"),
-        "events_per_decision": round(events / max(decisions, 1), 2),
-        "seconds": round(dt, 3),
-        "cpu_seconds": round(dcpu, 3),
-        "events_per_s": round(events / dt),
-        "decisions_per_s": round(decisions / dt),
-        "events_per_cpu_s": round(events / dcpu),
-    }
+    out: dict[str, object] = {}
+    for jobs in sorted({1, len(os.sched_getaffinity(0))}):
+        t, cpu = time.perf_counter(), _cpu_s()
+        report = check(messages, jobs=jobs)
+        dt, dcpu = time.perf_counter() - t, _cpu_s() - cpu
+        events, decisions = len(messages), report["decisions"]
+        out[f"jobs_{jobs}"] = {
+            "events": events,
+            "decisions": decisions,
+            "reproduced": report["reproduced"],
+            "mismatches": len(report["mismatches"]),
+            "decide_rounds": report["rounds"],
+            "processes": report["jobs"],
+            "events_per_decision": round(events / max(decisions, 1), 2),
+            "seconds": round(dt, 3),
+            "cpu_seconds": round(dcpu, 3),
+            "events_per_s": round(events / dt),
+            "decisions_per_s": round(decisions / dt),
+            "events_per_cpu_s": round(events / dcpu),
+        }
+    return out
+
+
+def _cpu_s() -> float:
+    """CPU seconds of this process and its finished children (the forked checkers)."""
+    import resource
+
+    me, children = resource.getrusage(resource.RUSAGE_SELF), resource.getrusage(resource.RUSAGE_CHILDREN)
+    return me.ru_utime + me.ru_stime + children.ru_utime + children.ru_stime
 
 
 def main() -> None:
