@@ -34,9 +34,10 @@ confidence could never recover). An ``AutonomyChanged`` without ``by`` is inform
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
+from typing import Any
 
 import msgspec
 
@@ -319,7 +320,64 @@ def _specs(view: ConfidenceView, e: ev.GraphSubmitted | ev.GraphTasksAdded | ev.
             view.specs.setdefault((whole.graph_id, t.id), (t.type, t.estimate_s))
 
 
+def _dispatched(view: ConfidenceView, e: ev.TaskDispatched, seq: int) -> None:
+    if e.phase == "run":
+        _predict(view, e, seq)
+
+
+def _judged(view: ConfidenceView, e: ev.TaskCompleted, seq: int) -> None:
+    view.quality, judged = judged_event(view.quality, e)  # the quality threshold's verdict
+    _completed(view, judged, seq)
+
+
+def _graph_cancelled(view: ConfidenceView, e: ev.GraphCancelled, seq: int) -> None:
+    _void_graph(view, e.graph_id, e.occurred_at, seq)
+
+
+def _node_seen(view: ConfidenceView, e: ev.NodeRegistered | ev.NodeObserved, seq: int) -> None:
+    _seen(view, e.node_id, e.occurred_at, seq)
+
+
+def _nothing(view: ConfidenceView, e: ev.AnyEvent, seq: int) -> None:
+    pass
+
+
+# What each event type does to the view, looked up by the exact type (one dict lookup instead
+# of a chain of class patterns); a type not listed goes through `_apply_match`, the same rules.
+_HANDLERS: dict[type, Callable[[ConfidenceView, Any, int], None]] = {
+    ev.GraphSubmitted: lambda view, e, seq: _specs(view, e),
+    ev.GraphTasksAdded: lambda view, e, seq: _specs(view, e),
+    ev.TasksGenerated: lambda view, e, seq: _specs(view, e),
+    ev.TaskDispatched: _dispatched,
+    ev.TaskCompleted: _judged,
+    ev.TaskLost: _ended,
+    ev.TaskCancelled: _ended,
+    ev.TaskRejected: _ended,
+    ev.GraphCancelled: _graph_cancelled,
+    ev.PredictionExpired: _expired,
+    ev.NodeRegistered: _node_seen,
+    ev.NodeObserved: _node_seen,
+    ev.AutonomyChanged: lambda view, e, seq: _pin(view, e),
+    ev.TaskStarted: _nothing,
+    ev.TaskApproved: _nothing,
+    ev.NodeLost: _nothing,
+    ev.NodeDrainRequested: _nothing,
+    ev.Unschedulable: _nothing,
+    ev.Alert: _nothing,
+    ev.GenerationLimitReached: _nothing,
+    ev.BacklogItemTaken: _nothing,
+}
+
+
 def _apply(view: ConfidenceView, event: ev.AnyEvent, seq: int) -> None:
+    handler = _HANDLERS.get(type(event))
+    if handler is None:
+        _apply_match(view, event, seq)
+    else:
+        handler(view, event, seq)
+
+
+def _apply_match(view: ConfidenceView, event: ev.AnyEvent, seq: int) -> None:
     match event:
         case ev.GraphSubmitted() | ev.GraphTasksAdded() | ev.TasksGenerated():
             _specs(view, event)

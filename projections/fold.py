@@ -112,8 +112,12 @@ class Fold(Generic[V]):
         try:
             self.view = self.p.evolve(self.view, event, seq)
         except Exception as e:  # noqa: BLE001 -- recorded as a dead letter and skipped (issue 4); never silent
-            log.error("%s: evolve failed at seq %d (%s): %r", self.p.name, seq, subject, e)
-            self.skip(subject, seq, "evolve-error", f"{type(e).__name__}: {e}")
+            self.failed(subject, seq, e)
+
+    def failed(self, subject: str, seq: int, e: Exception) -> None:
+        """Record an evolve that raised at ``seq`` as a dead letter and move past it."""
+        log.error("%s: evolve failed at seq %d (%s): %r", self.p.name, seq, subject, e)
+        self.skip(subject, seq, "evolve-error", f"{type(e).__name__}: {e}")
 
     def skip(self, subject: str, seq: int, kind: str, reason: str) -> None:
         """Record an event that could not be applied and move past it."""

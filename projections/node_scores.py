@@ -31,8 +31,10 @@ its own (``pattern.<hash>`` keys, `PatternView`). Whether a streak is flagged de
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
+from typing import Any
 
 import msgspec
 
@@ -130,10 +132,18 @@ def attempt_key(graph_id: str, task_id: str, attempt: int) -> str:
     return f"{graph_id}/{task_id}#{attempt}"
 
 
+_TYPE_KEYS: dict[str, str] = {}  # type_key's answers (a pure function; bounded)
+
+
 def type_key(task_type: str) -> str:
     """KV key of a task type's estimate."""
-    token = task_type if is_safe_id(task_type) else "h-" + hashlib.sha256(task_type.encode()).hexdigest()[:24]
-    return f"type.{token}"
+    key = _TYPE_KEYS.get(task_type)
+    if key is None:
+        token = task_type if is_safe_id(task_type) else "h-" + hashlib.sha256(task_type.encode()).hexdigest()[:24]
+        key = f"type.{token}"
+        if len(_TYPE_KEYS) < 10_000:
+            _TYPE_KEYS[task_type] = key
+    return key
 
 
 def _put(view: NodeScoresView, node: NodeView) -> None:
@@ -164,19 +174,8 @@ def _node_event(view: NodeScoresView, e: ev.AnyEvent, seq: int) -> None:
                 drain_reason="",
             )
         case ev.NodeObserved():
-            n = _node(view, e.node_id)
-            n = replace(
-                n,
-                last_seen=e.occurred_at,
-                cpu_percent=e.cpu_percent,
-                memory_percent=e.memory_percent,
-                load1=e.load1,
-                running_tasks=e.running_tasks,
-                observations=n.observations + 1,
-                lost=False,
-                draining=n.draining or e.draining,
-                drain_reason=n.drain_reason or ("reported by the agent" if e.draining else ""),
-            )
+            _observed(view, e, seq)
+            return
         case ev.NodeLost():
             n = _node(view, e.node_id)
             n = replace(n, lost=True, lost_at=e.occurred_at, lost_reason=e.reason, lost_count=n.lost_count + 1)
@@ -185,6 +184,25 @@ def _node_event(view: NodeScoresView, e: ev.AnyEvent, seq: int) -> None:
         case _:
             raise TypeError(f"node-scores: not a node event: {type(e).__name__}")
     _put(view, replace(n, seq=seq, subject_seq=seq))
+
+
+def _observed(view: NodeScoresView, e: ev.NodeObserved, seq: int) -> None:
+    n = _node(view, e.node_id)
+    n = msgspec.structs.replace(
+        n,
+        last_seen=e.occurred_at,
+        cpu_percent=e.cpu_percent,
+        memory_percent=e.memory_percent,
+        load1=e.load1,
+        running_tasks=e.running_tasks,
+        observations=n.observations + 1,
+        lost=False,
+        draining=n.draining or e.draining,
+        drain_reason=n.drain_reason or ("reported by the agent" if e.draining else ""),
+        seq=seq,
+        subject_seq=seq,
+    )
+    _put(view, n)
 
 
 def _expected(view: NodeScoresView, e: ev.TaskCompleted, h: Holder, task_type: str) -> float | None:
@@ -198,48 +216,68 @@ def _expected(view: NodeScoresView, e: ev.TaskCompleted, h: Holder, task_type: s
     return known.duration.mean if known is not None else None
 
 
-def _learn(view: NodeScoresView, n: NodeView, e: ev.TaskCompleted | ev.TaskLost, h: Holder, seq: int) -> NodeView:
-    """The node with one more outcome for the task's type; type estimates for a success."""
+_NO_SCORE = TypeScore()
+
+
+def _learned_scores(
+    view: NodeScoresView, scores: dict[str, TypeScore], e: ev.TaskCompleted | ev.TaskLost, h: Holder, seq: int
+) -> dict[str, TypeScore]:
+    """A node's scores with one more outcome for the task's type; type estimates for a success."""
     hl = view.half_life_s
     task_type = (view.specs.get((e.graph_id, e.task_id)) or ("", None))[0] or UNTYPED
-    score = n.scores.get(task_type, TypeScore())
-    value = SUCCESS_VALUE[e.outcome] if isinstance(e, ev.TaskCompleted) else 0.0
-    score = msgspec.structs.replace(score, success=add(score.success, value, e.occurred_at, hl))
-    if isinstance(e, ev.TaskCompleted) and (e.outcome != "failure" or counts_as_failure(e)):
+    score = scores.get(task_type, _NO_SCORE)
+    efficiency, streak = score.efficiency, score.streak
+    if not isinstance(e, ev.TaskCompleted):  # a lost attempt: a failure to learn, nothing more
+        success = add(score.success, 0.0, e.occurred_at, hl)
+        return {**scores, task_type: TypeScore(efficiency=efficiency, success=success, streak=streak)}
+    success = add(score.success, SUCCESS_VALUE[e.outcome], e.occurred_at, hl)
+    if e.outcome != "failure" or counts_as_failure(e):
         failed = e.outcome == "failure"
-        if failed or score.streak.failures:
-            score = msgspec.structs.replace(score, streak=streak_after(score.streak, failed, e.occurred_at, e.error))
-    if isinstance(e, ev.TaskCompleted) and e.outcome != "failure":
+        if failed or streak.failures:
+            streak = streak_after(streak, failed, e.occurred_at, e.error)
+    if e.outcome != "failure":
         expected = _expected(view, e, h, task_type)
         if expected:
             lo, hi = EFFICIENCY_BOUNDS
             eff = min(max(expected / max(e.duration_s, 1e-3), lo), hi)
-            score = msgspec.structs.replace(score, efficiency=add(score.efficiency, eff, e.occurred_at, hl))
+            efficiency = add(efficiency, eff, e.occurred_at, hl)
         key = type_key(task_type)
         est = view.types.get(key) or TypeEstimate(type=task_type)
-        est = msgspec.structs.replace(est, duration=add(est.duration, e.duration_s, e.occurred_at, hl), seq=seq)
-        view.types[key] = est
+        duration = add(est.duration, e.duration_s, e.occurred_at, hl)
+        view.types[key] = TypeEstimate(type=est.type, duration=duration, seq=seq)
         view.touched.add(key)
-    return msgspec.structs.replace(n, scores={**n.scores, task_type: score})
+    return {**scores, task_type: TypeScore(efficiency=efficiency, success=success, streak=streak)}
 
 
 def _release(view: NodeScoresView, e: ev.TaskCompleted | ev.TaskLost, seq: int) -> None:
     """An attempt ended on its node: free the slot, count and learn (if it held the task)."""
     n = _node(view, e.node_id)
     key = attempt_key(e.graph_id, e.task_id, e.attempt)
-    h = view.holders.get((e.graph_id, e.task_id))
-    holds = h is not None and (h.node_id, h.attempt) == (e.node_id, e.attempt)
-    n = msgspec.structs.replace(n, active=tuple(a for a in n.active if a != key), seq=seq)
-    if isinstance(e, ev.TaskCompleted) and e.phase == "run":
-        ok = e.outcome != "failure"
-        n = msgspec.structs.replace(n, completed=n.completed + ok, failed=n.failed + (not ok), last_seen=e.occurred_at)
-    if holds and h is not None and (isinstance(e, ev.TaskLost) or e.phase == "run"):
-        del view.holders[(e.graph_id, e.task_id)]
-        n = _learn(view, n, e, h, seq)
+    task = (e.graph_id, e.task_id)
+    h = view.holders.get(task)
+    holds = h is not None and h.node_id == e.node_id and h.attempt == e.attempt
+    scores = n.scores
+    if holds and h is not None and (not isinstance(e, ev.TaskCompleted) or e.phase == "run"):
+        del view.holders[task]
+        scores = _learned_scores(view, scores, e, h, seq)
         if isinstance(e, ev.TaskCompleted) and h.command:
             view.touched.update(learn_command(view.patterns, view.by_command, e, h.command, seq))
     elif not holds:
         view.ignored.append(f"seq {seq}: {type(e).__name__} from {key} on {e.node_id}, which does not hold it")
+    active = tuple(a for a in n.active if a != key)
+    if isinstance(e, ev.TaskCompleted) and e.phase == "run":
+        ok = e.outcome != "failure"
+        n = msgspec.structs.replace(
+            n,
+            active=active,
+            seq=seq,
+            completed=n.completed + ok,
+            failed=n.failed + (not ok),
+            last_seen=e.occurred_at,
+            scores=scores,
+        )
+    else:
+        n = msgspec.structs.replace(n, active=active, seq=seq, scores=scores)
     _put(view, n)
 
 
@@ -269,10 +307,73 @@ def _graph(view: NodeScoresView, e: ev.GraphSubmitted | ev.GraphTasksAdded) -> N
             view.specs.setdefault((whole.graph_id, t.id), (t.type, t.estimate_s))
 
 
+def _completed(view: NodeScoresView, e: ev.TaskCompleted, seq: int) -> None:
+    view.quality, judged = judged_event(view.quality, e)  # the quality threshold's verdict
+    _release(view, judged, seq)
+
+
+def _task_cancelled(view: NodeScoresView, e: ev.TaskCancelled | ev.TaskRejected, seq: int) -> None:
+    _drop(view, e.graph_id, e.task_id, seq)
+
+
+def _graph_cancelled(view: NodeScoresView, e: ev.GraphCancelled, seq: int) -> None:
+    _drop(view, e.graph_id, None, seq)
+
+
+def _graph_part(view: NodeScoresView, e: ev.GraphSubmitted | ev.GraphTasksAdded, seq: int) -> None:
+    _graph(view, e)
+
+
+def _generated(view: NodeScoresView, e: ev.TasksGenerated, seq: int) -> None:
+    for x in e.generated:
+        view.specs.setdefault((e.graph_id, x.spec.id), (x.spec.type, x.spec.estimate_s))
+
+
+def _nothing(view: NodeScoresView, e: ev.AnyEvent, seq: int) -> None:
+    pass
+
+
+# What each event type does to the view, looked up by the exact type (one dict lookup instead
+# of a chain of class patterns); a type not listed goes through `_evolve_match`, the same rules.
+_HANDLERS: dict[type, Callable[[NodeScoresView, Any, int], None]] = {
+    ev.NodeObserved: _observed,
+    ev.NodeRegistered: _node_event,
+    ev.NodeLost: _node_event,
+    ev.NodeDrainRequested: _node_event,
+    ev.TaskDispatched: _dispatch,
+    ev.TaskCompleted: _completed,
+    ev.TaskLost: _release,
+    ev.TaskCancelled: _task_cancelled,
+    ev.TaskRejected: _task_cancelled,
+    ev.GraphCancelled: _graph_cancelled,
+    ev.GraphSubmitted: _graph_part,
+    ev.GraphTasksAdded: _graph_part,
+    ev.TasksGenerated: _generated,
+    ev.TaskStarted: _nothing,
+    ev.TaskApproved: _nothing,
+    ev.PredictionExpired: _nothing,
+    ev.AutonomyChanged: _nothing,
+    ev.Unschedulable: _nothing,
+    ev.Alert: _nothing,
+    ev.GenerationLimitReached: _nothing,
+    ev.BacklogItemTaken: _nothing,
+}
+
+
 def evolve_node_scores(view: NodeScoresView, event: ev.AnyEvent, seq: int) -> NodeScoresView:
     """Apply one event (at stream sequence ``seq``) to the node-scores view."""
     if seq <= view.seq:
         return view
+    handler = _HANDLERS.get(type(event))
+    if handler is None:
+        return _evolve_match(view, event, seq)
+    handler(view, event, seq)
+    view.seq = seq
+    return view
+
+
+def _evolve_match(view: NodeScoresView, event: ev.AnyEvent, seq: int) -> NodeScoresView:
+    """`evolve_node_scores` by class patterns (subclasses of event types; unknown types raise)."""
     match event:
         case ev.NodeRegistered() | ev.NodeObserved() | ev.NodeLost() | ev.NodeDrainRequested():
             _node_event(view, event, seq)

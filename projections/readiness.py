@@ -29,8 +29,10 @@ dispatch on exactly that sequence. Rules, mirroring the write side (`orchestrato
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
+from typing import Any
 
 import msgspec
 
@@ -152,23 +154,61 @@ def _count(counts: dict[str, int], old: str | None, new: str) -> dict[str, int]:
     return out
 
 
+def _done(counts: dict[str, int], total: int) -> bool:
+    """`GraphView.done` of these counts."""
+    return sum(counts.get(s, 0) for s in ev.TERMINAL_STATES) == total
+
+
 def _put_task(view: ReadinessView, new: TaskView, seq: int) -> None:
     key = (new.graph_id, new.task_id)
     old = view.tasks.get(key)
     view.tasks[key] = new
     view.touched.add(readiness_key(new.graph_id, new.task_id))
-    if new.state == "ready":
+    state = new.state
+    if state == "ready":
         view.ready.add(key)
     else:
         view.ready.discard(key)
-    if old is None or old.state != new.state:
+    if old is None or old.state != state:
         g = view.graphs[new.graph_id]
-        counts = _count(g.counts, old.state if old else None, new.state)
-        g = msgspec.structs.replace(g, counts=counts, seq=seq)
-        if new.state in ev.TERMINAL_STATES and g.finished_at is None and g.done:
-            g = msgspec.structs.replace(g, finished_at=new.finished_at)
+        counts = _count(g.counts, old.state if old else None, state)
+        if state in ev.TERMINAL_STATES and g.finished_at is None and _done(counts, g.total):
+            g = msgspec.structs.replace(g, counts=counts, seq=seq, finished_at=new.finished_at)
+        else:
+            g = msgspec.structs.replace(g, counts=counts, seq=seq)
         view.graphs[new.graph_id] = g
         view.touched.add(graph_key(new.graph_id))
+
+
+def _put_graph_tasks(view: ReadinessView, graph_id: str, tasks: list[TaskView], seq: int) -> None:
+    """`_put_task` for each of ``tasks`` (all of graph ``graph_id``) in order, the graph's totals
+    replaced once at the end instead of once per task (the same value: the counts move the same
+    way, and ``finished_at`` is set by the first task that finishes the graph)."""
+    g = view.graphs[graph_id]
+    counts: dict[str, int] | None = None
+    finished_at = g.finished_at
+    touched, ready, stored = view.touched, view.ready, view.tasks
+    for new in tasks:
+        key = (graph_id, new.task_id)
+        old = stored.get(key)
+        stored[key] = new
+        touched.add(readiness_key(graph_id, new.task_id))
+        state = new.state
+        if state == "ready":
+            ready.add(key)
+        else:
+            ready.discard(key)
+        if old is None or old.state != state:
+            if counts is None:
+                counts = dict(g.counts)
+            if old is not None:
+                counts[old.state] = counts.get(old.state, 0) - 1
+            counts[state] = counts.get(state, 0) + 1
+            if state in ev.TERMINAL_STATES and finished_at is None and _done(counts, g.total):
+                finished_at = new.finished_at
+    if counts is not None:
+        view.graphs[graph_id] = msgspec.structs.replace(g, counts=counts, seq=seq, finished_at=finished_at)
+        touched.add(graph_key(graph_id))
 
 
 def _submit(view: ReadinessView, e: ev.GraphSubmitted, seq: int, version: int = 1) -> None:
@@ -196,6 +236,7 @@ def _submit(view: ReadinessView, e: ev.GraphSubmitted, seq: int, version: int = 
     )
     view.touched.add(graph_key(e.graph_id))
     held = f"in the backlog (priority {e.backlog_priority})" if e.backlog_priority is not None else ""
+    views: list[TaskView] = []
     for t, shape in zip(e.tasks, shapes, strict=True):
         free = not t.depends_on and not held
         gate = free and t.tier == 3
@@ -227,7 +268,8 @@ def _submit(view: ReadinessView, e: ev.GraphSubmitted, seq: int, version: int = 
             awaiting_approval=gate,
             reason=held,
         )
-        _put_task(view, new, seq)
+        views.append(new)
+    _put_graph_tasks(view, e.graph_id, views, seq)
 
 
 def _taken(view: ReadinessView, e: ev.BacklogItemTaken, seq: int) -> None:
@@ -345,7 +387,7 @@ def _lost(view: ReadinessView, t: TaskView, e: ev.TaskLost, seq: int) -> None:
 
 
 def _holds(t: TaskView, e: ev.TaskStarted | ev.TaskCompleted | ev.TaskLost) -> bool:
-    return t.state in HELD and (t.node, t.attempt) == (e.node_id, e.attempt)
+    return t.state in HELD and t.node == e.node_id and t.attempt == e.attempt
 
 
 def _stale(view: ReadinessView, t: TaskView, e: ev.AnyEvent, seq: int) -> None:
@@ -356,6 +398,39 @@ def _stale(view: ReadinessView, t: TaskView, e: ev.AnyEvent, seq: int) -> None:
 
 
 def _apply_task(view: ReadinessView, t: TaskView, e: ev.AnyEvent, seq: int) -> None:
+    """Apply one event of the task's own subject tree to ``t`` (already sequence-stamped).
+
+    The rules of `_apply_task_match`, chosen by the event's exact type (cheaper than class
+    patterns); another type (a subclass) goes through `_apply_task_match` itself."""
+    if type(e) is ev.TaskDispatched:
+        if t.state == "ready":
+            pre = "running" if e.phase == "preflight" else t.preflight_state
+            attempt = t.attempt if e.phase == "preflight" else e.attempt
+            new = msgspec.structs.replace(
+                t, state="dispatched", node=e.node_id, attempt=attempt, reason="", preflight_state=pre
+            )
+            _put_task(view, new, seq)
+            return
+    elif type(e) is ev.TaskStarted:
+        if t.state == "dispatched" and _holds(t, e):
+            _put_task(view, msgspec.structs.replace(t, state="running", started_at=e.occurred_at), seq)
+            return
+    elif type(e) is ev.TaskCompleted:
+        if _holds(t, e):
+            _complete(view, t, e, seq)
+            return
+    elif type(e) is ev.TaskLost:
+        if _holds(t, e):
+            _lost(view, t, e, seq)
+            return
+    else:  # cancel, reject, approve (rare) and any other type: the rules as class patterns
+        _apply_task_match(view, t, e, seq)
+        return
+    _stale(view, t, e, seq)
+    _put_task(view, t, seq)
+
+
+def _apply_task_match(view: ReadinessView, t: TaskView, e: ev.AnyEvent, seq: int) -> None:
     """Apply one event of the task's own subject tree to ``t`` (already sequence-stamped)."""
     replace = msgspec.structs.replace
     match e:
@@ -404,6 +479,30 @@ def _task_event(view: ReadinessView, e: TaskSubjectEvent, seq: int) -> None:
     t = view.tasks.get((e.graph_id, e.task_id))
     if t is None:
         view.ignored.append(f"seq {seq}: {type(e).__name__} for unknown task {e.graph_id}/{e.task_id}")
+        return
+    # the two most frequent moves stamp and move the task in one replace (the same value as
+    # stamping first and then applying the rule of `_apply_task`)
+    if type(e) is ev.TaskDispatched and t.state == "ready":
+        pre = "running" if e.phase == "preflight" else t.preflight_state
+        attempt = t.attempt if e.phase == "preflight" else e.attempt
+        new = msgspec.structs.replace(
+            t,
+            last_seq=seq,
+            version=t.version + 1,
+            seq=seq,
+            state="dispatched",
+            node=e.node_id,
+            attempt=attempt,
+            reason="",
+            preflight_state=pre,
+        )
+        _put_task(view, new, seq)
+        return
+    if type(e) is ev.TaskStarted and t.state == "dispatched" and _holds(t, e):
+        new = msgspec.structs.replace(
+            t, last_seq=seq, version=t.version + 1, seq=seq, state="running", started_at=e.occurred_at
+        )
+        _put_task(view, new, seq)
         return
     stamped = msgspec.structs.replace(t, last_seq=seq, version=t.version + 1, seq=seq)
     _apply_task(view, stamped, e, seq)
@@ -490,10 +589,62 @@ def _hold_back(view: ReadinessView, gid: str, new: str, before: tuple[str, ...],
     return tuple(sorted(held))
 
 
+def _graph_part(view: ReadinessView, e: ev.GraphSubmitted | ev.GraphTasksAdded, seq: int) -> None:
+    whole = view.assembly.add(e)
+    if whole is not None:
+        _submit(view, whole, seq, e.part + 1 if isinstance(e, ev.GraphTasksAdded) else 1)
+
+
+def _completed(view: ReadinessView, e: ev.TaskCompleted, seq: int) -> None:
+    view.quality, judged = judged_event(view.quality, e)  # the quality threshold's verdict
+    _task_event(view, judged, seq)
+
+
+def _nothing(view: ReadinessView, e: ev.AnyEvent, seq: int) -> None:
+    pass
+
+
+# What each event type does to the view, looked up by the exact type (one dict lookup instead
+# of a chain of class patterns); a type not listed goes through `_evolve_match`, the same rules.
+_HANDLERS: dict[type, Callable[[ReadinessView, Any, int], None]] = {
+    ev.GraphSubmitted: _graph_part,
+    ev.GraphTasksAdded: _graph_part,
+    ev.TaskCompleted: _completed,
+    ev.TaskDispatched: _task_event,
+    ev.TaskStarted: _task_event,
+    ev.TaskLost: _task_event,
+    ev.TaskCancelled: _task_event,
+    ev.TaskApproved: _task_event,
+    ev.TaskRejected: _task_event,
+    ev.GraphCancelled: _cancel_graph,
+    ev.TasksGenerated: _generated,
+    ev.GenerationLimitReached: _generated,
+    ev.BacklogItemTaken: _taken,
+    ev.NodeRegistered: _nothing,
+    ev.NodeObserved: _nothing,
+    ev.NodeLost: _nothing,
+    ev.NodeDrainRequested: _nothing,
+    ev.PredictionExpired: _nothing,
+    ev.AutonomyChanged: _nothing,
+    ev.Unschedulable: _nothing,
+    ev.Alert: _nothing,
+}
+
+
 def evolve_readiness(view: ReadinessView, event: ev.AnyEvent, seq: int) -> ReadinessView:
     """Apply one event (at stream sequence ``seq``) to the readiness view."""
     if seq <= view.seq:
         return view  # redelivery of what is already applied
+    handler = _HANDLERS.get(type(event))
+    if handler is None:
+        return _evolve_match(view, event, seq)
+    handler(view, event, seq)
+    view.seq = seq
+    return view
+
+
+def _evolve_match(view: ReadinessView, event: ev.AnyEvent, seq: int) -> ReadinessView:
+    """`evolve_readiness` by class patterns (subclasses of event types; unknown types raise)."""
     match event:
         case ev.GraphSubmitted() | ev.GraphTasksAdded():
             whole = view.assembly.add(event)

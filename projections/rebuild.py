@@ -58,22 +58,31 @@ class Rebuild:
         self.events += 1
 
     def apply_chunk(self, chunk: Sequence[tuple[int, str, bytes]]) -> None:
-        """`apply` for each ``(seq, subject, data)`` of a chunk (one loop, fewer lookups)."""
-        folds = list(self.folds.values())
+        """`apply` for each ``(seq, subject, data)`` of a chunk: one loop, each evolve called
+        directly (what `Fold.apply_event` does, without a call and lookups per fold and event)."""
+        folds = [(f, f.p.evolve) for f in self.folds.values()]
         decode = codec.decode
-        for seq, subject, data in chunk:
-            if seq != self.seq + 1:
-                raise ProjectionError(f"rebuild: gap in the stream: seq {seq} after {self.seq}")
-            try:
-                event = decode(data, subject=subject, seq=seq)
-            except MalformedEvent as e:
-                for f in folds:
-                    f.skip(subject, seq, "malformed", str(e))
-            else:
-                for f in folds:
-                    f.apply_event(event, subject, seq)
-            self.seq = seq
-            self.events += 1
+        last = self.seq
+        try:
+            for seq, subject, data in chunk:
+                if seq != last + 1:
+                    raise ProjectionError(f"rebuild: gap in the stream: seq {seq} after {last}")
+                try:
+                    event = decode(data, subject=subject, seq=seq)
+                except MalformedEvent as e:
+                    for f, _ in folds:
+                        f.skip(subject, seq, "malformed", str(e))
+                else:
+                    for f, evolve in folds:
+                        if seq > f.view.seq:
+                            try:
+                                f.view = evolve(f.view, event, seq)
+                            except Exception as e:  # noqa: BLE001 -- a dead letter, as in Fold.apply_event
+                                f.failed(subject, seq, e)
+                last = seq
+        finally:
+            self.events += last - self.seq
+            self.seq = last
 
     def values(self, name: str) -> dict[str, bytes]:
         """Every key of one view, encoded as the projector writes it."""
