@@ -132,21 +132,52 @@ OVERDUE_S = 1e-3  # expected remaining time of a run that is past its expected f
 
 @dataclass
 class _Slots:
-    """When each node's slots are expected to be free (the eft policy's reservations)."""
+    """When each node's slots are expected to be free (the eft policy's reservations), and what a
+    round computes once and reuses for every task it looks at."""
 
     free_at: dict[str, list[float]]  # seconds from now, sorted, one entry per slot
     down: dict[str, str | None] = field(default_factory=dict)  # node → why it takes nothing (this round)
-    facts: dict[tuple[str, str], tuple[float, str, float]] = field(default_factory=dict)
+    facts: dict[tuple[str, str], _Facts] = field(default_factory=dict)
     flags: FlagIndex = field(default_factory=FlagIndex)  # patterns flagged this round
+    refusals: dict[tuple[str, str], Candidate] = field(default_factory=dict)  # (node, reason) → its candidate
+    words: dict[tuple[float, float, str, str, str], str] = field(default_factory=dict)  # an eft reason by its numbers
+    by_type: dict[str, list[tuple[str, NodeView, str | None, _Facts]]] = field(default_factory=dict)  # see rows()
+    open: set[str] = field(default_factory=set)  # nodes with a slot free now (their first entry is 0.0)
 
-    def node_facts(self, node: NodeView, task_type: str, cfg: ScoringConfig) -> tuple[float, str, float]:
-        """Efficiency, its evidence and P(success) of a node for a type, computed once per round."""
+    def __post_init__(self) -> None:
+        self.open = {nid for nid, times in self.free_at.items() if times and times[0] == 0.0}
+
+    def node_facts(self, node: NodeView, task_type: str, cfg: ScoringConfig) -> _Facts:
+        """Efficiency, its evidence and P(success) of a node for a type (and the words about
+        them), computed once per round."""
         key = (node.node_id, task_type)
         f = self.facts.get(key)
         if f is None:
             eff, evidence = node_efficiency(node, task_type, cfg)
-            f = self.facts[key] = (eff, evidence, success_probability(node, task_type))
+            p = success_probability(node, task_type)
+            f = self.facts[key] = _Facts(
+                eff, evidence, p, f" at speed {eff:.2f}x ({evidence}; ", f", P(success) {p:.2f}"
+            )
         return f
+
+    def rows(
+        self, task_type: str, nodes: Mapping[str, NodeView], node_order: list[str], cfg: ScoringConfig
+    ) -> list[tuple[str, NodeView, str | None, _Facts]]:
+        """Per node in order: its view, why it takes nothing this round (or None) and its facts
+        for the type; once per round and type."""
+        rows = self.by_type.get(task_type)
+        if rows is None:
+            rows = self.by_type[task_type] = [
+                (nid, nodes[nid], self.down[nid], self.node_facts(nodes[nid], task_type, cfg)) for nid in node_order
+            ]
+        return rows
+
+    def refusal(self, node_id: str, reason: str) -> Candidate:
+        """The (immutable, shared) candidate of a node refused for ``reason``."""
+        c = self.refusals.get((node_id, reason))
+        if c is None:
+            c = self.refusals[(node_id, reason)] = Candidate(node_id=node_id, score=0.0, reason=reason, eligible=False)
+        return c
 
     def start(self, node: str) -> float | None:
         times = self.free_at.get(node)
@@ -157,6 +188,20 @@ class _Slots:
         times.pop(0)
         times.append(until)
         times.sort()
+        if times[0] == 0.0:
+            self.open.add(node)
+        else:
+            self.open.discard(node)
+
+
+class _Facts(NamedTuple):
+    """A node's numbers for a task type in one round, and their words in a candidate's reason."""
+
+    eff: float
+    evidence: str
+    p: float
+    speed_words: str  # " at speed 1.00x (3 runs of this type; "
+    p_words: str  # ", P(success) 1.00"
 
 
 def _busy_until(views: Views, node: NodeView, now: datetime, cfg: ScoringConfig) -> list[float]:
@@ -248,7 +293,7 @@ def plan(
 
 
 def _any_free(slots: _Slots) -> bool:
-    return any(s and s[0] == 0.0 for s in slots.free_at.values())
+    return bool(slots.open)
 
 
 def _by_priority(views: Views, now: datetime, cfg: ScoringConfig, cautious: bool) -> Iterator[TaskView]:
@@ -276,6 +321,7 @@ class _Option(NamedTuple):
     evidence: str
     p: float
     free_now: int
+    facts: _Facts
 
 
 def _choose(
@@ -285,29 +331,7 @@ def _choose(
     and the chosen slot's expected start and the run's expected duration (seconds)."""
     cfg = config.scoring
     est, source = task_estimate(task, views.types, cfg)
-    options: list[_Option] = []
-    refused: dict[str, str] = {}
-    for nid in node_order:
-        node = views.nodes[nid]
-        why = slots.down[nid] or _missing_labels(task, node)
-        times = slots.free_at.get(nid)
-        if why is None and not times:
-            why = f"no slot ({node.slots} slots)"
-        if why is not None:
-            refused[nid] = why
-            continue
-        assert times is not None
-        start = times[0]
-        if start > 0.0 and cfg.policy != "eft":
-            refused[nid] = f"no free slot ({node.slots}/{node.slots} busy, free in {start:.1f}s)"
-            continue
-        eff, evidence, p = slots.node_facts(node, task.type, cfg)
-        dur = est / eff
-        free_now = times.count(0.0)
-        rank = (
-            start + dur / max(p, 1e-6) if cfg.policy == "eft" else (-float(free_now) if cfg.policy == "seed" else 0.0)
-        )
-        options.append(_Option(rank, nid, start, dur, eff, evidence, p, free_now))
+    options, refused = _options(task, views, est, cfg, slots, node_order)
     if slots.flags.nodes_for(task):
         options = _avoid_flagged(task, views, options, refused, slots, node_order)
     avoid = _avoided(task, options, cfg)
@@ -319,19 +343,83 @@ def _choose(
         options = [o for o in options if o.start == 0.0]
     if not options:
         return None
-    best = min(options, key=lambda o: (o.rank, o.node_id))
+    best = min(options)  # by (rank, node id): node ids are unique, so the rest never counts
     if best.start > 0.0:  # a reservation: no event, so no words needed
         return Candidate(node_id=best.node_id, score=0.0, reason="", eligible=False), (), best.start, best.duration
     value = priority(task, now, cfg)
     by_node = {o.node_id: o for o in options}
-    candidates = tuple(
-        _candidate(by_node[nid], views.nodes[nid], value, est, source, cfg)
-        if nid in by_node
-        else Candidate(node_id=nid, score=0.0, reason=refused[nid], eligible=False)
-        for nid in node_order
-    )
+    if cfg.policy == "eft":
+        candidates = _eft_candidates(by_node, refused, value, f"{source} {est:.1f}s)", slots, node_order)
+    else:
+        candidates = tuple(
+            _candidate(by_node[nid], views.nodes[nid], cfg) if nid in by_node else slots.refusal(nid, refused[nid])
+            for nid in node_order
+        )
     chosen = next(c for c in candidates if c.node_id == best.node_id)
     return chosen, candidates, best.start, best.duration
+
+
+def _eft_candidates(
+    by_node: dict[str, _Option],
+    refused: dict[str, str],
+    value: float,
+    task_words: str,
+    slots: _Slots,
+    node_order: list[str],
+) -> tuple[Candidate, ...]:
+    """Every node's candidate under eft: an eligible one scored by its expected value, with its
+    finish time in words. Nodes with the same numbers share their score and words (computed
+    once per task and round), so a round over many alike nodes formats each text once."""
+    out: list[Candidate] = []
+    scores: dict[tuple[float, float], float] = {}
+    words = slots.words
+    for nid in node_order:
+        o = by_node.get(nid)
+        if o is None:
+            out.append(slots.refusal(nid, refused[nid]))
+            continue
+        start, dur, f = o.start, o.duration, o.facts
+        score = scores.get((f.p, dur))
+        if score is None:
+            score = scores[(f.p, dur)] = expected_value(f.p, value, dur)
+        key = (start, dur, f.speed_words, f.p_words, task_words)
+        reason = words.get(key)
+        if reason is None:
+            reason = words[key] = (
+                f"finish in {start + dur:.1f}s: {dur:.1f}s{f.speed_words}{task_words}"
+                + (f" after waiting {start:.1f}s" if start > 0 else "")
+                + f.p_words
+            )
+        out.append(Candidate(node_id=nid, score=score, reason=reason, eligible=start == 0.0))
+    return tuple(out)
+
+
+def _options(
+    task: TaskView, views: Views, est: float, cfg: ScoringConfig, slots: _Slots, node_order: list[str]
+) -> tuple[list[_Option], dict[str, str]]:
+    """Every node that could take the task with its numbers, and why each other node cannot."""
+    options: list[_Option] = []
+    refused: dict[str, str] = {}
+    policy, free_at, labels = cfg.policy, slots.free_at, task.labels
+    for nid, node, why, f in slots.rows(task.type, views.nodes, node_order, cfg):
+        if why is None and labels:
+            why = _missing_labels(task, node)
+        times = free_at.get(nid)
+        if why is None and not times:
+            why = f"no slot ({node.slots} slots)"
+        if why is not None:
+            refused[nid] = why
+            continue
+        assert times is not None
+        start = times[0]
+        if start > 0.0 and policy != "eft":
+            refused[nid] = f"no free slot ({node.slots}/{node.slots} busy, free in {start:.1f}s)"
+            continue
+        dur = est / f.eff
+        free_now = times.count(0.0) if policy != "eft" else 0  # (eft ranks by finish time, not free slots)
+        rank = start + dur / max(f.p, 1e-6) if policy == "eft" else (-float(free_now) if policy == "seed" else 0.0)
+        options.append(_Option(rank, nid, start, dur, f.eff, f.evidence, f.p, free_now, f))
+    return options, refused
 
 
 def _usable(task: TaskView, views: Views, now: datetime, config: DeciderConfig) -> list[str]:
@@ -391,17 +479,8 @@ def _avoided(task: TaskView, options: list[_Option], cfg: ScoringConfig) -> str 
     return None
 
 
-def _candidate(o: _Option, node: NodeView, value: float, est: float, source: str, cfg: ScoringConfig) -> Candidate:
-    if cfg.policy == "eft":
-        reason = (
-            f"finish in {o.start + o.duration:.1f}s: {o.duration:.1f}s at speed {o.eff:.2f}x ({o.evidence}; "
-            f"{source} {est:.1f}s)"
-            + (f" after waiting {o.start:.1f}s" if o.start > 0 else "")
-            + f", P(success) {o.p:.2f}"
-        )
-        return Candidate(
-            node_id=o.node_id, score=expected_value(o.p, value, o.duration), reason=reason, eligible=o.start == 0.0
-        )
+def _candidate(o: _Option, node: NodeView, cfg: ScoringConfig) -> Candidate:
+    """A node's candidate under seed (scored by its free slots) or fifo."""
     reason = f"{o.free_now} of {node.slots} slots free"
     return Candidate(node_id=o.node_id, score=float(o.free_now) if cfg.policy == "seed" else 1.0, reason=reason)
 

@@ -304,8 +304,10 @@ class Timings:
       change the decision answers), ``first_change_at``: the first checkpoint stored since the
       previous round (a change the decider may have had to wait on, for its own last append to
       show in the views, or for a round in progress);
-    - ``woke``, ``decided``: the round's start and the end of ``decide``; ``acked``: each
-      dispatch's append acknowledgement.
+    - ``woke``, ``decided``: the round's start and the end of its pure work; ``acked``: each
+      dispatch's append acknowledgement;
+    - ``stages``: the pure work's parts (ns): build the views, ``decide``, signals (``scan``: with
+      the unschedulable scan), follow-up work.
     """
 
     def __init__(self, path: str | None) -> None:
@@ -371,10 +373,13 @@ async def run_decider(
                 m.first_change_at = None
             now = datetime.now(UTC)  # pure-ok: the shell reads the clock and passes it in
             views = build_views(tasks, nodes, confidence, index)
+            built = time.time_ns()
             decisions = decide(views, now, config)
+            decided_at = time.time_ns()
             scan = time.monotonic() - last_scan >= UNSCHEDULABLE_SCAN_S
             last_scan = time.monotonic() if scan else last_scan
             pending = signals_of(views, now, config, decisions, state, scan)
+            signalled = time.time_ns()
             work = followup.plan(views, graphs.graphs, now, config, graphs.quiet)  # generated work (rules, backlog)
             del views  # shares the mirrors' live dicts: not valid after the next await
             decided = time.time_ns()
@@ -385,6 +390,8 @@ async def run_decider(
                     view_at=_ns(view_at),
                     first_change_at=_ns(first_at),
                     woke=woke,
+                    stages=[built - woke, decided_at - built, signalled - decided_at, decided - signalled],
+                    scan=scan,
                     decided=decided,
                     acked=acked,
                 )

@@ -66,8 +66,9 @@ def unschedulable(
     sent = set(dispatched)
     out: list[ev.Unschedulable] = []
     flags = flag_index(views.nodes, views.patterns, now, config.scoring)
-    for (g, t), task in sorted(views.tasks.items()):
-        if task.state != "ready" or task.ready_since is None or (g, t) in sent:
+    for g, t in _ready_keys(views):
+        task = views.tasks[(g, t)]
+        if task.ready_since is None or (g, t) in sent:
             continue
         if (now - task.ready_since).total_seconds() < after_s and not (
             flags and escalated(task, views, now, config, flags)
@@ -89,3 +90,11 @@ def unschedulable(
             )
         )
     return out
+
+
+def _ready_keys(views: Views) -> list[tuple[str, str]]:
+    """The ready tasks' keys in order: from the views' index of them when they keep one (a scan
+    costs the ready tasks, not every task)."""
+    if views.ready is not None:
+        return sorted(views.ready)
+    return sorted(k for k, task in views.tasks.items() if task.state == "ready")

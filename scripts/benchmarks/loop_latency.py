@@ -10,7 +10,9 @@ dispatched; `orchestrator.decider.Timings`) and the archive's metrics (``niyantr
 - ``first_change_to_append_ms``: from the first view checkpoint stored after the previous round
   began (a change the decider had to wait on: its own last append not yet in every view, or a
   round in progress) to the acknowledgement; the decider's own queueing included.
-- ``decide_ms`` (woke → decided, per round) and ``append_ms`` (decided → each ack).
+- ``view_change_to_round_ms``: view change → the round began (the decider busy or waiting);
+  ``decide_ms`` (round began → its pure work done, per round; ``decide_stages_ms``: its parts)
+  and ``append_ms`` (pure work done → each ack); ``dispatches_per_round``.
 - ``end_to_end_ms``: from the archive, a dispatch's stored time minus the stored time of the
   newest event its views reflected (``niyantra metrics``' decision_latency): projector lag
   (event stored → view written) + the above.
@@ -45,11 +47,20 @@ def summary(values: list[float]) -> dict[str, Any]:
     }
 
 
+STAGES = ("build_views", "decide", "signals", "followup")
+
+
 def loop_figures(rounds: list[dict[str, Any]]) -> dict[str, Any]:
     """The decider-side figures of its round timings (ms)."""
-    view, first, dec, app = [], [], [], []
+    view, first, dec, app, wake, sizes = [], [], [], [], [], []
+    stages: list[list[float]] = [[], [], [], []]
     for r in rounds:
         dec.append((r["decided"] - r["woke"]) / 1e6)
+        sizes.append(float(r["n"]))
+        if r.get("view_at"):
+            wake.append((r["woke"] - r["view_at"]) / 1e6)
+        for i, ns in enumerate(r.get("stages") or []):
+            stages[i].append(ns / 1e6)
         for a in r["acked"]:
             app.append((a - r["decided"]) / 1e6)
             if r.get("view_at"):
@@ -60,8 +71,11 @@ def loop_figures(rounds: list[dict[str, Any]]) -> dict[str, Any]:
         "rounds": len(rounds),
         "view_change_to_append_ms": summary(view),
         "first_change_to_append_ms": summary(first),
+        "view_change_to_round_ms": summary(wake),
         "decide_ms": summary(dec),
+        "decide_stages_ms": {name: summary(v) for name, v in zip(STAGES, stages, strict=True) if v},
         "append_ms": summary(app),
+        "dispatches_per_round": summary(sizes),
     }
 
 
@@ -69,6 +83,7 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("timings", type=Path, help="the decider's timings file (JSON lines)")
     ap.add_argument("metrics", type=Path, help="`niyantra metrics --json` output of the same run")
+    ap.add_argument("--floor", type=Path, help="append_floor.py output of the same server, copied out")
     ap.add_argument("--setup", default="{}", help="JSON object describing the run (graph, nodes), copied out")
     args = ap.parse_args()
     text = args.timings.read_text() if args.timings.exists() else ""  # a decider without timings wrote none
@@ -85,6 +100,11 @@ def main() -> None:
             "p99": m.get("decision_latency_ms_p99"),
         },
     }
+    if args.floor is not None:
+        out["append_floor"] = {
+            "what": "a bare append's ack on the same server, idle after the run (scratch stream)",
+            **json.loads(args.floor.read_text()),
+        }
     json.dump(out, sys.stdout, indent=2)
     print()
 
