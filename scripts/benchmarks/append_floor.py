@@ -36,26 +36,27 @@ def _ms(samples: list[float]) -> dict[str, float]:
     }
 
 
-async def measure(url: str, n: int, batch: int, size: int) -> dict[str, object]:
+async def measure(url: str, n: int, batch: int, size: int, stream: str = STREAM) -> dict[str, object]:
     nc = await nats_connect(url, name="bench-append-floor")
-    log = EventLog(nc, stream=STREAM, subjects=("bench.floor.>",))
+    subject = f"bench.{stream.lower()}"
+    log = EventLog(nc, stream=stream, subjects=(f"{subject}.>",))
     try:
         await log.ensure_stream(replicas=1)
         payload = b"x" * size
         single: list[float] = []
         for i in range(n):
             t0 = time.perf_counter()
-            await log.append(Append(f"bench.floor.s{i}", payload, {"Nats-Msg-Id": f"s{i}"}))
+            await log.append(Append(f"{subject}.s{i}", payload, {"Nats-Msg-Id": f"s{i}"}))
             single.append((time.perf_counter() - t0) * 1000)
         batches: list[float] = []
         for j in range(max(n // 4, 1)):
-            items = [Append(f"bench.floor.b{j}.{k}", payload, {"Nats-Msg-Id": f"b{j}.{k}"}) for k in range(batch)]
+            items = [Append(f"{subject}.b{j}.{k}", payload, {"Nats-Msg-Id": f"b{j}.{k}"}) for k in range(batch)]
             t0 = time.perf_counter()
             await log.append_atomic(items)
             batches.append((time.perf_counter() - t0) * 1000)
         return {"message_bytes": size, "single_ms": _ms(single), "batch": batch, "batch_ms": _ms(batches)}
     finally:
-        await nc.jetstream().delete_stream(STREAM)
+        await nc.jetstream().delete_stream(stream)
         await nc.close()
 
 
@@ -64,9 +65,10 @@ def main() -> None:
     ap.add_argument("--url", required=True)
     ap.add_argument("--n", type=int, default=200, help="single appends (and n/4 batches)")
     ap.add_argument("--batch", type=int, default=25, help="messages per atomic batch")
+    ap.add_argument("--stream", default=STREAM, help="name of the scratch stream (deleted at the end)")
     ap.add_argument("--size", type=int, default=15_000, help="bytes per message (a 100-candidate dispatch: ~15 kB)")
     args = ap.parse_args()
-    print(json.dumps(asyncio.run(measure(args.url, args.n, args.batch, args.size)), indent=2))
+    print(json.dumps(asyncio.run(measure(args.url, args.n, args.batch, args.size, args.stream)), indent=2))
 
 
 if __name__ == "__main__":

@@ -83,7 +83,8 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("timings", type=Path, help="the decider's timings file (JSON lines)")
     ap.add_argument("metrics", type=Path, help="`niyantra metrics --json` output of the same run")
-    ap.add_argument("--floor", type=Path, help="append_floor.py output of the same server, copied out")
+    ap.add_argument("--floor", type=Path, help="append_floor.py output of the same server after the run")
+    ap.add_argument("--floor-loaded", type=Path, help="append_floor.py output of the same server during the run")
     ap.add_argument("--setup", default="{}", help="JSON object describing the run (graph, nodes), copied out")
     args = ap.parse_args()
     text = args.timings.read_text() if args.timings.exists() else ""  # a decider without timings wrote none
@@ -104,6 +105,11 @@ def main() -> None:
         out["append_floor"] = {
             "what": "a bare append's ack on the same server, idle after the run (scratch stream)",
             **json.loads(args.floor.read_text()),
+        }
+    if args.floor_loaded is not None:
+        out["append_floor_loaded"] = {
+            "what": "a bare append's ack on the same server while the graph ran (scratch stream)",
+            **json.loads(args.floor_loaded.read_text()),
         }
     json.dump(out, sys.stdout, indent=2)
     print()
