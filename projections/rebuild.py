@@ -13,6 +13,7 @@ over ``attempts`` rounds is reported.
 from __future__ import annotations
 
 import asyncio
+import gc
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -101,16 +102,28 @@ async def stream_head(nc: Any, stream: str = S.STREAM) -> int:
 
 
 async def advance(nc: Any, rb: Rebuild, upto: int, *, on_progress: Callable[[int], None] | None = None) -> None:
-    """Fold the stream's messages after ``rb.seq`` up to and including ``upto``."""
+    """Fold the stream's messages after ``rb.seq`` up to and including ``upto``.
+
+    After each chunk the objects alive (mostly the views' entries: they live until the end) are
+    moved out of the cyclic collector's generations (`gc.freeze`), and back at the end: a fold
+    allocates millions of objects, and each full collection would otherwise walk every entry of
+    the views again (a tenth to a quarter of the CPU of a million-event rebuild here). Reference
+    counting frees what dies as
+    before; only garbage cycles wait until the end."""
     if upto <= rb.seq:
         return
     started = time.perf_counter()
+    freeze = gc.isenabled()
     try:
         async for chunk in read_chunks(nc, rb.seq + 1, upto):
             rb.apply_chunk(chunk)
+            if freeze:
+                gc.freeze()  # see `long_lived`
             if on_progress is not None:
                 on_progress(rb.seq)
     finally:
+        if freeze:
+            gc.unfreeze()
         rb.seconds += time.perf_counter() - started
 
 

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import gc
 import logging
 from collections.abc import Awaitable, Callable, Iterable, Mapping
 from typing import Any, TypeVar
@@ -213,20 +214,27 @@ class ProjectorRunner:
         ordered consumer's rate) before following it live; what changed after the stored
         checkpoint is written once per ``high_water`` events, as the live loop would."""
         pending = 0
-        async for chunk in read_chunks(self.nc, 1, head):
-            for seq, subject, data in chunk:
-                if seq != self.fold.seq + 1:
-                    raise ProjectionError(f"{self.p.name}: gap in the stream: seq {seq} after {self.fold.seq}")
-                self.fold.apply(data, subject, seq)
-            pending += len(chunk)
-            if self.fold.seq <= stored_seq:
-                self.fold.discard_changes()  # already in KV from before the restart
-                pending = 0
-            elif pending >= self.high_water:
-                await self._flush()
-                pending = 0
-            if stop.is_set():
-                return
+        freeze = gc.isenabled()  # as in `projections.rebuild.advance`: the view's entries live on
+        try:
+            async for chunk in read_chunks(self.nc, 1, head):
+                for seq, subject, data in chunk:
+                    if seq != self.fold.seq + 1:
+                        raise ProjectionError(f"{self.p.name}: gap in the stream: seq {seq} after {self.fold.seq}")
+                    self.fold.apply(data, subject, seq)
+                if freeze:
+                    gc.freeze()
+                pending += len(chunk)
+                if self.fold.seq <= stored_seq:
+                    self.fold.discard_changes()  # already in KV from before the restart
+                    pending = 0
+                elif pending >= self.high_water:
+                    await self._flush()
+                    pending = 0
+                if stop.is_set():
+                    return
+        finally:
+            if freeze:
+                gc.unfreeze()
         if pending:
             await self._flush()
 
