@@ -167,7 +167,7 @@ def recorded_run(tasks: int, nodes: int = 8, slots: int = 2, width: int = 50) ->
 
 def replay_throughput(tasks: int) -> dict[str, object]:
     """``replay --check`` (the same ``check`` the CLI runs, on messages in memory) over a recorded
-    run, in one process and in as many as the CPUs this process may use (``--jobs``, the CLI's default)."""
+    run, in one process and in as many as the CPUs this process may use (``replay --check --jobs N``)."""
     import os
 
     from orchestrator.replay import check
