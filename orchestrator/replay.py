@@ -10,6 +10,7 @@ differs, recorded against replayed.
 
 from __future__ import annotations
 
+import gc
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
@@ -26,6 +27,8 @@ from schemas import events as ev
 from schemas.errors import MalformedEvent
 
 VIEWS = ("readiness", "node-scores", "confidence")
+FREEZE_EVERY = 16384  # messages between moves of the live objects out of the cyclic GC's generations (`gc.freeze`):
+# the views' entries live to the end, and each full collection would walk them all again; unfrozen at the end
 LOOKAHEAD = 1024  # messages ahead of the folds decoded and kept for them (a decision's views are just behind it)
 
 
@@ -165,55 +168,62 @@ def check_range(
     by_task: dict[tuple[str, str, str], ev.TaskDispatched] = {}
     configs: dict[tuple[str, str, str], DeciderConfig] = {}
     generations = 0
-    for i in range(lo, min(hi, len(messages))):
-        m = messages[i]
-        if until is not None and m.seq > until:
-            break
-        if m.subject.endswith(GENERATION_SUBJECTS):
-            found = check_generation(replayer, m, graph, replayer.event(i))
-            if found is not None:
-                generations += 1
-                decisions += 1
-                reproduced += not found
-                mismatches += found
-            continue
-        if ".TaskDispatched." not in m.subject:
-            continue
-        recorded = replayer.event(i)  # decoded once: the folds use it when they pass it
-        if not isinstance(recorded, ev.TaskDispatched) or (graph and recorded.graph_id != graph):
-            continue
-        decisions += 1
-        now = recorded.now or recorded.occurred_at
-        seqs = recorded.view_seqs
-        round_key = (seqs, now, recorded.decider_id, recorded.decider_version, recorded.policy)
-        if round_key != last_round:  # the decisions of one round share their inputs: decide once per round
-            key = (recorded.decider_id, recorded.decider_version, recorded.policy)
-            config = configs.get(key)
-            if config is None:
-                config = configs[key] = DeciderConfig(
-                    decider_id=recorded.decider_id,
-                    version=recorded.decider_version,
-                    scoring=ScoringConfig(policy=recorded.policy or "eft"),
-                )
-            by_task = {
-                (d.event.graph_id, d.event.task_id, d.event.phase): d.event
-                for d in decide(replayer.views(dict(seqs)), now, config)
-            }
-            last_round = round_key
-            rounds += 1
-        replayed = by_task.get((recorded.graph_id, recorded.task_id, recorded.phase))
-        if replayed is not None and _same_bytes(replayed, recorded, m.data):
-            reproduced += 1
-            continue
-        mismatches.append(
-            {
-                "seq": m.seq,
-                "graph": recorded.graph_id,
-                "task": recorded.task_id,
-                "attempt": recorded.attempt,
-                "differences": _diff(recorded, replayed),
-            }
-        )
+    freeze = gc.isenabled()
+    try:
+        for i in range(lo, min(hi, len(messages))):
+            if freeze and i % FREEZE_EVERY == 0:
+                gc.freeze()  # see FREEZE_EVERY
+            m = messages[i]
+            if until is not None and m.seq > until:
+                break
+            if m.subject.endswith(GENERATION_SUBJECTS):
+                found = check_generation(replayer, m, graph, replayer.event(i))
+                if found is not None:
+                    generations += 1
+                    decisions += 1
+                    reproduced += not found
+                    mismatches += found
+                continue
+            if ".TaskDispatched." not in m.subject:
+                continue
+            recorded = replayer.event(i)  # decoded once: the folds use it when they pass it
+            if not isinstance(recorded, ev.TaskDispatched) or (graph and recorded.graph_id != graph):
+                continue
+            decisions += 1
+            now = recorded.now or recorded.occurred_at
+            seqs = recorded.view_seqs
+            round_key = (seqs, now, recorded.decider_id, recorded.decider_version, recorded.policy)
+            if round_key != last_round:  # the decisions of one round share their inputs: decide once per round
+                key = (recorded.decider_id, recorded.decider_version, recorded.policy)
+                config = configs.get(key)
+                if config is None:
+                    config = configs[key] = DeciderConfig(
+                        decider_id=recorded.decider_id,
+                        version=recorded.decider_version,
+                        scoring=ScoringConfig(policy=recorded.policy or "eft"),
+                    )
+                by_task = {
+                    (d.event.graph_id, d.event.task_id, d.event.phase): d.event
+                    for d in decide(replayer.views(dict(seqs)), now, config)
+                }
+                last_round = round_key
+                rounds += 1
+            replayed = by_task.get((recorded.graph_id, recorded.task_id, recorded.phase))
+            if replayed is not None and _same_bytes(replayed, recorded, m.data):
+                reproduced += 1
+                continue
+            mismatches.append(
+                {
+                    "seq": m.seq,
+                    "graph": recorded.graph_id,
+                    "task": recorded.task_id,
+                    "attempt": recorded.attempt,
+                    "differences": _diff(recorded, replayed),
+                }
+            )
+    finally:
+        if freeze:
+            gc.unfreeze()
     return {
         "decisions": decisions,
         "reproduced": reproduced,
