@@ -140,8 +140,9 @@ class _Slots:
     facts: dict[tuple[str, str], _Facts] = field(default_factory=dict)
     flags: FlagIndex = field(default_factory=FlagIndex)  # patterns flagged this round
     refusals: dict[tuple[str, str], Candidate] = field(default_factory=dict)  # (node, reason) → its candidate
-    words: dict[tuple[float, float, str, str, str], str] = field(default_factory=dict)  # an eft reason by its numbers
+    words: dict[tuple[float, float, _Facts, str], str] = field(default_factory=dict)  # an eft reason by its numbers
     by_type: dict[str, list[tuple[str, NodeView, str | None, _Facts]]] = field(default_factory=dict)  # see rows()
+    said: dict[_Facts, tuple[str, str]] = field(default_factory=dict)  # see fact_words()
     open: set[str] = field(default_factory=set)  # nodes with a slot free now (their first entry is 0.0)
 
     def __post_init__(self) -> None:
@@ -155,9 +156,7 @@ class _Slots:
         if f is None:
             eff, evidence = node_efficiency(node, task_type, cfg)
             p = success_probability(node, task_type)
-            f = self.facts[key] = _Facts(
-                eff, evidence, p, f" at speed {eff:.2f}x ({evidence}; ", f", P(success) {p:.2f}"
-            )
+            f = self.facts[key] = _Facts(eff, evidence, p)
         return f
 
     def rows(
@@ -171,6 +170,14 @@ class _Slots:
                 (nid, nodes[nid], self.down[nid], self.node_facts(nodes[nid], task_type, cfg)) for nid in node_order
             ]
         return rows
+
+    def fact_words(self, f: _Facts) -> tuple[str, str]:
+        """A node's facts in a candidate's reason (" at speed 1.00x (3 runs of this type; " and
+        ", P(success) 1.00"), formatted once per round and numbers, when a candidate needs them."""
+        w = self.said.get(f)
+        if w is None:
+            w = self.said[f] = (f" at speed {f.eff:.2f}x ({f.evidence}; ", f", P(success) {f.p:.2f}")
+        return w
 
     def refusal(self, node_id: str, reason: str) -> Candidate:
         """The (immutable, shared) candidate of a node refused for ``reason``."""
@@ -195,13 +202,11 @@ class _Slots:
 
 
 class _Facts(NamedTuple):
-    """A node's numbers for a task type in one round, and their words in a candidate's reason."""
+    """A node's numbers for a task type in one round."""
 
     eff: float
     evidence: str
     p: float
-    speed_words: str  # " at speed 1.00x (3 runs of this type; "
-    p_words: str  # ", P(success) 1.00"
 
 
 def _busy_until(views: Views, node: NodeView, now: datetime, cfg: ScoringConfig) -> list[float]:
@@ -382,13 +387,14 @@ def _eft_candidates(
         score = scores.get((f.p, dur))
         if score is None:
             score = scores[(f.p, dur)] = expected_value(f.p, value, dur)
-        key = (start, dur, f.speed_words, f.p_words, task_words)
+        key = (start, dur, f, task_words)
         reason = words.get(key)
         if reason is None:
+            speed_words, p_words = slots.fact_words(f)
             reason = words[key] = (
-                f"finish in {start + dur:.1f}s: {dur:.1f}s{f.speed_words}{task_words}"
+                f"finish in {start + dur:.1f}s: {dur:.1f}s{speed_words}{task_words}"
                 + (f" after waiting {start:.1f}s" if start > 0 else "")
-                + f.p_words
+                + p_words
             )
         out.append(Candidate(node_id=nid, score=score, reason=reason, eligible=start == 0.0))
     return tuple(out)
