@@ -370,6 +370,7 @@ def _build_graph(file: str, doc: Any, limits: Limits) -> GraphSpec:
     for i, raw in enumerate(raw_tasks):
         spec, task_problems = _task(file, i, raw, defaults)
         problems += task_problems
+        tid: str | None
         if spec is not None:
             specs.append(spec)
             tid, deps = spec.id, spec.depends_on

@@ -44,6 +44,7 @@ import msgspec
 from orchestrator.submission import GraphAssembly
 from projections.decay import Decayed, add
 from projections.feedback import QualityGate, judged_event
+from projections.fold import rule_for
 from schemas import events as ev
 from schemas.events import AutonomyLevel
 
@@ -343,8 +344,8 @@ def _nothing(view: ConfidenceView, e: ev.AnyEvent, seq: int) -> None:
 
 
 # What each event type does to the view, looked up by the exact type (one dict lookup instead
-# of a chain of class patterns); a type not listed goes through `_apply_match`, the same rules.
-_HANDLERS: dict[type, Callable[[ConfidenceView, Any, int], None]] = {
+# of a chain of class patterns; a subclass finds its base's rule through `rule_for`).
+_RULES: dict[type, Callable[[ConfidenceView, Any, int], None]] = {
     ev.GraphSubmitted: lambda view, e, seq: _specs(view, e),
     ev.GraphTasksAdded: lambda view, e, seq: _specs(view, e),
     ev.TasksGenerated: lambda view, e, seq: _specs(view, e),
@@ -369,49 +370,6 @@ _HANDLERS: dict[type, Callable[[ConfidenceView, Any, int], None]] = {
 }
 
 
-def _apply(view: ConfidenceView, event: ev.AnyEvent, seq: int) -> None:
-    handler = _HANDLERS.get(type(event))
-    if handler is None:
-        _apply_match(view, event, seq)
-    else:
-        handler(view, event, seq)
-
-
-def _apply_match(view: ConfidenceView, event: ev.AnyEvent, seq: int) -> None:
-    match event:
-        case ev.GraphSubmitted() | ev.GraphTasksAdded() | ev.TasksGenerated():
-            _specs(view, event)
-        case ev.TaskDispatched(phase="run"):
-            _predict(view, event, seq)
-        case ev.TaskCompleted():
-            view.quality, judged = judged_event(view.quality, event)  # the quality threshold's verdict
-            _completed(view, judged, seq)
-        case ev.TaskLost() | ev.TaskCancelled() | ev.TaskRejected():
-            _ended(view, event, seq)
-        case ev.GraphCancelled():
-            _void_graph(view, event.graph_id, event.occurred_at, seq)
-        case ev.PredictionExpired():
-            _expired(view, event, seq)
-        case ev.NodeRegistered() | ev.NodeObserved():
-            _seen(view, event.node_id, event.occurred_at, seq)
-        case ev.AutonomyChanged():
-            _pin(view, event)
-        case (
-            ev.TaskDispatched()
-            | ev.TaskStarted()
-            | ev.TaskApproved()
-            | ev.NodeLost()
-            | ev.NodeDrainRequested()
-            | ev.Unschedulable()
-            | ev.Alert()
-            | ev.GenerationLimitReached()
-            | ev.BacklogItemTaken()
-        ):
-            pass
-        case _:
-            raise TypeError(f"confidence: unhandled event type {type(event).__name__}")
-
-
 def evolve_confidence(view: ConfidenceView, event: ev.AnyEvent, seq: int) -> ConfidenceView:
     """Apply one event (at stream sequence ``seq``) to the confidence view.
 
@@ -420,7 +378,8 @@ def evolve_confidence(view: ConfidenceView, event: ev.AnyEvent, seq: int) -> Con
     """
     if seq <= view.seq:
         return view
-    _apply(view, event, seq)
+    rule = _RULES.get(type(event)) or rule_for(_RULES, event, "confidence")
+    rule(view, event, seq)
     if view.as_of is None or event.occurred_at > view.as_of:
         view.as_of = event.occurred_at
     view.touched.add(SUMMARY_KEY)

@@ -32,6 +32,19 @@ DEAD_PREFIX = "_dead"
 RECENT_PROBLEMS = 20
 
 
+R = TypeVar("R")
+
+
+def rule_for(rules: Mapping[type, R], event: object, view: str) -> R:
+    """The rule a view's table gives ``event``: by its exact type (the fast path callers inline),
+    else by its nearest listed base class; a type no rule lists is a programming error."""
+    for cls in type(event).__mro__:
+        rule = rules.get(cls)
+        if rule is not None:
+            return rule
+    raise TypeError(f"{view}: unhandled event type {type(event).__name__}")
+
+
 class View(Protocol):
     """What a fold needs of a view: its sequence and the keys an evolve touched."""
 

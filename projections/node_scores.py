@@ -41,6 +41,7 @@ import msgspec
 from orchestrator.submission import GraphAssembly
 from projections.decay import DEFAULT_HALF_LIFE_S, Decayed, add
 from projections.feedback import QualityGate, Streak, counts_as_failure, judged_event, streak_after
+from projections.fold import rule_for
 from projections.patterns import PATTERN_PREFIX, PatternView, learn_command
 from schemas import events as ev
 from schemas.subjects import is_safe_id, node_key
@@ -334,8 +335,8 @@ def _nothing(view: NodeScoresView, e: ev.AnyEvent, seq: int) -> None:
 
 
 # What each event type does to the view, looked up by the exact type (one dict lookup instead
-# of a chain of class patterns); a type not listed goes through `_evolve_match`, the same rules.
-_HANDLERS: dict[type, Callable[[NodeScoresView, Any, int], None]] = {
+# of a chain of class patterns; a subclass finds its base's rule through `rule_for`).
+_RULES: dict[type, Callable[[NodeScoresView, Any, int], None]] = {
     ev.NodeObserved: _observed,
     ev.NodeRegistered: _node_event,
     ev.NodeLost: _node_event,
@@ -364,48 +365,8 @@ def evolve_node_scores(view: NodeScoresView, event: ev.AnyEvent, seq: int) -> No
     """Apply one event (at stream sequence ``seq``) to the node-scores view."""
     if seq <= view.seq:
         return view
-    handler = _HANDLERS.get(type(event))
-    if handler is None:
-        return _evolve_match(view, event, seq)
-    handler(view, event, seq)
-    view.seq = seq
-    return view
-
-
-def _evolve_match(view: NodeScoresView, event: ev.AnyEvent, seq: int) -> NodeScoresView:
-    """`evolve_node_scores` by class patterns (subclasses of event types; unknown types raise)."""
-    match event:
-        case ev.NodeRegistered() | ev.NodeObserved() | ev.NodeLost() | ev.NodeDrainRequested():
-            _node_event(view, event, seq)
-        case ev.TaskDispatched():
-            _dispatch(view, event, seq)
-        case ev.TaskCompleted():
-            view.quality, judged = judged_event(view.quality, event)  # the quality threshold's verdict
-            _release(view, judged, seq)
-        case ev.TaskLost():
-            _release(view, event, seq)
-        case ev.TaskCancelled() | ev.TaskRejected():
-            _drop(view, event.graph_id, event.task_id, seq)
-        case ev.GraphCancelled():
-            _drop(view, event.graph_id, None, seq)
-        case ev.GraphSubmitted() | ev.GraphTasksAdded():
-            _graph(view, event)
-        case (
-            ev.TaskStarted()
-            | ev.TaskApproved()
-            | ev.PredictionExpired()
-            | ev.AutonomyChanged()
-            | ev.Unschedulable()
-            | ev.Alert()
-            | ev.GenerationLimitReached()
-            | ev.BacklogItemTaken()
-        ):
-            pass
-        case ev.TasksGenerated():
-            for x in event.generated:
-                view.specs.setdefault((event.graph_id, x.spec.id), (x.spec.type, x.spec.estimate_s))
-        case _:
-            raise TypeError(f"node-scores: unhandled event type {type(event).__name__}")
+    rule = _RULES.get(type(event)) or rule_for(_RULES, event, "node-scores")
+    rule(view, event, seq)
     view.seq = seq
     return view
 

@@ -39,97 +39,13 @@ import msgspec
 from orchestrator.submission import GraphAssembly
 from orchestrator.taskrules import QUARANTINE_AFTER
 from projections.feedback import QualityGate, judged_event
+from projections.fold import rule_for
 from projections.graphrank import graph_shapes
+from projections.readiness_entries import HELD as HELD
+from projections.readiness_entries import GraphView as GraphView
+from projections.readiness_entries import TaskView as TaskView
 from schemas import events as ev
 from schemas.subjects import graph_key, readiness_key
-
-HELD = frozenset({"dispatched", "running"})
-
-
-class TaskView(msgspec.Struct, frozen=True, kw_only=True):
-    """One task as the readiness view sees it; ``seq`` is the stream sequence it reflects."""
-
-    graph_id: str
-    task_id: str
-    title: str = ""
-    type: str = ""
-    command: str
-    state: ev.TaskState
-    depends_on: tuple[str, ...] = ()
-    waiting_for: tuple[str, ...] = ()
-    dependents: tuple[str, ...] = ()
-    ready_since: datetime | None = None
-    node: str | None = None
-    attempt: int = 0
-    max_attempts: int = 1
-    tier: int = 1
-    estimate_s: float | None = None
-    timeout_s: float | None = None
-    priority: int | None = None
-    labels: dict[str, str] = {}
-    env: tuple[str, ...] = ()
-    scope: tuple[str, ...] = ()
-    preflight: str | None = None
-    last_seq: int = 0
-    version: int = 0
-    started_at: datetime | None = None
-    finished_at: datetime | None = None
-    exit_code: int | None = None
-    duration_s: float | None = None
-    reason: str = ""
-    seq: int = 0
-    depth: int = 0
-    rank_s: float = 0.0
-    downstream: int = 0
-    lost: int = 0
-    awaiting_approval: bool = False
-    approved_by: str | None = None
-    preflight_state: str = ""
-    failed_on: str | None = None  # node of the last failed or lost attempt (retry strategy input)
-    failure_kind: str = ""  # "", "failure", "timeout" or "lost"
-    outcome: str = ""  # of the last run attempt that ended: success, partial or failure
-    origin: str = ""  # why a follow-up rule generated this task ("" for a task of the file)
-
-
-class GraphView(msgspec.Struct, frozen=True, kw_only=True):
-    """Totals of one graph (the article's 'Total tasks: 14 | Completed: 3 | ...' line)."""
-
-    graph_id: str
-    title: str = ""
-    total: int = 0
-    counts: dict[str, int] = {}
-    submitted_at: datetime | None = None
-    finished_at: datetime | None = None
-    seq: int = 0
-    depth: int = 0
-    critical_path_s: float = 0.0
-    cancelled_by: str | None = None
-    rules: tuple[ev.FollowUpRule, ...] = ()
-    generation_limit: int = 100
-    generated: int = 0  # tasks its rules generated so far
-    fired: tuple[str, ...] = ()  # "<rule>:<task>" triggers already acted on
-    limit_reached: bool = False
-    graph_version: int = 0  # events on the graph's own subjects (its write-side version)
-    graph_seq: int = 0  # stream sequence of the last of them (the guard of the next)
-    backlog_priority: int | None = None  # a backlog graph: nothing runs until the decider takes it
-    backlog_taken: bool = False
-
-    @property
-    def done(self) -> bool:
-        """Every task is in a terminal state."""
-        return sum(self.counts.get(s, 0) for s in ev.TERMINAL_STATES) == self.total
-
-    def totals(self) -> dict[str, int]:
-        """The article's totals: Total, Completed, Running (incl. dispatched), Ready, Blocked, Failed."""
-        c = self.counts
-        return {
-            "total": self.total,
-            "completed": c.get("succeeded", 0),
-            "running": c.get("running", 0) + c.get("dispatched", 0),
-            "ready": c.get("ready", 0),
-            "blocked": c.get("pending", 0),
-            "failed": c.get("failed", 0) + c.get("cancelled", 0),
-        }
 
 
 @dataclass
@@ -397,71 +313,76 @@ def _stale(view: ReadinessView, t: TaskView, e: ev.AnyEvent, seq: int) -> None:
     )
 
 
+def _on_dispatched(view: ReadinessView, t: TaskView, e: ev.TaskDispatched, seq: int) -> bool:
+    if t.state != "ready":
+        return False
+    pre = "running" if e.phase == "preflight" else t.preflight_state
+    attempt = t.attempt if e.phase == "preflight" else e.attempt
+    new = msgspec.structs.replace(
+        t, state="dispatched", node=e.node_id, attempt=attempt, reason="", preflight_state=pre
+    )
+    _put_task(view, new, seq)
+    return True
+
+
+def _on_started(view: ReadinessView, t: TaskView, e: ev.TaskStarted, seq: int) -> bool:
+    if t.state != "dispatched" or not _holds(t, e):
+        return False
+    _put_task(view, msgspec.structs.replace(t, state="running", started_at=e.occurred_at), seq)
+    return True
+
+
+def _on_completed(view: ReadinessView, t: TaskView, e: ev.TaskCompleted, seq: int) -> bool:
+    if not _holds(t, e):
+        return False
+    _complete(view, t, e, seq)
+    return True
+
+
+def _on_lost(view: ReadinessView, t: TaskView, e: ev.TaskLost, seq: int) -> bool:
+    if not _holds(t, e):
+        return False
+    _lost(view, t, e, seq)
+    return True
+
+
+def _on_cancelled(view: ReadinessView, t: TaskView, e: ev.TaskCancelled | ev.TaskRejected, seq: int) -> bool:
+    if t.state in ev.TERMINAL_STATES:
+        return False
+    verb = "rejected" if isinstance(e, ev.TaskRejected) else "cancelled"
+    _end(view, t, "cancelled", f"{verb} by {e.by}" + (f": {e.reason}" if e.reason else ""), e.occurred_at, seq)
+    return True
+
+
+def _on_approved(view: ReadinessView, t: TaskView, e: ev.TaskApproved, seq: int) -> bool:
+    if t.state in ev.TERMINAL_STATES or t.approved_by is not None:
+        return False
+    new = msgspec.structs.replace(t, approved_by=e.by, awaiting_approval=False)
+    if t.awaiting_approval and t.state == "pending":
+        new = msgspec.structs.replace(new, state="ready", ready_since=e.occurred_at)
+    _put_task(view, new, seq)
+    return True
+
+
+# What an event of a task's own subject tree does to the task; False: it does not fit the
+# task's state (a stale attempt, a second end), noted and ignored by `_apply_task`.
+_TASK_RULES: dict[type, Callable[[ReadinessView, TaskView, Any, int], bool]] = {
+    ev.TaskDispatched: _on_dispatched,
+    ev.TaskStarted: _on_started,
+    ev.TaskCompleted: _on_completed,
+    ev.TaskLost: _on_lost,
+    ev.TaskCancelled: _on_cancelled,
+    ev.TaskRejected: _on_cancelled,
+    ev.TaskApproved: _on_approved,
+}
+
+
 def _apply_task(view: ReadinessView, t: TaskView, e: ev.AnyEvent, seq: int) -> None:
-    """Apply one event of the task's own subject tree to ``t`` (already sequence-stamped).
-
-    The rules of `_apply_task_match`, chosen by the event's exact type (cheaper than class
-    patterns); another type (a subclass) goes through `_apply_task_match` itself."""
-    if type(e) is ev.TaskDispatched:
-        if t.state == "ready":
-            pre = "running" if e.phase == "preflight" else t.preflight_state
-            attempt = t.attempt if e.phase == "preflight" else e.attempt
-            new = msgspec.structs.replace(
-                t, state="dispatched", node=e.node_id, attempt=attempt, reason="", preflight_state=pre
-            )
-            _put_task(view, new, seq)
-            return
-    elif type(e) is ev.TaskStarted:
-        if t.state == "dispatched" and _holds(t, e):
-            _put_task(view, msgspec.structs.replace(t, state="running", started_at=e.occurred_at), seq)
-            return
-    elif type(e) is ev.TaskCompleted:
-        if _holds(t, e):
-            _complete(view, t, e, seq)
-            return
-    elif type(e) is ev.TaskLost:
-        if _holds(t, e):
-            _lost(view, t, e, seq)
-            return
-    else:  # cancel, reject, approve (rare) and any other type: the rules as class patterns
-        _apply_task_match(view, t, e, seq)
-        return
-    _stale(view, t, e, seq)
-    _put_task(view, t, seq)
-
-
-def _apply_task_match(view: ReadinessView, t: TaskView, e: ev.AnyEvent, seq: int) -> None:
     """Apply one event of the task's own subject tree to ``t`` (already sequence-stamped)."""
-    replace = msgspec.structs.replace
-    match e:
-        case ev.TaskDispatched() if t.state == "ready":
-            pre = "running" if e.phase == "preflight" else t.preflight_state
-            attempt = t.attempt if e.phase == "preflight" else e.attempt
-            _put_task(
-                view,
-                replace(t, state="dispatched", node=e.node_id, attempt=attempt, reason="", preflight_state=pre),
-                seq,
-            )
-        case ev.TaskStarted() if _holds(t, e) and t.state == "dispatched":
-            _put_task(view, replace(t, state="running", started_at=e.occurred_at), seq)
-        case ev.TaskCompleted() if _holds(t, e):
-            _complete(view, t, e, seq)
-        case ev.TaskLost() if _holds(t, e):
-            _lost(view, t, e, seq)
-        case ev.TaskCancelled(by=who, reason=why) | ev.TaskRejected(by=who, reason=why) if (
-            t.state not in ev.TERMINAL_STATES
-        ):
-            verb = "rejected" if isinstance(e, ev.TaskRejected) else "cancelled"
-            _end(view, t, "cancelled", f"{verb} by {who}" + (f": {why}" if why else ""), e.occurred_at, seq)
-        case ev.TaskApproved(by=who) if t.state not in ev.TERMINAL_STATES and t.approved_by is None:
-            ready = t.awaiting_approval and t.state == "pending"
-            new = replace(t, approved_by=who, awaiting_approval=False)
-            if ready:
-                new = replace(new, state="ready", ready_since=e.occurred_at)
-            _put_task(view, new, seq)
-        case _:
-            _stale(view, t, e, seq)
-            _put_task(view, t, seq)
+    rule = _TASK_RULES.get(type(e)) or rule_for(_TASK_RULES, e, "readiness")
+    if not rule(view, t, e, seq):
+        _stale(view, t, e, seq)
+        _put_task(view, t, seq)
 
 
 TaskSubjectEvent = (
@@ -605,8 +526,8 @@ def _nothing(view: ReadinessView, e: ev.AnyEvent, seq: int) -> None:
 
 
 # What each event type does to the view, looked up by the exact type (one dict lookup instead
-# of a chain of class patterns); a type not listed goes through `_evolve_match`, the same rules.
-_HANDLERS: dict[type, Callable[[ReadinessView, Any, int], None]] = {
+# of a chain of class patterns; a subclass finds its base's rule through `rule_for`).
+_RULES: dict[type, Callable[[ReadinessView, Any, int], None]] = {
     ev.GraphSubmitted: _graph_part,
     ev.GraphTasksAdded: _graph_part,
     ev.TaskCompleted: _completed,
@@ -635,53 +556,8 @@ def evolve_readiness(view: ReadinessView, event: ev.AnyEvent, seq: int) -> Readi
     """Apply one event (at stream sequence ``seq``) to the readiness view."""
     if seq <= view.seq:
         return view  # redelivery of what is already applied
-    handler = _HANDLERS.get(type(event))
-    if handler is None:
-        return _evolve_match(view, event, seq)
-    handler(view, event, seq)
-    view.seq = seq
-    return view
-
-
-def _evolve_match(view: ReadinessView, event: ev.AnyEvent, seq: int) -> ReadinessView:
-    """`evolve_readiness` by class patterns (subclasses of event types; unknown types raise)."""
-    match event:
-        case ev.GraphSubmitted() | ev.GraphTasksAdded():
-            whole = view.assembly.add(event)
-            if whole is not None:
-                _submit(view, whole, seq, event.part + 1 if isinstance(event, ev.GraphTasksAdded) else 1)
-        case ev.TaskCompleted():
-            view.quality, judged = judged_event(view.quality, event)  # the quality threshold's verdict
-            _task_event(view, judged, seq)
-        case (
-            ev.TaskDispatched()
-            | ev.TaskStarted()
-            | ev.TaskCompleted()
-            | ev.TaskLost()
-            | ev.TaskCancelled()
-            | ev.TaskApproved()
-            | ev.TaskRejected()
-        ):
-            _task_event(view, event, seq)
-        case ev.GraphCancelled():
-            _cancel_graph(view, event, seq)
-        case ev.TasksGenerated() | ev.GenerationLimitReached():
-            _generated(view, event, seq)
-        case ev.BacklogItemTaken():
-            _taken(view, event, seq)
-        case (
-            ev.NodeRegistered()
-            | ev.NodeObserved()
-            | ev.NodeLost()
-            | ev.NodeDrainRequested()
-            | ev.PredictionExpired()
-            | ev.AutonomyChanged()
-            | ev.Unschedulable()
-            | ev.Alert()
-        ):
-            pass
-        case _:
-            raise TypeError(f"readiness: unhandled event type {type(event).__name__}")
+    rule = _RULES.get(type(event)) or rule_for(_RULES, event, "readiness")
+    rule(view, event, seq)
     view.seq = seq
     return view
 
