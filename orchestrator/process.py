@@ -28,6 +28,7 @@ TRANSIENT = (
     nats.js.errors.ServiceUnavailableError,
     ConnectionError,
 )
+STOP_GRACE_S = 5.0  # how long ``main`` may take to finish by itself after SIGTERM or SIGINT
 START_RETRY_S = 60.0  # how long a process that has not yet served retries NATS being unavailable
 _SERVED = threading.Event()  # set by the ready marker: the process has started serving
 
@@ -71,7 +72,7 @@ def run_until_signalled(main: Callable[[asyncio.Event], Awaitable[None]]) -> Non
         started = loop.time()
         while True:
             try:
-                await main(stop)
+                await _until_stopped(main, stop)
                 return
             except TRANSIENT as e:
                 if stop.is_set() or (not _SERVED.is_set() and loop.time() - started > START_RETRY_S):
@@ -85,3 +86,24 @@ def run_until_signalled(main: Callable[[asyncio.Event], Awaitable[None]]) -> Non
                     return
 
     asyncio.run(wrapper())
+
+
+async def _until_stopped(main: Callable[[asyncio.Event], Awaitable[None]], stop: asyncio.Event) -> None:
+    """Await ``main(stop)``; once ``stop`` is set, give it ``STOP_GRACE_S`` to finish by itself
+    (flush, close) and then cancel it: a process waiting on a server that is gone (a connect or a
+    request retrying forever) still ends on SIGTERM."""
+    runner = asyncio.ensure_future(main(stop))
+    stopped = asyncio.ensure_future(stop.wait())
+    try:
+        await asyncio.wait({runner, stopped}, return_when=asyncio.FIRST_COMPLETED)
+        if not runner.done():
+            await asyncio.wait({runner}, timeout=STOP_GRACE_S)
+        if not runner.done():
+            logging.getLogger(__name__).warning("still busy %.0fs after the stop signal; cancelled", STOP_GRACE_S)
+            runner.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await runner
+            return
+        runner.result()  # main's own outcome: returned, or its error
+    finally:
+        stopped.cancel()

@@ -144,6 +144,7 @@ class Chaos:
         self.m: Manifest | None = None
         self.creds: dict[str, str] = {}
         self.t0 = self._last_note = 0.0
+        self.restarted: dict[str, list[subprocess.Popen[bytes]]] = {}  # every child this run started again
 
     # --- processes ---------------------------------------------------------------------------
 
@@ -211,6 +212,7 @@ class Chaos:
                 cmd, stdout=out, stderr=out, stdin=subprocess.DEVNULL, start_new_session=True, env=self._env(name)
             )
         _SPAWNED.append(proc)
+        self.restarted.setdefault(name, []).append(proc)
         m = read_manifest(self.data)
         assert m is not None
         i = next(i for i, p in enumerate(m.processes) if p.name == name)
@@ -313,6 +315,8 @@ class Chaos:
                 self._last_note = now
                 print(f"chaos: {now - self.t0:.0f}s {done}/{total} done", file=sys.stderr, flush=True)
             for f in [f for f in faults if f.fired_at_s is None and done >= f.at_fraction * total]:
+                if any(p.target == f.target for p in pending_restarts):
+                    continue  # its last fault is not recovered yet: two restarts would start it twice
                 self._fire(f, now, done)
                 pending_restarts.append(f)
             for f in [f for f in pending_restarts if now - self.t0 >= (f.fired_at_s or 0) + f.restart_after_s]:
@@ -421,9 +425,17 @@ def check(chaos: Chaos, expected: dict[str, str], summary: dict[str, Any], settl
         "verify_violations": report.get("violations", []),
         "verify_checked": {k: v["checks"] for k, v in report.get("checked", {}).items()},
         "dead_processes": sorted(n for n, ok in alive.items() if not ok),
+        # a restart that left an earlier copy running (down would stop only the recorded one)
+        "running_twice": sorted(n for n, ps in chaos.restarted.items() if sum(p.poll() is None for p in ps) > 1),
     }
     summary["ok"] = not (
-        wrong_end or twice or missing or summary["verify_violations"] or seen["malformed"] or summary["dead_processes"]
+        wrong_end
+        or twice
+        or missing
+        or summary["verify_violations"]
+        or seen["malformed"]
+        or summary["dead_processes"]
+        or summary["running_twice"]
     )
     return summary
 

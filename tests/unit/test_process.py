@@ -4,6 +4,8 @@ backoff (also before the first ready, for a while); any other error ends the pro
 from __future__ import annotations
 
 import asyncio
+import os
+import signal
 
 import nats.errors
 import pytest
@@ -41,3 +43,31 @@ def test_any_other_error_ends_the_process_at_once():
     with pytest.raises(ValueError, match="bad config"):
         process.run_until_signalled(_main_failing([ValueError("bad config")], calls))
     assert len(calls) == 1
+
+
+def test_sigterm_sets_stop_and_a_main_that_honours_it_finishes_by_itself():
+    finished: list[str] = []
+
+    async def main(stop: asyncio.Event) -> None:
+        asyncio.get_running_loop().call_soon(os.kill, os.getpid(), signal.SIGTERM)
+        await stop.wait()
+        finished.append("flushed and closed")
+
+    process.run_until_signalled(main)
+    assert finished == ["flushed and closed"]
+
+
+def test_a_main_stuck_after_sigterm_is_cancelled_after_the_grace(monkeypatch):
+    monkeypatch.setattr(process, "STOP_GRACE_S", 0.2)
+    seen: list[str] = []
+
+    async def main(stop: asyncio.Event) -> None:
+        asyncio.get_running_loop().call_soon(os.kill, os.getpid(), signal.SIGTERM)
+        try:
+            await asyncio.Event().wait()  # like a connect retrying forever against a server that is gone
+        except asyncio.CancelledError:
+            seen.append("cancelled")
+            raise
+
+    process.run_until_signalled(main)
+    assert seen == ["cancelled"]
