@@ -25,13 +25,13 @@ import msgspec
 
 from orchestrator import __version__
 from orchestrator.flags import FlagIndex, approve_hint, escalation_reason, flag_index
+from orchestrator.roundslots import NodeFacts, RoundSlots
 from orchestrator.scoring import (
     ScoringConfig,
     backoff_until,
     expected_value,
     node_efficiency,
     priority,
-    success_probability,
     task_estimate,
 )
 from projections.node_scores import NodeView, TypeEstimate
@@ -130,85 +130,6 @@ def world_hash(views: Views, now: datetime, ready_tasks: list[TaskView] | None =
 OVERDUE_S = 1e-3  # expected remaining time of a run that is past its expected finish
 
 
-@dataclass
-class _Slots:
-    """When each node's slots are expected to be free (the eft policy's reservations), and what a
-    round computes once and reuses for every task it looks at."""
-
-    free_at: dict[str, list[float]]  # seconds from now, sorted, one entry per slot
-    down: dict[str, str | None] = field(default_factory=dict)  # node → why it takes nothing (this round)
-    facts: dict[tuple[str, str], _Facts] = field(default_factory=dict)
-    flags: FlagIndex = field(default_factory=FlagIndex)  # patterns flagged this round
-    refusals: dict[tuple[str, str], Candidate] = field(default_factory=dict)  # (node, reason) → its candidate
-    words: dict[tuple[float, float, _Facts, str], str] = field(default_factory=dict)  # an eft reason by its numbers
-    by_type: dict[str, list[tuple[str, NodeView, str | None, _Facts]]] = field(default_factory=dict)  # see rows()
-    said: dict[_Facts, tuple[str, str]] = field(default_factory=dict)  # see fact_words()
-    open: set[str] = field(default_factory=set)  # nodes with a slot free now (their first entry is 0.0)
-
-    def __post_init__(self) -> None:
-        self.open = {nid for nid, times in self.free_at.items() if times and times[0] == 0.0}
-
-    def node_facts(self, node: NodeView, task_type: str, cfg: ScoringConfig) -> _Facts:
-        """Efficiency, its evidence and P(success) of a node for a type (and the words about
-        them), computed once per round."""
-        key = (node.node_id, task_type)
-        f = self.facts.get(key)
-        if f is None:
-            eff, evidence = node_efficiency(node, task_type, cfg)
-            p = success_probability(node, task_type)
-            f = self.facts[key] = _Facts(eff, evidence, p)
-        return f
-
-    def rows(
-        self, task_type: str, nodes: Mapping[str, NodeView], node_order: list[str], cfg: ScoringConfig
-    ) -> list[tuple[str, NodeView, str | None, _Facts]]:
-        """Per node in order: its view, why it takes nothing this round (or None) and its facts
-        for the type; once per round and type."""
-        rows = self.by_type.get(task_type)
-        if rows is None:
-            rows = self.by_type[task_type] = [
-                (nid, nodes[nid], self.down[nid], self.node_facts(nodes[nid], task_type, cfg)) for nid in node_order
-            ]
-        return rows
-
-    def fact_words(self, f: _Facts) -> tuple[str, str]:
-        """A node's facts in a candidate's reason (" at speed 1.00x (3 runs of this type; " and
-        ", P(success) 1.00"), formatted once per round and numbers, when a candidate needs them."""
-        w = self.said.get(f)
-        if w is None:
-            w = self.said[f] = (f" at speed {f.eff:.2f}x ({f.evidence}; ", f", P(success) {f.p:.2f}")
-        return w
-
-    def refusal(self, node_id: str, reason: str) -> Candidate:
-        """The (immutable, shared) candidate of a node refused for ``reason``."""
-        c = self.refusals.get((node_id, reason))
-        if c is None:
-            c = self.refusals[(node_id, reason)] = Candidate(node_id=node_id, score=0.0, reason=reason, eligible=False)
-        return c
-
-    def start(self, node: str) -> float | None:
-        times = self.free_at.get(node)
-        return times[0] if times else None
-
-    def take(self, node: str, until: float) -> None:
-        times = self.free_at[node]
-        times.pop(0)
-        times.append(until)
-        times.sort()
-        if times[0] == 0.0:
-            self.open.add(node)
-        else:
-            self.open.discard(node)
-
-
-class _Facts(NamedTuple):
-    """A node's numbers for a task type in one round."""
-
-    eff: float
-    evidence: str
-    p: float
-
-
 def _busy_until(views: Views, node: NodeView, now: datetime, cfg: ScoringConfig) -> list[float]:
     out: list[float] = []
     for key in node.active:
@@ -225,7 +146,7 @@ def _busy_until(views: Views, node: NodeView, now: datetime, cfg: ScoringConfig)
     return out
 
 
-def _slots(views: Views, now: datetime, config: DeciderConfig, one_per_node: bool) -> _Slots:
+def _slots(views: Views, now: datetime, config: DeciderConfig, one_per_node: bool) -> RoundSlots:
     free_at: dict[str, list[float]] = {}
     down: dict[str, str | None] = {}
     for nid in sorted(views.nodes):
@@ -235,7 +156,7 @@ def _slots(views: Views, now: datetime, config: DeciderConfig, one_per_node: boo
         slots = 1 if one_per_node else node.slots
         free = max(slots - len(busy), 0)
         free_at[nid] = [0.0] * free + busy[: max(slots - free, 0)] if slots > 0 else []
-    return _Slots(free_at, down)
+    return RoundSlots(free_at, down)
 
 
 def gate(task: TaskView, autonomy: str, now: datetime | None = None, cfg: ScoringConfig | None = None) -> str | None:
@@ -297,7 +218,7 @@ def plan(
     return out, reserved
 
 
-def _any_free(slots: _Slots) -> bool:
+def _any_free(slots: RoundSlots) -> bool:
     return bool(slots.open)
 
 
@@ -326,11 +247,11 @@ class _Option(NamedTuple):
     evidence: str
     p: float
     free_now: int
-    facts: _Facts
+    facts: NodeFacts
 
 
 def _choose(
-    task: TaskView, views: Views, now: datetime, config: DeciderConfig, slots: _Slots, node_order: list[str]
+    task: TaskView, views: Views, now: datetime, config: DeciderConfig, slots: RoundSlots, node_order: list[str]
 ) -> tuple[Candidate, tuple[Candidate, ...], float, float] | None:
     """The chosen candidate (eligible: dispatch now; not eligible: a reservation), all candidates,
     and the chosen slot's expected start and the run's expected duration (seconds)."""
@@ -369,7 +290,7 @@ def _eft_candidates(
     refused: dict[str, str],
     value: float,
     task_words: str,
-    slots: _Slots,
+    slots: RoundSlots,
     node_order: list[str],
 ) -> tuple[Candidate, ...]:
     """Every node's candidate under eft: an eligible one scored by its expected value, with its
@@ -401,7 +322,7 @@ def _eft_candidates(
 
 
 def _options(
-    task: TaskView, views: Views, est: float, cfg: ScoringConfig, slots: _Slots, node_order: list[str]
+    task: TaskView, views: Views, est: float, cfg: ScoringConfig, slots: RoundSlots, node_order: list[str]
 ) -> tuple[list[_Option], dict[str, str]]:
     """Every node that could take the task with its numbers, and why each other node cannot."""
     options: list[_Option] = []
@@ -442,7 +363,12 @@ def escalated(task: TaskView, views: Views, now: datetime, config: DeciderConfig
 
 
 def _avoid_flagged(
-    task: TaskView, views: Views, options: list[_Option], refused: dict[str, str], slots: _Slots, node_order: list[str]
+    task: TaskView,
+    views: Views,
+    options: list[_Option],
+    refused: dict[str, str],
+    slots: RoundSlots,
+    node_order: list[str],
 ) -> list[_Option]:
     """The options without the nodes flagged for the task's type, unless every usable node is
     flagged (then the task was approved past its escalation and may use them)."""

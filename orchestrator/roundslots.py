@@ -1,0 +1,94 @@
+"""One decide round's view of the nodes: when each node's slots are expected to be free (the
+eft policy's reservations) and what the round computes once and reuses for every task it looks
+at (a node's facts for a type, their words, a refused node's candidate). Mutable, and owned by
+one call of `orchestrator.decide.plan`; nothing here reads the clock."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import NamedTuple
+
+from orchestrator.flags import FlagIndex
+from orchestrator.scoring import ScoringConfig, node_efficiency, success_probability
+from projections.node_scores import NodeView
+from schemas.events import Candidate
+
+
+class NodeFacts(NamedTuple):
+    """A node's numbers for a task type in one round."""
+
+    eff: float
+    evidence: str
+    p: float
+
+
+@dataclass
+class RoundSlots:
+    """When each node's slots are expected to be free (the eft policy's reservations), and what a
+    round computes once and reuses for every task it looks at."""
+
+    free_at: dict[str, list[float]]  # seconds from now, sorted, one entry per slot
+    down: dict[str, str | None] = field(default_factory=dict)  # node → why it takes nothing (this round)
+    facts: dict[tuple[str, str], NodeFacts] = field(default_factory=dict)
+    flags: FlagIndex = field(default_factory=FlagIndex)  # patterns flagged this round
+    refusals: dict[tuple[str, str], Candidate] = field(default_factory=dict)  # (node, reason) → its candidate
+    words: dict[tuple[float, float, NodeFacts, str], str] = field(default_factory=dict)  # an eft reason by its numbers
+    by_type: dict[str, list[tuple[str, NodeView, str | None, NodeFacts]]] = field(default_factory=dict)  # see rows()
+    said: dict[NodeFacts, tuple[str, str]] = field(default_factory=dict)  # see fact_words()
+    open: set[str] = field(default_factory=set)  # nodes with a slot free now (their first entry is 0.0)
+
+    def __post_init__(self) -> None:
+        self.open = {nid for nid, times in self.free_at.items() if times and times[0] == 0.0}
+
+    def node_facts(self, node: NodeView, task_type: str, cfg: ScoringConfig) -> NodeFacts:
+        """Efficiency, its evidence and P(success) of a node for a type (and the words about
+        them), computed once per round."""
+        key = (node.node_id, task_type)
+        f = self.facts.get(key)
+        if f is None:
+            eff, evidence = node_efficiency(node, task_type, cfg)
+            p = success_probability(node, task_type)
+            f = self.facts[key] = NodeFacts(eff, evidence, p)
+        return f
+
+    def rows(
+        self, task_type: str, nodes: Mapping[str, NodeView], node_order: list[str], cfg: ScoringConfig
+    ) -> list[tuple[str, NodeView, str | None, NodeFacts]]:
+        """Per node in order: its view, why it takes nothing this round (or None) and its facts
+        for the type; once per round and type."""
+        rows = self.by_type.get(task_type)
+        if rows is None:
+            rows = self.by_type[task_type] = [
+                (nid, nodes[nid], self.down[nid], self.node_facts(nodes[nid], task_type, cfg)) for nid in node_order
+            ]
+        return rows
+
+    def fact_words(self, f: NodeFacts) -> tuple[str, str]:
+        """A node's facts in a candidate's reason (" at speed 1.00x (3 runs of this type; " and
+        ", P(success) 1.00"), formatted once per round and numbers, when a candidate needs them."""
+        w = self.said.get(f)
+        if w is None:
+            w = self.said[f] = (f" at speed {f.eff:.2f}x ({f.evidence}; ", f", P(success) {f.p:.2f}")
+        return w
+
+    def refusal(self, node_id: str, reason: str) -> Candidate:
+        """The (immutable, shared) candidate of a node refused for ``reason``."""
+        c = self.refusals.get((node_id, reason))
+        if c is None:
+            c = self.refusals[(node_id, reason)] = Candidate(node_id=node_id, score=0.0, reason=reason, eligible=False)
+        return c
+
+    def start(self, node: str) -> float | None:
+        times = self.free_at.get(node)
+        return times[0] if times else None
+
+    def take(self, node: str, until: float) -> None:
+        times = self.free_at[node]
+        times.pop(0)
+        times.append(until)
+        times.sort()
+        if times[0] == 0.0:
+            self.open.add(node)
+        else:
+            self.open.discard(node)
