@@ -283,6 +283,10 @@ def decider(
     ready_file: ReadyFile = None,
     decider_id: Annotated[str, typer.Option(envvar="NIYANTRA_DECIDER_ID", help="Name in decisions.")] = "decider",
     policy: Annotated[str, typer.Option(help="Scoring policy: eft | seed | fifo.")] = "eft",
+    timings: Annotated[
+        str | None,
+        typer.Option(envvar="NIYANTRA_DECIDER_TIMINGS", help="Append each round's timings (JSON lines) to this file."),
+    ] = None,
 ) -> None:
     """Run a stateless decider process."""
     from orchestrator.decide import DeciderConfig
@@ -297,7 +301,7 @@ def decider(
     config = DeciderConfig(decider_id=decider_id, scoring=ScoringConfig(policy=policy))
 
     async def main(stop: asyncio.Event) -> None:
-        await run_decider(nats_url, stop, config, on_ready=ready_marker(ready_file))
+        await run_decider(nats_url, stop, config, on_ready=ready_marker(ready_file), timings_path=timings)
 
     run_until_signalled(main)
 

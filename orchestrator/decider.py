@@ -12,7 +12,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import os
 import time
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -298,7 +297,7 @@ async def signal(eventlog: EventLog, signals: Signals, state: DeciderState) -> N
 
 class Timings:
     """Where a round's time goes, one JSON line per round that dispatched, for benchmarks
-    (``NIYANTRA_DECIDER_TIMINGS=path``; off otherwise). Wall-clock nanoseconds:
+    (``niyantra decider --timings PATH`` or ``NIYANTRA_DECIDER_TIMINGS=PATH``; off otherwise). Wall-clock nanoseconds:
 
     - ``view_at``: when the server stored the newest view checkpoint the decision used (the view
       change the decision answers), ``first_change_at``: the first checkpoint stored since the
@@ -330,9 +329,15 @@ UNSCHEDULABLE_SCAN_S = 1.0  # how often a round also looks for tasks ready too l
 
 
 async def run_decider(
-    url: str, stop: asyncio.Event, config: DeciderConfig, *, tick: float = 1.0, on_ready: Any = None
+    url: str,
+    stop: asyncio.Event,
+    config: DeciderConfig,
+    *,
+    tick: float = 1.0,
+    on_ready: Any = None,
+    timings_path: str | None = None,
 ) -> DeciderState:
-    """Decide until ``stop`` is set."""
+    """Decide until ``stop`` is set; with ``timings_path``, append each round's `Timings` there."""
     nc = await nats_connect(url, name=config.decider_id, max_reconnect_attempts=-1)
     state = DeciderState()
     changed = asyncio.Event()
@@ -353,7 +358,7 @@ async def run_decider(
         index = TaskIndex(tasks)
         graphs = followup.GraphIndex(tasks)
         mirrors = (tasks, nodes, confidence)
-        timings = Timings(os.environ.get("NIYANTRA_DECIDER_TIMINGS"))
+        timings = Timings(timings_path)
         last_scan = 0.0
         if on_ready is not None:
             on_ready()
