@@ -118,7 +118,7 @@ async def advance(nc: Any, rb: Rebuild, upto: int, *, on_progress: Callable[[int
         async for chunk in read_chunks(nc, rb.seq + 1, upto):
             rb.apply_chunk(chunk)
             if freeze:
-                gc.freeze()  # see `long_lived`
+                gc.freeze()  # see the docstring
             if on_progress is not None:
                 on_progress(rb.seq)
     finally:
