@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import json
 import os
 import platform
@@ -134,10 +135,13 @@ async def wait_done(url: str, graph_id: str, total: int, timeout: float) -> Any:
         await nc.close()
 
 
-def run_niyantra(name: str, tasks: dict[str, list[str]], agents: int, slots: int, timeout: float) -> dict[str, Any]:
+def run_niyantra(
+    name: str, tasks: dict[str, list[str]], agents: int, slots: int, timeout: float, keep_in: str | None = None
+) -> dict[str, Any]:
+    """``keep_in``: an existing directory to hold the data dir (logs, stream), left there afterwards."""
     from orchestrator.api import Graph
 
-    with tempfile.TemporaryDirectory(prefix="niyantra-bench-") as tmp:
+    with contextlib.nullcontext(keep_in) if keep_in else tempfile.TemporaryDirectory(prefix="niyantra-bench-") as tmp:
         data_dir = Path(tmp) / "data"
         port = free_port()
         url = f"nats://127.0.0.1:{port}"
