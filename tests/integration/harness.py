@@ -18,6 +18,7 @@ from orchestrator.decide import DeciderConfig
 from orchestrator.decider import run_decider
 from orchestrator.eventlog import EventLog
 from orchestrator.graphfile import GraphSpec
+from orchestrator.queries import read_status
 from orchestrator.service import submit_graph
 from orchestrator.submission import graph_events
 from projections.runner import run_projector
@@ -119,3 +120,13 @@ async def subject_counts(url: str, filter_subject: str = "ev.task.>") -> Counter
         parts = m.subject.split(".")
         out[f"{parts[2]}/{parts[3]}/{parts[4]}"] += 1
     return out
+
+
+async def task_status(url: str, graph: str, task: str) -> dict:
+    """One task's row of `read_status` (empty when the graph does not have it yet)."""
+    nc = await nats.connect(url)
+    try:
+        report = await read_status(nc, graph)
+    finally:
+        await nc.close()
+    return next((t for t in report.tasks if t["id"] == task), {})

@@ -14,21 +14,19 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
 
-import nats
 import pytest
 
 from orchestrator.decide import DeciderConfig
 from orchestrator.decider import run_decider
 from orchestrator.eventlog import EventLog
 from orchestrator.graphfile import GraphSpec
-from orchestrator.queries import read_status
 from orchestrator.watchdog import WatchdogConfig, run_watchdog
 from projections.runner import PROJECTIONS, run_projector
 from schemas import events as ev
 from schemas.events import TaskSpec
 from tests.conftest import assert_eventually
 from tests.integration.agent_support import NIYANTRA, REPO, gone, task_events, wait_event
-from tests.integration.harness import submit
+from tests.integration.harness import submit, task_status
 
 OBSERVE_S = "0.5"
 
@@ -80,15 +78,6 @@ async def cluster(url: str, tmp: Path, nodes: list[str]) -> AsyncIterator[dict[s
         await asyncio.gather(*tasks, return_exceptions=True)
 
 
-async def _task(url: str, graph: str, task: str) -> dict:
-    nc = await nats.connect(url)
-    try:
-        report = await read_status(nc, graph)
-    finally:
-        await nc.close()
-    return next((t for t in report.tasks if t["id"] == task), {})
-
-
 def _graph(graph: str, command: str) -> GraphSpec:
     return GraphSpec(id=graph, title="", tasks=(TaskSpec(id="t", command=command, max_attempts=1),))
 
@@ -112,14 +101,14 @@ async def test_an_agent_killed_mid_task_is_lost_after_its_lease_and_the_task_suc
         await assert_eventually(lambda: gone(pid), message="the task died with its agent")
         lost = await wait_event(log, "gk", "t", ev.TaskLost, timeout=30, attempt=1)
         done = await wait_event(log, "gk", "t", ev.TaskCompleted, timeout=30)
-        await assert_eventually(lambda: _task(nats_server.url, "gk", "t"), message="status")
+        await assert_eventually(lambda: task_status(nats_server.url, "gk", "t"), message="status")
     assert lost.node_id == first.node_id and "lost" in lost.reason
     assert (done.outcome, done.attempt) == ("success", 2) and done.node_id != first.node_id
     events = await task_events(log, "gk", "t")
     assert [type(e).__name__ for e in events].count("TaskCompleted") == 1
     assert (marks / "ran").read_text().split() == ["1", "2"]
     assert (marks / "done").read_text().split() == ["2"]
-    assert (await _task(nats_server.url, "gk", "t"))["state"] == "succeeded"
+    assert (await task_status(nats_server.url, "gk", "t"))["state"] == "succeeded"
 
 
 @pytest.mark.timeout(120)
@@ -148,7 +137,7 @@ async def test_an_agent_paused_past_its_lease_then_resumed_has_its_late_result_r
     assert (second.outcome, second.attempt) == ("success", 2) and second.node_id != first.node_id
     completed = [e for e in await task_events(log, "gs", "t") if isinstance(e, ev.TaskCompleted)]
     assert [(e.attempt, e.outcome) for e in completed] == [(2, "success")]
-    assert (await _task(nats_server.url, "gs", "t"))["state"] == "succeeded"
+    assert (await task_status(nats_server.url, "gs", "t"))["state"] == "succeeded"
 
 
 @pytest.mark.timeout(180)
@@ -158,7 +147,7 @@ async def test_a_task_that_kills_its_agent_three_times_ends_quarantined(nc, nats
         await submit(nats_server.url, _graph("gq", "kill -9 $PPID; sleep 5"))
 
         async def quarantined() -> dict:
-            t = await _task(nats_server.url, "gq", "t")
+            t = await task_status(nats_server.url, "gq", "t")
             return t if t.get("state") == "failed" else {}
 
         task = await assert_eventually(quarantined, timeout=90, message="quarantined")

@@ -15,23 +15,13 @@ from orchestrator.cli import app
 from orchestrator.cli_why import read_views
 from orchestrator.decide import DeciderConfig
 from orchestrator.graphfile import GraphSpec
-from orchestrator.queries import read_status
 from orchestrator.why import why
 from projections.runner import run_projector
 from schemas.events import TaskSpec
 from tests.conftest import assert_eventually
-from tests.integration.harness import subject_counts, submit, system
+from tests.integration.harness import subject_counts, submit, system, task_status
 
 runner = CliRunner()
-
-
-async def _task(url: str, graph: str, task: str) -> dict:
-    nc = await nats.connect(url)
-    try:
-        report = await read_status(nc, graph)
-    finally:
-        await nc.close()
-    return next((t for t in report.tasks if t["id"] == task), {})
 
 
 async def _why(url: str, graph: str, task: str) -> str:
@@ -51,7 +41,7 @@ async def _snapshot(url: str, expected: str) -> str:
 
 
 async def _ended(url: str, graph: str, tasks: list[str]) -> bool:
-    states = [(await _task(url, graph, t)).get("state") for t in tasks]
+    states = [(await task_status(url, graph, t)).get("state") for t in tasks]
     return all(s in ("succeeded", "failed") for s in states)
 
 
@@ -67,7 +57,7 @@ async def test_flagged_type_escalates_to_approval_and_low_quality_is_partial(nat
         confidence = asyncio.create_task(run_projector("confidence", url, stop))
         await submit(url, broken)
         await assert_eventually(lambda: _ended(url, "b", ["f0", "f1", "f2", "q"]), timeout=60, message="b ended")
-        q = await _task(url, "b", "q")
+        q = await task_status(url, "b", "q")
         assert (q["state"], q["reason"]) == ("succeeded", "partial: quality 0.30 below the threshold 0.70")
 
         await submit(url, GraphSpec(id="g", title="after", tasks=(TaskSpec(id="a", type="compile", command="true"),)))
@@ -76,7 +66,7 @@ async def test_flagged_type_escalates_to_approval_and_low_quality_is_partial(nat
             return (await _why(url, "g", "a")).startswith("escalated to approval: type compile is flagged")
 
         await assert_eventually(escalated, timeout=30, message="g/a escalated")
-        assert (await _task(url, "g", "a"))["state"] == "ready"  # waiting for a person, not dispatched
+        assert (await task_status(url, "g", "a"))["state"] == "ready"  # waiting for a person, not dispatched
 
         async def recorded() -> bool:  # the decider records why it waits, at once
             return (await subject_counts(url, "ev.unschedulable.>"))["g/a/Unschedulable"] == 1

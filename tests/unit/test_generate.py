@@ -237,19 +237,21 @@ BEFORE_RULE = {
 }
 
 
-def before_world() -> World:
+def before_doc() -> dict[str, Any]:
     # up → build → (deploy, docs); free alone; types-it will depend on types and build
-    return World(
-        doc(
-            [BEFORE_RULE],
-            task("types", type="schema"),
-            task("up"),
-            task("build", "up"),
-            task("deploy", "build"),
-            task("docs", "build"),
-            task("free"),
-        )
+    return doc(
+        [BEFORE_RULE],
+        task("types", type="schema"),
+        task("up"),
+        task("build", "up"),
+        task("deploy", "build"),
+        task("docs", "build"),
+        task("free"),
     )
+
+
+def before_world() -> World:
+    return World(before_doc())
 
 
 def test_before_holds_back_unreleased_tasks_only_and_never_makes_a_cycle() -> None:
@@ -297,18 +299,7 @@ def test_a_failed_generated_task_cancels_what_it_held_back_and_verify_agrees() -
 
 
 def _submitted() -> list[Any]:
-    spec = build_graph(
-        "f.toml",
-        doc(
-            [BEFORE_RULE],
-            task("types", type="schema"),
-            task("up"),
-            task("build", "up"),
-            task("deploy", "build"),
-            task("docs", "build"),
-            task("free"),
-        ),
-    )
+    spec = build_graph("f.toml", before_doc())
     return list(graph_events(spec, T0, "s:g"))
 
 
