@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import socket
 import time
 import urllib.error
 import urllib.request
@@ -20,20 +19,9 @@ import nats.errors
 
 from orchestrator.errors import OrchestratorError, ServerError
 from orchestrator.natsserver import RunningServer, server_args, start_server
+from orchestrator.ports import free_port
 
 CLUSTER_NAME = "niyantra"
-
-
-def free_port(preferred: int) -> int:
-    """``preferred`` if it is free on loopback, else any free port."""
-    for port in (preferred, 0):
-        with socket.socket() as s:
-            try:
-                s.bind(("127.0.0.1", port))
-            except OSError:
-                continue
-            return int(s.getsockname()[1])
-    raise ServerError("no free port")
 
 
 @dataclass(frozen=True)

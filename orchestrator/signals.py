@@ -62,13 +62,20 @@ def unschedulable(
     after_s: float = UNSCHEDULABLE_AFTER_S,
 ) -> list[ev.Unschedulable]:
     """One `Unschedulable` per ready task waiting longer than ``after_s`` that this round did not
-    dispatch; ``already`` holds (graph, task, ready_since) that were reported (updated here)."""
+    dispatch; ``already`` holds (graph, task, ready_since) that were reported (updated here).
+
+    A task is judged only against a node view that has seen the event that made it ready (the
+    node-scores sequence at least the task's): the two views are built by separate projectors,
+    and a lagging node view would otherwise report, say, "no node has registered" for a node
+    that registered before the task was submitted. The report then waits for a later round.
+    """
     sent = set(dispatched)
+    nodes_seq = views.seqs.get("node-scores")
     out: list[ev.Unschedulable] = []
     flags = flag_index(views.nodes, views.patterns, now, config.scoring)
     for g, t in _ready_keys(views):
         task = views.tasks[(g, t)]
-        if task.ready_since is None or (g, t) in sent:
+        if task.ready_since is None or (g, t) in sent or (nodes_seq is not None and nodes_seq < task.seq):
             continue
         if (now - task.ready_since).total_seconds() < after_s and not (
             flags and escalated(task, views, now, config, flags)

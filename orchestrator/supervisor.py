@@ -218,11 +218,23 @@ def restart_server(data_dir: Path, name: str) -> Started:
     old = found[0]
     if _is_ours(old) is not None:
         raise ServerError(f"{name} is still running (pid {old.pid})")
-    server = start_server(old.cmd, Path(old.log), store_dir=Path(old.store))
+    server = _start_on_its_port(old.cmd, Path(old.log), Path(old.store))
     new = _started(name, server, old.cmd, Path(old.store))
     m.processes[m.processes.index(old)] = new
     _write_manifest(data_dir, m)
     return new
+
+
+def _start_on_its_port(cmd: list[str], log: Path, store: Path, timeout: float = 30.0) -> RunningServer:
+    """Start a recorded server; while its port is still held by someone else, try again."""
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            return start_server(cmd, log, store_dir=store)
+        except ServerError as e:
+            if "address already in use" not in str(e) or time.monotonic() > deadline:
+                raise
+        time.sleep(0.5)
 
 
 def _wait_ready(m: Manifest, run: Path, timeout: float) -> None:

@@ -30,7 +30,6 @@ import contextlib
 import json
 import os
 import platform
-import socket
 import subprocess
 import sys
 import tempfile
@@ -63,20 +62,6 @@ def workloads(scale: float) -> dict[str, dict[str, list[str]]]:
 
 
 # --- niyantra ---------------------------------------------------------------------------------
-
-
-def free_port() -> int:
-    while True:
-        with socket.socket() as s:
-            s.bind(("127.0.0.1", 0))
-            port = s.getsockname()[1]
-        if port + 4000 < 65536:
-            with socket.socket() as s:
-                try:
-                    s.bind(("127.0.0.1", port + 4000))
-                except OSError:
-                    continue
-            return port
 
 
 def cli(*args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
@@ -140,6 +125,7 @@ def run_niyantra(
 ) -> dict[str, Any]:
     """``keep_in``: an existing directory to hold the data dir (logs, stream), left there afterwards."""
     from orchestrator.api import Graph
+    from orchestrator.ports import free_port
 
     with contextlib.nullcontext(keep_in) if keep_in else tempfile.TemporaryDirectory(prefix="niyantra-bench-") as tmp:
         data_dir = Path(tmp) / "data"

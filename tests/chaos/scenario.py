@@ -16,7 +16,6 @@ import json
 import os
 import random
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -33,6 +32,7 @@ import psutil
 from orchestrator.api import Graph
 from orchestrator.auth import ADMIN, DECIDER, PROJECTOR, inbox_prefix, read_credentials
 from orchestrator.connection import ENV_PASSWORD, ENV_REPLICAS, ENV_USER
+from orchestrator.ports import free_port
 from orchestrator.supervisor import (
     Manifest,
     Started,
@@ -82,13 +82,6 @@ class Fault:
     fired_at_s: float | None = None
     fired_at_done: int | None = None
     restarted_at_s: float | None = None
-
-
-def free_port() -> int:
-    """A free loopback port."""
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def build_graph(plan: ChaosPlan) -> tuple[Graph, dict[str, str]]:

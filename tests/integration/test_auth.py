@@ -14,18 +14,13 @@ import pytest
 
 from orchestrator.api import Graph
 from orchestrator.auth import inbox_prefix, read_credentials
+from orchestrator.ports import free_port
 from orchestrator.queries import read_status
 from orchestrator.supervisor import UpSettings, down, up
 from schemas import subjects as S
 from tests.conftest import assert_eventually
 
 pytestmark = pytest.mark.timeout(120)
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def raw_connect(port: int, login: dict[str, str]) -> str:

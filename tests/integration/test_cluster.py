@@ -6,7 +6,6 @@ import asyncio
 import json
 import os
 import signal
-import socket
 import subprocess
 import sys
 import urllib.request
@@ -19,6 +18,7 @@ import pytest
 
 from orchestrator.api import Graph
 from orchestrator.cli_ops import _all_events
+from orchestrator.ports import free_port
 from orchestrator.queries import read_status
 from orchestrator.supervisor import UpSettings, down, read_manifest, restart_server, up
 from schemas import events as ev
@@ -26,12 +26,6 @@ from schemas import subjects as S
 from tests.conftest import assert_eventually
 
 pytestmark = pytest.mark.timeout(120)
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def local_events(http_port: int) -> tuple[int, int] | None:

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import socket
 
 import nats
 import nats.errors
@@ -12,6 +11,7 @@ import nats.js.errors
 import pytest
 
 from orchestrator.auth import inbox_prefix, read_credentials
+from orchestrator.ports import free_port
 from orchestrator.supervisor import UpSettings, down, up
 from schemas import subjects as S
 from tests.conftest import assert_eventually
@@ -73,12 +73,6 @@ CROSS_NODE_READS = [
     ("publish", f"$JS.API.DIRECT.GET.{S.STREAM}"),
     ("publish", f"$JS.API.STREAM.MSG.GET.{S.STREAM}"),
 ]
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 async def login(url: str, user: str, password: str, errors: list[str]) -> nats.NATS:

@@ -2,20 +2,14 @@
 
 from __future__ import annotations
 
-import socket
 import subprocess
 
 import psutil
 import pytest
 
 from orchestrator.errors import ServerError
+from orchestrator.ports import free_port
 from orchestrator.supervisor import UpSettings, down, read_manifest, up
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def test_up_then_down_stops_exactly_what_it_started(tmp_path):

@@ -33,3 +33,15 @@ def test_a_ready_task_undispatchable_for_too_long_is_reported_once_with_its_reas
     [u] = unschedulable(v, at(401), config, [("g", "ok")], seen, after_s=300)
     assert (u.task_id, u.reason) == ("m", "no live node with label os=macos") and u.since is not None
     assert unschedulable(v, at(500), config, [("g", "ok")], seen, after_s=300) == []
+
+
+def test_a_node_view_behind_the_task_defers_the_report_until_it_catches_up():
+    v = views(graph("g", spec("m", labels={"os": "macos"})), registered("n1", os="linux"), observed("n1", t=400))
+    task = v.tasks[("g", "m")]
+    config = DeciderConfig(node_ttl_s=20)
+    seen: set = set()
+    lagging = dataclasses.replace(v, nodes={}, seqs={**v.seqs, "node-scores": task.seq - 1})
+    assert unschedulable(lagging, at(401), config, [], seen, after_s=300) == []
+    assert seen == set()
+    [u] = unschedulable(v, at(402), config, [], seen, after_s=300)
+    assert u.reason == "no live node with label os=macos"
