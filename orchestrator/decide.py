@@ -15,29 +15,29 @@ every iteration is over sorted keys.
 from __future__ import annotations
 
 import hashlib
-import heapq
-from collections.abc import Collection, Iterator, Mapping
+from collections.abc import Collection, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import NamedTuple
 
 import msgspec
 
-from orchestrator import __version__
+from orchestrator.availability import missing_labels, node_down, unavailable
+from orchestrator.dispatchevent import dispatch_event
 from orchestrator.flags import FlagIndex, approve_hint, escalation_reason, flag_index
+from orchestrator.readyset import ReadySet, digest_of, ranked
 from orchestrator.roundslots import NodeFacts, RoundSlots
-from orchestrator.scoring import (
-    ScoringConfig,
-    backoff_until,
-    expected_value,
-    node_efficiency,
-    priority,
-    task_estimate,
-)
+from orchestrator.scoring import ScoringConfig, backoff_until, expected_value, node_efficiency, priority, task_estimate
 from projections.node_scores import NodeView, TypeEstimate
 from projections.patterns import PatternView
 from projections.readiness import TaskView
 from schemas.events import Candidate, TaskDispatched
+
+__all__ = ["DECIDER_VERSION", "DeciderConfig", "Dispatch", "Views", "decide", "escalated", "gate", "plan"]
+__all__ += ["node_down", "unavailable", "world_hash"]
+
+DECIDER_VERSION = "0.2.0"  # what `decide` computes, recorded in every decision: 0.2.0 hashes the ready
+# set by its digest (`orchestrator.readyset`), so a 0.1.0 decision's world hash is not reproduced
 
 
 @dataclass(frozen=True)
@@ -46,7 +46,7 @@ class DeciderConfig:
 
     node_ttl_s: float = 20.0
     decider_id: str = "decider"
-    version: str = __version__
+    version: str = DECIDER_VERSION
     max_dispatches: int = 1000
     scoring: ScoringConfig = field(default_factory=ScoringConfig)
     unschedulable_after_s: float = 300.0
@@ -70,6 +70,7 @@ class Views:
     ready: Collection[tuple[str, str]] | None = None  # index of the ready tasks' keys, if the caller keeps one
     patterns: Mapping[str, PatternView] = field(default_factory=dict)  # command × error signature streaks
     quality_threshold: float | None = None  # shown by the operator views; decide does not use it
+    ready_set: ReadySet | None = None  # the ready tasks' order and digest, if the caller keeps them (else computed)
 
     def ready_tasks(self) -> list[TaskView]:
         """Every task in state ready, in key order (from the index when given)."""
@@ -86,43 +87,12 @@ class Dispatch(msgspec.Struct, frozen=True, kw_only=True):
     version: int
 
 
-def _alive(node: NodeView, now: datetime, ttl: float) -> tuple[bool, float]:
-    if node.last_seen is None:
-        return False, float("inf")
-    age = (now - node.last_seen).total_seconds()
-    return age <= ttl, age
-
-
-def unavailable(task: TaskView, node: NodeView, now: datetime, ttl: float) -> str | None:
-    """Why ``node`` cannot take ``task`` at all (slots aside), or None."""
-    return node_down(node, now, ttl) or _missing_labels(task, node)
-
-
-def _missing_labels(task: TaskView, node: NodeView) -> str | None:
-    if not task.labels:
-        return None
-    missing = sorted(f"{k}={v}" for k, v in task.labels.items() if node.labels.get(k) != v)
-    return f"missing label {', '.join(missing)}" if missing else None
-
-
-def node_down(node: NodeView, now: datetime, ttl: float) -> str | None:
-    """Why ``node`` can take no task at all (lost, draining, not alive), or None."""
-    if node.lost:
-        return f"lost: {node.lost_reason}"
-    if node.draining:
-        return f"draining ({node.drain_reason})" if node.drain_reason else "draining"
-    alive, age = _alive(node, now, ttl)
-    if not alive:
-        return f"not alive: last seen {age:.0f}s ago"
-    return None
-
-
-def world_hash(views: Views, now: datetime, ready_tasks: list[TaskView] | None = None) -> str:
-    """Hash of exactly the inputs a decision used (ready tasks, nodes, their seqs, autonomy, now)."""
-    ready = [(t.graph_id, t.task_id, t.seq) for t in (ready_tasks if ready_tasks is not None else views.ready_tasks())]
+def world_hash(views: Views, now: datetime) -> str:
+    """Hash of exactly the inputs a decision used: the ready set's digest (`orchestrator.readyset`:
+    each ready task's graph, task and seq), nodes, their seqs, autonomy, confidence, ``now``."""
     nodes = sorted((n.node_id, n.seq, n.active) for n in views.nodes.values())
     blob = msgspec.json.encode(
-        [ready, nodes, sorted(views.seqs.items()), views.autonomy, views.confidence, now.isoformat()]
+        [digest_of(views), nodes, sorted(views.seqs.items()), views.autonomy, views.confidence, now.isoformat()]
     )
     return hashlib.sha256(blob).hexdigest()[:16]
 
@@ -197,7 +167,7 @@ def plan(
     node_order = sorted(views.nodes)
     digest: str | None = None
     out: list[Dispatch] = []
-    for task in _by_priority(views, now, cfg, cautious):
+    for task in ranked(views, now, cfg, cautious):
         if len(out) >= config.max_dispatches or not _any_free(slots):
             break
         if gate(task, views.autonomy, now, cfg) is not None:
@@ -210,7 +180,7 @@ def plan(
         best, candidates, start, duration = choice
         slots.take(best.node_id, start + duration)
         if best.eligible:
-            digest = digest or world_hash(views, now, views.ready_tasks())
+            digest = digest or world_hash(views, now)
             d = _dispatch(task, best, candidates, duration, views, now, config, digest)
             out.append(_approved_past_flags(d, task, views, now, config, flags) if flags else d)
         else:  # the node is reserved: it frees up first and the task waits for it
@@ -220,20 +190,6 @@ def plan(
 
 def _any_free(slots: RoundSlots) -> bool:
     return bool(slots.open)
-
-
-def _by_priority(views: Views, now: datetime, cfg: ScoringConfig, cautious: bool) -> Iterator[TaskView]:
-    """The ready tasks, most urgent first (cautious: shortest first), ties by key, lazily: a
-    heap of every ready task's key, popped only as far as the round gets (usually a few slots'
-    worth), instead of a sort of them all. Keys are unique, so the order is a sort's."""
-    ready = [views.tasks[k] for k in views.ready] if views.ready is not None else views.ready_tasks()
-    if cautious:
-        heap = [(task_estimate(t, views.types, cfg)[0], t.graph_id, t.task_id, t) for t in ready]
-    else:
-        heap = [(-priority(t, now, cfg), t.graph_id, t.task_id, t) for t in ready]
-    heapq.heapify(heap)
-    while heap:
-        yield heapq.heappop(heap)[3]
 
 
 class _Option(NamedTuple):
@@ -330,7 +286,7 @@ def _options(
     policy, free_at, labels = cfg.policy, slots.free_at, task.labels
     for nid, node, why, f in slots.rows(task.type, views.nodes, node_order, cfg):
         if why is None and labels:
-            why = _missing_labels(task, node)
+            why = missing_labels(task, node)
         times = free_at.get(nid)
         if why is None and not times:
             why = f"no slot ({node.slots} slots)"
@@ -373,7 +329,7 @@ def _avoid_flagged(
     """The options without the nodes flagged for the task's type, unless every usable node is
     flagged (then the task was approved past its escalation and may use them)."""
     flagged = slots.flags.nodes_for(task)
-    usable = [nid for nid in node_order if slots.down[nid] is None and _missing_labels(task, views.nodes[nid]) is None]
+    usable = [nid for nid in node_order if slots.down[nid] is None and missing_labels(task, views.nodes[nid]) is None]
     if all(nid in flagged for nid in usable):
         return options
     refused.update({nid: flagged[nid] for nid in usable if nid in flagged})
@@ -417,28 +373,6 @@ def _candidate(o: _Option, node: NodeView, cfg: ScoringConfig) -> Candidate:
     return Candidate(node_id=o.node_id, score=float(o.free_now) if cfg.policy == "seed" else 1.0, reason=reason)
 
 
-def _timeout(task: TaskView, cfg: ScoringConfig) -> float | None:
-    """A retry after a timeout gets ``retry_timeout_factor`` times the timeout."""
-    if task.failure_kind == "timeout" and task.timeout_s is not None:
-        return round(task.timeout_s * cfg.retry_timeout_factor, 6)
-    return task.timeout_s
-
-
-def _strategy(task: TaskView, best: Candidate, cfg: ScoringConfig) -> str:
-    """The retry strategy in words ("" for a first attempt)."""
-    if task.attempt == 0:
-        return ""
-    parts = [f"retry {task.attempt + 1} of {task.max_attempts} after {task.failure_kind or 'a failure'}"]
-    until = backoff_until(task, cfg)
-    if until is not None and task.ready_since is not None:
-        parts.append(f"backoff {(until - task.ready_since).total_seconds():.0f}s")
-    if task.failed_on:
-        parts.append(f"on {best.node_id}" + (" (another node)" if best.node_id != task.failed_on else " (same node)"))
-    if task.failure_kind == "timeout" and task.timeout_s is not None:
-        parts.append(f"timeout {task.timeout_s:.0f}s -> {task.timeout_s * cfg.retry_timeout_factor:.0f}s")
-    return "; ".join(parts)
-
-
 def _dispatch(
     task: TaskView,
     best: Candidate,
@@ -449,33 +383,5 @@ def _dispatch(
     config: DeciderConfig,
     digest: str,
 ) -> Dispatch:
-    preflight = task.tier == 2 and task.preflight_state != "passed" and task.preflight is not None
-    attempt = task.attempt if preflight else task.attempt + 1
-    kind = "preflight" if preflight else "dispatch"
-    event = TaskDispatched(
-        event_id=f"{kind}:{task.graph_id}:{task.task_id}:{attempt}",
-        occurred_at=now,
-        causation_id=f"readiness@{task.seq}",
-        correlation_id=task.graph_id,
-        graph_id=task.graph_id,
-        task_id=task.task_id,
-        node_id=best.node_id,
-        attempt=attempt,
-        command=task.preflight if preflight and task.preflight else task.command,
-        timeout_s=_timeout(task, config.scoring) if not preflight else task.timeout_s,
-        expected_duration_s=round(duration, 6),
-        candidates=candidates,
-        confidence=views.confidence,
-        autonomy=views.autonomy,
-        policy=config.policy,
-        world_hash=digest,
-        view_seqs=dict(sorted(views.seqs.items())),
-        decider_id=config.decider_id,
-        decider_version=config.version,
-        now=now,
-        phase="preflight" if preflight else "run",
-        strategy=_strategy(task, best, config.scoring) if not preflight else "",
-        env=task.env,
-        scope=task.scope,
-    )
+    event = dispatch_event(task, best, candidates, duration, views, now, config, digest)
     return Dispatch(event=event, expected_seq=task.last_seq, version=task.version + 1)

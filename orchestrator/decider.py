@@ -24,6 +24,8 @@ from orchestrator.connection import connect as nats_connect
 from orchestrator.decide import DeciderConfig, Dispatch, Views, decide
 from orchestrator.errors import ConcurrencyConflict, EventLogUnavailable
 from orchestrator.eventlog import EventLog, event_append
+from orchestrator.readyset import ReadySet
+from orchestrator.scoring import ScoringConfig
 from orchestrator.signals import autonomy_change, unschedulable
 from projections.confidence import ConfidenceSummary
 from projections.node_scores import NodeView, TypeEstimate
@@ -110,12 +112,14 @@ class ViewMirror:
 
 
 class TaskIndex:
-    """The readiness mirror's tasks by (graph, task) and the keys of the ready ones, kept
-    current value by value, so a round does not rebuild them from every key."""
+    """The readiness mirror's tasks by (graph, task), the keys of the ready ones and their order
+    and digest (`ReadySet`, for the scoring config ``cfg``), kept current value by value, so a
+    round does not rebuild them from every key."""
 
-    def __init__(self, mirror: ViewMirror) -> None:
+    def __init__(self, mirror: ViewMirror, cfg: ScoringConfig | None = None) -> None:
         self.tasks: dict[tuple[str, str], TaskView] = {}
         self.ready: set[tuple[str, str]] = set()
+        self.ready_set = ReadySet(cfg or ScoringConfig())
         for key, value in mirror.values.items():
             self(key, None, value)
         mirror.on_value = self
@@ -127,11 +131,14 @@ class TaskIndex:
             k = (old.graph_id, old.task_id)
             self.tasks.pop(k, None)
             self.ready.discard(k)
+            if new is None or (new.graph_id, new.task_id) != k:
+                self.ready_set.drop(k)
         if new is not None:
             k = (new.graph_id, new.task_id)
             self.tasks[k] = new
             if new.state == "ready":
                 self.ready.add(k)
+            self.ready_set.put(new)
 
 
 @dataclass
@@ -155,9 +162,10 @@ def build_views(
     if index is not None:
         task_map: dict[tuple[str, str], TaskView] = index.tasks
         ready: set[tuple[str, str]] | None = index.ready
+        ready_set: ReadySet | None = index.ready_set
     else:
         task_map = {(v.graph_id, v.task_id): v for k, v in tasks.values.items() if k.startswith("task.")}
-        ready = None
+        ready = ready_set = None
     node_map = {v.node_id: v for k, v in nodes.values.items() if k.startswith("node.")}
     types = {v.type: v for k, v in nodes.values.items() if k.startswith("type.")}
     patterns = {k: v for k, v in nodes.values.items() if k.startswith("pattern.")}
@@ -166,7 +174,9 @@ def build_views(
     if confidence is not None:
         seqs["confidence"] = confidence.seq
     if summary is None:
-        return Views(tasks=task_map, nodes=node_map, seqs=seqs, types=types, ready=ready, patterns=patterns)
+        return Views(
+            tasks=task_map, nodes=node_map, seqs=seqs, types=types, ready=ready, patterns=patterns, ready_set=ready_set
+        )
     return Views(
         tasks=task_map,
         nodes=node_map,
@@ -177,6 +187,7 @@ def build_views(
         patterns=patterns,
         quality_threshold=summary.quality_threshold,
         ready=ready,
+        ready_set=ready_set,
     )
 
 
@@ -355,7 +366,7 @@ async def run_decider(
         await nodes.start()
         await confidence.start()
         await read_autonomy(eventlog, state)
-        index = TaskIndex(tasks)
+        index = TaskIndex(tasks, config.scoring)
         graphs = followup.GraphIndex(tasks)
         mirrors = (tasks, nodes, confidence)
         timings = Timings(timings_path)

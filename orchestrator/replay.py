@@ -18,6 +18,7 @@ from typing import Any, Protocol
 import msgspec
 
 from orchestrator.decide import DeciderConfig, Views, decide
+from orchestrator.readyset import ReadySet
 from orchestrator.scoring import ScoringConfig
 from projections.confidence import summary_value
 from projections.fold import Fold
@@ -55,6 +56,7 @@ class Replayer:
     rebuilds: int = 0
     _decoded: list[Any] = field(default_factory=list)  # events (or MalformedEvent) of messages _base, _base+1, ...
     _base: int = 0
+    _ready_sets: dict[ScoringConfig, ReadySet] = field(default_factory=dict)  # kept along the readiness fold
 
     def event(self, i: int) -> Any:
         """The decoded event (or its `MalformedEvent`) of message ``i``, decoded once for every
@@ -85,6 +87,8 @@ class Replayer:
                 self.rebuilds += 1
             fold = self.folds[name] = Fold(PROJECTIONS[name])
             self.positions[name] = 0
+            if name == "readiness":
+                self._ready_sets.clear()
         i = self.positions[name]
         messages, n, event, apply = self.messages, len(self.messages), self.event, fold.apply_event
         while i < n:
@@ -97,10 +101,23 @@ class Replayer:
             else:
                 apply(e, m.subject, m.seq)
             i += 1
+        if name == "readiness" and self._ready_sets:
+            self._follow_ready(fold)
         fold.discard_changes()  # nothing is written: what changed is of no interest
         self.positions[name] = i
         self._forget()
         return fold
+
+    def _follow_ready(self, fold: Fold[Any]) -> None:
+        """Give the kept ready sets the tasks the readiness fold just changed (the values the
+        projector writes, as the decider's index gets them)."""
+        tasks = fold.view.tasks
+        for key in fold.view.touched:
+            if key.startswith("task."):
+                g, _, t = key[5:].partition(".")
+                task = tasks[(g, t)]
+                for ready_set in self._ready_sets.values():
+                    ready_set.put(task)
 
     def _forget(self) -> None:
         """Drop the decoded events every fold has passed (a fold started again decodes anew)."""
@@ -109,24 +126,28 @@ class Replayer:
             del self._decoded[: low - self._base]
             self._base = low
 
-    def views(self, seqs: dict[str, int]) -> Views:
-        """The decide input as the decider saw it at these view sequences."""
+    def views(self, seqs: dict[str, int], cfg: ScoringConfig | None = None) -> Views:
+        """The decide input as the decider saw it at these view sequences; with ``cfg``, with the
+        ready tasks' order for it kept along the fold (`ReadySet`), as the decider keeps it."""
         r = self.at("readiness", seqs.get("readiness", 0)).view
         n = self.at("node-scores", seqs.get("node-scores", 0)).view
         types = {t.type: t for t in n.types.values()}
+        ready_set = None
+        if cfg is not None:
+            ready_set = self._ready_sets.get(cfg)
+            if ready_set is None:
+                ready_set = self._ready_sets[cfg] = ReadySet(cfg, (r.tasks[k] for k in sorted(r.ready)))
+        common = {"tasks": r.tasks, "nodes": n.nodes, "seqs": dict(seqs), "types": types, "ready": r.ready}
         if "confidence" not in seqs:
-            return Views(tasks=r.tasks, nodes=n.nodes, seqs=dict(seqs), types=types, ready=r.ready, patterns=n.patterns)
+            return Views(**common, patterns=n.patterns, ready_set=ready_set)
         s = summary_value(self.at("confidence", seqs["confidence"]).view)
         return Views(
-            tasks=r.tasks,
-            nodes=n.nodes,
-            seqs=dict(seqs),
-            types=types,
+            **common,
             confidence=s.confidence,
             autonomy=s.level,
-            ready=r.ready,
             patterns=n.patterns,
             quality_threshold=s.quality_threshold,
+            ready_set=ready_set,
         )
 
 
@@ -204,7 +225,7 @@ def check_range(
                     )
                 by_task = {
                     (d.event.graph_id, d.event.task_id, d.event.phase): d.event
-                    for d in decide(replayer.views(dict(seqs)), now, config)
+                    for d in decide(replayer.views(dict(seqs), config.scoring), now, config)
                 }
                 last_round = round_key
                 rounds += 1

@@ -72,20 +72,28 @@ def waited_s(task: TaskView, now: datetime) -> float:
     return max((now - task.ready_since).total_seconds(), 0.0) if task.ready_since else 0.0
 
 
-def priority(task: TaskView, now: datetime, cfg: ScoringConfig) -> float:
-    """Urgency of a ready task under the policy (higher first); grows without bound while it waits."""
-    wait = waited_s(task, now)
+def aging_rate(cfg: ScoringConfig) -> float:
+    """Priority gained per second of waiting under the policy (the same for every task)."""
+    return 1.0 if cfg.policy == "fifo" else cfg.aging_per_s
+
+
+def priority_terms(task: TaskView, cfg: ScoringConfig) -> tuple[float, float]:
+    """A ready task's priority as ``base + rate × seconds waited``: (base, rate). Linear in the
+    wait under every policy, so the order of the ready tasks is the order of ``base − rate ×
+    ready_since`` whatever ``now`` is (`orchestrator.readyset`)."""
     if cfg.policy == "seed":
         est_min = (task.estimate_s or cfg.default_estimate_s) / 60.0
-        return 10.0 * len(task.dependents) - est_min + cfg.aging_per_s * wait
+        return 10.0 * len(task.dependents) - est_min, aging_rate(cfg)
     if cfg.policy == "fifo":
-        return wait
-    return (
-        task.rank_s
-        + cfg.downstream_weight_s * task.downstream
-        + cfg.hint_weight_s * (task.priority or 0)
-        + cfg.aging_per_s * wait
-    )
+        return 0.0, aging_rate(cfg)
+    base = task.rank_s + cfg.downstream_weight_s * task.downstream + cfg.hint_weight_s * (task.priority or 0)
+    return base, aging_rate(cfg)
+
+
+def priority(task: TaskView, now: datetime, cfg: ScoringConfig) -> float:
+    """Urgency of a ready task under the policy (higher first); grows without bound while it waits."""
+    base, rate = priority_terms(task, cfg)
+    return base + rate * waited_s(task, now)
 
 
 def _shrunk(d: Decayed, prior: float, prior_samples: float) -> float:
