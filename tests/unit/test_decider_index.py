@@ -6,14 +6,19 @@ import msgspec
 import pytest
 
 from orchestrator.decider import TaskIndex, ViewMirror, build_views
+from orchestrator.readyset import digest_of, ranked
+from orchestrator.scoring import ScoringConfig
 from projections.readiness import TaskView
 from schemas import subjects as S
+from tests.unit.builders import T0, at
 
 enc = msgspec.json.Encoder()
 
 
-def task(tid: str, state: str) -> bytes:
-    return enc.encode(TaskView(graph_id="g", task_id=tid, command="true", state=state))  # type: ignore[arg-type]
+def task(tid: str, state: str, since: float | None = 0.0, seq: int = 1) -> bytes:
+    ready_since = None if since is None else at(since)
+    view = TaskView(graph_id="g", task_id=tid, command="true", state=state, ready_since=ready_since, seq=seq)  # type: ignore[arg-type]
+    return enc.encode(view)
 
 
 def mirrors() -> tuple[ViewMirror, ViewMirror, TaskIndex]:
@@ -33,6 +38,16 @@ def mirrors() -> tuple[ViewMirror, ViewMirror, TaskIndex]:
         ([("task.g.a", None)], set(), set()),
         ([("task.g.a", b"{not json")], {"a"}, {"a"}),  # malformed: skipped, the old value stays
         ([("graph.g", b"{}")], {"a"}, {"a"}),  # not a task key
+        (
+            [("task.g.b", task("b", "ready", 5.0)), ("task.g.a", task("a", "ready", None, seq=2))],
+            {"a", "b"},
+            {"a", "b"},
+        ),
+        (
+            [("task.g.b", task("b", "ready", -5.0)), ("task.g.b", task("b", "running")), ("task.g.a", None)],
+            set(),
+            {"b"},
+        ),
     ],
 )
 def test_index_follows_every_change(changes: list[tuple[str, bytes | None]], ready: set[str], known: set[str]) -> None:
@@ -45,3 +60,7 @@ def test_index_follows_every_change(changes: list[tuple[str, bytes | None]], rea
     rebuilt = build_views(tasks, nodes)
     assert dict(with_index.tasks) == dict(rebuilt.tasks)
     assert with_index.ready_tasks() == rebuilt.ready_tasks()
+    assert with_index.ready_set is not None and rebuilt.ready_set is None
+    cfg = ScoringConfig()
+    assert list(ranked(with_index, T0, cfg, False)) == list(ranked(rebuilt, T0, cfg, False))
+    assert digest_of(with_index) == digest_of(rebuilt)
