@@ -28,6 +28,9 @@ the derived and the pinned one; a person's ``full`` (``niyantra resume``) also r
 to ``full_at`` (they vouch for the system: otherwise nothing would run under ``supervised`` and
 confidence could never recover). An ``AutonomyChanged`` without ``by`` is informational.
 
+The values of its keys (`Prediction`, `NodeConfidence`, `ConfidenceSummary`) are
+`confidence_entries`.
+
 **Staleness**: ``as_of`` is the latest event time in the log; each node's staleness is
 ``as_of − last_seen`` (its last registration or observation), so it too is a function of the log.
 """
@@ -42,6 +45,9 @@ from typing import Any
 import msgspec
 
 from orchestrator.submission import GraphAssembly
+from projections.confidence_entries import ConfidenceSummary as ConfidenceSummary
+from projections.confidence_entries import NodeConfidence as NodeConfidence
+from projections.confidence_entries import Prediction as Prediction
 from projections.decay import Decayed, add
 from projections.feedback import QualityGate, judged_event
 from projections.fold import rule_for
@@ -61,56 +67,6 @@ CONFIDENCE_PARAMS: dict[str, float] = {
 }
 SUMMARY_KEY = "summary"
 RESTRICTIVENESS: dict[str, int] = {"full": 0, "cautious": 1, "supervised": 2}
-
-
-class Prediction(msgspec.Struct, frozen=True, kw_only=True):
-    """One attempt's predicted finish and how it turned out."""
-
-    graph_id: str
-    task_id: str
-    node_id: str
-    attempt: int
-    dispatched_at: datetime
-    expected_s: float
-    expected_finish: datetime
-    deadline: datetime
-    status: str = "open"
-    resolved_at: datetime | None = None
-    actual_s: float | None = None
-    reason: str = ""
-    subject_seq: int = 0
-    seq: int = 0
-
-
-class NodeConfidence(msgspec.Struct, frozen=True, kw_only=True):
-    """A node's prediction record and the inputs of its staleness."""
-
-    node_id: str
-    confidence: float
-    hits: int = 0
-    misses: int = 0
-    last_seen: datetime | None = None
-    seq: int = 0
-
-
-class ConfidenceSummary(msgspec.Struct, frozen=True, kw_only=True):
-    """System-wide confidence, the autonomy level it implies, and node staleness as of the log's time."""
-
-    confidence: float
-    level: AutonomyLevel
-    derived_level: AutonomyLevel
-    pinned_level: AutonomyLevel | None = None
-    pinned_by: str = ""
-    hits: int = 0
-    misses: int = 0
-    voids: int = 0
-    open: int = 0
-    as_of: datetime | None = None
-    applied_seq: int = 0
-    staleness_s: dict[str, float] = {}
-    seq: int = 0
-    quality_threshold: float | None = None  # the quality threshold now (`projections.feedback`)
-    quality_average: float | None = None  # the recent average quality it follows
 
 
 @dataclass

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import gc
+import os
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -25,6 +26,7 @@ import nats.errors
 from projections.errors import ProjectionError
 from projections.fold import Checkpoint, Fold
 from projections.logread import read_chunks
+from projections.rebuild_worker import collect, start_worker
 from projections.runner import PROJECTIONS, ensure_bucket
 from schemas import codec
 from schemas import subjects as S
@@ -127,11 +129,45 @@ async def advance(nc: Any, rb: Rebuild, upto: int, *, on_progress: Callable[[int
         rb.seconds += time.perf_counter() - started
 
 
-async def rebuild(nc: Any, names: Sequence[str] | None = None, upto: int | None = None) -> Rebuild:
-    """Every named view (default: all) rebuilt from sequence 1 up to ``upto`` (default: the head)."""
-    rb = new_rebuild(list(names or PROJECTIONS))
-    await advance(nc, rb, await stream_head(nc) if upto is None else upto)
+async def rebuild(
+    nc: Any, names: Sequence[str] | None = None, upto: int | None = None, *, split: bool | None = None
+) -> Rebuild:
+    """Every named view (default: all) rebuilt from sequence 1 up to ``upto`` (default: the head).
+
+    With ``split`` (default: when there are several views, a second core and a server URL to
+    hand on) the first view is folded here and the others by a worker process reading the log
+    itself (`projections.rebuild_worker`); their entries in ``folds`` are then `BuiltView`s.
+    ``seconds`` is the wall time of the whole rebuild, the worker's included."""
+    started = time.perf_counter()
+    names = list(names or PROJECTIONS)
+    upto = await stream_head(nc) if upto is None else upto
+    url = _url(nc)
+    if split is None:
+        split = len(names) > 1 and (os.cpu_count() or 1) > 1 and url is not None
+    if not split or len(names) < 2 or url is None:
+        rb = new_rebuild(names)
+        await advance(nc, rb, upto)
+        return rb
+    here, there = names[:1], names[1:]
+    proc = await start_worker(url, upto, there)
+    try:
+        rb = new_rebuild(here)
+        await advance(nc, rb, upto)
+        built = await collect(proc, there)
+    finally:
+        if proc.returncode is None:
+            proc.kill()
+            await proc.wait()
+    rb.folds.update(built)  # type: ignore[arg-type]  # a BuiltView answers what a Fold does after a rebuild
+    rb.folds = {n: rb.folds[n] for n in names}
+    rb.seconds = time.perf_counter() - started
     return rb
+
+
+def _url(nc: Any) -> str | None:
+    """The URL of the server ``nc`` is connected to (what a worker process connects to)."""
+    connected = getattr(nc, "connected_url", None)
+    return connected.geturl() if connected is not None else None
 
 
 @dataclass

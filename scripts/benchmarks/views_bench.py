@@ -7,8 +7,10 @@ Measured:
 
 - ``replay``: nats-py's ordered-consumer read of the whole stream without folding (for reference);
 - ``bulk_read``: the read ``views rebuild`` uses (`projections.logread`) without folding (the floor);
-- ``rebuild``: that read, decoded once and folded into all three views (readiness,
-  node-scores, confidence), as ``niyantra views rebuild`` does;
+- ``rebuild``: ``niyantra views rebuild``'s rebuild of all three views (readiness, node-scores,
+  confidence): readiness read and folded here, the other two by a worker process reading the
+  log itself (`projections.rebuild_worker`); ``--one-process`` folds all three here (each event
+  decoded once). Its ``cpu_s`` includes the worker's (``worker_cpu_s``);
 - ``projector_catch_up_s``: the three projector processes started on the full stream until each
   has written its checkpoint at the head (in parallel, one process each);
 - ``latency``: with the projector processes running, events appended one at a time; the time from
@@ -29,6 +31,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import os
 import random
 import shutil
 import signal
@@ -283,12 +286,15 @@ async def main(args) -> dict:
             replay_s = await replay_only(nc, head)
             result["replay"] = {"seconds": round(replay_s, 2), "events_per_s": round(head / replay_s)}
         result["bulk_read"] = rate(head, *await bulk_read(nc, head))
-        cpu = time.process_time()
-        rb = await rebuild(nc)
-        cpu = time.process_time() - cpu
+        cpu, kids = time.process_time(), os.times()
+        rb = await rebuild(nc, split=not args.one_process)
+        cpu, after = time.process_time() - cpu, os.times()
+        worker_cpu = after.children_user + after.children_system - kids.children_user - kids.children_system
         result["rebuild"] = {
             "views": list(rb.folds),
-            **rate(rb.events, rb.seconds, cpu),
+            "processes": 1 if args.one_process or len(rb.folds) < 2 else 2,
+            **rate(head, rb.seconds, cpu + worker_cpu),
+            "worker_cpu_s": round(worker_cpu, 2),
             "goal_events_per_s": 100_000,
             "keys": {n: len(f.snapshot()) for n, f in rb.folds.items()},
         }
@@ -328,6 +334,7 @@ if __name__ == "__main__":
     ap.add_argument("--samples", type=int, default=300)
     ap.add_argument("--store", type=Path, help="Keep the filled log here and reuse it (a copy per run).")
     ap.add_argument("--skip-replay", action="store_true", help="Leave out the nats-py ordered-consumer read.")
+    ap.add_argument("--one-process", action="store_true", help="Rebuild every view in this process (no worker).")
     ap.add_argument("--no-uvloop", action="store_true", help="Use the default asyncio loop.")
     a = ap.parse_args()
     if a.no_uvloop:

@@ -1,0 +1,37 @@
+"""A rebuild split over two processes (`projections.rebuild_worker`) gives exactly the views of
+one process: every key byte for byte, dead letters included; a worker that fails fails it."""
+
+from __future__ import annotations
+
+import random
+
+import pytest
+
+from orchestrator.eventlog import Append, EventLog
+from projections.errors import ProjectionError
+from projections.rebuild import rebuild
+from projections.rebuild_worker import BuiltView, collect, start_worker
+from projections.runner import PROJECTIONS
+from tests.unit.test_views_property import messages
+
+
+async def test_split_rebuild_equals_one_process(nc):
+    msgs = messages(random.Random(7), 600)
+    log = EventLog(nc)
+    await log.ensure_stream()
+    for i in range(0, len(msgs), 200):
+        await log.append_atomic([Append(subject, data) for data, subject in msgs[i : i + 200]])
+    one = await rebuild(nc, split=False)
+    two = await rebuild(nc, split=True)
+    assert list(two.folds) == list(PROJECTIONS)
+    assert [type(f) for f in two.folds.values()][1:] == [BuiltView, BuiltView]  # really in the worker
+    for name in PROJECTIONS:
+        assert two.values(name) == one.values(name), name
+        assert len(two.folds[name].dead) == len(one.folds[name].dead) > 0, name  # the malformed ones
+        assert two.folds[name].seq == one.folds[name].seq == len(msgs), name
+
+
+async def test_a_worker_that_cannot_read_fails_the_rebuild():
+    proc = await start_worker("nats://127.0.0.1:1", 10, ["node-scores"])
+    with pytest.raises(ProjectionError, match="rebuild worker for node-scores exited with code 1"):
+        await collect(proc, ["node-scores"])
