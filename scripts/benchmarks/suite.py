@@ -1,0 +1,175 @@
+"""Every performance measure of niyantra in one run and one JSON document (`scripts/bench`).
+
+Runs each benchmark as its own process, one after the other (they would disturb each other's
+figures side by side on a small machine), keeps each one's whole JSON under ``parts``, and
+sums them up in ``summary``: one row per measure with its goal, the figure measured and
+whether the goal is met. The parts:
+
+- ``throughput``: no-op tasks end to end, niyantra (`up`, every part a process, durable
+  stream) against Dask distributed, same workloads, same run (throughput.py); also each
+  niyantra process's peak RSS and CPU seconds;
+- ``decision_latency``: view change to dispatch appended on a real system (`scripts/bench_loop`,
+  10,000 tasks, 100 simulated nodes);
+- ``view_rebuild``: rebuilding the views from 1,000,000 events, and append-to-view latency
+  (views_bench.py);
+- ``archive``: DuckDB queries over 10,000,000 archived events and `replay --check` speed
+  (archive_bench.py);
+- ``makespan``: the decider on the simulator against HEFT over ../shared/workloads (makespan.py).
+
+``--quick`` runs each at a tenth of its size or less (minutes instead of a quarter hour; the
+goals are stated for the full sizes). Options this script does not know go to throughput.py.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+SCRIPTS = Path(__file__).resolve().parents[1]
+PARTS = ("throughput", "decision_latency", "view_rebuild", "archive", "makespan")
+
+
+def commands(quick: bool, throughput_args: list[str]) -> dict[str, list[str]]:
+    """The command of each part (full size, or ``quick``)."""
+    py = [sys.executable]
+    bench = SCRIPTS / "benchmarks"
+    return {
+        "throughput": [*py, str(bench / "throughput.py"), *(["--scale", "0.1"] if quick else []), *throughput_args],
+        "decision_latency": [
+            "bash",
+            str(SCRIPTS / "bench_loop"),
+            *(["--layers", "20", "--width", "50", "--sim-nodes", "20"] if quick else []),
+            *([] if quick else ["--layers", "100", "--width", "100", "--sim-nodes", "100"]),
+        ],
+        "view_rebuild": [*py, str(bench / "views_bench.py"), "--events", "100000" if quick else "1000000"],
+        "archive": [
+            *py,
+            str(bench / "archive_bench.py"),
+            *(["--events", "1000000", "--replay-tasks", "1000"] if quick else []),
+        ],
+        "makespan": [*py, str(bench / "makespan.py"), "--policies", "eft" if quick else "eft,seed,fifo"],
+    }
+
+
+def _get(d: Any, *path: str) -> Any:
+    for key in path:
+        if not isinstance(d, dict) or key not in d:
+            return None
+        d = d[key]
+    return d
+
+
+def _row(measure: str, goal: str, measured: Any, met: bool | None) -> dict[str, Any]:
+    return {"measure": measure, "goal": goal, "measured": measured, "met": met}
+
+
+def summarize(parts: dict[str, Any]) -> list[dict[str, Any]]:
+    """One row per measure the issues name, from whichever parts ran (pure: parts in, rows out)."""
+    rows: list[dict[str, Any]] = []
+    t = parts.get("throughput")
+    for name in ("independent", "layered"):
+        ratio = _get(t, "ratio_niyantra_over_dask", name)
+        if ratio is not None:
+            ours, theirs = _get(t, "niyantra", name, "tasks_per_s"), _get(t, "dask", name, "tasks_per_s")
+            rows.append(
+                _row(
+                    f"throughput {name} (tasks/s, niyantra / Dask)",
+                    ">= 2x Dask",
+                    f"{ours} / {theirs} = {ratio}",
+                    ratio >= 2.0,
+                )
+            )
+    for name in ("independent", "layered"):
+        procs = _get(t, "niyantra", name, "processes") or {}
+        if procs:
+            peak = {p: v.get("peak_rss_mib") for p, v in sorted(procs.items())}
+            rows.append(_row(f"peak RSS per process, {name} (MiB)", "reported", peak, None))
+    p99 = _get(parts.get("decision_latency"), "view_change_to_append_ms", "p99")
+    if p99 is not None:
+        p50 = _get(parts.get("decision_latency"), "view_change_to_append_ms", "p50")
+        rows.append(
+            _row(
+                "decision latency, view change to dispatch appended (ms)",
+                "p99 <= 10",
+                f"p50 {p50}, p99 {p99}",
+                p99 <= 10,
+            )
+        )
+    v = parts.get("view_rebuild")
+    rate = _get(v, "rebuild", "events_per_s")
+    if rate is not None:
+        rows.append(
+            _row(f"view rebuild over {_get(v, 'events')} events (events/s)", ">= 100000", rate, rate >= 100_000)
+        )
+        lat = {k: (x.get("p50_ms"), x.get("p99_ms")) for k, x in (_get(v, "latency") or {}).items()}
+        rows.append(_row("append to view update (ms, p50 and p99 per view)", "reported", lat, None))
+    a = parts.get("archive")
+    for key, label in (("count_by_type_s", "count by type"), ("p99_duration_by_node_s", "p99 duration by node")):
+        q = _get(a, key)
+        if q is not None:
+            rows.append(_row(f"archive query over {_get(a, 'archive_events')} events: {label} (s)", "< 1", q, q < 1.0))
+    replay = _get(a, "replay_check", "jobs_1", "events_per_s")
+    if replay is not None:
+        rows.append(_row("replay --check (events/s)", ">= 50000", replay, replay >= 50_000))
+    for policy, s in (_get(parts.get("makespan"), "summary") or {}).items():
+        worst = max((s.get("by_platform") or {"-": s.get("geomean_over_heft")}).values())
+        rows.append(
+            _row(
+                f"makespan / HEFT, policy {policy} (geomean, worst platform)",
+                "<= 1.00 on every platform" if policy == "eft" else "reported",
+                s.get("by_platform"),
+                worst <= 1.0 if policy == "eft" else None,
+            )
+        )
+    return rows
+
+
+def run_part(name: str, cmd: list[str]) -> tuple[Any, float]:
+    """Run one benchmark; its JSON (or an error record) and its wall seconds."""
+    print(f"[bench] {name}: {' '.join(cmd[1:])}", file=sys.stderr, flush=True)
+    t0 = time.perf_counter()
+    proc = subprocess.run(cmd, stdout=subprocess.PIPE, stderr=None, text=True, check=False)
+    seconds = round(time.perf_counter() - t0, 1)
+    if proc.returncode != 0:
+        return {"error": f"exit {proc.returncode}", "stdout_tail": proc.stdout[-2000:]}, seconds
+    try:
+        return json.loads(proc.stdout), seconds
+    except json.JSONDecodeError as e:
+        return {"error": f"not JSON: {e}", "stdout_tail": proc.stdout[-2000:]}, seconds
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--parts", default=",".join(PARTS), help=f"comma-separated, of: {', '.join(PARTS)}")
+    ap.add_argument("--quick", action="store_true", help="smaller sizes (the goals are for the full ones)")
+    args, rest = ap.parse_known_args()
+    chosen = [p.strip() for p in args.parts.split(",") if p.strip()]
+    unknown = [p for p in chosen if p not in PARTS]
+    if unknown or not chosen:
+        sys.exit(f"error: --parts: unknown part {', '.join(unknown) or '(none given)'}; choose from {', '.join(PARTS)}")
+    cmds = commands(args.quick, rest)
+    parts: dict[str, Any] = {}
+    seconds: dict[str, float] = {}
+    for name in chosen:
+        parts[name], seconds[name] = run_part(name, cmds[name])
+    out = {
+        "machine": {"cpus": os.cpu_count(), "python": platform.python_version(), "load": os.getloadavg()},
+        "quick": args.quick,
+        "seconds": seconds,
+        "summary": summarize(parts),
+        "parts": parts,
+    }
+    print(json.dumps(out, indent=2))
+    if any("error" in p for p in parts.values() if isinstance(p, dict)):
+        sys.exit(1)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,53 @@
+"""`scripts/bench` sums its parts up as one row per measure: goal, figure, met (pure)."""
+
+from __future__ import annotations
+
+import importlib.util
+from pathlib import Path
+
+import pytest
+
+_spec = importlib.util.spec_from_file_location(
+    "bench_suite", Path(__file__).resolve().parents[2] / "scripts" / "benchmarks" / "suite.py"
+)
+suite = importlib.util.module_from_spec(_spec)  # type: ignore[arg-type]
+_spec.loader.exec_module(suite)  # type: ignore[union-attr]
+
+THROUGHPUT = {
+    "niyantra": {"independent": {"tasks_per_s": 300.0, "processes": {"decider": {"peak_rss_mib": 70.0}}}},
+    "dask": {"independent": {"tasks_per_s": 100.0}},
+    "ratio_niyantra_over_dask": {"independent": 3.0},
+}
+
+
+def met(rows: list[dict], prefix: str) -> list:
+    return [r["met"] for r in rows if r["measure"].startswith(prefix)]
+
+
+@pytest.mark.parametrize(
+    ("parts", "prefix", "expected"),
+    [
+        ({"throughput": THROUGHPUT}, "throughput independent", [True]),
+        ({"throughput": {**THROUGHPUT, "ratio_niyantra_over_dask": {"independent": 1.99}}}, "throughput", [False]),
+        ({"throughput": THROUGHPUT}, "peak RSS", [None]),
+        ({"decision_latency": {"view_change_to_append_ms": {"p50": 2, "p99": 10.0}}}, "decision latency", [True]),
+        ({"decision_latency": {"view_change_to_append_ms": {"p50": 2, "p99": 10.5}}}, "decision latency", [False]),
+        ({"view_rebuild": {"events": 10, "rebuild": {"events_per_s": 99_999}}}, "view rebuild", [False]),
+        ({"view_rebuild": {"events": 10, "rebuild": {"events_per_s": 100_000}}}, "view rebuild", [True]),
+        (
+            {"archive": {"archive_events": 5, "count_by_type_s": 0.2, "p99_duration_by_node_s": 1.0}},
+            "archive",
+            [True, False],
+        ),
+        ({"archive": {"replay_check": {"jobs_1": {"events_per_s": 60_000}}}}, "replay", [True]),
+        ({"makespan": {"summary": {"eft": {"by_platform": {"a": 0.99, "b": 1.01}}}}}, "makespan", [False]),
+        (
+            {"makespan": {"summary": {"eft": {"by_platform": {"a": 0.99}}, "seed": {"by_platform": {"a": 1.3}}}}},
+            "makespan",
+            [True, None],
+        ),
+        ({"throughput": {"error": "exit 1"}, "archive": {"error": "exit 2"}}, "", []),
+    ],
+)
+def test_each_measure_is_judged_against_its_goal(parts, prefix, expected):
+    assert met(suite.summarize(parts), prefix) == expected
