@@ -89,6 +89,19 @@ def process_figures(data_dir: Path) -> dict[str, dict[str, float]]:
     return out
 
 
+def cpu_per_task(
+    before: dict[str, dict[str, float]], after: dict[str, dict[str, float]], tasks: int
+) -> dict[str, float]:
+    """CPU milliseconds per task of each process between submit and the end (start-up excluded),
+    and their ``total``: what the machine spends on one task, whatever the wall clock."""
+    out = {
+        name: round((fig["cpu_s"] - before.get(name, {}).get("cpu_s", 0.0)) * 1000 / max(tasks, 1), 3)
+        for name, fig in sorted(after.items())
+    }
+    out["total"] = round(sum(out.values()), 3)
+    return out
+
+
 async def wait_done(url: str, graph_id: str, total: int, timeout: float) -> Any:
     """Poll the readiness view's totals of ``graph_id`` until every task is terminal."""
     import msgspec
@@ -141,6 +154,7 @@ def run_niyantra(
             g = Graph(graph_id, title=f"bench {name}")
             for tid, deps in tasks.items():
                 g.task(tid, "true", depends_on=deps)
+            before = process_figures(data_dir)  # start-up CPU, subtracted below
             t0 = time.perf_counter()
             g.submit(url)
             t_sub = time.perf_counter()
@@ -159,6 +173,7 @@ def run_niyantra(
         "startup_s": round(startup_s, 2),
         "counts": counts,
         "processes": procs,
+        "cpu_ms_per_task": cpu_per_task(before, procs, len(tasks)),
     }
     say(f"niyantra {name}: {result['tasks_per_s']} tasks/s ({elapsed:.2f} s)")
     return result
@@ -234,6 +249,9 @@ def main() -> None:
     if "dask" in out and "niyantra" in out:
         out["ratio_niyantra_over_dask"] = {
             name: round(out["niyantra"][name]["tasks_per_s"] / out["dask"][name]["tasks_per_s"], 3) for name in loads
+        }
+        out["cpu_budget_ms_per_task_for_2x_dask"] = {
+            name: round((os.cpu_count() or 1) * 1000 / (2 * out["dask"][name]["tasks_per_s"]), 3) for name in loads
         }
     print(json.dumps(out, indent=2))
 

@@ -30,6 +30,16 @@ def met(rows: list[dict], prefix: str) -> list:
         ({"throughput": THROUGHPUT}, "throughput independent", [True]),
         ({"throughput": {**THROUGHPUT, "ratio_niyantra_over_dask": {"independent": 1.99}}}, "throughput", [False]),
         ({"throughput": THROUGHPUT}, "peak RSS", [None]),
+        (
+            {
+                "throughput": {
+                    "niyantra": {"layered": {"cpu_ms_per_task": {"total": 8.0, "nats-server": 1.8}}},
+                    "cpu_budget_ms_per_task_for_2x_dask": {"layered": 1.0},
+                }
+            },
+            "CPU ms per task",
+            [False],
+        ),
         ({"decision_latency": {"view_change_to_append_ms": {"p50": 2, "p99": 10.0}}}, "decision latency", [True]),
         ({"decision_latency": {"view_change_to_append_ms": {"p50": 2, "p99": 10.5}}}, "decision latency", [False]),
         ({"view_rebuild": {"events": 10, "rebuild": {"events_per_s": 99_999}}}, "view rebuild", [False]),
