@@ -16,7 +16,7 @@ import asyncio
 import gc
 import os
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -26,7 +26,7 @@ import nats.errors
 from projections.errors import ProjectionError
 from projections.fold import Checkpoint, Fold
 from projections.logread import read_chunks
-from projections.rebuild_worker import collect, start_worker
+from projections.rebuild_worker import Chunk, Feed
 from projections.runner import PROJECTIONS, ensure_bucket
 from schemas import codec
 from schemas import subjects as S
@@ -103,8 +103,16 @@ async def stream_head(nc: Any, stream: str = S.STREAM) -> int:
     return int(info.state.last_seq)
 
 
-async def advance(nc: Any, rb: Rebuild, upto: int, *, on_progress: Callable[[int], None] | None = None) -> None:
-    """Fold the stream's messages after ``rb.seq`` up to and including ``upto``.
+async def advance(
+    nc: Any,
+    rb: Rebuild,
+    upto: int,
+    *,
+    on_progress: Callable[[int], None] | None = None,
+    on_chunk: Callable[[Chunk], Awaitable[None]] | None = None,
+) -> None:
+    """Fold the stream's messages after ``rb.seq`` up to and including ``upto`` (each chunk
+    handed to ``on_chunk`` first: a split rebuild's worker folds it at the same time).
 
     After each chunk the objects alive (mostly the views' entries: they live until the end) are
     moved out of the cyclic collector's generations (`gc.freeze`), and back at the end: a fold
@@ -118,6 +126,8 @@ async def advance(nc: Any, rb: Rebuild, upto: int, *, on_progress: Callable[[int
     freeze = gc.isenabled()
     try:
         async for chunk in read_chunks(nc, rb.seq + 1, upto):
+            if on_chunk is not None:
+                await on_chunk(chunk)
             rb.apply_chunk(chunk)
             if freeze:
                 gc.freeze()  # see the docstring
@@ -134,40 +144,30 @@ async def rebuild(
 ) -> Rebuild:
     """Every named view (default: all) rebuilt from sequence 1 up to ``upto`` (default: the head).
 
-    With ``split`` (default: when there are several views, a second core and a server URL to
-    hand on) the first view is folded here and the others by a worker process reading the log
-    itself (`projections.rebuild_worker`); their entries in ``folds`` are then `BuiltView`s.
+    With ``split`` (default: when there are several views and a second core) the first view is
+    folded here and the others by a worker process fed the same chunks
+    (`projections.rebuild_worker`); their entries in ``folds`` are then `BuiltView`s.
     ``seconds`` is the wall time of the whole rebuild, the worker's included."""
     started = time.perf_counter()
     names = list(names or PROJECTIONS)
     upto = await stream_head(nc) if upto is None else upto
-    url = _url(nc)
     if split is None:
-        split = len(names) > 1 and (os.cpu_count() or 1) > 1 and url is not None
-    if not split or len(names) < 2 or url is None:
+        split = (os.cpu_count() or 1) > 1
+    if not split or len(names) < 2:
         rb = new_rebuild(names)
         await advance(nc, rb, upto)
         return rb
-    here, there = names[:1], names[1:]
-    proc = await start_worker(url, upto, there)
+    feed = await Feed.start(names[1:])
     try:
-        rb = new_rebuild(here)
-        await advance(nc, rb, upto)
-        built = await collect(proc, there)
+        rb = new_rebuild(names[:1])
+        await advance(nc, rb, upto, on_chunk=feed.send)
+        built = await feed.finish()
     finally:
-        if proc.returncode is None:
-            proc.kill()
-            await proc.wait()
-    rb.folds.update(built)  # type: ignore[arg-type]  # a BuiltView answers what a Fold does after a rebuild
-    rb.folds = {n: rb.folds[n] for n in names}
+        await feed.stop()
+    folds: dict[str, Any] = {**rb.folds, **built}  # a BuiltView answers what a Fold does after a rebuild
+    rb.folds = {n: folds[n] for n in names}
     rb.seconds = time.perf_counter() - started
     return rb
-
-
-def _url(nc: Any) -> str | None:
-    """The URL of the server ``nc`` is connected to (what a worker process connects to)."""
-    connected = getattr(nc, "connected_url", None)
-    return connected.geturl() if connected is not None else None
 
 
 @dataclass

@@ -1,36 +1,47 @@
-"""The second process of a split rebuild: some views folded from its own read of the log.
+"""The second process of a split rebuild: some views folded from the log the caller reads.
 
 A rebuild of several views is bound by one core: reading, decoding and folding every event in
 one Python process. `rebuild` (``projections.rebuild``) therefore splits the views in two: the
 first stays in the calling process, the others go to one worker process
-(``python -m projections.rebuild_worker``), which connects to NATS itself, reads the same
-stretch of the log (`projections.logread`), folds it with the same `Fold` code and writes, when
-done, every key of its views already encoded (as the projector would write it), its dead
-letters and checkpoints to stdout as one msgpack document. The caller keeps them as `BuiltView`s:
-their ``snapshot()`` holds `msgspec.Raw` values, so encoding them again gives the same bytes.
+(``python -m projections.rebuild_worker <view>...``). The caller reads the log once and hands
+each chunk it folds to the worker too (`Feed`: one frame per chunk on the worker's stdin); the
+worker decodes and folds it with the same `Rebuild` code (`Rebuild.apply_chunk`, which also
+refuses a gap in the sequence) and, at the end of its input, writes every key of its views
+already encoded (as the projector would write it), its dead letters and checkpoints to stdout
+as one msgpack document. The caller keeps them as `BuiltView`s: their ``snapshot()`` holds
+`msgspec.Raw` values, so encoding them again gives the same bytes.
 
-Both processes read the log up to the same sequence and fold it with the same code, so the
-result is the one a single process gets (tests compare them). The worker exits non-zero (and
-says why on stderr) when it cannot connect or read; the caller then fails the rebuild.
+Both processes fold the same messages in the same order with the same code, so the result is
+the one a single process gets (tests compare them). A worker that fails exits non-zero and says
+why on stderr; the caller then fails the rebuild.
+
+Frame: ``<first seq u64> <count u32> <subjects bytes u32> <data bytes u32>`` (little-endian),
+then ``count`` data lengths (u32 each), the subjects joined by newlines (a subject has no
+whitespace), the data concatenated.
 """
 
 from __future__ import annotations
 
 import asyncio
+import itertools
 import os
+import struct
 import sys
+from array import array
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO
 
 import msgspec
-import nats.errors
 
 from projections.errors import ProjectionError
 from projections.fold import Checkpoint, DeadLetter
 
 ROOT = Path(__file__).resolve().parents[1]
+_HEADER = struct.Struct("<QIII")
+_PIPE_BUFFER = 64 * 1024 * 1024  # what the caller may run ahead of the worker before it waits
+Chunk = list[tuple[int, str, bytes]]
 
 
 class _Result(msgspec.Struct, frozen=True):
@@ -40,7 +51,6 @@ class _Result(msgspec.Struct, frozen=True):
     dead: dict[str, bytes]
     checkpoint: bytes
     seq: int
-    events: int
 
 
 _dec = msgspec.msgpack.Decoder(dict[str, _Result])
@@ -54,92 +64,146 @@ class BuiltView:
 
     name: str
     checkpoint: Checkpoint
-    values: dict[str, msgspec.Raw] = field(default_factory=dict)
+    encoded: dict[str, bytes] = field(default_factory=dict)  # dead letters included
     dead: dict[str, DeadLetter] = field(default_factory=dict)
     seq: int = 0
 
     def snapshot(self) -> dict[str, Any]:
         """Every key's value (`msgspec.Raw`: encoding it gives the bytes the worker encoded)."""
-        return dict(self.values)
+        return {k: msgspec.Raw(v) for k, v in self.encoded.items()}
 
 
-async def run_worker(url: str, upto: int, names: Sequence[str]) -> dict[str, _Result]:
-    """Rebuild ``names`` up to ``upto`` from a connection of our own."""
-    from orchestrator.connection import connect
-    from projections.rebuild import advance, new_rebuild
+def frame(chunk: Chunk) -> list[bytes]:
+    """One chunk of consecutive messages as the parts of one frame."""
+    subjects = "\n".join([s for _, s, _ in chunk]).encode()
+    data = [d for _, _, d in chunk]
+    blob = b"".join(data)
+    lengths = array("I", [len(d) for d in data]).tobytes()
+    return [_HEADER.pack(chunk[0][0], len(chunk), len(subjects), len(blob)), lengths, subjects, blob]
 
-    nc = await connect(url, connect_timeout=5, max_reconnect_attempts=1, allow_reconnect=False)
-    try:
-        rb = new_rebuild(names)
-        await advance(nc, rb, upto)
-    finally:
-        await nc.close()
+
+def read_frames(src: BinaryIO) -> Any:
+    """The chunks framed on ``src`` until its end (a frame cut short is an error)."""
+    while True:
+        head = src.read(_HEADER.size)
+        if not head:
+            return
+        if len(head) < _HEADER.size:
+            raise ProjectionError("rebuild worker: input ends inside a frame header")
+        first, count, subjects_len, data_len = _HEADER.unpack(head)
+        body = src.read(4 * count + subjects_len + data_len)
+        if len(body) < 4 * count + subjects_len + data_len:
+            raise ProjectionError(f"rebuild worker: input ends inside the frame of seq {first}")
+        lengths = array("I")
+        lengths.frombytes(body[: 4 * count])
+        subjects = body[4 * count : 4 * count + subjects_len].decode().split("\n")
+        data = memoryview(body)[4 * count + subjects_len :]
+        offsets = itertools.accumulate(lengths, initial=0)
+        yield [
+            (first + i, subjects[i], bytes(data[o : o + n]))
+            for i, (o, n) in enumerate(zip(offsets, lengths, strict=False))
+        ]
+
+
+class Feed:
+    """The caller's side: a worker process folding ``names`` from the chunks it is given."""
+
+    def __init__(self, proc: asyncio.subprocess.Process, names: Sequence[str]) -> None:
+        self.proc, self.names = proc, list(names)
+
+    @classmethod
+    async def start(cls, names: Sequence[str]) -> Feed:
+        """Start a worker for ``names`` (this checkout's code, this interpreter)."""
+        env = {**os.environ, "PYTHONPATH": os.pathsep.join(p for p in (str(ROOT), os.environ.get("PYTHONPATH")) if p)}
+        proc = await asyncio.create_subprocess_exec(
+            sys.executable,
+            "-m",
+            "projections.rebuild_worker",
+            *names,
+            stdin=asyncio.subprocess.PIPE,
+            stdout=asyncio.subprocess.PIPE,
+            env=env,
+        )
+        assert proc.stdin is not None
+        proc.stdin.transport.set_write_buffer_limits(high=_PIPE_BUFFER)  # type: ignore[attr-defined]
+        return cls(proc, names)
+
+    async def send(self, chunk: Chunk) -> None:
+        """Hand one chunk over (waits only while the worker is far behind)."""
+        stdin = self.proc.stdin
+        assert stdin is not None
+        if chunk and not stdin.is_closing():
+            stdin.writelines(frame(chunk))
+            try:
+                await stdin.drain()
+            except ConnectionError:  # the worker died: `finish` reports how
+                stdin.close()
+
+    async def finish(self) -> dict[str, BuiltView]:
+        """Close the input and take the worker's views; a worker that failed fails the rebuild."""
+        assert self.proc.stdin is not None
+        self.proc.stdin.close()
+        out, _ = await self.proc.communicate()
+        what = ", ".join(self.names)
+        if self.proc.returncode != 0:
+            raise ProjectionError(
+                f"rebuild worker for {what} exited with code {self.proc.returncode} (its error is above)"
+            )
+        try:
+            results = _dec.decode(out)
+        except msgspec.DecodeError as e:
+            raise ProjectionError(f"rebuild worker for {what}: unreadable result: {e}") from e
+        if sorted(results) != sorted(self.names):
+            raise ProjectionError(f"rebuild worker returned {sorted(results)}, asked for {sorted(self.names)}")
+        return {
+            n: BuiltView(n, _cp.decode(r.checkpoint), r.values, {k: _dl.decode(v) for k, v in r.dead.items()}, r.seq)
+            for n, r in results.items()
+        }
+
+    async def stop(self) -> None:
+        """Kill the worker if it still runs (the rebuild failed here)."""
+        if self.proc.returncode is None:
+            self.proc.kill()
+            await self.proc.wait()
+
+
+def run_worker(names: Sequence[str], src: BinaryIO, dst: BinaryIO) -> None:
+    """Fold the chunks framed on ``src`` into ``names``; write the views to ``dst``."""
+    import gc
+
+    from projections.rebuild import new_rebuild
+
+    rb = new_rebuild(names)
+    for chunk in read_frames(src):
+        rb.apply_chunk(chunk)
+        gc.freeze()  # as `projections.rebuild.advance` does: the views' entries live to the end
     enc = msgspec.json.Encoder()
     out: dict[str, _Result] = {}
     for name, f in rb.folds.items():
         values = {k: enc.encode(v) for k, v in f.snapshot().items()}  # dead letters included
         dead = {k: enc.encode(v) for k, v in f.dead.items()}
-        out[name] = _Result(values, dead, enc.encode(f.checkpoint), f.view.seq, rb.events)
-    return out
+        out[name] = _Result(values, dead, enc.encode(f.checkpoint), f.view.seq)
+    dst.write(msgspec.msgpack.encode(out))
+    dst.flush()
 
 
-async def start_worker(url: str, upto: int, names: Sequence[str]) -> asyncio.subprocess.Process:
-    """Start a worker process rebuilding ``names`` up to ``upto`` (this checkout's code)."""
-    env = {**os.environ, "PYTHONPATH": os.pathsep.join(p for p in (str(ROOT), os.environ.get("PYTHONPATH")) if p)}
-    return await asyncio.create_subprocess_exec(
-        sys.executable,
-        "-m",
-        "projections.rebuild_worker",
-        url,
-        str(upto),
-        *names,
-        stdout=asyncio.subprocess.PIPE,
-        env=env,
-    )
+def main(names: Sequence[str]) -> int:
+    """``python -m projections.rebuild_worker <view>...``: frames on stdin, views on stdout."""
+    from projections.runner import PROJECTIONS
 
-
-async def collect(proc: asyncio.subprocess.Process, names: Sequence[str]) -> dict[str, BuiltView]:
-    """The worker's views once it has finished; a worker that failed fails the rebuild."""
-    out, _ = await proc.communicate()
-    if proc.returncode != 0:
-        raise ProjectionError(
-            f"rebuild worker for {', '.join(names)} exited with code {proc.returncode} (its error is above)"
+    unknown = sorted(set(names) - set(PROJECTIONS))
+    if not names or unknown:
+        sys.stderr.write(
+            f"usage: python -m projections.rebuild_worker <view>... (unknown: {unknown}; views: {list(PROJECTIONS)})\n"
         )
-    try:
-        results = _dec.decode(out)
-    except msgspec.DecodeError as e:
-        raise ProjectionError(f"rebuild worker for {', '.join(names)}: unreadable result: {e}") from e
-    if sorted(results) != sorted(names):
-        raise ProjectionError(f"rebuild worker returned {sorted(results)}, asked for {sorted(names)}")
-    return {
-        n: BuiltView(
-            name=n,
-            checkpoint=_cp.decode(r.checkpoint),
-            values={k: msgspec.Raw(v) for k, v in r.values.items()},
-            dead={k: _dl.decode(v) for k, v in r.dead.items()},
-            seq=r.seq,
-        )
-        for n, r in results.items()
-    }
-
-
-def main(argv: Sequence[str]) -> int:
-    """``rebuild_worker <url> <upto> <view>...``: the result on stdout, problems on stderr."""
-    if len(argv) < 3 or not argv[1].isdigit():
-        sys.stderr.write("usage: python -m projections.rebuild_worker <nats url> <upto seq> <view>...\n")
         return 2
-    url, upto, names = argv[0], int(argv[1]), list(argv[2:])
     try:
-        results = asyncio.run(run_worker(url, upto, names))
-    except (OSError, ProjectionError, TimeoutError, nats.errors.Error) as e:
-        sys.stderr.write(f"rebuild worker ({', '.join(names)}): {type(e).__name__}: {e}\n")
+        run_worker(names, sys.stdin.buffer, sys.stdout.buffer)
+    except ProjectionError as e:
+        sys.stderr.write(f"rebuild worker ({', '.join(names)}): {e}\n")
         return 1
-    sys.stdout.buffer.write(msgspec.msgpack.encode(results))
-    sys.stdout.buffer.flush()
     return 0
 
 
 if __name__ == "__main__":
-    code = main(sys.argv[1:])
-    sys.stdout.flush()
-    os._exit(code)  # the views die with the process: no minutes of freeing objects one by one
+    os._exit(main(sys.argv[1:]))  # the views die with the process: no seconds of freeing objects one by one

@@ -3,6 +3,7 @@ one process: every key byte for byte, dead letters included; a worker that fails
 
 from __future__ import annotations
 
+import io
 import random
 
 import pytest
@@ -10,7 +11,7 @@ import pytest
 from orchestrator.eventlog import Append, EventLog
 from projections.errors import ProjectionError
 from projections.rebuild import rebuild
-from projections.rebuild_worker import BuiltView, collect, start_worker
+from projections.rebuild_worker import BuiltView, Feed, frame, read_frames
 from projections.runner import PROJECTIONS
 from tests.unit.test_views_property import messages
 
@@ -31,7 +32,21 @@ async def test_split_rebuild_equals_one_process(nc):
         assert two.folds[name].seq == one.folds[name].seq == len(msgs), name
 
 
-async def test_a_worker_that_cannot_read_fails_the_rebuild():
-    proc = await start_worker("nats://127.0.0.1:1", 10, ["node-scores"])
-    with pytest.raises(ProjectionError, match="rebuild worker for node-scores exited with code 1"):
-        await collect(proc, ["node-scores"])
+async def test_a_worker_that_fails_fails_the_rebuild():
+    feed = await Feed.start(["node-scores"])
+    try:
+        await feed.send([(1, "ev.bad.x.Bad", b"{}")])  # malformed: a dead letter, the worker goes on
+        await feed.send([(5, "ev.bad.x.Bad", b"{}")])  # a gap in the sequence: the worker refuses it
+        with pytest.raises(ProjectionError, match="rebuild worker for node-scores exited with code 1"):
+            await feed.finish()
+    finally:
+        await feed.stop()
+
+
+def test_frames_carry_chunks_exactly():
+    chunks = [[(1, "ev.a.b", b"x"), (2, "ev.c", b""), (3, "ev.d.e.f", b"\r\n\x00{}")], [(4, "ev.g", b"y" * 70_000)]]
+    out = io.BytesIO(b"".join(part for c in chunks for part in frame(c)))
+    assert list(read_frames(out)) == chunks
+    cut = io.BytesIO(b"".join(frame(chunks[0]))[:-1])
+    with pytest.raises(ProjectionError, match="input ends inside the frame of seq 1"):
+        list(read_frames(cut))
