@@ -27,7 +27,7 @@ from orchestrator.dispatchevent import dispatch_event
 from orchestrator.flags import FlagIndex, approve_hint, escalation_reason, flag_index
 from orchestrator.readyset import ReadySet, digest_of, ranked
 from orchestrator.roundslots import NodeFacts, RoundSlots
-from orchestrator.scoring import ScoringConfig, backoff_until, expected_value, node_efficiency, priority, task_estimate
+from orchestrator.scoring import ScoringConfig, backoff_until, expected_value, priority, task_estimate
 from projections.node_scores import NodeView, TypeEstimate
 from projections.patterns import PatternView
 from projections.readiness import TaskView
@@ -100,7 +100,7 @@ def world_hash(views: Views, now: datetime) -> str:
 OVERDUE_S = 1e-3  # expected remaining time of a run that is past its expected finish
 
 
-def _busy_until(views: Views, node: NodeView, now: datetime, cfg: ScoringConfig) -> list[float]:
+def _busy_until(views: Views, node: NodeView, now: datetime, cfg: ScoringConfig, slots: RoundSlots) -> list[float]:
     out: list[float] = []
     for key in node.active:
         gt, _, _ = key.rpartition("#")
@@ -110,23 +110,27 @@ def _busy_until(views: Views, node: NodeView, now: datetime, cfg: ScoringConfig)
             out.append(cfg.default_estimate_s)
             continue
         est, _ = task_estimate(task, views.types, cfg)
-        eff, _ = node_efficiency(node, task.type, cfg)
+        eff = slots.node_facts(node, task.type, cfg).eff  # (the round's facts: the tasks' rows reuse them)
         begun = (now - task.started_at).total_seconds() if task.started_at else 0.0
         out.append(max(est / eff - begun, OVERDUE_S))  # an overdue run still holds its slot
     return out
 
 
+def _slot_count(node: NodeView, one_per_node: bool) -> int:
+    return 1 if one_per_node else node.slots
+
+
 def _slots(views: Views, now: datetime, config: DeciderConfig, one_per_node: bool) -> RoundSlots:
-    free_at: dict[str, list[float]] = {}
-    down: dict[str, str | None] = {}
+    slots = RoundSlots({}, {})
     for nid in sorted(views.nodes):
         node = views.nodes[nid]
-        down[nid] = node_down(node, now, config.node_ttl_s)
-        busy = sorted(_busy_until(views, node, now, config.scoring))
-        slots = 1 if one_per_node else node.slots
-        free = max(slots - len(busy), 0)
-        free_at[nid] = [0.0] * free + busy[: max(slots - free, 0)] if slots > 0 else []
-    return RoundSlots(free_at, down)
+        slots.down[nid] = node_down(node, now, config.node_ttl_s)
+        busy = sorted(_busy_until(views, node, now, config.scoring, slots))
+        n = _slot_count(node, one_per_node)
+        free = max(n - len(busy), 0)
+        slots.free_at[nid] = [0.0] * free + busy[: max(n - free, 0)] if n > 0 else []
+    slots.reopen()
+    return slots
 
 
 def gate(task: TaskView, autonomy: str, now: datetime | None = None, cfg: ScoringConfig | None = None) -> str | None:
@@ -159,6 +163,8 @@ def plan(
     if not views.nodes:
         return [], reserved
     cautious = views.autonomy == "cautious"
+    if cfg.default_estimate_s > 0 and all(len(n.active) >= _slot_count(n, cautious) for n in views.nodes.values()):
+        return [], reserved  # every slot is held by an active run (none expected free now): nothing can start
     slots = _slots(views, now, config, one_per_node=cautious)
     if not _any_free(slots):  # nothing can start: no need to look at the ready tasks at all
         return [], reserved

@@ -39,6 +39,10 @@ class RoundSlots:
     open: set[str] = field(default_factory=set)  # nodes with a slot free now (their first entry is 0.0)
 
     def __post_init__(self) -> None:
+        self.reopen()
+
+    def reopen(self) -> None:
+        """Find the nodes with a slot free now (after ``free_at`` was filled in)."""
         self.open = {nid for nid, times in self.free_at.items() if times and times[0] == 0.0}
 
     def node_facts(self, node: NodeView, task_type: str, cfg: ScoringConfig) -> NodeFacts:
