@@ -1,6 +1,8 @@
 """The decision core: ``decide(views, now, config) -> decisions``, pure and deterministic.
 
-Ready tasks are taken in priority order (`orchestrator.scoring`); for each, every node is a
+Ready tasks are taken in priority order (`orchestrator.scoring`), lazily, from the ready set
+the decider and replay keep task by task (`orchestrator.readyset`; computed from the views when
+there is none), so a round costs the tasks it looks at, not every ready one; for each, every node is a
 candidate with a score and the reason in words (not alive, lost, draining, missing a label,
 no free slot, or its expected finish and value). The policy picks one eligible node, or (eft)
 reserves a busy node that would still finish first and leaves the task for the next decision.
