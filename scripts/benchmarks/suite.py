@@ -86,7 +86,13 @@ def _throughput_rows(t: Any) -> list[dict[str, Any]]:
             )
         cpu, budget = _get(t, "niyantra", name, "cpu_ms_per_task"), _get(t, "cpu_budget_ms_per_task_for_2x_dask", name)
         if cpu and budget is not None:
-            measured = {"total": cpu.get("total"), "nats-server": cpu.get("nats-server"), "budget": budget}
+            stored = _get(t, "niyantra", name, "stored_messages_per_task") or {}
+            measured = {
+                "total": cpu.get("total"),
+                "nats-server": cpu.get("nats-server"),
+                "budget": budget,
+                "fsynced_messages_per_task": round(sum(stored.values()), 2),
+            }
             rows.append(
                 _row(
                     f"CPU ms per task, all processes, {name}",

@@ -102,6 +102,18 @@ def cpu_per_task(
     return out
 
 
+async def stream_heads(url: str) -> dict[str, int]:
+    """Each JetStream stream's last sequence (the event log, the log store, every view bucket):
+    every message in them was written and fsynced once (``sync_interval: always``)."""
+    import nats
+
+    nc = await nats.connect(url)
+    try:
+        return {s.config.name: int(s.state.last_seq) for s in await nc.jetstream().streams_info()}
+    finally:
+        await nc.close()
+
+
 async def wait_done(url: str, graph_id: str, total: int, timeout: float) -> Any:
     """Poll the readiness view's totals of ``graph_id`` until every task is terminal."""
     import msgspec
@@ -155,6 +167,7 @@ def run_niyantra(
             for tid, deps in tasks.items():
                 g.task(tid, "true", depends_on=deps)
             before = process_figures(data_dir)  # start-up CPU, subtracted below
+            stored_before = asyncio.run(stream_heads(url))
             t0 = time.perf_counter()
             g.submit(url)
             t_sub = time.perf_counter()
@@ -163,6 +176,7 @@ def run_niyantra(
             elapsed = time.perf_counter() - t0
             counts = dict(sorted(view.counts.items()))
             procs = process_figures(data_dir)
+            stored_after = asyncio.run(stream_heads(url))
         finally:
             cli("down", "--data-dir", str(data_dir), check=False)
     result = {
@@ -174,6 +188,9 @@ def run_niyantra(
         "counts": counts,
         "processes": procs,
         "cpu_ms_per_task": cpu_per_task(before, procs, len(tasks)),
+        "stored_messages_per_task": {
+            name: round((last - stored_before.get(name, 0)) / len(tasks), 2) for name, last in stored_after.items()
+        },
     }
     say(f"niyantra {name}: {result['tasks_per_s']} tasks/s ({elapsed:.2f} s)")
     return result
