@@ -299,6 +299,9 @@ async def main(args) -> dict:
             "keys": {n: len(f.snapshot()) for n, f in rb.folds.items()},
         }
         del rb
+        if args.skip_live:
+            await nc.close()
+            return result
         for p in PROJECTIONS.values():
             await ensure_bucket(nc, p.bucket)
         t = time.perf_counter()
@@ -334,6 +337,7 @@ if __name__ == "__main__":
     ap.add_argument("--samples", type=int, default=300)
     ap.add_argument("--store", type=Path, help="Keep the filled log here and reuse it (a copy per run).")
     ap.add_argument("--skip-replay", action="store_true", help="Leave out the nats-py ordered-consumer read.")
+    ap.add_argument("--skip-live", action="store_true", help="Leave out the projector catch-up and the latency.")
     ap.add_argument("--one-process", action="store_true", help="Rebuild every view in this process (no worker).")
     ap.add_argument("--no-uvloop", action="store_true", help="Use the default asyncio loop.")
     a = ap.parse_args()
