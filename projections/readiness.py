@@ -245,8 +245,8 @@ def _task_event(view: ReadinessView, e: TaskSubjectEvent, seq: int) -> None:
     if t is None:
         view.ignored.append(f"seq {seq}: {type(e).__name__} for unknown task {e.graph_id}/{e.task_id}")
         return
-    # the two most frequent moves stamp and move the task in one replace (the same value as
-    # stamping first and then applying the rule of `_apply_task`)
+    # the three most frequent moves (dispatch, start, a run that succeeded) stamp and move the
+    # task in one replace (the same value as stamping first and then applying `_apply_task`'s rule)
     if type(e) is ev.TaskDispatched and t.state == "ready":
         pre = "running" if e.phase == "preflight" else t.preflight_state
         attempt = t.attempt if e.phase == "preflight" else e.attempt
@@ -268,6 +268,24 @@ def _task_event(view: ReadinessView, e: TaskSubjectEvent, seq: int) -> None:
             t, last_seq=seq, version=t.version + 1, seq=seq, state="running", started_at=e.occurred_at
         )
         _put_task(view, new, seq)
+        return
+    if type(e) is ev.TaskCompleted and e.phase != "preflight" and e.outcome != "failure" and _holds(t, e):
+        # a run that succeeded (or partly): what `_complete` does through `_end`, in one replace
+        done = msgspec.structs.replace(
+            t,
+            last_seq=seq,
+            version=t.version + 1,
+            seq=seq,
+            state="succeeded",
+            reason=e.error if e.outcome == "partial" else "",
+            awaiting_approval=False,
+            finished_at=e.occurred_at,
+            exit_code=e.exit_code,
+            duration_s=e.duration_s,
+            outcome=e.outcome,
+        )
+        _put_task(view, done, seq)
+        _release_dependents(view, done, e.occurred_at, seq)
         return
     stamped = msgspec.structs.replace(t, last_seq=seq, version=t.version + 1, seq=seq)
     _apply_task(view, stamped, e, seq)
