@@ -67,8 +67,8 @@ def project_graph(state: GraphState | None, events: Iterable[Recorded]) -> Graph
             case ev.GraphTasksAdded(tasks=more) if state is not None:
                 state = replace(state, version=r.originator_version, tasks={**state.tasks, **{t.id: t for t in more}})
             case ev.TasksGenerated(generated=gen) if state is not None:
-                more = {x.spec.id: x.spec for x in gen if x.spec.id not in state.tasks}
-                state = replace(state, version=r.originator_version, tasks={**state.tasks, **more})
+                fresh = {x.spec.id: x.spec for x in gen if x.spec.id not in state.tasks}
+                state = replace(state, version=r.originator_version, tasks={**state.tasks, **fresh})
             case ev.GenerationLimitReached() if state is not None:
                 state = replace(state, version=r.originator_version)
             case ev.GraphCancelled(by=who) if state is not None:
@@ -146,7 +146,10 @@ class Orchestrator(Application[str]):
             return r, version
 
         try:
-            r, version = self.repository.get(S.task_aggregate(graph.id, task_id), projector_func=fold)
+            # the fold returns (record, version), not an eventsourcing aggregate: hence the ignore
+            r, version = self.repository.get(  # type: ignore[type-var,misc]
+                S.task_aggregate(graph.id, task_id), projector_func=fold
+            )
         except AggregateNotFoundError:
             r, version = initial, 0
         if graph.cancelled_by is not None and r.state not in FINAL:

@@ -9,7 +9,7 @@ import asyncio
 import json
 import sys
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated, Any, cast
 
 import typer
 from rich.markup import escape
@@ -206,7 +206,7 @@ def metrics(*, as_json: JsonOpt = False, archive_dir: ArchiveDir = DEFAULT_ARCHI
     def decoded() -> Any:
         for seq, stored_at, text in rows:
             try:
-                yield seq, stored_at, codec.decode(text.encode(), seq=seq)
+                yield seq, stored_at, codec.decode(cast(str, text).encode(), seq=cast(int, seq))
             except MalformedEvent:
                 continue
 

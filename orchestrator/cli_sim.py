@@ -10,9 +10,10 @@ from typing import Annotated
 import typer
 
 from orchestrator.cli import app, console, err, fail
-from orchestrator.cli_graph import DEFAULT_TEMPLATE, WfCommand, WfScale, _load, _print_problems
+from orchestrator.cli_graph import WfCommand, WfScale, _load, _print_problems
 from orchestrator.errors import GraphFileError
 from orchestrator.graphcheck import DEFAULT_MAX_BYTES, DEFAULT_MAX_TASKS
+from orchestrator.wfformat import DEFAULT_TEMPLATE
 
 
 def parse_speeds(text: str) -> list[float]:

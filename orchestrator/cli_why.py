@@ -7,7 +7,7 @@ import json
 import sys
 import uuid
 from datetime import UTC, datetime
-from typing import Annotated, Any
+from typing import Annotated, Any, cast
 
 import typer
 from rich.markup import escape
@@ -34,7 +34,7 @@ async def read_views(nc: Any) -> Any:
         await ensure_bucket(nc, m.bucket)
         await m.start()
         await m.stop()
-    return build_views(*mirrors)
+    return build_views(mirrors[0], mirrors[1], mirrors[2])
 
 
 @app.command()
@@ -77,13 +77,13 @@ def why(
 
 def _autonomy(level: str, by: str, reason: str, url: str) -> int:
     from orchestrator.eventlog import EventLog
-    from schemas.events import AutonomyChanged
+    from schemas.events import AutonomyChanged, AutonomyLevel
 
     event = AutonomyChanged(
         event_id=f"autonomy:{uuid.uuid4().hex}",
         occurred_at=datetime.now(UTC),
-        level=level,
-        by=by,  # type: ignore[arg-type]
+        level=cast(AutonomyLevel, level),
+        by=by,
         reason=reason or f"{'paused' if level == 'supervised' else 'resumed'} by {by}",
     )
 

@@ -67,13 +67,13 @@ def mark_critical(bars: list[Bar], deps: dict[str, tuple[str, ...]]) -> list[str
     ok = {b.task: b for b in bars if b.outcome in ("success", "partial") and b.end is not None}
     if not ok:
         return []
-    node: Bar | None = max(ok.values(), key=lambda b: (b.end, b.task))  # type: ignore[arg-type, return-value]
+    node: Bar | None = max(ok.values(), key=lambda b: (b.end, b.task))
     path: list[str] = []
     while node is not None:
         node.critical = True
         path.append(node.task)
         done = [ok[d] for d in deps.get(node.task, ()) if d in ok]
-        node = max(done, key=lambda b: (b.end, b.task)) if done else None  # type: ignore[arg-type, return-value]
+        node = max(done, key=lambda b: (b.end, b.task)) if done else None
     return list(reversed(path))
 
 
@@ -108,7 +108,10 @@ def gantt_svg(events: Iterable[tuple[int, ev.AnyEvent]], graph: str) -> str:
         lane_top[n] = y
         y += rows[n] * LANE_H + 8
     height = y + 30
-    x = lambda t: LEFT + (t - t0).total_seconds() / span * (WIDTH - LEFT - 20)  # noqa: E731
+
+    def x(t: datetime) -> float:
+        return LEFT + (t - t0).total_seconds() / span * (WIDTH - LEFT - 20)
+
     out = [
         f'<svg xmlns="http://www.w3.org/2000/svg" width="{WIDTH}" height="{height}" font-family="sans-serif" '
         'font-size="11">',

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from datetime import datetime
+from typing import cast
 
 from orchestrator.decide import DeciderConfig, Views, escalated
 from orchestrator.flags import flag_index
@@ -33,8 +34,8 @@ def autonomy_change(views: Views, now: datetime, last_level: str | None) -> list
         ev.AutonomyChanged(
             event_id=eid,
             occurred_at=now,
-            level=level,
-            previous=last_level or "full",  # type: ignore[arg-type]
+            level=cast(ev.AutonomyLevel, level),
+            previous=cast(ev.AutonomyLevel, last_level or "full"),
             confidence=views.confidence,
             reason=reason,
         )

@@ -98,8 +98,8 @@ def simulate(
     speed = dict(zip(names, speeds, strict=True))
     for name in names:
         world.apply(ev.NodeRegistered(event_id=f"reg:{name}", occurred_at=T0, node_id=name, slots=1))
-    for e in graph_events(spec, T0, f"submit:{spec.id}"):
-        world.apply(e)
+    for submitted in graph_events(spec, T0, f"submit:{spec.id}"):
+        world.apply(submitted)
     true_s = {t.id: t.estimate_s or 0.0 for t in spec.tasks}
     true_s.update(runtimes or {})
     running: list[tuple[float, int, ev.TaskDispatched]] = []

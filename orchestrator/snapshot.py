@@ -24,7 +24,7 @@ def _remaining(t: TaskView, views: Views, now: datetime, config: DeciderConfig) 
         return 0.0
     if t.state in ("failed", "cancelled"):
         return None
-    if t.state == "running" and t.started_at is not None and t.node in views.nodes:
+    if t.state == "running" and t.started_at is not None and t.node is not None and t.node in views.nodes:
         eff, _ = node_efficiency(views.nodes[t.node], t.type, config.scoring)
         return max(est / eff - (now - t.started_at).total_seconds(), 0.0)
     return est

@@ -15,10 +15,11 @@ from pathlib import Path
 import psutil
 
 from orchestrator.auth import ADMIN, DECIDER, PROJECTOR, write_auth
-from orchestrator.cluster import create_assets, free_port, member_args, plan_cluster, start_member, wait_meta_leader
+from orchestrator.cluster import create_assets, member_args, plan_cluster, start_member, wait_meta_leader
 from orchestrator.connection import ENV_PASSWORD, ENV_REPLICAS, ENV_USER
 from orchestrator.errors import ServerError
 from orchestrator.natsserver import RunningServer, default_config, server_args, start_server
+from orchestrator.ports import free_port
 
 MANIFEST = "processes.json"
 # Children outlive `up`; holding their Popen objects keeps Python from warning that a

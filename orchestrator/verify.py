@@ -92,11 +92,11 @@ class Verifier:
             case ev.TaskDispatched() | ev.TaskStarted() | ev.TaskCompleted() | ev.TaskLost():
                 self._task_event(seq, e)
             case ev.TaskCancelled() | ev.TaskRejected() | ev.TaskApproved():
-                t = self.graphs.get(e.graph_id, {}).get(e.task_id)
-                if t is not None and isinstance(e, ev.TaskApproved):
-                    t.approved = True
-                elif t is not None and not t.terminal:
-                    self._end(t, "cancelled")
+                task = self.graphs.get(e.graph_id, {}).get(e.task_id)
+                if task is not None and isinstance(e, ev.TaskApproved):
+                    task.approved = True
+                elif task is not None and not task.terminal:
+                    self._end(task, "cancelled")
             case _:
                 pass
 
