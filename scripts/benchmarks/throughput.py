@@ -85,7 +85,12 @@ def process_figures(data_dir: Path) -> dict[str, dict[str, float]]:
         except OSError:
             continue
         hwm = next((int(line.split()[1]) for line in status if line.startswith("VmHWM:")), 0)
-        out[p.name] = {"peak_rss_mib": round(hwm / 1024, 1), "cpu_s": round((int(stat[11]) + int(stat[12])) / tick, 2)}
+        out[p.name] = {
+            "peak_rss_mib": round(hwm / 1024, 1),
+            "cpu_s": round((int(stat[11]) + int(stat[12])) / tick, 2),
+            # the exited children it waited for: an agent's task shells (setpriv, bash, the command)
+            "children_cpu_s": round((int(stat[13]) + int(stat[14])) / tick, 2),
+        }
     return out
 
 
@@ -99,6 +104,10 @@ def cpu_per_task(
         for name, fig in sorted(after.items())
     }
     out["total"] = round(sum(out.values()), 3)
+    children = sum(
+        fig.get("children_cpu_s", 0.0) - before.get(name, {}).get("children_cpu_s", 0.0) for name, fig in after.items()
+    )
+    out["task_processes"] = round(children * 1000 / max(tasks, 1), 3)  # not in the total: the tasks' own shells
     return out
 
 
