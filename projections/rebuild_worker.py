@@ -23,10 +23,15 @@ whitespace), the data concatenated.
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import fcntl
 import itertools
 import os
+import queue
 import struct
+import subprocess
 import sys
+import threading
 from array import array
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -40,7 +45,8 @@ from projections.fold import Checkpoint, DeadLetter
 
 ROOT = Path(__file__).resolve().parents[1]
 _HEADER = struct.Struct("<QIII")
-_PIPE_BUFFER = 64 * 1024 * 1024  # what the caller may run ahead of the worker before it waits
+_QUEUED = 64  # frames the caller may run ahead of the worker before it waits (a frame: one chunk)
+_PIPE_BYTES = 1024 * 1024
 Chunk = list[tuple[int, str, bytes]]
 
 
@@ -106,49 +112,65 @@ def read_frames(src: BinaryIO) -> Any:
 
 
 class Feed:
-    """The caller's side: a worker process folding ``names`` from the chunks it is given."""
+    """The caller's side: a worker process folding ``names`` from the chunks it is given.
 
-    def __init__(self, proc: asyncio.subprocess.Process, names: Sequence[str]) -> None:
+    A thread of its own writes the frames to the worker's stdin (a blocking write releases the
+    GIL), so the worker is fed while the caller folds; the event loop would only write between
+    two of the caller's chunks, one pipe's worth at a time, and the two processes would take
+    turns instead of running side by side. At most ``_QUEUED`` frames wait (back-pressure)."""
+
+    def __init__(self, proc: subprocess.Popen[bytes], names: Sequence[str]) -> None:
         self.proc, self.names = proc, list(names)
+        self.queue: queue.Queue[list[bytes] | None] = queue.Queue(maxsize=_QUEUED)
+        self.writer = threading.Thread(target=self._write, name="rebuild-feed", daemon=True)
+        self.writer.start()
 
     @classmethod
-    async def start(cls, names: Sequence[str]) -> Feed:
+    def start(cls, names: Sequence[str]) -> Feed:
         """Start a worker for ``names`` (this checkout's code, this interpreter)."""
         env = {**os.environ, "PYTHONPATH": os.pathsep.join(p for p in (str(ROOT), os.environ.get("PYTHONPATH")) if p)}
-        proc = await asyncio.create_subprocess_exec(
-            sys.executable,
-            "-m",
-            "projections.rebuild_worker",
-            *names,
-            stdin=asyncio.subprocess.PIPE,
-            stdout=asyncio.subprocess.PIPE,
-            env=env,
-        )
+        cmd = [sys.executable, "-m", "projections.rebuild_worker", *names]
+        proc = subprocess.Popen(cmd, stdin=subprocess.PIPE, stdout=subprocess.PIPE, env=env)
         assert proc.stdin is not None
-        proc.stdin.transport.set_write_buffer_limits(high=_PIPE_BUFFER)  # type: ignore[attr-defined]
+        with contextlib.suppress(OSError, AttributeError):  # a larger pipe (Linux): fewer wake-ups
+            fcntl.fcntl(proc.stdin.fileno(), fcntl.F_SETPIPE_SZ, _PIPE_BYTES)  # type: ignore[attr-defined]
         return cls(proc, names)
+
+    def _write(self) -> None:
+        stdin = self.proc.stdin
+        assert stdin is not None
+        broken = False
+        while (parts := self.queue.get()) is not None:
+            if broken:
+                continue  # the worker is gone: `finish` reports how; keep taking frames so `send` never waits
+            try:
+                for part in parts:
+                    stdin.write(part)
+            except (BrokenPipeError, ValueError):
+                broken = True
+        with contextlib.suppress(OSError):
+            stdin.close()
 
     async def send(self, chunk: Chunk) -> None:
         """Hand one chunk over (waits only while the worker is far behind)."""
-        stdin = self.proc.stdin
-        assert stdin is not None
-        if chunk and not stdin.is_closing():
-            stdin.writelines(frame(chunk))
-            try:
-                await stdin.drain()
-            except ConnectionError:  # the worker died: `finish` reports how
-                stdin.close()
+        if not chunk:
+            return
+        parts = frame(chunk)
+        try:
+            self.queue.put_nowait(parts)
+        except queue.Full:
+            await asyncio.to_thread(self.queue.put, parts)
 
     async def finish(self) -> dict[str, BuiltView]:
         """Close the input and take the worker's views; a worker that failed fails the rebuild."""
-        assert self.proc.stdin is not None
-        self.proc.stdin.close()
-        out, _ = await self.proc.communicate()
+        await asyncio.to_thread(self.queue.put, None)
+        assert self.proc.stdout is not None
+        out = await asyncio.to_thread(self.proc.stdout.read)
+        code = await asyncio.to_thread(self.proc.wait)
+        await asyncio.to_thread(self.writer.join)
         what = ", ".join(self.names)
-        if self.proc.returncode != 0:
-            raise ProjectionError(
-                f"rebuild worker for {what} exited with code {self.proc.returncode} (its error is above)"
-            )
+        if code != 0:
+            raise ProjectionError(f"rebuild worker for {what} exited with code {code} (its error is above)")
         try:
             results = _dec.decode(out)
         except msgspec.DecodeError as e:
@@ -161,10 +183,17 @@ class Feed:
         }
 
     async def stop(self) -> None:
-        """Kill the worker if it still runs (the rebuild failed here)."""
-        if self.proc.returncode is None:
+        """Kill the worker if it still runs (the rebuild failed here) and let the writer end."""
+        if self.proc.poll() is None:
             self.proc.kill()
-            await self.proc.wait()
+            await asyncio.to_thread(self.proc.wait)
+        if self.writer.is_alive():
+            with contextlib.suppress(queue.Full):
+                self.queue.put_nowait(None)
+            await asyncio.to_thread(self.writer.join, 10)
+        for f in (self.proc.stdout,):
+            if f is not None:
+                f.close()
 
 
 def run_worker(names: Sequence[str], src: BinaryIO, dst: BinaryIO) -> None:

@@ -8,9 +8,10 @@ Measured:
 - ``replay``: nats-py's ordered-consumer read of the whole stream without folding (for reference);
 - ``bulk_read``: the read ``views rebuild`` uses (`projections.logread`) without folding (the floor);
 - ``rebuild``: ``niyantra views rebuild``'s rebuild of all three views (readiness, node-scores,
-  confidence): readiness read and folded here, the other two by a worker process reading the
-  log itself (`projections.rebuild_worker`); ``--one-process`` folds all three here (each event
-  decoded once). Its ``cpu_s`` includes the worker's (``worker_cpu_s``);
+  confidence): with ``--processes 2`` readiness is read and folded here and the chunks are fed
+  to a worker process folding the other two (`projections.rebuild_worker`); with ``1`` all
+  three are folded here (each event decoded once); ``auto`` (default) does what ``views
+  rebuild`` does (two when a core is idle). Its ``cpu_s`` includes the worker's (``worker_cpu_s``);
 - ``projector_catch_up_s``: the three projector processes started on the full stream until each
   has written its checkpoint at the head (in parallel, one process each);
 - ``latency``: with the projector processes running, events appended one at a time; the time from
@@ -53,6 +54,7 @@ from orchestrator.eventlog import Append, EventLog, event_append  # noqa: E402
 from orchestrator.natsserver import server_args, start_server  # noqa: E402
 from projections.logread import read_chunks  # noqa: E402
 from projections.rebuild import rebuild, stream_head  # noqa: E402
+from projections.rebuild_worker import BuiltView  # noqa: E402
 from projections.runner import PROJECTIONS, ensure_bucket, read_checkpoint  # noqa: E402
 from schemas import codec  # noqa: E402
 from schemas import events as ev  # noqa: E402
@@ -287,12 +289,13 @@ async def main(args) -> dict:
             result["replay"] = {"seconds": round(replay_s, 2), "events_per_s": round(head / replay_s)}
         result["bulk_read"] = rate(head, *await bulk_read(nc, head))
         cpu, kids = time.process_time(), os.times()
-        rb = await rebuild(nc, split=not args.one_process)
+        rb = await rebuild(nc, split={"auto": None, "1": False, "2": True}[args.processes])
         cpu, after = time.process_time() - cpu, os.times()
         worker_cpu = after.children_user + after.children_system - kids.children_user - kids.children_system
         result["rebuild"] = {
             "views": list(rb.folds),
-            "processes": 1 if args.one_process or len(rb.folds) < 2 else 2,
+            "processes": 2 if any(isinstance(f, BuiltView) for f in rb.folds.values()) else 1,
+            "processes_asked": args.processes,
             **rate(head, rb.seconds, cpu + worker_cpu),
             "worker_cpu_s": round(worker_cpu, 2),
             "goal_events_per_s": 100_000,
@@ -338,7 +341,12 @@ if __name__ == "__main__":
     ap.add_argument("--store", type=Path, help="Keep the filled log here and reuse it (a copy per run).")
     ap.add_argument("--skip-replay", action="store_true", help="Leave out the nats-py ordered-consumer read.")
     ap.add_argument("--skip-live", action="store_true", help="Leave out the projector catch-up and the latency.")
-    ap.add_argument("--one-process", action="store_true", help="Rebuild every view in this process (no worker).")
+    ap.add_argument(
+        "--processes",
+        choices=["auto", "1", "2"],
+        default="auto",
+        help="Rebuild in one process, split over two (projections.rebuild_worker), or as views rebuild decides.",
+    )
     ap.add_argument("--no-uvloop", action="store_true", help="Use the default asyncio loop.")
     a = ap.parse_args()
     if a.no_uvloop:

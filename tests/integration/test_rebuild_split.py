@@ -33,7 +33,7 @@ async def test_split_rebuild_equals_one_process(nc):
 
 
 async def test_a_worker_that_fails_fails_the_rebuild():
-    feed = await Feed.start(["node-scores"])
+    feed = Feed.start(["node-scores"])
     try:
         await feed.send([(1, "ev.bad.x.Bad", b"{}")])  # malformed: a dead letter, the worker goes on
         await feed.send([(5, "ev.bad.x.Bad", b"{}")])  # a gap in the sequence: the worker refuses it
