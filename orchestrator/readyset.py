@@ -31,7 +31,7 @@ from typing import TYPE_CHECKING
 
 import msgspec
 
-from orchestrator.scoring import ScoringConfig, aging_rate, priority_terms, task_estimate
+from orchestrator.scoring import ScoringConfig, aging_rate, priority_base, priority_terms, task_estimate
 from orchestrator.sortedkeys import SortedKeys
 from projections.readiness import TaskView
 
@@ -176,8 +176,9 @@ def _from_scratch(ready: list[TaskView], now: datetime, cfg: ScoringConfig) -> I
     aside: list[tuple[float, str, str]] = []
     rate = aging_rate(cfg)
     for t in ready:
-        base = priority_terms(t, cfg)[0]
-        since = seconds(t.ready_since) if t.ready_since is not None else None
+        base = priority_base(t, cfg)
+        at = t.ready_since
+        since = None if at is None else at.timestamp() if at.tzinfo is not None else seconds(at)
         if since is None or since > now_s:
             aside.append((-base, t.graph_id, t.task_id))
         else:

@@ -77,17 +77,20 @@ def aging_rate(cfg: ScoringConfig) -> float:
     return 1.0 if cfg.policy == "fifo" else cfg.aging_per_s
 
 
+def priority_base(task: TaskView, cfg: ScoringConfig) -> float:
+    """A ready task's priority before it waits (see `priority_terms`)."""
+    if cfg.policy == "seed":
+        return 10.0 * len(task.dependents) - (task.estimate_s or cfg.default_estimate_s) / 60.0
+    if cfg.policy == "fifo":
+        return 0.0
+    return task.rank_s + cfg.downstream_weight_s * task.downstream + cfg.hint_weight_s * (task.priority or 0)
+
+
 def priority_terms(task: TaskView, cfg: ScoringConfig) -> tuple[float, float]:
     """A ready task's priority as ``base + rate × seconds waited``: (base, rate). Linear in the
     wait under every policy, so the order of the ready tasks is the order of ``base − rate ×
     ready_since`` whatever ``now`` is (`orchestrator.readyset`)."""
-    if cfg.policy == "seed":
-        est_min = (task.estimate_s or cfg.default_estimate_s) / 60.0
-        return 10.0 * len(task.dependents) - est_min, aging_rate(cfg)
-    if cfg.policy == "fifo":
-        return 0.0, aging_rate(cfg)
-    base = task.rank_s + cfg.downstream_weight_s * task.downstream + cfg.hint_weight_s * (task.priority or 0)
-    return base, aging_rate(cfg)
+    return priority_base(task, cfg), aging_rate(cfg)
 
 
 def priority(task: TaskView, now: datetime, cfg: ScoringConfig) -> float:
