@@ -25,7 +25,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from collections.abc import AsyncIterator
-from typing import Any
+from typing import Any, cast
 
 from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy
 from nats.protocol.parser import AWAITING_MSG_PAYLOAD, Parser
@@ -128,19 +128,19 @@ def _fast_capable(nc: Any) -> bool:
 
 
 def _attach(nc: Any, sid: bytes, sink: _Sink) -> None:
-    ps = nc._ps
+    ps: Any = nc._ps
     if type(ps) is Parser:
-        ps.fast = {}
-        ps.__class__ = _FastParser  # same object, same buffer and state: only the method changes
+        cast(Any, ps).fast = {}
+        cast(Any, ps).__class__ = _FastParser  # same object, same buffer and state: only the method changes
     ps.fast[sid] = sink
 
 
 def _detach(nc: Any, sid: bytes) -> None:
-    ps = nc._ps
+    ps: Any = nc._ps
     if type(ps) is _FastParser:
         ps.fast.pop(sid, None)
         if not ps.fast:
-            ps.__class__ = Parser
+            cast(Any, ps).__class__ = Parser
 
 
 async def read_chunks(

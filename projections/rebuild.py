@@ -2,13 +2,13 @@
 
 `rebuild` reads the EVENTS stream once (`projections.logread`), decodes each message once and
 folds it into one `Fold` per projection (the same code the projector processes run), so
-rebuilding all views costs about one replay; when a core is idle it hands the chunks to a
-worker process folding all views but the first at the same time (`projections.rebuild_worker`). `verify` takes a consistent snapshot of each live
-bucket (the bucket's stream did not move while it was read), folds the log up to exactly the
-sequence that snapshot's checkpoint names, with the parameters it names, and compares every
-key byte for byte (dead letters included, the checkpoint's bookkeeping excluded). Views that
-keep moving (agents report every few seconds) are simply read again; a difference that persists
-over ``attempts`` rounds is reported.
+rebuilding all views costs about one replay; when a core is idle it hands the chunks to a worker
+process folding all views but the first at the same time (`projections.rebuild_worker`).
+`verify` takes a consistent snapshot of each live bucket (the bucket's stream did not move while
+it was read), folds the log up to exactly the sequence that snapshot's checkpoint names, with
+the parameters it names, and compares every key byte for byte (dead letters included, the
+checkpoint's bookkeeping excluded). Views that keep moving (agents report every few seconds) are
+simply read again; a difference that persists over ``attempts`` rounds is reported.
 """
 
 from __future__ import annotations

@@ -133,7 +133,7 @@ class Feed:
         proc = subprocess.Popen(cmd, stdin=subprocess.PIPE, stdout=subprocess.PIPE, env=env)
         assert proc.stdin is not None
         with contextlib.suppress(OSError, AttributeError):  # a larger pipe (Linux): fewer wake-ups
-            fcntl.fcntl(proc.stdin.fileno(), fcntl.F_SETPIPE_SZ, _PIPE_BYTES)  # type: ignore[attr-defined]
+            fcntl.fcntl(proc.stdin.fileno(), fcntl.F_SETPIPE_SZ, _PIPE_BYTES)
         return cls(proc, names)
 
     def _write(self) -> None:
