@@ -1,18 +1,19 @@
 # Sourced by scripts/demo and scripts/test: create .venv when missing and (re)install the
-# project into it when pyproject.toml changed since the last install.
+# project into it when pyproject.toml changed since the last install. Says so on stderr: the
+# scripts' stdout is theirs (scripts/bench prints JSON there).
 set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$ROOT"
 PY="${PYTHON:-python3}"
 if [[ ! -x .venv/bin/python ]]; then
-  echo "==> creating .venv"
-  "$PY" -m venv .venv
+  echo "==> creating .venv" >&2
+  "$PY" -m venv .venv >&2
 fi
 STAMP=.venv/.niyantra-installed
 if [[ ! -f $STAMP ]] || [[ pyproject.toml -nt $STAMP ]] || ! .venv/bin/python -c "import orchestrator" 2>/dev/null; then
-  echo "==> installing niyantra and its dependencies into .venv"
-  .venv/bin/python -m pip install --quiet --upgrade pip
-  .venv/bin/python -m pip install --quiet -e ".[dev]"
+  echo "==> installing niyantra and its dependencies into .venv" >&2
+  .venv/bin/python -m pip install --quiet --upgrade pip >&2
+  .venv/bin/python -m pip install --quiet -e ".[dev]" >&2
   touch "$STAMP"
 fi
 export PATH="$ROOT/.venv/bin:$PATH"
