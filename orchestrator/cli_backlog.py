@@ -51,7 +51,7 @@ def add(
 
 
 async def _graphs(url: str) -> list[Any]:
-    from orchestrator.decider import ViewMirror
+    from orchestrator.viewmirror import ViewMirror
     from projections.readiness import GraphView
     from projections.runner import ensure_bucket
     from schemas import subjects as S

@@ -18,7 +18,8 @@ from schemas import subjects as S
 
 async def read_views(nc: Any) -> Any:
     """The decide input from the live KV views (as the decider sees them)."""
-    from orchestrator.decider import ViewMirror, build_views
+    from orchestrator.decider import build_views
+    from orchestrator.viewmirror import ViewMirror
     from projections.confidence import ConfidenceSummary
     from projections.node_scores import NodeView, TypeEstimate
     from projections.patterns import PatternView

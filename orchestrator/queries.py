@@ -7,7 +7,7 @@ from typing import Any
 import msgspec
 
 from orchestrator.connection import connect as nats_connect
-from orchestrator.decider import ViewMirror
+from orchestrator.viewmirror import ViewMirror
 from projections.readiness import GraphView, TaskView
 from projections.runner import ensure_bucket
 from schemas import subjects as S

@@ -32,9 +32,9 @@ from typing import Any
 import msgspec
 
 from orchestrator.connection import connect as nats_connect
-from orchestrator.decider import ViewMirror
 from orchestrator.errors import ConcurrencyConflict
 from orchestrator.eventlog import EventLog
+from orchestrator.viewmirror import ViewMirror
 from projections.confidence import Prediction
 from projections.node_scores import NodeView
 from projections.readiness import HELD, TaskView

@@ -5,9 +5,10 @@ from __future__ import annotations
 import msgspec
 import pytest
 
-from orchestrator.decider import TaskIndex, ViewMirror, build_views
+from orchestrator.decider import TaskIndex, build_views
 from orchestrator.readyset import digest_of, ranked
 from orchestrator.scoring import ScoringConfig
+from orchestrator.viewmirror import ViewMirror
 from projections.readiness import TaskView
 from schemas import subjects as S
 from tests.unit.builders import T0, at
