@@ -15,7 +15,8 @@ from collections.abc import Iterable
 from datetime import datetime
 from typing import cast
 
-from orchestrator.decide import DeciderConfig, Views, escalated
+from orchestrator.availability import unavailable
+from orchestrator.decide import DeciderConfig, Views, escalated, gate
 from orchestrator.flags import flag_index
 from orchestrator.why import why
 from schemas import events as ev
@@ -69,22 +70,35 @@ def unschedulable(
     node-scores sequence at least the task's): the two views are built by separate projectors,
     and a lagging node view would otherwise report, say, "no node has registered" for a node
     that registered before the task was submitted. The report then waits for a later round.
+
+    A task that nothing holds back but busy slots (no gate, not escalated, and a live node with
+    its labels) is queued, not unschedulable: it runs when a slot frees, and is not reported.
+    That also keeps the scan linear: a graph of 100,000 independent tasks on three nodes has
+    tens of thousands waiting past the threshold, and explaining each (`why` ranks every ready
+    task) made one scan quadratic and stalled the decider.
     """
     sent = set(dispatched)
     nodes_seq = views.seqs.get("node-scores")
     out: list[ev.Unschedulable] = []
     flags = flag_index(views.nodes, views.patterns, now, config.scoring)
+    placeable: dict[tuple[tuple[str, str], ...], bool] = {}  # labels -> some live node has them
     for g, t in _ready_keys(views):
         task = views.tasks[(g, t)]
         if task.ready_since is None or (g, t) in sent or (nodes_seq is not None and nodes_seq < task.seq):
             continue
-        if (now - task.ready_since).total_seconds() < after_s and not (
-            flags and escalated(task, views, now, config, flags)
-        ):
+        held = bool(flags) and escalated(task, views, now, config, flags) is not None
+        if (now - task.ready_since).total_seconds() < after_s and not held:
             continue
         key = (g, t, task.ready_since.isoformat())
         if key in already:
             continue
+        if not held and gate(task, views.autonomy, now, config.scoring) is None:
+            labels = tuple(sorted(task.labels.items()))
+            if labels not in placeable:
+                ttl = config.node_ttl_s
+                placeable[labels] = any(unavailable(task, n, now, ttl) is None for n in views.nodes.values())
+            if placeable[labels]:
+                continue  # queued behind busy slots
         already.add(key)
         reason = why(task, views, now, config)["headline"]
         out.append(

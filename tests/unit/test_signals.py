@@ -45,3 +45,24 @@ def test_a_node_view_behind_the_task_defers_the_report_until_it_catches_up():
     assert seen == set()
     [u] = unschedulable(v, at(402), config, [], seen, after_s=300)
     assert u.reason == "no live node with label os=macos"
+
+
+def test_a_task_held_back_only_by_busy_slots_is_queued_not_unschedulable():
+    queued = [spec(f"q{i}") for i in range(50)]  # one live node with one slot: 49 wait their turn
+    v = views(
+        graph("g", *queued, spec("mac", labels={"os": "macos"}), spec("risky", tier=2, preflight="true")),
+        registered("n1", slots=1, os="linux"),
+        observed("n1", t=400),
+        autonomy="cautious",
+    )
+    reported = {u.task_id: u.reason for u in unschedulable(v, at(401), DeciderConfig(node_ttl_s=20), [], set(), 300)}
+    assert reported == {
+        "mac": "no live node with label os=macos",
+        "risky": "autonomy cautious and the task is tier 2",
+    }
+
+
+def test_a_queued_task_whose_nodes_died_is_reported():
+    v = views(graph("g", spec("a")), registered("n1"), observed("n1", t=5))
+    [u] = unschedulable(v, at(400), DeciderConfig(node_ttl_s=20), [], set(), 300)
+    assert u.task_id == "a" and u.reason.startswith("no live node")
