@@ -265,6 +265,13 @@ def _ns(at: datetime | None) -> int | None:
 
 
 UNSCHEDULABLE_SCAN_S = 1.0  # how often a round also looks for tasks ready too long (a scan of every ready task)
+SCANNED_PER_S = 20_000  # ready tasks the scan may look at per second: a long queue is scanned less often
+
+
+def scan_interval(ready: int) -> float:
+    """Seconds between two unschedulable scans with ``ready`` tasks ready (the scan costs a few
+    microseconds a task; the threshold it checks is minutes, so a later scan loses nothing)."""
+    return max(UNSCHEDULABLE_SCAN_S, ready / SCANNED_PER_S)
 
 
 async def run_decider(
@@ -320,7 +327,7 @@ async def run_decider(
             built = time.time_ns()
             decisions = decide(views, now, config)
             decided_at = time.time_ns()
-            scan = time.monotonic() - last_scan >= UNSCHEDULABLE_SCAN_S
+            scan = time.monotonic() - last_scan >= scan_interval(len(index.ready))
             last_scan = time.monotonic() if scan else last_scan
             pending = signals_of(views, now, config, decisions, state, scan)
             signalled = time.time_ns()

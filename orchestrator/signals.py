@@ -89,9 +89,6 @@ def unschedulable(
         held = bool(flags) and escalated(task, views, now, config, flags) is not None
         if (now - task.ready_since).total_seconds() < after_s and not held:
             continue
-        key = (g, t, task.ready_since.isoformat())
-        if key in already:
-            continue
         if not held and gate(task, views.autonomy, now, config.scoring) is None:
             labels = tuple(sorted(task.labels.items()))
             if labels not in placeable:
@@ -99,6 +96,9 @@ def unschedulable(
                 placeable[labels] = any(unavailable(task, n, now, ttl) is None for n in views.nodes.values())
             if placeable[labels]:
                 continue  # queued behind busy slots
+        key = (g, t, task.ready_since.isoformat())
+        if key in already:
+            continue
         already.add(key)
         reason = why(task, views, now, config)["headline"]
         out.append(

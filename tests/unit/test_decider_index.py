@@ -65,3 +65,10 @@ def test_index_follows_every_change(changes: list[tuple[str, bytes | None]], rea
     cfg = ScoringConfig()
     assert list(ranked(with_index, T0, cfg, False)) == list(ranked(rebuilt, T0, cfg, False))
     assert digest_of(with_index) == digest_of(rebuilt)
+
+
+@pytest.mark.parametrize(("ready", "seconds"), [(0, 1.0), (20_000, 1.0), (40_000, 2.0), (100_000, 5.0)])
+def test_a_long_queue_is_scanned_for_unschedulable_tasks_less_often(ready, seconds):
+    from orchestrator.decider import scan_interval
+
+    assert scan_interval(ready) == seconds
