@@ -45,8 +45,11 @@ def commands(quick: bool, throughput_args: list[str]) -> dict[str, list[str]]:
         "decision_latency": [
             "bash",
             str(SCRIPTS / "bench_loop"),
-            *(["--layers", "20", "--width", "50", "--sim-nodes", "20"] if quick else []),
-            *([] if quick else ["--layers", "100", "--width", "100", "--sim-nodes", "100"]),
+            *(
+                ["--layers", "20", "--width", "50", "--sim-nodes", "20"]
+                if quick
+                else ["--layers", "100", "--width", "100", "--sim-nodes", "100"]
+            ),
         ],
         "view_rebuild": [*py, str(bench / "views_bench.py"), "--events", "100000" if quick else "1000000"],
         "archive": [
