@@ -20,8 +20,8 @@ import msgspec
 from orchestrator.decide import DeciderConfig, Views, decide
 from orchestrator.readyset import ReadySet
 from orchestrator.scoring import ScoringConfig
-from projections.confidence import summary_value
 from projections.fold import Fold
+from projections.node_scores import TypeEstimate
 from projections.runner import PROJECTIONS
 from schemas import codec
 from schemas import events as ev
@@ -57,6 +57,7 @@ class Replayer:
     _decoded: list[Any] = field(default_factory=list)  # events (or MalformedEvent) of messages _base, _base+1, ...
     _base: int = 0
     _ready_sets: dict[ScoringConfig, ReadySet] = field(default_factory=dict)  # kept along the readiness fold
+    _types: dict[str, TypeEstimate] | None = None  # the node-scores fold's type estimates by type (until one changes)
 
     def event(self, i: int) -> Any:
         """The decoded event (or its `MalformedEvent`) of message ``i``, decoded once for every
@@ -81,32 +82,71 @@ class Replayer:
 
     def at(self, name: str, seq: int) -> Fold[Any]:
         """The fold of view ``name`` after exactly the messages up to ``seq``."""
-        fold = self.folds.get(name)
-        if fold is None or fold.seq > seq:
-            if fold is not None:
-                self.rebuilds += 1
-            fold = self.folds[name] = Fold(PROJECTIONS[name])
-            self.positions[name] = 0
-            if name == "readiness":
-                self._ready_sets.clear()
-        i = self.positions[name]
-        messages, n, event, apply = self.messages, len(self.messages), self.event, fold.apply_event
+        self.move({name: seq})
+        return self.folds[name]
+
+    def move(self, targets: dict[str, int]) -> None:
+        """Move the folds of the views named in ``targets`` to exactly their sequences, together:
+        the messages every fold passes are walked once for all of them (a fold ahead of its
+        sequence starts again from the first message)."""
+        for name, seq in targets.items():
+            fold = self.folds.get(name)
+            if fold is None or fold.seq > seq:
+                if fold is not None:
+                    self.rebuilds += 1
+                self.folds[name] = Fold(PROJECTIONS[name])
+                self.positions[name] = 0
+                self._restarted(name)
+        low = min(targets.values())
+        here = {self.positions[name] for name in targets}
+        if len(here) == 1:  # the usual case: one walk up to the lowest sequence for every fold
+            self._walk(list(targets), here.pop(), low)
+        for name, seq in targets.items():
+            if seq > low or len(here) > 1:
+                self._walk([name], self.positions[name], seq)
+        for name in targets:
+            self._settle(name, self.folds[name])
+        self._forget()
+
+    def _walk(self, names: list[str], i: int, seq: int) -> None:
+        """Apply messages ``i, i+1, ...`` up to sequence ``seq`` to the folds ``names`` (all at ``i``)."""
+        folds = [self.folds[name] for name in names]
+        applies = [f.apply_event for f in folds]
+        messages, n, event = self.messages, len(self.messages), self.event
         while i < n:
             m = messages[i]
-            if m.seq > seq:
+            s = m.seq
+            if s > seq:
                 break
             e = event(i)
             if isinstance(e, MalformedEvent):
-                fold.skip(m.subject, m.seq, "malformed", str(e))
+                for fold in folds:
+                    fold.skip(m.subject, s, "malformed", str(e))
             else:
-                apply(e, m.subject, m.seq)
+                subject = m.subject
+                for apply in applies:
+                    apply(e, subject, s)
             i += 1
-        if name == "readiness" and self._ready_sets:
-            self._follow_ready(fold)
-        fold.discard_changes()  # nothing is written: what changed is of no interest
-        self.positions[name] = i
-        self._forget()
-        return fold
+        for name in names:
+            self.positions[name] = i
+
+    def _restarted(self, name: str) -> None:
+        """Forget what was kept along a fold that starts again."""
+        if name == "readiness":
+            self._ready_sets.clear()
+        elif name == "node-scores":
+            self._types = None
+
+    def _settle(self, name: str, fold: Fold[Any]) -> None:
+        """After a move: hand what the fold changed to what is kept along it, then forget it
+        (nothing is written)."""
+        touched = fold.view.touched
+        if touched:
+            if name == "readiness" and self._ready_sets:
+                self._follow_ready(fold)
+            elif name == "node-scores" and self._types is not None and any(k.startswith("type.") for k in touched):
+                self._types = None
+        fold.discard_changes()
 
     def _follow_ready(self, fold: Fold[Any]) -> None:
         """Give the kept ready sets the tasks the readiness fold just changed (the values the
@@ -129,24 +169,36 @@ class Replayer:
     def views(self, seqs: dict[str, int], cfg: ScoringConfig | None = None) -> Views:
         """The decide input as the decider saw it at these view sequences; with ``cfg``, with the
         ready tasks' order for it kept along the fold (`ReadySet`), as the decider keeps it."""
-        r = self.at("readiness", seqs.get("readiness", 0)).view
-        n = self.at("node-scores", seqs.get("node-scores", 0)).view
-        types = {t.type: t for t in n.types.values()}
+        targets = {"readiness": seqs.get("readiness", 0), "node-scores": seqs.get("node-scores", 0)}
+        if "confidence" in seqs:
+            targets["confidence"] = seqs["confidence"]
+        self.move(targets)
+        r = self.folds["readiness"].view
+        n = self.folds["node-scores"].view
+        types = self._types
+        if types is None:
+            types = self._types = {t.type: t for t in n.types.values()}
         ready_set = None
         if cfg is not None:
             ready_set = self._ready_sets.get(cfg)
             if ready_set is None:
                 ready_set = self._ready_sets[cfg] = ReadySet(cfg, (r.tasks[k] for k in sorted(r.ready)))
-        common = {"tasks": r.tasks, "nodes": n.nodes, "seqs": dict(seqs), "types": types, "ready": r.ready}
-        if "confidence" not in seqs:
-            return Views(**common, patterns=n.patterns, ready_set=ready_set)
-        s = summary_value(self.at("confidence", seqs["confidence"]).view)
+        confidence, autonomy, threshold = 1.0, "full", None  # (Views' defaults: no confidence view)
+        if "confidence" in seqs:
+            c = self.folds["confidence"].view
+            s = c.summary  # as `summary_value` renders it: its confidence and level as they are
+            assert s is not None
+            confidence, autonomy, threshold = s.confidence, s.level, c.quality.threshold
         return Views(
-            **common,
-            confidence=s.confidence,
-            autonomy=s.level,
+            tasks=r.tasks,
+            nodes=n.nodes,
+            seqs=dict(seqs),
+            types=types,
+            ready=r.ready,
+            confidence=confidence,
+            autonomy=autonomy,
             patterns=n.patterns,
-            quality_threshold=s.quality_threshold,
+            quality_threshold=threshold,
             ready_set=ready_set,
         )
 
