@@ -9,7 +9,11 @@ whether the goal is met. The parts:
   stream) against Dask distributed, same workloads, same run (throughput.py); also each
   niyantra process's peak RSS and CPU seconds;
 - ``decision_latency``: view change to dispatch appended on a real system (`scripts/bench_loop`,
-  10,000 tasks, 100 simulated nodes);
+  10,000 tasks, 100 simulated nodes) at saturation (a task takes no time: every freed slot asks
+  for work at once, so the figure includes queueing behind the system's throughput);
+- ``decision_latency_paced``: the same with a bounded offered load: each task takes 0.5-1.5 s
+  (1 s spread by 0.5, fixed per task), about 100 tasks a second offered on 100 nodes, as in a
+  build whose steps take time;
 - ``view_rebuild``: rebuilding the views from 1,000,000 events, and append-to-view latency
   (views_bench.py);
 - ``archive``: DuckDB queries over 10,000,000 archived events and `replay --check` speed
@@ -33,24 +37,22 @@ from pathlib import Path
 from typing import Any
 
 SCRIPTS = Path(__file__).resolve().parents[1]
-PARTS = ("throughput", "decision_latency", "view_rebuild", "archive", "makespan")
+PARTS = ("throughput", "decision_latency", "decision_latency_paced", "view_rebuild", "archive", "makespan")
 
 
 def commands(quick: bool, throughput_args: list[str]) -> dict[str, list[str]]:
     """The command of each part (full size, or ``quick``)."""
     py = [sys.executable]
     bench = SCRIPTS / "benchmarks"
+    loop = (
+        ["--layers", "20", "--width", "50", "--sim-nodes", "20"]
+        if quick
+        else ["--layers", "100", "--width", "100", "--sim-nodes", "100"]
+    )
     return {
         "throughput": [*py, str(bench / "throughput.py"), *(["--scale", "0.1"] if quick else []), *throughput_args],
-        "decision_latency": [
-            "bash",
-            str(SCRIPTS / "bench_loop"),
-            *(
-                ["--layers", "20", "--width", "50", "--sim-nodes", "20"]
-                if quick
-                else ["--layers", "100", "--width", "100", "--sim-nodes", "100"]
-            ),
-        ],
+        "decision_latency": ["bash", str(SCRIPTS / "bench_loop"), *loop],
+        "decision_latency_paced": ["bash", str(SCRIPTS / "bench_loop"), *loop, "--run-s", "1", "--jitter", "0.5"],
         "view_rebuild": [*py, str(bench / "views_bench.py"), "--events", "100000" if quick else "1000000"],
         "archive": [
             *py,
@@ -111,12 +113,24 @@ def _throughput_rows(t: Any) -> list[dict[str, Any]]:
     return rows
 
 
-def _latency_rows(d: Any) -> list[dict[str, Any]]:
+def _latency_rows(d: Any, load: str) -> list[dict[str, Any]]:
     p50, p99 = _get(d, "view_change_to_append_ms", "p50"), _get(d, "view_change_to_append_ms", "p99")
     if p99 is None:
         return []
+    floor = _get(d, "append_floor_loaded", "single_ms") or {}
     return [
-        _row("decision latency, view change to dispatch appended (ms)", "p99 <= 10", f"p50 {p50}, p99 {p99}", p99 <= 10)
+        _row(
+            f"decision latency, view change to dispatch appended, {load} (ms)",
+            "p99 <= 10",
+            f"p50 {p50}, p99 {p99}",
+            p99 <= 10,
+        ),
+        _row(
+            f"a bare append's ack while that run goes, {load} (ms; the floor under the decision's append)",
+            "reported",
+            f"p50 {floor.get('p50')}, p99 {floor.get('p99')}",
+            None,
+        ),
     ]
 
 
@@ -163,7 +177,8 @@ def summarize(parts: dict[str, Any]) -> list[dict[str, Any]]:
     """One row per measure the issues name, from whichever parts ran (pure: parts in, rows out)."""
     return [
         *_throughput_rows(parts.get("throughput")),
-        *_latency_rows(parts.get("decision_latency")),
+        *_latency_rows(parts.get("decision_latency"), "saturated"),
+        *_latency_rows(parts.get("decision_latency_paced"), "paced: tasks take 0.5-1.5 s"),
         *_views_rows(parts.get("view_rebuild")),
         *_archive_rows(parts.get("archive")),
         *_makespan_rows(parts.get("makespan")),

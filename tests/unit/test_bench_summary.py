@@ -42,6 +42,19 @@ def met(rows: list[dict], prefix: str) -> list:
         ),
         ({"decision_latency": {"view_change_to_append_ms": {"p50": 2, "p99": 10.0}}}, "decision latency", [True]),
         ({"decision_latency": {"view_change_to_append_ms": {"p50": 2, "p99": 10.5}}}, "decision latency", [False]),
+        (
+            {
+                "decision_latency": {"view_change_to_append_ms": {"p50": 20, "p99": 300}},
+                "decision_latency_paced": {"view_change_to_append_ms": {"p50": 2, "p99": 9.0}},
+            },
+            "decision latency",
+            [False, True],
+        ),
+        (
+            {"decision_latency_paced": {"view_change_to_append_ms": {"p99": 9.0}, "append_floor_loaded": {}}},
+            "a bare append",
+            [None],
+        ),
         ({"view_rebuild": {"events": 10, "rebuild": {"events_per_s": 99_999}}}, "view rebuild", [False]),
         ({"view_rebuild": {"events": 10, "rebuild": {"events_per_s": 100_000}}}, "view rebuild", [True]),
         (
