@@ -20,16 +20,16 @@ import hashlib
 from collections.abc import Collection, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import NamedTuple
 
 import msgspec
 
-from orchestrator.availability import missing_labels, node_down, unavailable
+from orchestrator.availability import node_down, unavailable
+from orchestrator.candidates import choose
 from orchestrator.dispatchevent import dispatch_event
 from orchestrator.flags import FlagIndex, approve_hint, escalation_reason, flag_index
 from orchestrator.readyset import ReadySet, digest_of, ranked
-from orchestrator.roundslots import NodeFacts, RoundSlots
-from orchestrator.scoring import ScoringConfig, backoff_until, expected_value, priority, task_estimate
+from orchestrator.roundslots import RoundMemo, RoundSlots
+from orchestrator.scoring import ScoringConfig, backoff_until, task_estimate
 from projections.node_scores import NodeView, TypeEstimate
 from projections.patterns import PatternView
 from projections.readiness import TaskView
@@ -73,6 +73,7 @@ class Views:
     patterns: Mapping[str, PatternView] = field(default_factory=dict)  # command × error signature streaks
     quality_threshold: float | None = None  # shown by the operator views; decide does not use it
     ready_set: ReadySet | None = None  # the ready tasks' order and digest, if the caller keeps them (else computed)
+    memo: RoundMemo | None = None  # what rounds may share, if the caller keeps one across rounds (`RoundMemo`)
 
     def ready_tasks(self) -> list[TaskView]:
         """Every task in state ready, in key order (from the index when given)."""
@@ -104,14 +105,17 @@ OVERDUE_S = 1e-3  # expected remaining time of a run that is past its expected f
 
 def _busy_until(views: Views, node: NodeView, now: datetime, cfg: ScoringConfig, slots: RoundSlots) -> list[float]:
     out: list[float] = []
+    tasks = views.tasks
     for key in node.active:
         gt, _, _ = key.rpartition("#")
         g, _, t = gt.partition("/")
-        task = views.tasks.get((g, t))
+        task = tasks.get((g, t))
         if task is None:
             out.append(cfg.default_estimate_s)
             continue
-        est, _ = task_estimate(task, views.types, cfg)
+        est = task.estimate_s
+        if est is None:
+            est = task_estimate(task, views.types, cfg)[0]
         eff = slots.node_facts(node, task.type, cfg).eff  # (the round's facts: the tasks' rows reuse them)
         begun = (now - task.started_at).total_seconds() if task.started_at else 0.0
         out.append(max(est / eff - begun, OVERDUE_S))  # an overdue run still holds its slot
@@ -124,13 +128,19 @@ def _slot_count(node: NodeView, one_per_node: bool) -> int:
 
 def _slots(views: Views, now: datetime, config: DeciderConfig, one_per_node: bool) -> RoundSlots:
     slots = RoundSlots({}, {})
-    for nid in sorted(views.nodes):
-        node = views.nodes[nid]
-        slots.down[nid] = node_down(node, now, config.node_ttl_s)
+    if views.memo is not None:
+        slots.share(views.memo, config.scoring)
+    nodes, free_at, down, ttl = views.nodes, slots.free_at, slots.down, config.node_ttl_s
+    for nid in sorted(nodes):
+        node = nodes[nid]
+        down[nid] = node_down(node, now, ttl)
+        n = 1 if one_per_node else node.slots
+        if not node.active:
+            free_at[nid] = [0.0] * n if n > 0 else []
+            continue
         busy = sorted(_busy_until(views, node, now, config.scoring, slots))
-        n = _slot_count(node, one_per_node)
         free = max(n - len(busy), 0)
-        slots.free_at[nid] = [0.0] * free + busy[: max(n - free, 0)] if n > 0 else []
+        free_at[nid] = [0.0] * free + busy[: max(n - free, 0)] if n > 0 else []
     slots.reopen()
     return slots
 
@@ -182,7 +192,7 @@ def plan(
             continue
         if flags and escalated(task, views, now, config, flags) is not None:
             continue  # escalated tasks wait for a person's approval
-        choice = _choose(task, views, now, config, slots, node_order)
+        choice = choose(task, views, now, config, slots, node_order)
         if choice is None:
             continue
         best, candidates, start, duration = choice
@@ -200,119 +210,6 @@ def _any_free(slots: RoundSlots) -> bool:
     return bool(slots.open)
 
 
-class _Option(NamedTuple):
-    """One node's numbers for a task; a Candidate (with its reason in words) is made only when needed."""
-
-    rank: float
-    node_id: str
-    start: float
-    duration: float
-    eff: float
-    evidence: str
-    p: float
-    free_now: int
-    facts: NodeFacts
-
-
-def _choose(
-    task: TaskView, views: Views, now: datetime, config: DeciderConfig, slots: RoundSlots, node_order: list[str]
-) -> tuple[Candidate, tuple[Candidate, ...], float, float] | None:
-    """The chosen candidate (eligible: dispatch now; not eligible: a reservation), all candidates,
-    and the chosen slot's expected start and the run's expected duration (seconds)."""
-    cfg = config.scoring
-    est, source = task_estimate(task, views.types, cfg)
-    options, refused = _options(task, views, est, cfg, slots, node_order)
-    if slots.flags.nodes_for(task):
-        options = _avoid_flagged(task, views, options, refused, slots, node_order)
-    avoid = _avoided(task, options, cfg)
-    if avoid is not None:
-        refused[task.failed_on or ""] = avoid
-        options = [o for o in options if o.node_id != task.failed_on]
-    if not cfg.hold_for_faster:
-        refused.update({o.node_id: f"no free slot (free in {o.start:.1f}s)" for o in options if o.start > 0.0})
-        options = [o for o in options if o.start == 0.0]
-    if not options:
-        return None
-    best = min(options)  # by (rank, node id): node ids are unique, so the rest never counts
-    if best.start > 0.0:  # a reservation: no event, so no words needed
-        return Candidate(node_id=best.node_id, score=0.0, reason="", eligible=False), (), best.start, best.duration
-    value = priority(task, now, cfg)
-    by_node = {o.node_id: o for o in options}
-    if cfg.policy == "eft":
-        candidates = _eft_candidates(by_node, refused, value, f"{source} {est:.1f}s)", slots, node_order)
-    else:
-        candidates = tuple(
-            _candidate(by_node[nid], views.nodes[nid], cfg) if nid in by_node else slots.refusal(nid, refused[nid])
-            for nid in node_order
-        )
-    chosen = next(c for c in candidates if c.node_id == best.node_id)
-    return chosen, candidates, best.start, best.duration
-
-
-def _eft_candidates(
-    by_node: dict[str, _Option],
-    refused: dict[str, str],
-    value: float,
-    task_words: str,
-    slots: RoundSlots,
-    node_order: list[str],
-) -> tuple[Candidate, ...]:
-    """Every node's candidate under eft: an eligible one scored by its expected value, with its
-    finish time in words. Nodes with the same numbers share their score and words (computed
-    once per task and round), so a round over many alike nodes formats each text once."""
-    out: list[Candidate] = []
-    scores: dict[tuple[float, float], float] = {}
-    words = slots.words
-    for nid in node_order:
-        o = by_node.get(nid)
-        if o is None:
-            out.append(slots.refusal(nid, refused[nid]))
-            continue
-        start, dur, f = o.start, o.duration, o.facts
-        score = scores.get((f.p, dur))
-        if score is None:
-            score = scores[(f.p, dur)] = expected_value(f.p, value, dur)
-        key = (start, dur, f, task_words)
-        reason = words.get(key)
-        if reason is None:
-            speed_words, p_words = slots.fact_words(f)
-            reason = words[key] = (
-                f"finish in {start + dur:.1f}s: {dur:.1f}s{speed_words}{task_words}"
-                + (f" after waiting {start:.1f}s" if start > 0 else "")
-                + p_words
-            )
-        out.append(Candidate(node_id=nid, score=score, reason=reason, eligible=start == 0.0))
-    return tuple(out)
-
-
-def _options(
-    task: TaskView, views: Views, est: float, cfg: ScoringConfig, slots: RoundSlots, node_order: list[str]
-) -> tuple[list[_Option], dict[str, str]]:
-    """Every node that could take the task with its numbers, and why each other node cannot."""
-    options: list[_Option] = []
-    refused: dict[str, str] = {}
-    policy, free_at, labels = cfg.policy, slots.free_at, task.labels
-    for nid, node, why, f in slots.rows(task.type, views.nodes, node_order, cfg):
-        if why is None and labels:
-            why = missing_labels(task, node)
-        times = free_at.get(nid)
-        if why is None and not times:
-            why = f"no slot ({node.slots} slots)"
-        if why is not None:
-            refused[nid] = why
-            continue
-        assert times is not None
-        start = times[0]
-        if start > 0.0 and policy != "eft":
-            refused[nid] = f"no free slot ({node.slots}/{node.slots} busy, free in {start:.1f}s)"
-            continue
-        dur = est / f.eff
-        free_now = times.count(0.0) if policy != "eft" else 0  # (eft ranks by finish time, not free slots)
-        rank = start + dur / max(f.p, 1e-6) if policy == "eft" else (-float(free_now) if policy == "seed" else 0.0)
-        options.append(_Option(rank, nid, start, dur, f.eff, f.evidence, f.p, free_now, f))
-    return options, refused
-
-
 def _usable(task: TaskView, views: Views, now: datetime, config: DeciderConfig) -> list[str]:
     """Nodes that could take the task at all (alive, labels matching), busy or not."""
     return [nid for nid in sorted(views.nodes) if unavailable(task, views.nodes[nid], now, config.node_ttl_s) is None]
@@ -324,24 +221,6 @@ def escalated(task: TaskView, views: Views, now: datetime, config: DeciderConfig
         return None
     why = escalation_reason(task, _usable(task, views, now, config), flags)
     return f"escalated to approval: {why}; {approve_hint(task)}" if why is not None else None
-
-
-def _avoid_flagged(
-    task: TaskView,
-    views: Views,
-    options: list[_Option],
-    refused: dict[str, str],
-    slots: RoundSlots,
-    node_order: list[str],
-) -> list[_Option]:
-    """The options without the nodes flagged for the task's type, unless every usable node is
-    flagged (then the task was approved past its escalation and may use them)."""
-    flagged = slots.flags.nodes_for(task)
-    usable = [nid for nid in node_order if slots.down[nid] is None and missing_labels(task, views.nodes[nid]) is None]
-    if all(nid in flagged for nid in usable):
-        return options
-    refused.update({nid: flagged[nid] for nid in usable if nid in flagged})
-    return [o for o in options if o.node_id not in flagged]
 
 
 def _approved_past_flags(
@@ -356,29 +235,6 @@ def _approved_past_flags(
     note = f"escalated ({why}) and approved by {task.approved_by}"
     strategy = f"{d.event.strategy}; {note}" if d.event.strategy else note
     return msgspec.structs.replace(d, event=msgspec.structs.replace(d.event, strategy=strategy))
-
-
-def _avoided(task: TaskView, options: list[_Option], cfg: ScoringConfig) -> str | None:
-    """Why a retry avoids the node its last attempt failed on (lost, or failing there), or None.
-
-    Only when another node can take it: a retry never waits on avoidance alone.
-    """
-    if not task.failed_on or not any(o.node_id != task.failed_on for o in options):
-        return None
-    mine = next((o for o in options if o.node_id == task.failed_on), None)
-    if mine is None:
-        return None
-    if task.failure_kind == "lost":
-        return f"avoided: attempt {task.attempt} was lost here"
-    if mine.p < cfg.avoid_below_success:
-        return f"avoided: attempt {task.attempt} failed here and P(success) is {mine.p:.2f}"
-    return None
-
-
-def _candidate(o: _Option, node: NodeView, cfg: ScoringConfig) -> Candidate:
-    """A node's candidate under seed (scored by its free slots) or fifo."""
-    reason = f"{o.free_now} of {node.slots} slots free"
-    return Candidate(node_id=o.node_id, score=float(o.free_now) if cfg.policy == "seed" else 1.0, reason=reason)
 
 
 def _dispatch(

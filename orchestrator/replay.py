@@ -19,6 +19,7 @@ import msgspec
 
 from orchestrator.decide import DeciderConfig, Views, decide
 from orchestrator.readyset import ReadySet
+from orchestrator.roundslots import RoundMemo
 from orchestrator.scoring import ScoringConfig
 from projections.fold import Fold
 from projections.node_scores import TypeEstimate
@@ -57,6 +58,7 @@ class Replayer:
     _decoded: list[Any] = field(default_factory=list)  # events (or MalformedEvent) of messages _base, _base+1, ...
     _base: int = 0
     _ready_sets: dict[ScoringConfig, ReadySet] = field(default_factory=dict)  # kept along the readiness fold
+    _memo: RoundMemo = field(default_factory=RoundMemo)  # what the rounds decided here may share
     _types: dict[str, TypeEstimate] | None = None  # the node-scores fold's type estimates by type (until one changes)
 
     def event(self, i: int) -> Any:
@@ -200,6 +202,7 @@ class Replayer:
             patterns=n.patterns,
             quality_threshold=threshold,
             ready_set=ready_set,
+            memo=self._memo,
         )
 
 

@@ -1,7 +1,11 @@
 """One decide round's view of the nodes: when each node's slots are expected to be free (the
 eft policy's reservations) and what the round computes once and reuses for every task it looks
 at (a node's facts for a type, their words, a refused node's candidate). Mutable, and owned by
-one call of `orchestrator.decide.plan`; nothing here reads the clock."""
+one call of `orchestrator.decide.plan`; nothing here reads the clock.
+
+A `RoundMemo`, when the caller keeps one across rounds (`Views.memo`), lets a round reuse what
+earlier rounds computed: only answers of pure functions, each kept under everything it depends
+on, so a round with a memo decides exactly what it decides without one."""
 
 from __future__ import annotations
 
@@ -23,6 +27,33 @@ class NodeFacts(NamedTuple):
     p: float
 
 
+MEMO_LIMIT = 50_000  # answers a memo keeps (all are dropped when one kind holds more)
+
+
+class RoundMemo:
+    """What rounds of `decide` share, kept by a caller that decides again and again (the decider,
+    replay): a node's facts for a type (kept with the scores they were computed from, and
+    reused only while the node's scores are that same object: views are frozen and replaced,
+    never changed in place), the words of facts and of eligible candidates, refused nodes'
+    candidates. Bound to one scoring config (a round with another one starts it afresh)."""
+
+    def __init__(self) -> None:
+        self.cfg: ScoringConfig | None = None
+        self.facts: dict[tuple[str, str], tuple[object, NodeFacts]] = {}  # (node, type) → (its scores, facts)
+        self.words: dict[tuple[float, float, NodeFacts, str], str] = {}
+        self.said: dict[NodeFacts, tuple[str, str]] = {}
+        self.refusals: dict[tuple[str, str], Candidate] = {}
+
+    def bind(self, cfg: ScoringConfig) -> None:
+        """Serve rounds under ``cfg``: forget everything when it is another config, or too much is kept."""
+        if (
+            self.cfg is not cfg
+            or max(len(self.facts), len(self.words), len(self.said), len(self.refusals)) > MEMO_LIMIT
+        ):
+            self.cfg = cfg
+            self.facts, self.words, self.said, self.refusals = {}, {}, {}, {}
+
+
 @dataclass
 class RoundSlots:
     """When each node's slots are expected to be free (the eft policy's reservations), and what a
@@ -37,9 +68,16 @@ class RoundSlots:
     by_type: dict[str, list[tuple[str, NodeView, str | None, NodeFacts]]] = field(default_factory=dict)  # see rows()
     said: dict[NodeFacts, tuple[str, str]] = field(default_factory=dict)  # see fact_words()
     open: set[str] = field(default_factory=set)  # nodes with a slot free now (their first entry is 0.0)
+    memo: RoundMemo | None = None  # kept across rounds by the caller (see `RoundMemo`)
 
     def __post_init__(self) -> None:
         self.reopen()
+
+    def share(self, memo: RoundMemo, cfg: ScoringConfig) -> None:
+        """Reuse (and add to) what ``memo`` keeps from earlier rounds under ``cfg``."""
+        memo.bind(cfg)
+        self.memo = memo
+        self.words, self.said, self.refusals = memo.words, memo.said, memo.refusals
 
     def reopen(self) -> None:
         """Find the nodes with a slot free now (after ``free_at`` was filled in)."""
@@ -51,9 +89,17 @@ class RoundSlots:
         key = (node.node_id, task_type)
         f = self.facts.get(key)
         if f is None:
-            eff, evidence = node_efficiency(node, task_type, cfg)
-            p = success_probability(node, task_type)
-            f = self.facts[key] = NodeFacts(eff, evidence, p)
+            memo = self.memo
+            known = memo.facts.get(key) if memo is not None else None
+            if known is not None and known[0] is node.scores:  # (the facts depend on the scores alone)
+                f = known[1]
+            else:
+                eff, evidence = node_efficiency(node, task_type, cfg)
+                p = success_probability(node, task_type)
+                f = NodeFacts(eff, evidence, p)
+                if memo is not None:
+                    memo.facts[key] = (node.scores, f)
+            self.facts[key] = f
         return f
 
     def rows(
