@@ -59,8 +59,36 @@ def factor(age_s: float, half_life_s: float) -> float:
 
 def add(d: Decayed, x: float, at: datetime, half_life_s: float) -> Decayed:
     """``d`` with one more sample ``x`` taken at ``at``."""
-    if d.at is None or at >= d.at:
-        f = factor((at - d.at).total_seconds(), half_life_s) if d.at is not None else 0.0
-        return Decayed(n=d.n + 1, w=d.w * f + 1.0, s1=d.s1 * f + x, s2=d.s2 * f + x * x, at=at)
-    g = factor((d.at - at).total_seconds(), half_life_s)
-    return Decayed(n=d.n + 1, w=d.w + g, s1=d.s1 + g * x, s2=d.s2 + g * x * x, at=d.at)
+    prev = d.at
+    if prev is None:
+        f = 0.0
+    elif at >= prev:
+        # `factor` inline (a hot path): the age is >= 0 here, so its clamp changes nothing
+        f = 2.0 ** (-(at - prev).total_seconds() / half_life_s)
+    else:
+        g = 2.0 ** (-(prev - at).total_seconds() / half_life_s)
+        return Decayed(n=d.n + 1, w=d.w + g, s1=d.s1 + g * x, s2=d.s2 + g * x * x, at=prev)
+    return Decayed(n=d.n + 1, w=d.w * f + 1.0, s1=d.s1 * f + x, s2=d.s2 * f + x * x, at=at)
+
+
+def add_pair(a: Decayed, xa: float, b: Decayed, xb: float, at: datetime, half_life_s: float) -> tuple[Decayed, Decayed]:
+    """`add` of ``xa`` to ``a`` and of ``xb`` to ``b``, both taken at ``at``: the decay factor is
+    computed once when both were last updated at the same time (the usual case: a node's
+    efficiency and success rate learn from the same completions). Same values as two `add`s."""
+    prev = a.at
+    if prev != b.at:
+        return add(a, xa, at, half_life_s), add(b, xb, at, half_life_s)
+    if prev is None:
+        f = 0.0
+    elif at >= prev:
+        f = 2.0 ** (-(at - prev).total_seconds() / half_life_s)
+    else:
+        g = 2.0 ** (-(prev - at).total_seconds() / half_life_s)
+        return (
+            Decayed(n=a.n + 1, w=a.w + g, s1=a.s1 + g * xa, s2=a.s2 + g * xa * xa, at=prev),
+            Decayed(n=b.n + 1, w=b.w + g, s1=b.s1 + g * xb, s2=b.s2 + g * xb * xb, at=prev),
+        )
+    return (
+        Decayed(n=a.n + 1, w=a.w * f + 1.0, s1=a.s1 * f + xa, s2=a.s2 * f + xa * xa, at=at),
+        Decayed(n=b.n + 1, w=b.w * f + 1.0, s1=b.s1 * f + xb, s2=b.s2 * f + xb * xb, at=at),
+    )

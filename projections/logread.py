@@ -214,11 +214,13 @@ class _Reader:
         self.sink.wake.clear()
         items, self.sink.items = self.sink.items, []
         chunk: Chunk = []
+        answered = False
         for subject, reply, hdr, data in items:
             if hdr.startswith(_STATUS):  # flow control (answer to its reply) or heartbeat: no data
                 to = reply or _stalled(hdr)
                 if to:
                     await self.nc.publish(to.decode())
+                    answered = True
                 continue
             toks = reply.split(b".")
             # $JS.ACK.<stream>.<consumer>.<delivered>.<stream seq>.<consumer seq>.<ts>.<pending>
@@ -235,6 +237,8 @@ class _Reader:
             self.next_seq = sseq + 1
             if self.next_seq > self.last:
                 break
+        if answered:
+            await _send_now(self.nc)
         return chunk
 
     def check_bypass(self) -> None:
@@ -250,6 +254,15 @@ class _Reader:
         # not deleted (only admin may delete consumers): without interest, the server removes the
         # ephemeral consumer after its inactive threshold, as it does nats-py's ordered consumers
         self.consumer = None
+
+
+async def _send_now(nc: Any) -> None:
+    """Write what the client has buffered to the socket now: a flow-control answer left in the
+    buffer until the caller has folded its chunk would hold the server back meanwhile (it sends
+    the next window only once answered), so reading and folding would take turns."""
+    flush = getattr(nc, "_flush_pending", None)
+    if flush is not None:
+        await flush(force_flush=True)
 
 
 def _stalled(hdr: bytes) -> bytes:

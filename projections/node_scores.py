@@ -39,7 +39,7 @@ from typing import Any
 import msgspec
 
 from orchestrator.submission import GraphAssembly
-from projections.decay import DEFAULT_HALF_LIFE_S, Decayed, add
+from projections.decay import DEFAULT_HALF_LIFE_S, Decayed, add, add_pair
 from projections.feedback import QualityGate, Streak, counts_as_failure, judged_event, streak_after
 from projections.fold import rule_for
 from projections.patterns import PATTERN_PREFIX, PatternView, learn_command
@@ -218,6 +218,7 @@ def _expected(view: NodeScoresView, e: ev.TaskCompleted, h: Holder, task_type: s
 
 
 _NO_SCORE = TypeScore()
+_NO_SPEC: tuple[str, float | None] = ("", None)
 
 
 def _learned_scores(
@@ -225,49 +226,62 @@ def _learned_scores(
 ) -> dict[str, TypeScore]:
     """A node's scores with one more outcome for the task's type; type estimates for a success."""
     hl = view.half_life_s
-    task_type = (view.specs.get((e.graph_id, e.task_id)) or ("", None))[0] or UNTYPED
+    spec = view.specs.get((e.graph_id, e.task_id), _NO_SPEC)
+    task_type = spec[0] or UNTYPED
     score = scores.get(task_type, _NO_SCORE)
     efficiency, streak = score.efficiency, score.streak
     if not isinstance(e, ev.TaskCompleted):  # a lost attempt: a failure to learn, nothing more
         success = add(score.success, 0.0, e.occurred_at, hl)
         return {**scores, task_type: TypeScore(efficiency=efficiency, success=success, streak=streak)}
-    success = add(score.success, SUCCESS_VALUE[e.outcome], e.occurred_at, hl)
-    if e.outcome != "failure" or counts_as_failure(e):
-        failed = e.outcome == "failure"
+    at, outcome = e.occurred_at, e.outcome
+    if outcome != "failure" or counts_as_failure(e):
+        failed = outcome == "failure"
         if failed or streak.failures:
-            streak = streak_after(streak, failed, e.occurred_at, e.error)
-    if e.outcome != "failure":
-        expected = _expected(view, e, h, task_type)
-        if expected:
-            lo, hi = EFFICIENCY_BOUNDS
-            eff = min(max(expected / max(e.duration_s, 1e-3), lo), hi)
-            efficiency = add(efficiency, eff, e.occurred_at, hl)
-        key = type_key(task_type)
-        est = view.types.get(key) or TypeEstimate(type=task_type)
-        duration = add(est.duration, e.duration_s, e.occurred_at, hl)
-        view.types[key] = TypeEstimate(type=est.type, duration=duration, seq=seq)
-        view.touched.add(key)
+            streak = streak_after(streak, failed, at, e.error)
+    if outcome == "failure":
+        success = add(score.success, 0.0, at, hl)
+        return {**scores, task_type: TypeScore(efficiency=efficiency, success=success, streak=streak)}
+    key = type_key(task_type)
+    est = view.types.get(key)
+    # the estimate: the task's own, else its type's learned mean so far (`_expected`)
+    expected = spec[1] or (est.duration.mean if est is not None else None)
+    if expected:
+        lo, hi = EFFICIENCY_BOUNDS
+        eff = min(max(expected / max(e.duration_s, 1e-3), lo), hi)
+        success, efficiency = add_pair(score.success, SUCCESS_VALUE[outcome], efficiency, eff, at, hl)
+    else:
+        success = add(score.success, SUCCESS_VALUE[outcome], at, hl)
+    if est is None:
+        est = TypeEstimate(type=task_type)
+    view.types[key] = TypeEstimate(type=est.type, duration=add(est.duration, e.duration_s, at, hl), seq=seq)
+    view.touched.add(key)
     return {**scores, task_type: TypeScore(efficiency=efficiency, success=success, streak=streak)}
 
 
 def _release(view: NodeScoresView, e: ev.TaskCompleted | ev.TaskLost, seq: int) -> None:
     """An attempt ended on its node: free the slot, count and learn (if it held the task)."""
-    n = _node(view, e.node_id)
+    node_id = e.node_id
+    n = view.nodes.get(node_id) or NodeView(node_id=node_id)
     key = attempt_key(e.graph_id, e.task_id, e.attempt)
     task = (e.graph_id, e.task_id)
     h = view.holders.get(task)
-    holds = h is not None and h.node_id == e.node_id and h.attempt == e.attempt
+    holds = h is not None and h.node_id == node_id and h.attempt == e.attempt
+    completed = isinstance(e, ev.TaskCompleted)
+    run = completed and e.phase == "run"  # type: ignore[union-attr]
     scores = n.scores
-    if holds and h is not None and (not isinstance(e, ev.TaskCompleted) or e.phase == "run"):
+    if holds and h is not None and (run or not completed):
         del view.holders[task]
         scores = _learned_scores(view, scores, e, h, seq)
-        if isinstance(e, ev.TaskCompleted) and h.command:
-            view.touched.update(learn_command(view.patterns, view.by_command, e, h.command, seq))
+        if completed and h.command:
+            view.touched.update(learn_command(view.patterns, view.by_command, e, h.command, seq))  # type: ignore[arg-type]
     elif not holds:
-        view.ignored.append(f"seq {seq}: {type(e).__name__} from {key} on {e.node_id}, which does not hold it")
-    active = tuple(a for a in n.active if a != key)
-    if isinstance(e, ev.TaskCompleted) and e.phase == "run":
-        ok = e.outcome != "failure"
+        view.ignored.append(f"seq {seq}: {type(e).__name__} from {key} on {node_id}, which does not hold it")
+    active = n.active
+    if key in active:  # the same tuple without ``key`` (each attempt is in it once)
+        i = active.index(key)
+        active = active[:i] + active[i + 1 :]
+    if run:
+        ok = e.outcome != "failure"  # type: ignore[union-attr]
         n = msgspec.structs.replace(
             n,
             active=active,
@@ -279,7 +293,8 @@ def _release(view: NodeScoresView, e: ev.TaskCompleted | ev.TaskLost, seq: int) 
         )
     else:
         n = msgspec.structs.replace(n, active=active, seq=seq, scores=scores)
-    _put(view, n)
+    view.nodes[node_id] = n
+    view.touched.add(node_key(node_id))
 
 
 def _dispatch(view: NodeScoresView, e: ev.TaskDispatched, seq: int) -> None:
