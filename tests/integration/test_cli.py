@@ -104,6 +104,7 @@ def test_schema_lists_every_event():
 
 UNREACHABLE = [
     ["status"],
+    ["wait"],
     ["status", "--json"],
     ["snapshot", "--json"],
     ["explain", "T-1"],

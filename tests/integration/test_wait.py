@@ -1,0 +1,43 @@
+"""`niyantra wait` against a real server and the real pipeline: it follows the readiness view
+until the graph is done, exits 1 when a task did not succeed, and gives up at its timeout."""
+
+from __future__ import annotations
+
+import asyncio
+
+from typer.testing import CliRunner
+
+from orchestrator.cli import app
+from orchestrator.cli_wait import wait_until_done
+from orchestrator.graphfile import GraphSpec
+from schemas.events import TaskSpec
+from tests.integration.harness import submit, system
+
+runner = CliRunner()
+
+
+async def test_wait_follows_the_view_until_the_graph_is_done(nats_server, tmp_path):
+    spec = GraphSpec(
+        id="w",
+        title="",
+        tasks=(
+            TaskSpec(id="A", command="sleep 0.5"),
+            TaskSpec(id="B", command="exit 3", depends_on=("A",), max_attempts=1),
+        ),
+    )
+    seen = []
+    async with system(nats_server.url, tmp_path / "work", agents=1, slots=1):
+        await submit(nats_server.url, spec)
+        report = await wait_until_done(nats_server.url, "w", 60, seen.append)
+        assert {t["id"]: t["state"] for t in report.tasks} == {"A": "succeeded", "B": "failed"}
+        assert len(seen) >= 2 and seen[-1] is report  # it showed earlier states before the last
+        assert [r.seq for r in seen] == sorted(r.seq for r in seen)
+        result = await asyncio.to_thread(runner.invoke, app, ["wait", "--graph", "w", "--nats-url", nats_server.url])
+    assert result.exit_code == 1, result.output  # B failed
+    assert "w: Total tasks: 2 | Completed: 1" in result.output
+
+
+def test_wait_gives_up_at_its_timeout(nats_server):
+    result = runner.invoke(app, ["wait", "--graph", "nope", "--timeout", "0.5", "--nats-url", nats_server.url])
+    assert result.exit_code == 1, result.output
+    assert "not done after 0.5s" in result.output

@@ -1,0 +1,51 @@
+"""What `niyantra wait` shows live and when it stops (pure)."""
+
+from __future__ import annotations
+
+import pytest
+
+from orchestrator.cli_wait import finished, shown
+from orchestrator.queries import StatusReport
+
+
+def _task(tid: str, state: str, graph: str = "g") -> dict:
+    return {"id": tid, "graph": graph, "state": state}
+
+
+def _report(tasks: list[dict], done: list[bool] | None = None) -> StatusReport:
+    graphs = [{"id": f"g{i}", "done": d} for i, d in enumerate(done or [])]
+    return StatusReport(seq=7, tasks=tasks, graphs=graphs)
+
+
+def test_a_small_graph_is_shown_whole():
+    tasks = [_task("a", "succeeded"), _task("b", "pending"), _task("c", "running")]
+    rows, hidden = shown(_report(tasks), limit=3)
+    assert rows.tasks == tasks and hidden == 0
+
+
+def test_a_large_graph_shows_the_active_tasks_first_up_to_the_limit():
+    tasks = [_task(f"p{i}", "pending") for i in range(5)] + [
+        _task("r2", "ready"),
+        _task("d1", "dispatched"),
+        _task("x", "failed"),
+        _task("r1", "ready"),
+        _task("u", "running"),
+        _task("s", "succeeded"),
+    ]
+    rows, hidden = shown(_report(tasks), limit=4)
+    assert [t["id"] for t in rows.tasks] == ["x", "u", "d1", "r1"]
+    assert hidden == len(tasks) - 4 and rows.seq == 7
+
+
+def test_a_large_graph_with_nothing_active_shows_no_rows_and_counts_them_all():
+    tasks = [_task(f"s{i}", "succeeded") for i in range(10)]
+    rows, hidden = shown(_report(tasks), limit=3)
+    assert rows.tasks == [] and hidden == 10
+
+
+@pytest.mark.parametrize(
+    ("done", "expected"),
+    [([], False), ([False], False), ([True], True), ([True, False], False), ([True, True], True)],
+)
+def test_the_wait_ends_when_every_graph_shown_is_done(done, expected):
+    assert finished(_report([], done)) is expected
