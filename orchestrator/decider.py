@@ -25,6 +25,7 @@ from orchestrator.decide import DeciderConfig, Dispatch, Views, decide
 from orchestrator.errors import ConcurrencyConflict, EventLogUnavailable
 from orchestrator.eventlog import EventLog, event_append
 from orchestrator.readyset import ReadySet
+from orchestrator.roundslots import RoundMemo
 from orchestrator.scoring import ScoringConfig
 from orchestrator.signals import autonomy_change, unschedulable
 from orchestrator.viewmirror import ViewMirror
@@ -83,10 +84,15 @@ class DeciderState:
 
 
 def build_views(
-    tasks: ViewMirror, nodes: ViewMirror, confidence: ViewMirror | None = None, index: TaskIndex | None = None
+    tasks: ViewMirror,
+    nodes: ViewMirror,
+    confidence: ViewMirror | None = None,
+    index: TaskIndex | None = None,
+    memo: RoundMemo | None = None,
 ) -> Views:
     """Assemble the decide input from the mirrors (the tasks from ``index`` when given: then the
-    views share its live dicts, valid until the next await)."""
+    views share its live dicts, valid until the next await; ``memo``: what rounds share, kept by
+    the process across rounds)."""
     if index is not None:
         task_map: dict[tuple[str, str], TaskView] = index.tasks
         ready: set[tuple[str, str]] | None = index.ready
@@ -103,7 +109,14 @@ def build_views(
         seqs["confidence"] = confidence.seq
     if summary is None:
         return Views(
-            tasks=task_map, nodes=node_map, seqs=seqs, types=types, ready=ready, patterns=patterns, ready_set=ready_set
+            tasks=task_map,
+            nodes=node_map,
+            seqs=seqs,
+            types=types,
+            ready=ready,
+            patterns=patterns,
+            ready_set=ready_set,
+            memo=memo,
         )
     return Views(
         tasks=task_map,
@@ -116,6 +129,7 @@ def build_views(
         quality_threshold=summary.quality_threshold,
         ready=ready,
         ready_set=ready_set,
+        memo=memo,
     )
 
 
@@ -302,6 +316,7 @@ async def run_decider(
         await confidence.start()
         await read_autonomy(eventlog, state)
         index = TaskIndex(tasks, config.scoring)
+        memo = RoundMemo()  # a node's facts and the words of candidates, reused while its scores are unchanged
         graphs = followup.GraphIndex(tasks)
         mirrors = (tasks, nodes, confidence)
         timings = Timings(timings_path)
@@ -323,7 +338,7 @@ async def run_decider(
             for m in mirrors:
                 m.first_change_at = None
             now = datetime.now(UTC)  # pure-ok: the shell reads the clock and passes it in
-            views = build_views(tasks, nodes, confidence, index)
+            views = build_views(tasks, nodes, confidence, index, memo)
             built = time.time_ns()
             decisions = decide(views, now, config)
             decided_at = time.time_ns()
