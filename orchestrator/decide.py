@@ -104,12 +104,11 @@ OVERDUE_S = 1e-3  # expected remaining time of a run that is past its expected f
 
 
 def _busy_until(views: Views, node: NodeView, now: datetime, cfg: ScoringConfig, slots: RoundSlots) -> list[float]:
+    """Seconds until each active run of the node is expected to end (at least `OVERDUE_S`)."""
     out: list[float] = []
-    tasks = views.tasks
+    tasks, run_task = views.tasks, slots.run_task
     for key in node.active:
-        gt, _, _ = key.rpartition("#")
-        g, _, t = gt.partition("/")
-        task = tasks.get((g, t))
+        task = tasks.get(run_task(key))
         if task is None:
             out.append(cfg.default_estimate_s)
             continue
@@ -133,7 +132,11 @@ def _slots(views: Views, now: datetime, config: DeciderConfig, one_per_node: boo
     nodes, free_at, down, ttl = views.nodes, slots.free_at, slots.down, config.node_ttl_s
     for nid in sorted(nodes):
         node = nodes[nid]
-        down[nid] = node_down(node, now, ttl)
+        seen = node.last_seen
+        if node.lost or node.draining or seen is None or not (now - seen).total_seconds() <= ttl:
+            down[nid] = node_down(node, now, ttl)
+        else:  # (what node_down says of a live node, without its words' work)
+            down[nid] = None
         n = 1 if one_per_node else node.slots
         if not node.active:
             free_at[nid] = [0.0] * n if n > 0 else []
@@ -143,6 +146,17 @@ def _slots(views: Views, now: datetime, config: DeciderConfig, one_per_node: boo
         free_at[nid] = [0.0] * free + busy[: max(n - free, 0)] if n > 0 else []
     slots.reopen()
     return slots
+
+
+def _flag_index(views: Views, now: datetime, cfg: ScoringConfig, slots: RoundSlots) -> FlagIndex:
+    """`flag_index`, or at once the empty index when no node's task type and no pattern has as
+    many failures in a row as a flag needs (whether a node's has is kept with its scores)."""
+    bound = cfg.flag_after
+    if any(slots.streaky(node, bound) for node in views.nodes.values()) or any(
+        p.streak.failures >= bound for p in views.patterns.values()
+    ):
+        return flag_index(views.nodes, views.patterns, now, cfg)
+    return FlagIndex()
 
 
 def gate(task: TaskView, autonomy: str, now: datetime | None = None, cfg: ScoringConfig | None = None) -> str | None:
@@ -180,7 +194,7 @@ def plan(
     slots = _slots(views, now, config, one_per_node=cautious)
     if not _any_free(slots):  # nothing can start: no need to look at the ready tasks at all
         return [], reserved
-    flags = flag_index(views.nodes, views.patterns, now, cfg)
+    flags = _flag_index(views, now, cfg, slots)
     slots.flags = flags
     node_order = sorted(views.nodes)
     digest: str | None = None

@@ -43,6 +43,8 @@ class RoundMemo:
         self.words: dict[tuple[float, float, NodeFacts, str], str] = {}
         self.said: dict[NodeFacts, tuple[str, str]] = {}
         self.refusals: dict[tuple[str, str], Candidate] = {}
+        self.runs: dict[str, tuple[str, str]] = {}  # an active run's key → its task's (graph, task)
+        self.streaks: dict[str, tuple[object, int, bool]] = {}  # node → (its scores, bound, a streak that long?)
 
     def bind(self, cfg: ScoringConfig) -> None:
         """Serve rounds under ``cfg``: forget everything when it is another config, or too much is kept."""
@@ -69,6 +71,7 @@ class RoundSlots:
     said: dict[NodeFacts, tuple[str, str]] = field(default_factory=dict)  # see fact_words()
     open: set[str] = field(default_factory=set)  # nodes with a slot free now (their first entry is 0.0)
     memo: RoundMemo | None = None  # kept across rounds by the caller (see `RoundMemo`)
+    runs: dict[str, tuple[str, str]] = field(default_factory=dict)  # see run_task()
 
     def __post_init__(self) -> None:
         self.reopen()
@@ -77,7 +80,7 @@ class RoundSlots:
         """Reuse (and add to) what ``memo`` keeps from earlier rounds under ``cfg``."""
         memo.bind(cfg)
         self.memo = memo
-        self.words, self.said, self.refusals = memo.words, memo.said, memo.refusals
+        self.words, self.said, self.refusals, self.runs = memo.words, memo.said, memo.refusals, memo.runs
 
     def reopen(self) -> None:
         """Find the nodes with a slot free now (after ``free_at`` was filled in)."""
@@ -113,6 +116,27 @@ class RoundSlots:
                 (nid, nodes[nid], self.down[nid], self.node_facts(nodes[nid], task_type, cfg)) for nid in node_order
             ]
         return rows
+
+    def streaky(self, node: NodeView, bound: int) -> bool:
+        """Whether one of the node's task types has failed ``bound`` times in a row (kept in the
+        memo with the scores it was found in)."""
+        memo = self.memo
+        if memo is not None:
+            known = memo.streaks.get(node.node_id)
+            if known is not None and known[0] is node.scores and known[1] == bound:
+                return known[2]
+        found = any(s.streak.failures >= bound for s in node.scores.values())
+        if memo is not None:
+            memo.streaks[node.node_id] = (node.scores, bound, found)
+        return found
+
+    def run_task(self, run: str) -> tuple[str, str]:
+        """The (graph, task) of an active run's key (``graph/task#attempt``), parsed once."""
+        key = self.runs.get(run)
+        if key is None:
+            g, _, t = run.rpartition("#")[0].partition("/")
+            key = self.runs[run] = (g, t)
+        return key
 
     def fact_words(self, f: NodeFacts) -> tuple[str, str]:
         """A node's facts in a candidate's reason (" at speed 1.00x (3 runs of this type; " and

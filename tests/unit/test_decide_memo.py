@@ -1,5 +1,6 @@
 """A `RoundMemo` kept across rounds changes nothing a round decides: over a run whose nodes learn
-different speeds and success rates for two task types (so their facts change between rounds),
+different speeds and success rates for two task types (so their facts change between rounds) and
+one node gets flagged for failing again and again,
 every round's dispatches and reservations with the memo equal those without one, byte for byte,
 under every policy."""
 
@@ -8,15 +9,16 @@ from __future__ import annotations
 import dataclasses
 
 from orchestrator.decide import DeciderConfig, plan
+from orchestrator.flags import flag_index
 from orchestrator.replay import Replayer
 from orchestrator.roundslots import NodeFacts, RoundMemo
 from orchestrator.scoring import ScoringConfig
 from schemas import codec
 from schemas import events as ev
-from tests.unit.builders import at, graph, observed, registered, spec, started
+from tests.unit.builders import at, completed, dispatched, graph, observed, registered, spec, started
 from tests.unit.test_replay import Log
 
-SPEED = {"n1": 2.0, "n2": 1.0, "n3": 0.5}
+SPEED = {"n1": 2.0, "n2": 1.0, "n3": 4.0}
 
 
 def decided(views, now, config):
@@ -24,8 +26,9 @@ def decided(views, now, config):
     return [codec.encode(d.event) for d in out], sorted(reserved.items())
 
 
-def run(policy: str) -> int:
-    """Rounds checked; each decided with the replayer's kept memo and without any."""
+def run(policy: str) -> tuple[int, bool]:
+    """Rounds checked (each decided with the replayer's kept memo and without any), and whether
+    a node was flagged in one of them."""
     log = Log()
     specs = [
         spec(f"t{i}", *((f"t{i - 4}",) if i >= 4 else ()), estimate_s=1.0 + i % 3, type="ab"[i % 2], max_attempts=2)
@@ -38,12 +41,13 @@ def run(policy: str) -> int:
     replayer = Replayer(log.messages)
     config = DeciderConfig(scoring=ScoringConfig(policy=policy), node_ttl_s=1e9)
     running: list[tuple[float, ev.TaskDispatched]] = []
-    rounds, now = 0, 0.0
+    rounds, now, flagged = 0, 0.0, False
     for _ in range(200):
         seq = log.messages[-1].seq
         views = replayer.views({"readiness": seq, "node-scores": seq}, config.scoring)
         assert isinstance(views.memo, RoundMemo)
         kept = decided(views, at(now), config)
+        flagged = flagged or bool(flag_index(views.nodes, views.patterns, at(now), config.scoring))
         assert kept == decided(dataclasses.replace(views, memo=None), at(now), config)
         rounds += 1
         for raw in kept[0]:
@@ -56,7 +60,7 @@ def run(policy: str) -> int:
             break
         running.sort(key=lambda r: (r[0], r[1].task_id))
         now, d = running.pop(0)
-        fail = d.node_id == "n3" and d.attempt == 1 and int(d.task_id[1:]) % 2 == 0
+        fail = d.node_id == "n1" and d.attempt == 1 and int(d.task_id[1:]) % 2 == 0  # type a fails on n1: flagged
         done = ev.TaskCompleted(
             event_id=f"c:{d.task_id}:{d.attempt}",
             occurred_at=at(now),
@@ -69,12 +73,13 @@ def run(policy: str) -> int:
             duration_s=d.expected_duration_s / SPEED[d.node_id] * 1.5,
         )
         log.append(done)
-    return rounds
+    return rounds, flagged
 
 
 def test_a_memo_kept_across_rounds_decides_exactly_what_none_does():
-    for policy in ("eft", "seed", "fifo"):
-        assert run(policy) >= 20
+    runs = {policy: run(policy) for policy in ("eft", "seed", "fifo")}
+    assert all(rounds >= 15 for rounds, _ in runs.values()), runs
+    assert any(flagged for _, flagged in runs.values()), runs
 
 
 def test_the_memo_starts_afresh_for_another_config():
@@ -86,3 +91,29 @@ def test_the_memo_starts_afresh_for_another_config():
     assert memo.said
     memo.bind(b)
     assert not memo.said and memo.cfg is b
+
+
+def test_a_node_flagged_after_the_memo_saw_it_is_avoided():
+    """The memo saw n1 before its streak: after three failures of type a in a row there, the next
+    round with the same memo avoids n1 for a type-a task, as a round without a memo does."""
+    log = Log()
+    fails = [spec(f"f{i}", type="a") for i in range(3)]
+    for e in (graph("g", *fails, spec("x", type="a")), registered("n1", slots=1), registered("n2", slots=1)):
+        log.append(e)
+    log.append(observed("n1", t=0))
+    log.append(observed("n2", t=0))
+    replayer = Replayer(log.messages)
+    config = DeciderConfig(node_ttl_s=1e9)
+    seq = log.messages[-1].seq
+    views = replayer.views({"readiness": seq, "node-scores": seq}, config.scoring)
+    assert decided(views, at(1), config)[0]  # the memo now knows n1 (no streak)
+    for i in range(3):
+        log.append(dispatched("g", f"f{i}", "n1", t=1 + i))
+        log.append(completed("g", f"f{i}", "n1", "failure", t=1.5 + i))
+    seq = log.messages[-1].seq
+    views = replayer.views({"readiness": seq, "node-scores": seq}, config.scoring)
+    kept = decided(views, at(10), config)
+    assert kept == decided(dataclasses.replace(views, memo=None), at(10), config)
+    x = next(codec.decode(raw) for raw in kept[0] if b'"task_id":"x"' in raw)
+    assert isinstance(x, ev.TaskDispatched) and x.node_id == "n2"
+    assert any(c.node_id == "n1" and c.reason.startswith("avoided: type a failed 3 times") for c in x.candidates)
