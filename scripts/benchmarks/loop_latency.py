@@ -47,6 +47,11 @@ def summary(values: list[float]) -> dict[str, Any]:
     }
 
 
+def _share(values: list[float], limit: float) -> float | None:
+    """The share of ``values`` at or under ``limit``."""
+    return round(sum(v <= limit for v in values) / len(values), 4) if values else None
+
+
 STAGES = ("build_views", "decide", "signals", "followup")
 
 
@@ -69,7 +74,7 @@ def loop_figures(rounds: list[dict[str, Any]]) -> dict[str, Any]:
                 first.append((a - r["first_change_at"]) / 1e6)
     return {
         "rounds": len(rounds),
-        "view_change_to_append_ms": summary(view),
+        "view_change_to_append_ms": {**summary(view), "share_within_10ms": _share(view, 10.0)},
         "first_change_to_append_ms": summary(first),
         "view_change_to_round_ms": summary(wake),
         "decide_ms": summary(dec),
