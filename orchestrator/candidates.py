@@ -118,18 +118,16 @@ def _options(
     """Every node that could take the task with its numbers, and why each other node cannot."""
     options: list[Option] = []
     refused: dict[str, str] = {}
-    policy, free_at, labels = cfg.policy, slots.free_at, task.labels
+    policy, labels = cfg.policy, task.labels
     eft = policy == "eft"
-    for nid, node, why, f in slots.rows(task.type, views.nodes, node_order, cfg):
+    for nid, node, why, f, times in slots.rows(task.type, views.nodes, node_order, cfg):
         if why is None and labels:
             why = missing_labels(task, node)
-        times = free_at.get(nid)
         if why is None and not times:
             why = f"no slot ({node.slots} slots)"
         if why is not None:
             refused[nid] = why
             continue
-        assert times is not None
         start = times[0]
         if eft:  # ranked by expected finish (not by free slots)
             dur = est / f.eff

@@ -56,6 +56,9 @@ class RoundMemo:
             self.facts, self.words, self.said, self.refusals = {}, {}, {}, {}
 
 
+Row = tuple[str, NodeView, "str | None", NodeFacts, list[float]]  # see `RoundSlots.rows`
+
+
 @dataclass
 class RoundSlots:
     """When each node's slots are expected to be free (the eft policy's reservations), and what a
@@ -67,7 +70,7 @@ class RoundSlots:
     flags: FlagIndex = field(default_factory=FlagIndex)  # patterns flagged this round
     refusals: dict[tuple[str, str], Candidate] = field(default_factory=dict)  # (node, reason) → its candidate
     words: dict[tuple[float, float, NodeFacts, str], str] = field(default_factory=dict)  # an eft reason by its numbers
-    by_type: dict[str, list[tuple[str, NodeView, str | None, NodeFacts]]] = field(default_factory=dict)  # see rows()
+    by_type: dict[str, list[Row]] = field(default_factory=dict)  # see rows()
     said: dict[NodeFacts, tuple[str, str]] = field(default_factory=dict)  # see fact_words()
     open: set[str] = field(default_factory=set)  # nodes with a slot free now (their first entry is 0.0)
     memo: RoundMemo | None = None  # kept across rounds by the caller (see `RoundMemo`)
@@ -107,13 +110,15 @@ class RoundSlots:
 
     def rows(
         self, task_type: str, nodes: Mapping[str, NodeView], node_order: list[str], cfg: ScoringConfig
-    ) -> list[tuple[str, NodeView, str | None, NodeFacts]]:
-        """Per node in order: its view, why it takes nothing this round (or None) and its facts
-        for the type; once per round and type."""
+    ) -> list[Row]:
+        """Per node in order: its id, view, why it takes nothing this round (or None), its facts for
+        the type and its slots' free times (the round's list, which `take` changes in place);
+        once per round and type."""
         rows = self.by_type.get(task_type)
         if rows is None:
+            down, free_at, facts = self.down, self.free_at, self.node_facts
             rows = self.by_type[task_type] = [
-                (nid, nodes[nid], self.down[nid], self.node_facts(nodes[nid], task_type, cfg)) for nid in node_order
+                (nid, nodes[nid], down[nid], facts(nodes[nid], task_type, cfg), free_at[nid]) for nid in node_order
             ]
         return rows
 
