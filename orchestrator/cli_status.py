@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import json
 import sys
-import time
+from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Annotated, Any
 
@@ -106,6 +106,41 @@ def snapshot(
     console.print(tree)
 
 
+def _all_done(graphs: list[dict[str, Any]]) -> bool:
+    """Pure: every graph shown has ended (and there is at least one)."""
+    return bool(graphs) and all(
+        g["totals"]["completed"] + g["totals"]["failed"] == g["totals"]["total"] for g in graphs
+    )
+
+
+async def follow(
+    url: str, graph: str | None, interval: float, until_done: bool, show: Callable[[list[dict[str, Any]]], None]
+) -> None:
+    """``show`` the snapshot every ``interval`` seconds from one connection and one mirror of each
+    view kept current for the whole watch (not every view read again each time); returns once
+    every graph is done when ``until_done``."""
+    from orchestrator.cli_why import start_mirrors
+    from orchestrator.decide import DeciderConfig
+    from orchestrator.decider import build_views
+    from orchestrator.snapshot import snapshot as build
+
+    nc = await _connect(url)
+    mirrors: list[Any] = []
+    try:
+        mirrors = await start_mirrors(nc)
+        while True:
+            now = datetime.now(UTC)  # the shell reads the clock
+            graphs = build(build_views(mirrors[0], mirrors[1], mirrors[2]), now, DeciderConfig(), graph)
+            show(graphs)
+            if until_done and _all_done(graphs):
+                return
+            await asyncio.sleep(interval)
+    finally:
+        for m in mirrors:
+            await m.stop()
+        await nc.close()
+
+
 @app.command()
 def watch(
     *,
@@ -117,18 +152,20 @@ def watch(
     """The snapshot, live (Ctrl-C to stop)."""
     from rich.live import Live
 
-    graphs = asyncio.run(_snapshot(nats_url, graph))
-    with Live(render(graphs), console=console, refresh_per_second=4) as live:
-        try:
-            while True:
-                if (
-                    until_done
-                    and graphs
-                    and all(g["totals"]["completed"] + g["totals"]["failed"] == g["totals"]["total"] for g in graphs)
-                ):
-                    break
-                time.sleep(interval)
-                graphs = asyncio.run(_snapshot(nats_url, graph))
-                live.update(render(graphs))
-        except KeyboardInterrupt:
-            pass
+    live: Live | None = None
+
+    def show(graphs: list[dict[str, Any]]) -> None:
+        nonlocal live
+        if live is None:  # started on the first picture, so that a connection error is one line
+            live = Live(render(graphs), console=console, refresh_per_second=4)
+            live.start()
+        else:
+            live.update(render(graphs))
+
+    try:
+        asyncio.run(follow(nats_url, graph, interval, until_done, show))
+    except KeyboardInterrupt:
+        pass
+    finally:
+        if live is not None:
+            live.stop()

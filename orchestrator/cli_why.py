@@ -16,9 +16,9 @@ from orchestrator.cli import DEFAULT_URL, NatsUrl, _connect, app, console, fail
 from schemas import subjects as S
 
 
-async def read_views(nc: Any) -> Any:
-    """The decide input from the live KV views (as the decider sees them)."""
-    from orchestrator.decider import build_views
+async def start_mirrors(nc: Any) -> list[Any]:
+    """Mirrors of the three views the decider reads (readiness, node-scores, confidence), started
+    (their values loaded, kept current until stopped)."""
     from orchestrator.viewmirror import ViewMirror
     from projections.confidence import ConfidenceSummary
     from projections.node_scores import NodeView, TypeEstimate
@@ -34,6 +34,15 @@ async def read_views(nc: Any) -> Any:
     for m in mirrors:
         await ensure_bucket(nc, m.bucket)
         await m.start()
+    return mirrors
+
+
+async def read_views(nc: Any) -> Any:
+    """The decide input from the live KV views (as the decider sees them)."""
+    from orchestrator.decider import build_views
+
+    mirrors = await start_mirrors(nc)
+    for m in mirrors:
         await m.stop()
     return build_views(mirrors[0], mirrors[1], mirrors[2])
 

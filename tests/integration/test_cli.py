@@ -105,6 +105,7 @@ def test_schema_lists_every_event():
 UNREACHABLE = [
     ["status"],
     ["wait"],
+    ["watch"],
     ["status", "--json"],
     ["snapshot", "--json"],
     ["explain", "T-1"],

@@ -1,5 +1,6 @@
-"""`niyantra wait` against a real server and the real pipeline: it follows the readiness view
-until the graph is done, exits 1 when a task did not succeed, and gives up at its timeout."""
+"""`niyantra wait` and `niyantra watch` against a real server and the real pipeline: they follow
+the views until the graph is done; wait exits 1 when a task did not succeed and gives up at its
+timeout."""
 
 from __future__ import annotations
 
@@ -8,6 +9,7 @@ import asyncio
 from typer.testing import CliRunner
 
 from orchestrator.cli import app
+from orchestrator.cli_status import follow
 from orchestrator.cli_wait import wait_until_done
 from orchestrator.graphfile import GraphSpec
 from schemas.events import TaskSpec
@@ -41,3 +43,18 @@ def test_wait_gives_up_at_its_timeout(nats_server):
     result = runner.invoke(app, ["wait", "--graph", "nope", "--timeout", "0.5", "--nats-url", nats_server.url])
     assert result.exit_code == 1, result.output
     assert "not done after 0.5s" in result.output
+
+
+async def test_watch_until_done_follows_the_snapshot_until_the_graph_ends(nats_server, tmp_path):
+    spec = GraphSpec(
+        id="v",
+        title="",
+        tasks=(TaskSpec(id="A", command="sleep 0.5"), TaskSpec(id="B", command="true", depends_on=("A",))),
+    )
+    seen = []
+    async with system(nats_server.url, tmp_path / "work", agents=1, slots=1):
+        await submit(nats_server.url, spec)
+        await asyncio.wait_for(follow(nats_server.url, "v", 0.1, True, seen.append), 60)
+    [last] = seen[-1]
+    assert last["totals"]["completed"] == 2 and [t["state"] for t in last["tasks"]] == ["succeeded", "succeeded"]
+    assert len(seen) >= 2  # earlier pictures, from the same mirrors, before the end

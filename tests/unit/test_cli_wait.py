@@ -49,3 +49,22 @@ def test_a_large_graph_with_nothing_active_shows_no_rows_and_counts_them_all():
 )
 def test_the_wait_ends_when_every_graph_shown_is_done(done, expected):
     assert finished(_report([], done)) is expected
+
+
+def _graph(completed: int, failed: int, total: int) -> dict:
+    return {"totals": {"completed": completed, "failed": failed, "total": total}}
+
+
+@pytest.mark.parametrize(
+    ("graphs", "expected"),
+    [
+        ([], False),
+        ([_graph(1, 0, 2)], False),
+        ([_graph(1, 1, 2)], True),
+        ([_graph(2, 0, 2), _graph(0, 0, 1)], False),
+    ],
+)
+def test_watch_until_done_stops_when_every_graph_has_ended(graphs, expected):
+    from orchestrator.cli_status import _all_done
+
+    assert _all_done(graphs) is expected
