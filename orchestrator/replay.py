@@ -163,6 +163,8 @@ class Replayer:
 
     def _forget(self) -> None:
         """Drop the decoded events every fold has passed (a fold started again decodes anew)."""
+        if len(self._decoded) < 4096:
+            return
         low = min(self.positions.values())
         if low - self._base >= 4096:
             del self._decoded[: low - self._base]
