@@ -86,6 +86,10 @@ class ConfidenceView:
     ignored: list[str] = field(default_factory=list)
     assembly: GraphAssembly = field(default_factory=GraphAssembly)
     quality: QualityGate = field(default_factory=QualityGate)
+    # answers of pure functions of the (fixed) parameters, kept because the fold asks them again
+    # and again: `_step` per confidence and direction, `_spans` per expected duration
+    steps: tuple[dict[float, float], dict[float, float]] = field(default_factory=lambda: ({}, {}))
+    spans: dict[float, tuple[timedelta, timedelta]] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         self.params = {**CONFIDENCE_PARAMS, **self.params}
@@ -109,9 +113,29 @@ def _summary(view: ConfidenceView) -> ConfidenceSummary:
     return view.summary
 
 
+_KEPT = 4096  # at most this many answers kept per table (confidence moves on a small lattice)
+
+
 def _step(view: ConfidenceView, c: float, hit: bool) -> float:
-    p = view.params
-    return round(min(1.0, max(0.0, c + (p["hit_step"] if hit else -p["miss_step"]))), 9)
+    kept = view.steps[hit]
+    out = kept.get(c)
+    if out is None:
+        p = view.params
+        out = round(min(1.0, max(0.0, c + (p["hit_step"] if hit else -p["miss_step"]))), 9)
+        if len(kept) < _KEPT:
+            kept[c] = out
+    return out
+
+
+def _spans(view: ConfidenceView, expected: float) -> tuple[timedelta, timedelta]:
+    """How long after the dispatch a prediction expects its finish, and its deadline."""
+    spans = view.spans.get(expected)
+    if spans is None:
+        p = view.params
+        spans = timedelta(seconds=expected), timedelta(seconds=expected * p["deadline_factor"] + p["deadline_grace_s"])
+        if len(view.spans) < _KEPT:
+            view.spans[expected] = spans
+    return spans
 
 
 def _resolve(view: ConfidenceView, pr: Prediction, status: str, at: datetime, reason: str, seq: int) -> None:
@@ -171,8 +195,7 @@ def _predict(view: ConfidenceView, e: ev.TaskDispatched, seq: int) -> None:
     if old is not None and old.status == "open":
         _resolve(view, old, "miss", e.occurred_at, f"superseded by attempt {e.attempt}", seq)
     expected = _expected(view, e)
-    p = view.params
-    finish = e.occurred_at + timedelta(seconds=expected)
+    to_finish, to_deadline = _spans(view, expected)
     view.predictions[key] = Prediction(
         graph_id=e.graph_id,
         task_id=e.task_id,
@@ -180,8 +203,8 @@ def _predict(view: ConfidenceView, e: ev.TaskDispatched, seq: int) -> None:
         attempt=e.attempt,
         dispatched_at=e.occurred_at,
         expected_s=expected,
-        expected_finish=finish,
-        deadline=e.occurred_at + timedelta(seconds=expected * p["deadline_factor"] + p["deadline_grace_s"]),
+        expected_finish=e.occurred_at + to_finish,
+        deadline=e.occurred_at + to_deadline,
         subject_seq=old.subject_seq if old is not None else 0,
         seq=seq,
     )
@@ -197,13 +220,17 @@ def _open(view: ConfidenceView, graph_id: str, task_id: str, node_id: str, attem
     return pr
 
 
+_NO_SPEC: tuple[str, float | None] = ("", None)
+_NO_DURATION = Decayed()
+
+
 def _completed(view: ConfidenceView, e: ev.TaskCompleted, seq: int) -> None:
     if e.phase != "run":
         return
     if e.outcome != "failure":
-        task_type = view.specs.get((e.graph_id, e.task_id), ("", None))[0]
+        task_type = view.specs.get((e.graph_id, e.task_id), _NO_SPEC)[0]
         view.durations[task_type] = add(
-            view.durations.get(task_type, Decayed()), e.duration_s, e.occurred_at, view.params["half_life_s"]
+            view.durations.get(task_type) or _NO_DURATION, e.duration_s, e.occurred_at, view.params["half_life_s"]
         )
     pr = _open(view, e.graph_id, e.task_id, e.node_id, e.attempt)
     if pr is None:

@@ -72,7 +72,16 @@ def graph_shapes(tasks: Sequence[TaskSpec]) -> list[Shape]:
     """The shape of every task, in the order of ``tasks``."""
     n = len(tasks)
     index = {t.id: i for i, t in enumerate(tasks)}
-    parents = [sorted({index[d] for d in t.depends_on if d in index}) for t in tasks]
+    parents: list[list[int]] = []
+    for t in tasks:
+        deps = t.depends_on
+        if not deps:
+            parents.append([])
+        elif len(deps) == 1:  # the common case, without a set and a sort
+            d = index.get(deps[0])
+            parents.append([] if d is None else [d])
+        else:
+            parents.append(sorted({index[d] for d in deps if d in index}))
     children: list[list[int]] = [[] for _ in range(n)]
     for i, ps in enumerate(parents):
         for p in ps:
@@ -81,8 +90,10 @@ def graph_shapes(tasks: Sequence[TaskSpec]) -> list[Shape]:
     est = estimates(tasks)
     depth = [0] * n
     for i in order:
+        di = depth[i] + 1
         for c in children[i]:
-            depth[c] = max(depth[c], depth[i] + 1)
+            if depth[c] < di:
+                depth[c] = di
     rank = list(est)
     down = [0] * n
     exact = n <= EXACT_DOWNSTREAM_LIMIT
@@ -99,4 +110,4 @@ def graph_shapes(tasks: Sequence[TaskSpec]) -> list[Shape]:
             down[i] = b.bit_count()
         else:
             down[i] = min(n - 1, sum(1 + down[c] for c in cs))
-    return [Shape(depth=depth[i], rank_s=round(rank[i], 6), downstream=down[i]) for i in range(n)]
+    return [Shape(d, round(r, 6), k) for d, r, k in zip(depth, rank, down, strict=True)]
