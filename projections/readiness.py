@@ -45,32 +45,36 @@ from projections.readiness_entries import GraphView as GraphView
 from projections.readiness_entries import TaskView as TaskView
 from projections.readiness_graphs import cancel_graph, generated, graph_part, taken
 from projections.readiness_view import ReadinessView as ReadinessView
+from projections.readiness_view import put_known
 from projections.readiness_view import put_task as _put_task
 from schemas import events as ev
 from schemas.subjects import graph_key, readiness_key
 
 
 def _release_dependents(view: ReadinessView, done: TaskView, at: datetime, seq: int) -> None:
+    graph_id, task_id, tasks = done.graph_id, done.task_id, view.tasks
     for dep_id in done.dependents:
-        dep = view.tasks.get((done.graph_id, dep_id))
+        key = (graph_id, dep_id)
+        dep = tasks.get(key)
         if dep is None:
             continue
-        waiting = tuple(w for w in dep.waiting_for if w != done.task_id)
+        waiting = dep.waiting_for
+        if waiting == (task_id,):  # the last one it waited for (the common case, without a loop)
+            waiting = ()
+        elif task_id in waiting:
+            waiting = tuple([w for w in waiting if w != task_id])
         free = not waiting and dep.state == "pending"
         gate = free and dep.tier == 3 and dep.approved_by is None
         ready = free and not gate
-        _put_task(
-            view,
-            msgspec.structs.replace(
-                dep,
-                waiting_for=waiting,
-                state="ready" if ready else dep.state,
-                ready_since=at if ready else dep.ready_since,
-                awaiting_approval=gate,
-                seq=seq,
-            ),
-            seq,
+        new = msgspec.structs.replace(
+            dep,
+            waiting_for=waiting,
+            state="ready" if ready else dep.state,
+            ready_since=at if ready else dep.ready_since,
+            awaiting_approval=gate,
+            seq=seq,
         )
+        put_known(view, key, dep, new, seq)
 
 
 def _cancel_downstream(view: ReadinessView, root: TaskView, why: str, seq: int) -> None:
@@ -241,7 +245,8 @@ TaskSubjectEvent = (
 
 
 def _task_event(view: ReadinessView, e: TaskSubjectEvent, seq: int) -> None:
-    t = view.tasks.get((e.graph_id, e.task_id))
+    key = (e.graph_id, e.task_id)
+    t = view.tasks.get(key)
     if t is None:
         view.ignored.append(f"seq {seq}: {type(e).__name__} for unknown task {e.graph_id}/{e.task_id}")
         return
@@ -261,13 +266,13 @@ def _task_event(view: ReadinessView, e: TaskSubjectEvent, seq: int) -> None:
             reason="",
             preflight_state=pre,
         )
-        _put_task(view, new, seq)
+        put_known(view, key, t, new, seq)
         return
-    if type(e) is ev.TaskStarted and t.state == "dispatched" and _holds(t, e):
+    if type(e) is ev.TaskStarted and t.state == "dispatched" and t.node == e.node_id and t.attempt == e.attempt:
         new = msgspec.structs.replace(
             t, last_seq=seq, version=t.version + 1, seq=seq, state="running", started_at=e.occurred_at
         )
-        _put_task(view, new, seq)
+        put_known(view, key, t, new, seq)
         return
     if type(e) is ev.TaskCompleted and e.phase != "preflight" and e.outcome != "failure" and _holds(t, e):
         # a run that succeeded (or partly): what `_complete` does through `_end`, in one replace
@@ -284,7 +289,7 @@ def _task_event(view: ReadinessView, e: TaskSubjectEvent, seq: int) -> None:
             duration_s=e.duration_s,
             outcome=e.outcome,
         )
-        _put_task(view, done, seq)
+        put_known(view, key, t, done, seq)
         _release_dependents(view, done, e.occurred_at, seq)
         return
     stamped = msgspec.structs.replace(t, last_seq=seq, version=t.version + 1, seq=seq)

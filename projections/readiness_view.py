@@ -34,14 +34,6 @@ class ReadinessView:
     quality: QualityGate = field(default_factory=QualityGate)  # the quality threshold (fold state)
 
 
-def _count(counts: dict[str, int], old: str | None, new: str) -> dict[str, int]:
-    out = dict(counts)
-    if old is not None:
-        out[old] = out.get(old, 0) - 1
-    out[new] = out.get(new, 0) + 1
-    return out
-
-
 def _done(counts: dict[str, int], total: int) -> bool:
     """`GraphView.done` of these counts."""
     return sum(counts.get(s, 0) for s in ev.TERMINAL_STATES) == total
@@ -49,23 +41,31 @@ def _done(counts: dict[str, int], total: int) -> bool:
 
 def put_task(view: ReadinessView, new: TaskView, seq: int) -> None:
     key = (new.graph_id, new.task_id)
-    old = view.tasks.get(key)
+    put_known(view, key, view.tasks.get(key), new, seq)
+
+
+def put_known(view: ReadinessView, key: tuple[str, str], old: TaskView | None, new: TaskView, seq: int) -> None:
+    """`put_task` for a caller that already holds the stored entry ``old`` of ``key`` (None: none)."""
     view.tasks[key] = new
-    view.touched.add(readiness_key(new.graph_id, new.task_id))
+    view.touched.add(readiness_key(key[0], key[1]))
     state = new.state
     if state == "ready":
         view.ready.add(key)
     else:
         view.ready.discard(key)
     if old is None or old.state != state:
-        g = view.graphs[new.graph_id]
-        counts = _count(g.counts, old.state if old else None, state)
+        graph_id = key[0]
+        g = view.graphs[graph_id]
+        counts = dict(g.counts)  # a new dict: the entry replaced may still be read (frozen values)
+        if old is not None:
+            counts[old.state] = counts.get(old.state, 0) - 1
+        counts[state] = counts.get(state, 0) + 1
         if state in ev.TERMINAL_STATES and g.finished_at is None and _done(counts, g.total):
             g = msgspec.structs.replace(g, counts=counts, seq=seq, finished_at=new.finished_at)
         else:
             g = msgspec.structs.replace(g, counts=counts, seq=seq)
-        view.graphs[new.graph_id] = g
-        view.touched.add(graph_key(new.graph_id))
+        view.graphs[graph_id] = g
+        view.touched.add(graph_key(graph_id))
 
 
 def put_graph_tasks(view: ReadinessView, graph_id: str, tasks: list[TaskView], seq: int) -> None:
