@@ -71,17 +71,18 @@ class _FastParser(Parser):
     def _scan(self) -> None:
         """Take the whole messages of fast subscriptions off the front of the buffer."""
         buf, fast = self.buf, self.fast
-        pos, n, woke = 0, len(buf), set()
+        data = bytes(buf)  # one copy of the buffer: each slice below is then one copy, not two
+        pos, n, woke = 0, len(data), set()
         while pos < n:
-            e = buf.find(_CRLF, pos)
+            e = data.find(_CRLF, pos)
             if e < 0:
                 break
-            if buf.startswith(b"HMSG ", pos):  # HMSG <subject> <sid> [reply] <header bytes> <total bytes>
-                parts = bytes(buf[pos + 5 : e]).split()
+            if data.startswith(b"HMSG ", pos):  # HMSG <subject> <sid> [reply] <header bytes> <total bytes>
+                parts = data[pos + 5 : e].split()
                 hl = int(parts[-2]) if 4 <= len(parts) <= 5 else 0
                 reply = parts[2] if len(parts) == 5 else b""
-            elif buf.startswith(b"MSG ", pos):  # MSG <subject> <sid> [reply] <bytes>
-                parts = bytes(buf[pos + 4 : e]).split()
+            elif data.startswith(b"MSG ", pos):  # MSG <subject> <sid> [reply] <bytes>
+                parts = data[pos + 4 : e].split()
                 hl = 0
                 reply = parts[2] if len(parts) == 4 else b""
             else:
@@ -90,7 +91,9 @@ class _FastParser(Parser):
             end = e + 2 + int(parts[-1])
             if sink is None or end + 2 > n:
                 break
-            sink.items.append((parts[0], reply, bytes(buf[e + 2 : e + 2 + hl]), bytes(buf[e + 2 + hl : end])))
+            # the headers matter only when they carry a status (flow control, heartbeat)
+            hdr = data[e + 2 : e + 2 + hl] if hl and data.startswith(_STATUS, e + 2) else b""
+            sink.items.append((parts[0], reply, hdr, data[e + 2 + hl : end]))
             woke.add(sink)
             pos = end + 2
         if pos:
@@ -214,9 +217,11 @@ class _Reader:
         self.sink.wake.clear()
         items, self.sink.items = self.sink.items, []
         chunk: Chunk = []
+        append = chunk.append
         answered = False
+        dseq, next_seq, last = self.dseq, self.next_seq, self.last  # locals in the loop, stored after it
         for subject, reply, hdr, data in items:
-            if hdr.startswith(_STATUS):  # flow control (answer to its reply) or heartbeat: no data
+            if hdr:  # flow control (answer to its reply) or heartbeat: no data (`_scan` keeps only a status)
                 to = reply or _stalled(hdr)
                 if to:
                     await self.nc.publish(to.decode())
@@ -226,17 +231,18 @@ class _Reader:
             # $JS.ACK.<stream>.<consumer>.<delivered>.<stream seq>.<consumer seq>.<ts>.<pending>
             # (with domain and account hash: 12 tokens, the sequences at 7 and 8)
             sseq, cseq = (int(toks[5]), int(toks[6])) if len(toks) == 9 else (int(toks[7]), int(toks[8]))
-            if cseq != self.dseq:  # the server dropped something for this consumer: start again after what we have
+            if cseq != dseq:  # the server dropped something for this consumer: start again after what we have
                 self.hole = True
                 break
-            self.dseq += 1
-            if sseq < self.next_seq:
+            dseq += 1
+            if sseq < next_seq:
                 continue
-            if sseq <= self.last:
-                chunk.append((sseq, subject.decode(), data))
-            self.next_seq = sseq + 1
-            if self.next_seq > self.last:
+            if sseq <= last:
+                append((sseq, subject.decode(), data))
+            next_seq = sseq + 1
+            if next_seq > last:
                 break
+        self.dseq, self.next_seq = dseq, next_seq
         if answered:
             await _send_now(self.nc)
         return chunk
