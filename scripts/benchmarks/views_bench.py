@@ -18,6 +18,10 @@ Measured:
   the append call until the KV value reflects the event's sequence (readiness task key for a
   dispatch, node-scores node key for an observation), p50 and p99.
 
+``--digest`` adds ``views_sha256``: a SHA-256 over every key and encoded value of every rebuilt
+view (sorted), to show that a change to the folds left every value byte-identical. Each read
+also reports ``server_cpu_s``, the CPU seconds nats-server spent meanwhile (it shares the cores).
+
 Each read also reports ``cpu_s`` (CPU seconds of this process, `time.process_time`) and
 ``events_per_cpu_s``: on a shared machine the wall-clock rate says as much about the other
 processes as about this code; the CPU rate is the one to compare between runs.
@@ -31,6 +35,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import hashlib
 import json
 import os
 import random
@@ -187,6 +192,22 @@ def rate(events: int, wall_s: float, cpu_s: float) -> dict:
     }
 
 
+def server_cpu(server) -> float:
+    """CPU seconds (user + system) nats-server has used so far."""
+    fields = Path(f"/proc/{server.process.pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def views_digest(rb) -> str:
+    """SHA-256 over every (view, key, encoded value) of a rebuild, sorted."""
+    h = hashlib.sha256()
+    enc = msgspec.json.Encoder()
+    for name in sorted(rb.folds):
+        for key, value in sorted(rb.folds[name].snapshot().items()):
+            h.update(name.encode() + b"\0" + key.encode() + b"\0" + enc.encode(value) + b"\n")
+    return h.hexdigest()
+
+
 def pct(xs: list[float], p: float) -> float:
     xs = sorted(xs)
     return round(xs[min(len(xs) - 1, int(p * len(xs)))] * 1000, 2)
@@ -287,10 +308,12 @@ async def main(args) -> dict:
         if not args.skip_replay:
             replay_s = await replay_only(nc, head)
             result["replay"] = {"seconds": round(replay_s, 2), "events_per_s": round(head / replay_s)}
+        srv = server_cpu(server)
         result["bulk_read"] = rate(head, *await bulk_read(nc, head))
-        cpu, kids = time.process_time(), os.times()
+        result["bulk_read"]["server_cpu_s"] = round(server_cpu(server) - srv, 2)
+        cpu, kids, srv = time.process_time(), os.times(), server_cpu(server)
         rb = await rebuild(nc, split={"auto": None, "1": False, "2": True}[args.processes])
-        cpu, after = time.process_time() - cpu, os.times()
+        cpu, after, srv = time.process_time() - cpu, os.times(), server_cpu(server) - srv
         worker_cpu = after.children_user + after.children_system - kids.children_user - kids.children_system
         result["rebuild"] = {
             "views": list(rb.folds),
@@ -298,9 +321,12 @@ async def main(args) -> dict:
             "processes_asked": args.processes,
             **rate(head, rb.seconds, cpu + worker_cpu),
             "worker_cpu_s": round(worker_cpu, 2),
+            "server_cpu_s": round(srv, 2),
             "goal_events_per_s": 100_000,
             "keys": {n: len(f.snapshot()) for n, f in rb.folds.items()},
         }
+        if args.digest:
+            result["rebuild"]["views_sha256"] = views_digest(rb)
         del rb
         if args.skip_live:
             await nc.close()
@@ -348,6 +374,7 @@ if __name__ == "__main__":
         help="Rebuild in one process, split over two (projections.rebuild_worker), or as views rebuild decides.",
     )
     ap.add_argument("--no-uvloop", action="store_true", help="Use the default asyncio loop.")
+    ap.add_argument("--digest", action="store_true", help="Add a SHA-256 of every rebuilt view's keys and values.")
     a = ap.parse_args()
     if a.no_uvloop:
         out = asyncio.run(main(a))
