@@ -190,6 +190,8 @@ def judged_event(gate: QualityGate, e: ev.TaskCompleted) -> tuple[QualityGate, e
 
     A downgraded completion says why in its ``error`` (views show it as the task's reason).
     """
+    if e.quality is None:  # not judged (`judge`): the common case, without the calls
+        return gate, e
     before = gate.threshold
     gate, outcome = judge(gate, e)
     if outcome == e.outcome:

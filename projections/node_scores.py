@@ -300,7 +300,12 @@ def _release(view: NodeScoresView, e: ev.TaskCompleted | ev.TaskLost, seq: int) 
 def _dispatch(view: NodeScoresView, e: ev.TaskDispatched, seq: int) -> None:
     n = _node(view, e.node_id)
     key = attempt_key(e.graph_id, e.task_id, e.attempt)
-    _put(view, msgspec.structs.replace(n, active=tuple(sorted({*n.active, key})), seq=seq))
+    active = n.active  # sorted and each attempt once: add ``key`` in its place
+    if not active:
+        active = (key,)
+    elif key not in active:
+        active = (*active, key) if key > active[-1] else tuple(sorted((*active, key)))
+    _put(view, msgspec.structs.replace(n, active=active, seq=seq))
     view.holders[(e.graph_id, e.task_id)] = Holder(e.node_id, e.attempt, e.expected_duration_s, e.command)
 
 
