@@ -10,6 +10,8 @@ dispatched; `orchestrator.decider.Timings`) and the archive's metrics (``niyantr
 - ``first_change_to_append_ms``: from the first view checkpoint stored after the previous round
   began (a change the decider had to wait on: its own last append not yet in every view, or a
   round in progress) to the acknowledgement; the decider's own queueing included.
+- ``view_change_to_decided_ms``: view change → the round's decisions made (per dispatch), the
+  decider's own part, before the append;
 - ``view_change_to_round_ms``: view change → the round began (the decider busy or waiting);
   ``decide_ms`` (round began → its pure work done, per round; ``decide_stages_ms``: its parts)
   and ``append_ms`` (pure work done → each ack); ``dispatches_per_round``.
@@ -57,13 +59,14 @@ STAGES = ("build_views", "decide", "signals", "followup")
 
 def loop_figures(rounds: list[dict[str, Any]]) -> dict[str, Any]:
     """The decider-side figures of its round timings (ms)."""
-    view, first, dec, app, wake, sizes = [], [], [], [], [], []
+    view, first, dec, app, wake, sizes, made = [], [], [], [], [], [], []
     stages: list[list[float]] = [[], [], [], []]
     for r in rounds:
         dec.append((r["decided"] - r["woke"]) / 1e6)
         sizes.append(float(r["n"]))
         if r.get("view_at"):
             wake.append((r["woke"] - r["view_at"]) / 1e6)
+            made.extend([(r["decided"] - r["view_at"]) / 1e6] * int(r["n"]))
         for i, ns in enumerate(r.get("stages") or []):
             stages[i].append(ns / 1e6)
         for a in r["acked"]:
@@ -76,6 +79,7 @@ def loop_figures(rounds: list[dict[str, Any]]) -> dict[str, Any]:
         "rounds": len(rounds),
         "view_change_to_append_ms": {**summary(view), "share_within_10ms": _share(view, 10.0)},
         "first_change_to_append_ms": summary(first),
+        "view_change_to_decided_ms": {**summary(made), "share_within_10ms": _share(made, 10.0)},
         "view_change_to_round_ms": summary(wake),
         "decide_ms": summary(dec),
         "decide_stages_ms": {name: summary(v) for name, v in zip(STAGES, stages, strict=True) if v},
