@@ -64,10 +64,10 @@ def choose(
     if best.start > 0.0:  # a reservation: no event, so no words needed
         return Candidate(node_id=best.node_id, score=0.0, reason="", eligible=False), (), best.start, best.duration
     value = priority(task, now, cfg)
-    by_node = {o.node_id: o for o in options}
     if cfg.policy == "eft":
-        candidates = _eft_candidates(by_node, refused, value, f"{source} {est:.1f}s)", slots, node_order)
+        candidates = _eft_candidates(options, refused, value, f"{source} {est:.1f}s)", slots, node_order)
     else:
+        by_node = {o.node_id: o for o in options}
         candidates = tuple(
             _candidate(by_node[nid], views.nodes[nid], cfg) if nid in by_node else slots.refusal(nid, refused[nid])
             for nid in node_order
@@ -77,7 +77,7 @@ def choose(
 
 
 def _eft_candidates(
-    by_node: dict[str, Option],
+    options: list[Option],
     refused: dict[str, str],
     value: float,
     task_words: str,
@@ -86,16 +86,18 @@ def _eft_candidates(
 ) -> tuple[Candidate, ...]:
     """Every node's candidate under eft: an eligible one scored by its expected value, with its
     finish time in words. Nodes with the same numbers share their score and words (computed
-    once per task and round; the words once for as long as the round's memo keeps them)."""
+    once per task and round; the words once for as long as the round's memo keeps them). The
+    options are in node order (`_options` makes them so and every filter keeps it)."""
     out: list[Candidate] = []
     scores: dict[tuple[float, float], float] = {}
     words = slots.words
+    j, n = 0, len(options)
     for nid in node_order:
-        o = by_node.get(nid)
-        if o is None:
+        if j == n or options[j].node_id != nid:
             out.append(slots.refusal(nid, refused[nid]))
             continue
-        start, dur, f = o.start, o.duration, o.facts
+        _, _, start, dur, _, f = options[j]
+        j += 1
         score = scores.get((f.p, dur))
         if score is None:
             score = scores[(f.p, dur)] = expected_value(f.p, value, dur)
@@ -120,7 +122,7 @@ def _options(
     refused: dict[str, str] = {}
     policy, labels = cfg.policy, task.labels
     eft = policy == "eft"
-    for nid, node, why, f, times in slots.rows(task.type, views.nodes, node_order, cfg):
+    for nid, node, why, f, times, eff, p_floor in slots.rows(task.type, views.nodes, node_order, cfg):
         if why is None and labels:
             why = missing_labels(task, node)
         if why is None and not times:
@@ -130,8 +132,8 @@ def _options(
             continue
         start = times[0]
         if eft:  # ranked by expected finish (not by free slots)
-            dur = est / f.eff
-            options.append(_option(Option, (start + dur / max(f.p, 1e-6), nid, start, dur, 0, f)))
+            dur = est / eff
+            options.append(_option(Option, (start + dur / p_floor, nid, start, dur, 0, f)))
             continue
         if start > 0.0:
             refused[nid] = f"no free slot ({node.slots}/{node.slots} busy, free in {start:.1f}s)"

@@ -56,7 +56,7 @@ class RoundMemo:
             self.facts, self.words, self.said, self.refusals = {}, {}, {}, {}
 
 
-Row = tuple[str, NodeView, "str | None", NodeFacts, list[float]]  # see `RoundSlots.rows`
+Row = tuple[str, NodeView, "str | None", NodeFacts, list[float], float, float]  # see `RoundSlots.rows`
 
 
 @dataclass
@@ -93,33 +93,38 @@ class RoundSlots:
         """Efficiency, its evidence and P(success) of a node for a type (and the words about
         them), computed once per round."""
         key = (node.node_id, task_type)
+        memo = self.memo
+        if memo is not None:  # the memo's table serves as the round's
+            known = memo.facts.get(key)
+            if known is not None and known[0] is node.scores:  # (the facts depend on the scores alone)
+                return known[1]
+            fresh = self._facts(node, task_type, cfg)
+            memo.facts[key] = (node.scores, fresh)
+            return fresh
         f = self.facts.get(key)
         if f is None:
-            memo = self.memo
-            known = memo.facts.get(key) if memo is not None else None
-            if known is not None and known[0] is node.scores:  # (the facts depend on the scores alone)
-                f = known[1]
-            else:
-                eff, evidence = node_efficiency(node, task_type, cfg)
-                p = success_probability(node, task_type)
-                f = NodeFacts(eff, evidence, p)
-                if memo is not None:
-                    memo.facts[key] = (node.scores, f)
-            self.facts[key] = f
+            f = self.facts[key] = self._facts(node, task_type, cfg)
         return f
+
+    @staticmethod
+    def _facts(node: NodeView, task_type: str, cfg: ScoringConfig) -> NodeFacts:
+        eff, evidence = node_efficiency(node, task_type, cfg)
+        return NodeFacts(eff, evidence, success_probability(node, task_type))
 
     def rows(
         self, task_type: str, nodes: Mapping[str, NodeView], node_order: list[str], cfg: ScoringConfig
     ) -> list[Row]:
         """Per node in order: its id, view, why it takes nothing this round (or None), its facts for
-        the type and its slots' free times (the round's list, which `take` changes in place);
-        once per round and type."""
+        the type, its slots' free times (the round's list, which `take` changes in place), and its
+        efficiency and P(success) (at least 1e-6) for eft's rank; once per round and type."""
         rows = self.by_type.get(task_type)
         if rows is None:
             down, free_at, facts = self.down, self.free_at, self.node_facts
-            rows = self.by_type[task_type] = [
-                (nid, nodes[nid], down[nid], facts(nodes[nid], task_type, cfg), free_at[nid]) for nid in node_order
-            ]
+            rows = self.by_type[task_type] = []
+            for nid in node_order:
+                node = nodes[nid]
+                f = facts(node, task_type, cfg)
+                rows.append((nid, node, down[nid], f, free_at[nid], f.eff, max(f.p, 1e-6)))
         return rows
 
     def streaky(self, node: NodeView, bound: int) -> bool:
