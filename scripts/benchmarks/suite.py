@@ -118,12 +118,19 @@ def _latency_rows(d: Any, load: str) -> list[dict[str, Any]]:
     if p99 is None:
         return []
     floor = _get(d, "append_floor_loaded", "single_ms") or {}
+    made = _get(d, "view_change_to_decided_ms") or {}
     return [
         _row(
             f"decision latency, view change to dispatch appended, {load} (ms)",
             "p99 <= 10",
             f"p50 {p50}, p99 {p99}",
             p99 <= 10,
+        ),
+        _row(
+            f"view change to decisions made, before the append, {load} (ms; the decider's own part)",
+            "reported",
+            f"p50 {made.get('p50')}, p99 {made.get('p99')}, within 10 ms {made.get('share_within_10ms')}",
+            None,
         ),
         _row(
             f"a bare append's ack while that run goes, {load} (ms; the floor under the decision's append)",
