@@ -106,18 +106,22 @@ OVERDUE_S = 1e-3  # expected remaining time of a run that is past its expected f
 def _busy_until(views: Views, node: NodeView, now: datetime, cfg: ScoringConfig, slots: RoundSlots) -> list[float]:
     """Seconds until each active run of the node is expected to end (at least `OVERDUE_S`)."""
     out: list[float] = []
-    tasks, run_task, facts, nid = views.tasks, slots.run_task, slots.facts, node.node_id
+    tasks, runs = views.tasks, slots.runs
+    task_type: str | None = None  # the type whose efficiency ``eff`` is (runs on a node mostly share one)
+    eff = 1.0
     for key in node.active:
-        task = tasks.get(run_task(key))
+        task = tasks.get(runs.get(key) or slots.run_task(key))
         if task is None:
             out.append(cfg.default_estimate_s)
             continue
         est = task.estimate_s
         if est is None:
             est = task_estimate(task, views.types, cfg)[0]
-        f = facts.get((nid, task.type)) or slots.node_facts(node, task.type, cfg)  # (the tasks' rows reuse them)
+        if task.type != task_type or task_type is None:
+            task_type = task.type
+            eff = slots.node_facts(node, task_type, cfg).eff  # (the round's facts: the tasks' rows reuse them)
         begun = (now - task.started_at).total_seconds() if task.started_at else 0.0
-        out.append(max(est / f.eff - begun, OVERDUE_S))  # an overdue run still holds its slot
+        out.append(max(est / eff - begun, OVERDUE_S))  # an overdue run still holds its slot
     return out
 
 
