@@ -93,11 +93,14 @@ class Dispatch(msgspec.Struct, frozen=True, kw_only=True):
 def world_hash(views: Views, now: datetime) -> str:
     """Hash of exactly the inputs a decision used: the ready set's digest (`orchestrator.readyset`:
     each ready task's graph, task and seq), nodes, their seqs, autonomy, confidence, ``now``."""
-    nodes = sorted((n.node_id, n.seq, n.active) for n in views.nodes.values())
-    blob = msgspec.json.encode(
+    nodes = sorted([(n.node_id, n.seq, n.active) for n in views.nodes.values()])
+    blob = _encode(
         [digest_of(views), nodes, sorted(views.seqs.items()), views.autonomy, views.confidence, now.isoformat()]
     )
     return hashlib.sha256(blob).hexdigest()[:16]
+
+
+_encode = msgspec.json.Encoder().encode  # (what msgspec.json.encode does, without its per-call set-up)
 
 
 OVERDUE_S = 1e-3  # expected remaining time of a run that is past its expected finish
