@@ -118,8 +118,7 @@ _KEPT = 4096  # at most this many answers kept per table (confidence moves on a 
 
 def _step(view: ConfidenceView, c: float, hit: bool) -> float:
     kept = view.steps[hit]
-    out = kept.get(c)
-    if out is None:
+    if (out := kept.get(c)) is None:
         p = view.params
         out = round(min(1.0, max(0.0, c + (p["hit_step"] if hit else -p["miss_step"]))), 9)
         if len(kept) < _KEPT:
@@ -129,8 +128,7 @@ def _step(view: ConfidenceView, c: float, hit: bool) -> float:
 
 def _spans(view: ConfidenceView, expected: float) -> tuple[timedelta, timedelta]:
     """How long after the dispatch a prediction expects its finish, and its deadline."""
-    spans = view.spans.get(expected)
-    if spans is None:
+    if (spans := view.spans.get(expected)) is None:
         p = view.params
         spans = timedelta(seconds=expected), timedelta(seconds=expected * p["deadline_factor"] + p["deadline_grace_s"])
         if len(view.spans) < _KEPT:

@@ -68,9 +68,8 @@ def _order(n: int, parents: list[list[int]], children: list[list[int]]) -> list[
     return order
 
 
-def graph_shapes(tasks: Sequence[TaskSpec]) -> list[Shape]:
-    """The shape of every task, in the order of ``tasks``."""
-    n = len(tasks)
+def _parents(tasks: Sequence[TaskSpec]) -> list[list[int]]:
+    """Each task's dependencies within the graph, as sorted indexes (unknown ids left out)."""
     index = {t.id: i for i, t in enumerate(tasks)}
     parents: list[list[int]] = []
     for t in tasks:
@@ -82,6 +81,13 @@ def graph_shapes(tasks: Sequence[TaskSpec]) -> list[Shape]:
             parents.append([] if d is None else [d])
         else:
             parents.append(sorted({index[d] for d in deps if d in index}))
+    return parents
+
+
+def graph_shapes(tasks: Sequence[TaskSpec]) -> list[Shape]:
+    """The shape of every task, in the order of ``tasks``."""
+    n = len(tasks)
+    parents = _parents(tasks)
     children: list[list[int]] = [[] for _ in range(n)]
     for i, ps in enumerate(parents):
         for p in ps:
