@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
 from orchestrator.flags import FlagIndex
 from orchestrator.scoring import ScoringConfig, node_efficiency, success_probability
@@ -27,7 +27,7 @@ class NodeFacts(NamedTuple):
     p: float
 
 
-MEMO_LIMIT = 50_000  # answers a memo keeps (all are dropped when one kind holds more)
+MEMO_LIMIT = 20_000  # answers a memo keeps of each kind (all are dropped when one kind holds more)
 
 
 class RoundMemo:
@@ -48,12 +48,10 @@ class RoundMemo:
 
     def bind(self, cfg: ScoringConfig) -> None:
         """Serve rounds under ``cfg``: forget everything when it is another config, or too much is kept."""
-        if (
-            self.cfg is not cfg
-            or max(len(self.facts), len(self.words), len(self.said), len(self.refusals)) > MEMO_LIMIT
-        ):
+        kept: tuple[dict[Any, Any], ...] = (self.facts, self.words, self.said, self.refusals, self.runs, self.streaks)
+        if self.cfg is not cfg or max(len(d) for d in kept) > MEMO_LIMIT:
             self.cfg = cfg
-            self.facts, self.words, self.said, self.refusals = {}, {}, {}, {}
+            self.facts, self.words, self.said, self.refusals, self.runs, self.streaks = {}, {}, {}, {}, {}, {}
 
 
 Row = tuple[str, NodeView, "str | None", NodeFacts, list[float], float, float]  # see `RoundSlots.rows`

@@ -11,7 +11,7 @@ import dataclasses
 from orchestrator.decide import DeciderConfig, plan
 from orchestrator.flags import flag_index
 from orchestrator.replay import Replayer
-from orchestrator.roundslots import NodeFacts, RoundMemo
+from orchestrator.roundslots import MEMO_LIMIT, NodeFacts, RoundMemo
 from orchestrator.scoring import ScoringConfig
 from schemas import codec
 from schemas import events as ev
@@ -82,15 +82,21 @@ def test_a_memo_kept_across_rounds_decides_exactly_what_none_does():
     assert any(flagged for _, flagged in runs.values()), runs
 
 
-def test_the_memo_starts_afresh_for_another_config():
+def test_the_memo_starts_afresh_for_another_config_and_stays_bounded():
     memo = RoundMemo()
     a, b = ScoringConfig(), ScoringConfig(prior_samples=5.0)
     memo.bind(a)
     memo.said[NodeFacts(1.0, "no runs", 1.0)] = ("kept", "kept")
+    memo.runs["g/t#1"] = ("g", "t")
+    memo.streaks["n1"] = ({}, 3, False)
     memo.bind(a)
-    assert memo.said
+    assert memo.said and memo.runs and memo.streaks
     memo.bind(b)
-    assert not memo.said and memo.cfg is b
+    assert not (memo.said or memo.runs or memo.streaks) and memo.cfg is b
+    memo.runs.update((f"g/t{i}#1", ("g", f"t{i}")) for i in range(MEMO_LIMIT + 1))  # one kind over the limit
+    memo.said[NodeFacts(1.0, "no runs", 1.0)] = ("kept", "kept")
+    memo.bind(b)
+    assert not (memo.runs or memo.said)
 
 
 def test_a_node_flagged_after_the_memo_saw_it_is_avoided():
