@@ -11,7 +11,7 @@ import msgspec
 from schemas.events import AutonomyLevel
 
 
-class Prediction(msgspec.Struct, frozen=True, kw_only=True):
+class Prediction(msgspec.Struct, frozen=True, kw_only=True, gc=False):
     """One attempt's predicted finish and how it turned out."""
 
     graph_id: str
@@ -30,7 +30,7 @@ class Prediction(msgspec.Struct, frozen=True, kw_only=True):
     seq: int = 0
 
 
-class NodeConfidence(msgspec.Struct, frozen=True, kw_only=True):
+class NodeConfidence(msgspec.Struct, frozen=True, kw_only=True, gc=False):
     """A node's prediction record and the inputs of its staleness."""
 
     node_id: str
@@ -41,7 +41,7 @@ class NodeConfidence(msgspec.Struct, frozen=True, kw_only=True):
     seq: int = 0
 
 
-class ConfidenceSummary(msgspec.Struct, frozen=True, kw_only=True):
+class ConfidenceSummary(msgspec.Struct, frozen=True, kw_only=True, gc=False):
     """System-wide confidence, the autonomy level it implies, and node staleness as of the log's time."""
 
     confidence: float

@@ -23,7 +23,7 @@ import msgspec
 DEFAULT_HALF_LIFE_S = 1800.0
 
 
-class Decayed(msgspec.Struct, frozen=True, kw_only=True):
+class Decayed(msgspec.Struct, frozen=True, kw_only=True, gc=False):
     """Decayed count and sums of a series; ``n`` is the plain number of samples."""
 
     n: int = 0

@@ -76,7 +76,7 @@ def counts_as_failure(e: ev.TaskCompleted) -> bool:
     return e.phase == "run" and e.outcome == "failure" and not e.error.startswith("cancelled")
 
 
-class Streak(msgspec.Struct, frozen=True, kw_only=True):
+class Streak(msgspec.Struct, frozen=True, kw_only=True, gc=False):
     """A pattern's failures in a row since its last success, and its totals.
 
     The folds call `streak_after` for a success only when it clears a streak, so ``successes``
@@ -140,7 +140,7 @@ class QualityRule:
 QUALITY_RULE = QualityRule()
 
 
-class QualityGate(msgspec.Struct, frozen=True, kw_only=True):
+class QualityGate(msgspec.Struct, frozen=True, kw_only=True, gc=False):
     """The quality threshold now, the recent scores it follows, and what it judged."""
 
     threshold: float = QUALITY_RULE.initial

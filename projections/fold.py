@@ -78,7 +78,7 @@ class Checkpoint(msgspec.Struct, kw_only=True):
     params: dict[str, float] = {}
 
 
-class DeadLetter(msgspec.Struct, frozen=True, kw_only=True):
+class DeadLetter(msgspec.Struct, frozen=True, kw_only=True, gc=False):
     """An event a projector could not apply, and why."""
 
     projector: str

@@ -32,7 +32,7 @@ DEFAULT_ESTIMATE_S = 60.0
 EXACT_DOWNSTREAM_LIMIT = 20_000
 
 
-class Shape(msgspec.Struct, frozen=True):
+class Shape(msgspec.Struct, frozen=True, gc=False):
     """The static facts of one task."""
 
     depth: int

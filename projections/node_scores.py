@@ -51,7 +51,7 @@ SUCCESS_VALUE = {"success": 1.0, "partial": 0.5, "failure": 0.0}
 EFFICIENCY_BOUNDS = (0.01, 100.0)
 
 
-class TypeScore(msgspec.Struct, frozen=True, kw_only=True):
+class TypeScore(msgspec.Struct, frozen=True, kw_only=True, gc=False):
     """What a node has shown for one task type: decayed efficiency and success rate."""
 
     efficiency: Decayed = Decayed()
@@ -59,7 +59,7 @@ class TypeScore(msgspec.Struct, frozen=True, kw_only=True):
     streak: Streak = Streak()  # failures in a row of this type here (`projections.feedback`)
 
 
-class NodeView(msgspec.Struct, frozen=True, kw_only=True):
+class NodeView(msgspec.Struct, frozen=True, kw_only=True, gc=False):
     """One node: capacity, labels, last reading, liveness facts, held attempts and scores."""
 
     node_id: str
@@ -90,7 +90,7 @@ class NodeView(msgspec.Struct, frozen=True, kw_only=True):
     scores: dict[str, TypeScore] = {}
 
 
-class TypeEstimate(msgspec.Struct, frozen=True, kw_only=True):
+class TypeEstimate(msgspec.Struct, frozen=True, kw_only=True, gc=False):
     """What the system has learned of one task type's duration (successful runs)."""
 
     type: str
@@ -98,7 +98,7 @@ class TypeEstimate(msgspec.Struct, frozen=True, kw_only=True):
     seq: int = 0
 
 
-class Holder(msgspec.Struct, frozen=True):
+class Holder(msgspec.Struct, frozen=True, gc=False):
     """The node and attempt that hold a task, and the duration expected at dispatch."""
 
     node_id: str

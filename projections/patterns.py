@@ -19,7 +19,7 @@ from schemas import events as ev
 PATTERN_PREFIX = "pattern"
 
 
-class PatternView(msgspec.Struct, frozen=True, kw_only=True):
+class PatternView(msgspec.Struct, frozen=True, kw_only=True, gc=False):
     """One command failing with one error signature: its streak and where it failed."""
 
     command: str

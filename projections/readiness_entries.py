@@ -13,7 +13,7 @@ from schemas import events as ev
 HELD = frozenset({"dispatched", "running"})
 
 
-class TaskView(msgspec.Struct, frozen=True, kw_only=True):
+class TaskView(msgspec.Struct, frozen=True, kw_only=True, gc=False):
     """One task as the readiness view sees it; ``seq`` is the stream sequence it reflects."""
 
     graph_id: str
@@ -58,7 +58,7 @@ class TaskView(msgspec.Struct, frozen=True, kw_only=True):
     origin: str = ""  # why a follow-up rule generated this task ("" for a task of the file)
 
 
-class GraphView(msgspec.Struct, frozen=True, kw_only=True):
+class GraphView(msgspec.Struct, frozen=True, kw_only=True, gc=False):
     """Totals of one graph (the article's 'Total tasks: 14 | Completed: 3 | ...' line)."""
 
     graph_id: str
