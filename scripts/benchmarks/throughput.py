@@ -112,8 +112,9 @@ def cpu_per_task(
 
 
 async def stream_heads(url: str) -> dict[str, int]:
-    """Each JetStream stream's last sequence (the event log, the log store, every view bucket):
-    every message in them was written and fsynced once (``sync_interval: always``)."""
+    """Each JetStream stream's last sequence (the event log, the log store, every view bucket).
+    The file streams (EVENTS, LOGS) fsync every message (``sync_interval: always``); the view
+    buckets (``KV_*``) are memory storage, written but never fsynced."""
     import nats
 
     nc = await nats.connect(url)

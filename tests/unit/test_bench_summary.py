@@ -74,3 +74,20 @@ def met(rows: list[dict], prefix: str) -> list:
 )
 def test_each_measure_is_judged_against_its_goal(parts, prefix, expected):
     assert met(suite.summarize(parts), prefix) == expected
+
+
+def test_only_the_file_streams_count_as_fsynced_writes():
+    parts = {
+        "throughput": {
+            "niyantra": {
+                "layered": {
+                    "cpu_ms_per_task": {"total": 8.0},
+                    "stored_messages_per_task": {"EVENTS": 3.0, "LOGS": 1.0, "KV_view_readiness": 5.5},
+                }
+            },
+            "cpu_budget_ms_per_task_for_2x_dask": {"layered": 1.0},
+        }
+    }
+    [row] = [r for r in suite.summarize(parts) if r["measure"].startswith("CPU ms per task")]
+    assert row["measured"]["fsynced_messages_per_task"] == 4.0  # the view buckets are memory storage
+    assert row["measured"]["view_writes_per_task"] == 5.5
