@@ -167,6 +167,28 @@ def render_status(report: Any) -> Table:
     return table
 
 
+class LazyLive:
+    """A live display of ``render(item)`` for each item shown, started on the first one (so that
+    an error before any picture, such as an unreachable server, stays one line)."""
+
+    def __init__(self, render: Any) -> None:
+        self.render = render
+        self.live: Any = None
+
+    def __call__(self, item: Any) -> None:
+        if self.live is None:
+            from rich.live import Live
+
+            self.live = Live(self.render(item), console=console, refresh_per_second=4)
+            self.live.start()
+        else:
+            self.live.update(self.render(item))
+
+    def stop(self) -> None:
+        if self.live is not None:
+            self.live.stop()
+
+
 def totals_line(g: dict[str, Any]) -> str:
     """The article's totals line for one graph."""
     c = g["counts"]

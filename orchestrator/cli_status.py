@@ -13,7 +13,7 @@ import typer
 from rich.markup import escape
 from rich.tree import Tree
 
-from orchestrator.cli import DEFAULT_URL, STATE_STYLE, NatsUrl, _connect, app, console
+from orchestrator.cli import DEFAULT_URL, STATE_STYLE, LazyLive, NatsUrl, _connect, app, console
 
 GraphOpt = Annotated[str | None, typer.Option("--graph", help="Only this graph.")]
 
@@ -150,22 +150,10 @@ def watch(
     nats_url: NatsUrl = DEFAULT_URL,
 ) -> None:
     """The snapshot, live (Ctrl-C to stop)."""
-    from rich.live import Live
-
-    live: Live | None = None
-
-    def show(graphs: list[dict[str, Any]]) -> None:
-        nonlocal live
-        if live is None:  # started on the first picture, so that a connection error is one line
-            live = Live(render(graphs), console=console, refresh_per_second=4)
-            live.start()
-        else:
-            live.update(render(graphs))
-
+    show = LazyLive(render)
     try:
         asyncio.run(follow(nats_url, graph, interval, until_done, show))
     except KeyboardInterrupt:
         pass
     finally:
-        if live is not None:
-            live.stop()
+        show.stop()

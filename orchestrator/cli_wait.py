@@ -19,7 +19,17 @@ import typer
 from rich.console import Group
 from rich.text import Text
 
-from orchestrator.cli import DEFAULT_URL, NatsUrl, _connect, app, console, fail, render_status, totals_line
+from orchestrator.cli import (
+    DEFAULT_URL,
+    LazyLive,
+    NatsUrl,
+    _connect,
+    app,
+    console,
+    fail,
+    render_status,
+    totals_line,
+)
 from orchestrator.queries import StatusReport, build_status
 from orchestrator.viewmirror import ViewMirror
 from projections.readiness import GraphView, TaskView
@@ -100,25 +110,13 @@ def wait(
     nats_url: NatsUrl = DEFAULT_URL,
 ) -> None:
     """Watch live until every task of the graph(s) is terminal; exit 1 if any did not succeed."""
-    from rich.live import Live
-
-    live: Live | None = None
-
-    def show(report: StatusReport) -> None:
-        nonlocal live
-        if live is None:  # started on the first picture, so that a connection error is one line
-            live = Live(_render(report), console=console, refresh_per_second=4)
-            live.start()
-        else:
-            live.update(_render(report))
-
+    show = LazyLive(_render)
     try:
         report = asyncio.run(wait_until_done(nats_url, graph, timeout, show))
     except TimeoutError:
         raise fail(f"not done after {timeout}s", code=1) from None
     finally:
-        if live is not None:
-            live.stop()
+        show.stop()
     for g in report.graphs:
         console.print(totals_line(g))
     if any(t["state"] != "succeeded" for t in report.tasks):
