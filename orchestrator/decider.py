@@ -107,29 +107,25 @@ def build_views(
     summary = confidence.values.get("summary") if confidence is not None else None
     if confidence is not None:
         seqs["confidence"] = confidence.seq
-    if summary is None:
-        return Views(
-            tasks=task_map,
-            nodes=node_map,
-            seqs=seqs,
-            types=types,
-            ready=ready,
-            patterns=patterns,
-            ready_set=ready_set,
-            memo=memo,
-        )
+    judged: dict[str, Any] = (  # the confidence view's figures, when it has written them
+        {}
+        if summary is None
+        else {
+            "confidence": summary.confidence,
+            "autonomy": summary.level,
+            "quality_threshold": summary.quality_threshold,
+        }
+    )
     return Views(
         tasks=task_map,
         nodes=node_map,
         seqs=seqs,
         types=types,
-        confidence=summary.confidence,
-        autonomy=summary.level,
         patterns=patterns,
-        quality_threshold=summary.quality_threshold,
         ready=ready,
         ready_set=ready_set,
         memo=memo,
+        **judged,
     )
 
 
