@@ -1,8 +1,9 @@
 """Views benchmark: rebuild throughput over N events and append→view-update latency (JSON).
 
 A fresh nats-server (temporary store, default fsync: the log's durability is not what is
-measured here) is filled with a realistic mix: graphs of 1,000 tasks, each task dispatched,
-started and completed (10 % fail, 2 % lost), and node observations from 20 nodes in between.
+measured here) is filled with a realistic mix: graphs of 1,000 tasks in chains of 10, each task
+dispatched, started and completed (10 % fail, and the rest of their chain is cancelled and never
+runs; 2 % of attempts are lost and tried again), and node observations from 20 nodes in between.
 Measured:
 
 - ``replay``: nats-py's ordered-consumer read of the whole stream without folding (for reference);
@@ -57,6 +58,7 @@ from nats.js.api import ConsumerConfig, DeliverPolicy  # noqa: E402
 
 from orchestrator.eventlog import Append, EventLog, event_append  # noqa: E402
 from orchestrator.natsserver import server_args, start_server  # noqa: E402
+from orchestrator.taskrules import QUARANTINE_AFTER  # noqa: E402
 from projections.logread import read_chunks  # noqa: E402
 from projections.rebuild import rebuild, stream_head  # noqa: E402
 from projections.rebuild_worker import BuiltView  # noqa: E402
@@ -68,6 +70,10 @@ from schemas import subjects as S  # noqa: E402
 T0 = datetime(2026, 1, 1, tzinfo=UTC)
 NODES = [f"n{i}" for i in range(20)]
 GRAPH_TASKS = 1000
+# 2: a run as the system records it (a failed task's chain is cancelled and never dispatched, a lost
+# attempt is tried again); 1 went on dispatching and completing cancelled and pending tasks, a
+# third of the log stale events the folds ignore.
+GENERATOR = 2
 
 
 def generate(n: int, seed: int = 1):
@@ -89,27 +95,46 @@ def generate(n: int, seed: int = 1):
         e = ev.GraphSubmitted(event_id=f"s{g}", occurred_at=T0 + timedelta(seconds=t), graph_id=gid, tasks=specs)
         yield S.route(e)[1], codec.encode(e)
         count += 1
+        dead = False  # a chain's task failed: the rest of its chain is cancelled, and nothing runs it
         for i in range(GRAPH_TASKS):
+            if i % 10 == 0:
+                dead = False
+            if dead:
+                continue
             t += 0.05
             at = T0 + timedelta(seconds=t)
             node = rng.choice(NODES)
-            common = dict(graph_id=gid, task_id=f"t{i}", node_id=node, attempt=1)
-            batch: list[ev.Event] = [
-                ev.TaskDispatched(
-                    event_id=f"d{g}.{i}", occurred_at=at, command="make", expected_duration_s=5.0, **common
-                ),
-                ev.TaskStarted(event_id=f"b{g}.{i}", occurred_at=at, **common),
-            ]
-            r = rng.random()
-            if r < 0.02:
-                batch.append(ev.TaskLost(event_id=f"l{g}.{i}", occurred_at=at, reason="node lost", **common))
-            else:
+            batch: list[ev.Event] = []
+            for attempt in range(1, QUARANTINE_AFTER + 1):  # a lost attempt is tried again, as a real run does
+                common = dict(graph_id=gid, task_id=f"t{i}", node_id=node, attempt=attempt)
+                batch += [
+                    ev.TaskDispatched(
+                        event_id=f"d{g}.{i}.{attempt}",
+                        occurred_at=at,
+                        command="make",
+                        expected_duration_s=5.0,
+                        **common,
+                    ),
+                    ev.TaskStarted(event_id=f"b{g}.{i}.{attempt}", occurred_at=at, **common),
+                ]
+                r = rng.random()
+                if r < 0.02 and attempt < QUARANTINE_AFTER:
+                    batch.append(
+                        ev.TaskLost(event_id=f"l{g}.{i}.{attempt}", occurred_at=at, reason="node lost", **common)
+                    )
+                    continue
                 outcome = "failure" if r < 0.12 else "success"
+                dead = outcome == "failure"  # one attempt allowed: it fails, and its chain is cancelled
                 batch.append(
                     ev.TaskCompleted(
-                        event_id=f"c{g}.{i}", occurred_at=at, outcome=outcome, duration_s=rng.uniform(1, 9), **common
+                        event_id=f"c{g}.{i}.{attempt}",
+                        occurred_at=at,
+                        outcome=outcome,
+                        duration_s=rng.uniform(1, 9),
+                        **common,
                     )
                 )
+                break
             if rng.random() < 0.45:
                 batch.append(
                     ev.NodeObserved(
@@ -277,12 +302,16 @@ async def filled_store(store: Path, events: int) -> dict:
         kept = json.loads(marker.read_text())
         if kept["target_events"] != events:
             raise SystemExit(f"--store {store}: holds {kept['target_events']} events, not {events}; use another dir")
+        if kept.get("generator") != GENERATOR:
+            raise SystemExit(
+                f"--store {store}: filled by generator {kept.get('generator', 1)}, not {GENERATOR}; use another dir"
+            )
         return {**kept, "reused_store": str(store)}
     shutil.rmtree(store / "js", ignore_errors=True)
     server = serve(store / "js", store / "nats.log")
     try:
         nc = await nats.connect(server.url)
-        filled = {"target_events": events, **await fill(nc, events)}
+        filled = {"target_events": events, "generator": GENERATOR, **await fill(nc, events)}
         await nc.close()
     finally:
         server.stop()
