@@ -29,7 +29,7 @@ to ``full_at`` (they vouch for the system: otherwise nothing would run under ``s
 confidence could never recover). An ``AutonomyChanged`` without ``by`` is informational.
 
 The values of its keys (`Prediction`, `NodeConfidence`, `ConfidenceSummary`) are
-`confidence_entries`.
+`confidence_entries`; the fold's state (`ConfidenceView`) is `confidence_view`.
 
 **Staleness**: ``as_of`` is the latest event time in the log; each node's staleness is
 ``as_of − last_seen`` (its last registration or observation), so it too is a function of the log.
@@ -38,102 +38,30 @@ The values of its keys (`Prediction`, `NodeConfidence`, `ConfidenceSummary`) are
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import datetime
 from typing import Any
 
 import msgspec
 
-from orchestrator.submission import GraphAssembly
 from projections.confidence_entries import ConfidenceSummary as ConfidenceSummary
 from projections.confidence_entries import NodeConfidence as NodeConfidence
 from projections.confidence_entries import Prediction as Prediction
+from projections.confidence_view import CONFIDENCE_PARAMS as CONFIDENCE_PARAMS
+from projections.confidence_view import RESTRICTIVENESS as RESTRICTIVENESS
+from projections.confidence_view import SUMMARY_KEY as SUMMARY_KEY
+from projections.confidence_view import ConfidenceView as ConfidenceView
+from projections.confidence_view import next_confidence, prediction_spans
+from projections.confidence_view import prediction_key as prediction_key
 from projections.decay import Decayed, add
-from projections.feedback import QualityGate, judged_event
+from projections.feedback import judged_event
 from projections.fold import rule_for
 from schemas import events as ev
 from schemas.events import AutonomyLevel
-
-CONFIDENCE_PARAMS: dict[str, float] = {
-    "initial": 1.0,
-    "hit_step": 0.01,
-    "miss_step": 0.05,
-    "full_at": 0.8,
-    "cautious_at": 0.5,
-    "deadline_factor": 1.5,
-    "deadline_grace_s": 10.0,
-    "default_expected_s": 60.0,
-    "half_life_s": 1800.0,
-}
-SUMMARY_KEY = "summary"
-RESTRICTIVENESS: dict[str, int] = {"full": 0, "cautious": 1, "supervised": 2}
-
-
-@dataclass
-class ConfidenceView:
-    """Predictions, per-node records and the summary; ``specs``/``durations`` are fold state."""
-
-    params: dict[str, float] = field(default_factory=lambda: dict(CONFIDENCE_PARAMS))
-    predictions: dict[tuple[str, str], Prediction] = field(default_factory=dict)
-    nodes: dict[str, NodeConfidence] = field(default_factory=dict)
-    summary: ConfidenceSummary | None = None
-    as_of: datetime | None = None
-    specs: dict[tuple[str, str], tuple[str, float | None]] = field(default_factory=dict)
-    durations: dict[str, Decayed] = field(default_factory=dict)
-    seq: int = 0
-    applied_seq: int = 0
-    touched: set[str] = field(default_factory=set)
-    ignored: list[str] = field(default_factory=list)
-    assembly: GraphAssembly = field(default_factory=GraphAssembly)
-    quality: QualityGate = field(default_factory=QualityGate)
-    # answers of pure functions of the (fixed) parameters, kept because the fold asks them again
-    # and again: `_step` per confidence and direction, `_spans` per expected duration
-    steps: tuple[dict[float, float], dict[float, float]] = field(default_factory=lambda: ({}, {}))
-    spans: dict[float, tuple[timedelta, timedelta]] = field(default_factory=dict)
-
-    def __post_init__(self) -> None:
-        self.params = {**CONFIDENCE_PARAMS, **self.params}
-        c = self.params["initial"]
-        self.summary = ConfidenceSummary(confidence=c, level=self.level(c), derived_level=self.level(c))
-
-    def level(self, confidence: float) -> AutonomyLevel:
-        """The autonomy level a confidence implies."""
-        if confidence >= self.params["full_at"]:
-            return "full"
-        return "cautious" if confidence >= self.params["cautious_at"] else "supervised"
-
-
-def prediction_key(graph_id: str, task_id: str) -> str:
-    """KV key of a task's latest prediction."""
-    return f"prediction.{graph_id}.{task_id}"
 
 
 def _summary(view: ConfidenceView) -> ConfidenceSummary:
     assert view.summary is not None
     return view.summary
-
-
-_KEPT = 4096  # at most this many answers kept per table (confidence moves on a small lattice)
-
-
-def _step(view: ConfidenceView, c: float, hit: bool) -> float:
-    kept = view.steps[hit]
-    if (out := kept.get(c)) is None:
-        p = view.params
-        out = round(min(1.0, max(0.0, c + (p["hit_step"] if hit else -p["miss_step"]))), 9)
-        if len(kept) < _KEPT:
-            kept[c] = out
-    return out
-
-
-def _spans(view: ConfidenceView, expected: float) -> tuple[timedelta, timedelta]:
-    """How long after the dispatch a prediction expects its finish, and its deadline."""
-    if (spans := view.spans.get(expected)) is None:
-        p = view.params
-        spans = timedelta(seconds=expected), timedelta(seconds=expected * p["deadline_factor"] + p["deadline_grace_s"])
-        if len(view.spans) < _KEPT:
-            view.spans[expected] = spans
-    return spans
 
 
 def _resolve(view: ConfidenceView, pr: Prediction, status: str, at: datetime, reason: str, seq: int) -> None:
@@ -148,7 +76,7 @@ def _resolve(view: ConfidenceView, pr: Prediction, status: str, at: datetime, re
         view.summary = replace(s, voids=s.voids + 1, open=s.open - 1)
         return
     hit = status == "hit"
-    conf = _step(view, s.confidence, hit)
+    conf = next_confidence(view, s.confidence, hit)
     derived = view.level(conf)
     view.summary = replace(
         s,
@@ -160,7 +88,9 @@ def _resolve(view: ConfidenceView, pr: Prediction, status: str, at: datetime, re
         open=s.open - 1,
     )
     n = view.nodes.get(pr.node_id) or NodeConfidence(node_id=pr.node_id, confidence=view.params["initial"])
-    n = replace(n, confidence=_step(view, n.confidence, hit), hits=n.hits + hit, misses=n.misses + (not hit), seq=seq)
+    n = replace(
+        n, confidence=next_confidence(view, n.confidence, hit), hits=n.hits + hit, misses=n.misses + (not hit), seq=seq
+    )
     _put_node(view, n)
 
 
@@ -193,7 +123,7 @@ def _predict(view: ConfidenceView, e: ev.TaskDispatched, seq: int) -> None:
     if old is not None and old.status == "open":
         _resolve(view, old, "miss", e.occurred_at, f"superseded by attempt {e.attempt}", seq)
     expected = _expected(view, e)
-    to_finish, to_deadline = _spans(view, expected)
+    to_finish, to_deadline = prediction_spans(view, expected)
     view.predictions[key] = Prediction(
         graph_id=e.graph_id,
         task_id=e.task_id,

@@ -19,7 +19,8 @@ default 30 minutes, over event time; see `projections.decay`):
 - success rate: 1 for success, 0.5 for partial, 0 for failure and for a lost attempt;
 - per task type: the decayed mean and spread of successful run durations.
 
-Preflight runs and results from attempts that do not hold the task teach nothing.
+Preflight runs and results from attempts that do not hold the task teach nothing. The entries
+themselves are `projections.node_scores_entries`.
 
 Feedback (`projections.feedback`, `projections.patterns`): a completion is folded with the
 outcome the quality threshold judges (``quality`` below it makes a success ``partial``); each
@@ -33,15 +34,18 @@ from __future__ import annotations
 import hashlib
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import datetime
 from typing import Any
 
 import msgspec
 
 from orchestrator.submission import GraphAssembly
-from projections.decay import DEFAULT_HALF_LIFE_S, Decayed, add, add_pair
-from projections.feedback import QualityGate, Streak, counts_as_failure, judged_event, streak_after
+from projections.decay import DEFAULT_HALF_LIFE_S, add, add_pair
+from projections.feedback import QualityGate, counts_as_failure, judged_event, streak_after
 from projections.fold import rule_for
+from projections.node_scores_entries import Holder as Holder
+from projections.node_scores_entries import NodeView as NodeView
+from projections.node_scores_entries import TypeEstimate as TypeEstimate
+from projections.node_scores_entries import TypeScore as TypeScore
 from projections.patterns import PATTERN_PREFIX, PatternView, learn_command
 from schemas import events as ev
 from schemas.subjects import is_safe_id, node_key
@@ -49,62 +53,6 @@ from schemas.subjects import is_safe_id, node_key
 UNTYPED = "untyped"
 SUCCESS_VALUE = {"success": 1.0, "partial": 0.5, "failure": 0.0}
 EFFICIENCY_BOUNDS = (0.01, 100.0)
-
-
-class TypeScore(msgspec.Struct, frozen=True, kw_only=True, gc=False):
-    """What a node has shown for one task type: decayed efficiency and success rate."""
-
-    efficiency: Decayed = Decayed()
-    success: Decayed = Decayed()
-    streak: Streak = Streak()  # failures in a row of this type here (`projections.feedback`)
-
-
-class NodeView(msgspec.Struct, frozen=True, kw_only=True, gc=False):
-    """One node: capacity, labels, last reading, liveness facts, held attempts and scores."""
-
-    node_id: str
-    slots: int = 1
-    labels: dict[str, str] = {}
-    hostname: str = ""
-    registered_at: datetime | None = None
-    last_seen: datetime | None = None
-    cpu_percent: float = 0.0
-    memory_percent: float = 0.0
-    load1: float = 0.0
-    active: tuple[str, ...] = ()
-    completed: int = 0
-    failed: int = 0
-    seq: int = 0
-    subject_seq: int = 0
-    observations: int = 0
-    running_tasks: int = 0
-    cpu_count: int = 0
-    memory_bytes: int = 0
-    observe_interval_s: float | None = None
-    lost: bool = False
-    lost_at: datetime | None = None
-    lost_reason: str = ""
-    lost_count: int = 0
-    draining: bool = False
-    drain_reason: str = ""
-    scores: dict[str, TypeScore] = {}
-
-
-class TypeEstimate(msgspec.Struct, frozen=True, kw_only=True, gc=False):
-    """What the system has learned of one task type's duration (successful runs)."""
-
-    type: str
-    duration: Decayed = Decayed()
-    seq: int = 0
-
-
-class Holder(msgspec.Struct, frozen=True, gc=False):
-    """The node and attempt that hold a task, and the duration expected at dispatch."""
-
-    node_id: str
-    attempt: int
-    expected_s: float | None
-    command: str = ""
 
 
 @dataclass
