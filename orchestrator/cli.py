@@ -187,6 +187,8 @@ class LazyLive:
     def stop(self) -> None:
         if self.live is not None:
             self.live.stop()
+            if not console.is_terminal:
+                console.line()  # outside a terminal the last picture ends without a newline
 
 
 def totals_line(g: dict[str, Any]) -> str:

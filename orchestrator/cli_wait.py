@@ -25,7 +25,6 @@ from orchestrator.cli import (
     NatsUrl,
     _connect,
     app,
-    console,
     fail,
     render_status,
     totals_line,
@@ -116,8 +115,6 @@ def wait(
     except TimeoutError:
         raise fail(f"not done after {timeout}s", code=1) from None
     finally:
-        show.stop()
-    for g in report.graphs:
-        console.print(totals_line(g))
+        show.stop()  # its last picture ends with each graph's totals line
     if any(t["state"] != "succeeded" for t in report.tasks):
         raise typer.Exit(1)
