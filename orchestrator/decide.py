@@ -38,9 +38,8 @@ from schemas.events import Candidate, TaskDispatched
 __all__ = ["DECIDER_VERSION", "DeciderConfig", "Dispatch", "Views", "decide", "escalated", "gate", "plan"]
 __all__ += ["node_down", "unavailable", "world_hash"]
 
-DECIDER_VERSION = "0.3.0"  # what `decide` computes, recorded in every decision: 0.2.0 hashes the ready
-# set by its digest (`orchestrator.readyset`), so a 0.1.0 decision's world hash is not reproduced;
-# 0.3.0 reads an untyped task's learned figures where the fold files them (type "untyped")
+DECIDER_VERSION = "0.2.0"  # what `decide` computes, recorded in every decision: 0.2.0 hashes the ready
+# set by its digest (`orchestrator.readyset`), so a 0.1.0 decision's world hash is not reproduced
 
 
 @dataclass(frozen=True)

@@ -24,7 +24,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from projections.decay import Decayed
-from projections.node_scores import UNTYPED, NodeView, TypeEstimate
+from projections.node_scores import NodeView, TypeEstimate
 from projections.readiness import TaskView
 
 POLICIES = ("eft", "seed", "fifo")
@@ -61,7 +61,7 @@ def task_estimate(task: TaskView, types: Mapping[str, TypeEstimate], cfg: Scorin
     """Seconds the task should take on a node of efficiency 1, and where the figure comes from."""
     if task.estimate_s is not None:
         return task.estimate_s, "its estimate"
-    learned = types.get(task.type or UNTYPED)  # the fold files a task without a type under UNTYPED
+    learned = types.get(task.type)
     if learned is not None and learned.duration.mean is not None:
         return learned.duration.mean, f"learned mean of type {task.type or '-'}"
     return cfg.default_estimate_s, "the default estimate"
@@ -114,7 +114,7 @@ def node_efficiency(node: NodeView, task_type: str, cfg: ScoringConfig) -> tuple
         s1 += sc.efficiency.s1
         runs += sc.efficiency.n
     prior = (s1 + cfg.prior_samples) / (w + cfg.prior_samples) if w > 0 else 1.0
-    score = node.scores.get(task_type or UNTYPED)
+    score = node.scores.get(task_type)
     if score is None or score.efficiency.n == 0:
         return prior, (f"node average of {runs} runs" if w > 0 else "no runs")
     return _shrunk(score.efficiency, prior, cfg.prior_samples), f"{score.efficiency.n} runs of this type"
@@ -125,7 +125,7 @@ def success_probability(node: NodeView, task_type: str) -> float:
 
     Without runs of the type, the node's rate over all types; a node never seen is trusted (1.0).
     """
-    score = node.scores.get(task_type or UNTYPED)
+    score = node.scores.get(task_type)
     if score is not None and score.success.w > 0:
         return (score.success.s1 + 1.0) / (score.success.w + 1.0)
     w = sum(s.success.w for s in node.scores.values())
