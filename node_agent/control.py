@@ -23,9 +23,9 @@ import logging
 from typing import TYPE_CHECKING, Any
 
 import nats.errors
-from nats.js.api import DeliverPolicy
 
 from orchestrator.errors import EventLogUnavailable
+from orchestrator.ordered import subscribe_ordered
 from schemas import codec
 from schemas import events as ev
 from schemas import subjects as S
@@ -49,12 +49,9 @@ class Control:
 
     async def start(self) -> None:
         """Subscribe to cancels and to this node's drain requests."""
-        js = self.agent.nc.jetstream()
         task_cancels, graph_cancels = S.cancel_filters()
         for subject in (task_cancels, graph_cancels, S.drain_subject(self.agent.s.node_id)):
-            sub = await js.subscribe(
-                subject, cb=self._on_message, ordered_consumer=True, deliver_policy=DeliverPolicy.NEW
-            )
+            sub = await subscribe_ordered(self.agent.nc, subject, stream=S.STREAM, cb=self._on_message)
             self._subs.append(sub)
 
     async def close(self) -> None:

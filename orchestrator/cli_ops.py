@@ -132,7 +132,8 @@ async def _tail(
     from collections import deque
 
     import nats.errors
-    from nats.js.api import ConsumerConfig, DeliverPolicy
+
+    from orchestrator.ordered import subscribe_ordered
 
     nc = await _connect(url)
     try:
@@ -140,11 +141,7 @@ async def _tail(
         head = (await js.stream_info(S.STREAM)).state.last_seq
         narrow = subject != f"{S.ROOT}.>" or node or types
         start = 1 if narrow else max(1, head - max(last, 0) + 1)
-        sub = await js.subscribe(
-            subject,
-            ordered_consumer=True,
-            config=ConsumerConfig(deliver_policy=DeliverPolicy.BY_START_SEQUENCE, opt_start_seq=start),
-        )
+        sub = await subscribe_ordered(nc, subject, stream=S.STREAM, start_seq=start)
         backlog: deque[str] = deque(maxlen=max(last, 0))
         caught_up = head == 0
         while True:

@@ -17,10 +17,10 @@ from urllib.parse import urlsplit
 
 import nats
 import nats.errors
-from nats.js.api import DeliverPolicy
 
 from orchestrator.connection import connect as nats_connect
 from orchestrator.errors import EventLogUnavailable
+from orchestrator.ordered import subscribe_ordered
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Coroutine
@@ -166,14 +166,7 @@ async def _watch(nc: Client, stream: str, subject: str, wake: Callable[[], None]
     async def on_message(_: Msg) -> None:
         wake()
 
-    return await nc.jetstream().subscribe(
-        subject,
-        stream=stream,
-        cb=on_message,
-        ordered_consumer=True,
-        headers_only=True,
-        deliver_policy=DeliverPolicy.NEW,
-    )
+    return await subscribe_ordered(nc, subject, stream=stream, cb=on_message, headers_only=True)
 
 
 async def _log_error(e: Exception) -> None:

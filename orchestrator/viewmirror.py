@@ -10,6 +10,7 @@ from typing import Any
 
 import msgspec
 
+from orchestrator.ordered import watch_bucket
 from projections.runner import Checkpoint
 from schemas import subjects as S
 
@@ -41,8 +42,7 @@ class ViewMirror:
 
     async def start(self) -> None:
         """Start watching; returns once the initial values are loaded."""
-        kv = await self.nc.jetstream().key_value(self.bucket)
-        self._watcher = await kv.watchall()
+        self._watcher = await watch_bucket(self.nc, self.bucket)
         self._task = asyncio.create_task(self._follow())
         await self.initialised.wait()
 

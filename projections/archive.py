@@ -29,9 +29,9 @@ from typing import Any
 
 import duckdb
 import orjson
-from nats.js.api import ConsumerConfig, DeliverPolicy
 
 from orchestrator.connection import connect as nats_connect
+from orchestrator.ordered import subscribe_ordered
 from schemas import codec
 from schemas import events as ev
 from schemas import subjects as S
@@ -192,11 +192,7 @@ class Archiver:
         log.info("archive %s: resuming at seq %d (removed %d partial files)", self.dir, start, removed)
         info = await self.nc.jetstream().stream_info(S.STREAM)
         head = info.state.last_seq
-        sub = await self.nc.jetstream().subscribe(
-            f"{S.ROOT}.>",
-            ordered_consumer=True,
-            config=ConsumerConfig(deliver_policy=DeliverPolicy.BY_START_SEQUENCE, opt_start_seq=start),
-        )
+        sub = await subscribe_ordered(self.nc, f"{S.ROOT}.>", stream=S.STREAM, start_seq=start)
         ready = False
         last = start - 1
         try:

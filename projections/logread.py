@@ -30,6 +30,7 @@ from typing import Any, cast
 from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy
 from nats.protocol.parser import AWAITING_MSG_PAYLOAD, Parser
 
+from orchestrator.ordered import subscribe_ordered
 from projections.errors import ProjectionError
 from schemas import subjects as S
 
@@ -279,14 +280,7 @@ def _stalled(hdr: bytes) -> bytes:
 
 async def _read_ordered(nc: Any, first: int, last: int, *, stream: str, idle_s: float) -> AsyncIterator[Chunk]:
     """nats-py's ordered consumer (the portable path)."""
-    sub = await nc.jetstream().subscribe(
-        f"{S.ROOT}.>",
-        stream=stream,
-        ordered_consumer=True,
-        pending_msgs_limit=0,
-        pending_bytes_limit=0,
-        config=ConsumerConfig(deliver_policy=DeliverPolicy.BY_START_SEQUENCE, opt_start_seq=first),
-    )
+    sub = await subscribe_ordered(nc, f"{S.ROOT}.>", stream=stream, start_seq=first, unbounded=True)
     try:
         seq = first - 1
         while seq < last:

@@ -22,8 +22,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import msgspec
-import nats.errors
 
+from orchestrator.ordered import watch_bucket
 from projections.errors import ProjectionError
 from projections.fold import Checkpoint, Fold
 from projections.logread import read_chunks
@@ -192,26 +192,25 @@ class LiveView:
     values: dict[str, bytes] = field(default_factory=dict)
 
 
-async def _read_bucket(nc: Any, bucket: str) -> dict[str, bytes]:
-    kv = await nc.jetstream().key_value(bucket)
-    watcher = await kv.watchall()
+async def _read_bucket(nc: Any, bucket: str, idle_s: float = 5.0) -> dict[str, bytes]:
+    """Every key's last value; ProjectionError when nothing arrives for ``idle_s`` before all have."""
+    watch = await watch_bucket(nc, bucket)
     out: dict[str, bytes] = {}
     try:
         while True:
             try:
-                entry = await watcher.updates(timeout=5)
-            except nats.errors.TimeoutError:
-                break
+                entry = await watch.next(timeout=idle_s)
+            except TimeoutError as e:
+                why = f"nothing arrived for {idle_s:.0f}s after {len(out)} keys"
+                raise ProjectionError(f"reading {bucket}: {why}") from e
             if entry is None:
                 break
             if entry.value:
                 out[entry.key] = entry.value
             else:
                 out.pop(entry.key, None)
-            if entry.delta == 0:
-                break
     finally:
-        await watcher.stop()
+        await watch.stop()
     return out
 
 

@@ -25,12 +25,13 @@ from typing import Any, TypeVar
 import msgspec
 import nats.errors
 import nats.js.errors
-from nats.js.api import ConsumerConfig, DeliverPolicy, KeyValueConfig, StorageType
+from nats.js.api import KeyValueConfig, StorageType
 
 from orchestrator.connection import connect as nats_connect
 from orchestrator.connection import replicas as default_replicas
 from orchestrator.errors import OrchestratorError
 from orchestrator.eventlog import Append, EventLog
+from orchestrator.ordered import subscribe_ordered
 from projections.confidence import (
     CONFIDENCE_PARAMS,
     ConfidenceView,
@@ -170,16 +171,11 @@ class ProjectorRunner:
         await self._catch_up(stored_seq, head, stop)
         if stop.is_set():
             return
-        sub = await self.nc.jetstream().subscribe(
-            f"{S.ROOT}.>",
-            cb=self._on_msg,
-            ordered_consumer=True,
-            # No client-side limit: a full pending queue would drop messages (slow consumer). The
-            # callback holds delivery at high_water, which holds the flow-control reply, so the
-            # server stops sending: memory stays bounded without losing anything.
-            pending_msgs_limit=0,
-            pending_bytes_limit=0,
-            config=ConsumerConfig(deliver_policy=DeliverPolicy.BY_START_SEQUENCE, opt_start_seq=self.fold.seq + 1),
+        # Unbounded: a full pending queue would drop messages (slow consumer). The callback holds
+        # delivery at high_water, which holds the flow-control reply, so the server stops
+        # sending: memory stays bounded without losing anything.
+        sub = await subscribe_ordered(
+            self.nc, f"{S.ROOT}.>", stream=S.STREAM, start_seq=self.fold.seq + 1, cb=self._on_msg, unbounded=True
         )
         ready = False
         try:
