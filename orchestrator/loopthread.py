@@ -19,6 +19,7 @@ import nats
 import nats.errors
 
 from orchestrator.connection import connect as nats_connect
+from orchestrator.connection import server_list
 from orchestrator.errors import EventLogUnavailable
 from orchestrator.ordered import subscribe_ordered
 
@@ -145,16 +146,26 @@ class SyncNats:
 
 
 async def _probe(url: str, timeout: float) -> None:
-    """Fail fast on a refused port: nats-py would keep retrying it until the timeout."""
-    parts = urlsplit(url if "://" in url else f"nats://{url}")
-    _, writer = await asyncio.wait_for(asyncio.open_connection(parts.hostname, parts.port or 4222), timeout)
-    writer.close()
-    await writer.wait_closed()
+    """Fail fast when every server refuses (nats-py would keep retrying until the timeout); one
+    that accepts is enough, as a cluster's URL still works with a member down."""
+    error: BaseException | None = None
+    for server in server_list(url):
+        parts = urlsplit(server if "://" in server else f"nats://{server}")
+        try:
+            _, writer = await asyncio.wait_for(asyncio.open_connection(parts.hostname, parts.port or 4222), timeout)
+        except (OSError, TimeoutError) as e:
+            error = e
+            continue
+        writer.close()
+        await writer.wait_closed()
+        return
+    assert error is not None  # server_list names at least one server
+    raise error
 
 
 async def _connect(url: str, name: str, timeout: float) -> Client:
     try:
-        await _probe(url.split(",")[0], timeout)
+        await _probe(url, timeout)
         # nats-py keeps retrying an unreachable server, so bound the first connect ourselves.
         connecting = nats_connect(url, name=name, connect_timeout=timeout, error_cb=_log_error)
         return await asyncio.wait_for(connecting, timeout)
