@@ -10,6 +10,7 @@ the environment so that the pure core never does.
 
 from __future__ import annotations
 
+import logging
 import os
 from collections.abc import Mapping
 from typing import Any
@@ -18,6 +19,8 @@ import nats
 
 from orchestrator.auth import inbox_prefix
 from orchestrator.errors import ServerError
+
+log = logging.getLogger("niyantra.connection")
 
 ENV_USER = "NIYANTRA_USER"
 ENV_PASSWORD = "NIYANTRA_PASSWORD"
@@ -56,8 +59,23 @@ def login_options(env: Mapping[str, str] | None = None) -> dict[str, str]:
 
 
 async def connect(url: str, **options: Any) -> Any:
-    """``nats.connect`` to every server in ``url``, with the environment's credentials."""
+    """``nats.connect`` to every server in ``url``, with the environment's credentials. Client
+    errors (each refused reconnect attempt while a server is down) and the reconnection are logged
+    in one line each; nats-py's default prints a traceback for every attempt."""
     login = login_options()
     if "user" in options:  # an explicit login (up creating streams as admin) brings its own inbox
         login = {"inbox_prefix": inbox_prefix(options["user"])}
-    return await nats.connect(servers=server_list(url), **{**login, **options})
+    client: list[Any] = []
+
+    async def reconnected() -> None:
+        where = client[0].connected_url if client else None
+        log.warning("nats: reconnected to %s", where.netloc if where else "a server")
+
+    defaults = {"error_cb": _on_error, "reconnected_cb": reconnected}
+    nc = await nats.connect(servers=server_list(url), **{**defaults, **login, **options})
+    client.append(nc)
+    return nc
+
+
+async def _on_error(e: Exception) -> None:
+    log.warning("nats: %r", e)

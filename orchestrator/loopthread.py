@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import asyncio
 import concurrent.futures
-import logging
 import threading
 from typing import TYPE_CHECKING, Any, TypeVar
 from urllib.parse import urlsplit
@@ -31,7 +30,6 @@ if TYPE_CHECKING:
     from nats.js.client import JetStreamContext
 
 T = TypeVar("T")
-log = logging.getLogger(__name__)
 
 DEFAULT_TIMEOUT = 30.0
 
@@ -167,7 +165,7 @@ async def _connect(url: str, name: str, timeout: float) -> Client:
     try:
         await _probe(url, timeout)
         # nats-py keeps retrying an unreachable server, so bound the first connect ourselves.
-        connecting = nats_connect(url, name=name, connect_timeout=timeout, error_cb=_log_error)
+        connecting = nats_connect(url, name=name, connect_timeout=timeout)
         return await asyncio.wait_for(connecting, timeout)
     except (nats.errors.Error, OSError, TimeoutError) as e:
         raise EventLogUnavailable(f"cannot connect to NATS at {url}: {e!r}") from e
@@ -178,8 +176,3 @@ async def _watch(nc: Client, stream: str, subject: str, wake: Callable[[], None]
         wake()
 
     return await subscribe_ordered(nc, subject, stream=stream, cb=on_message, headers_only=True)
-
-
-async def _log_error(e: Exception) -> None:
-    """Log an asynchronous client error in one line (nats-py's default prints a traceback)."""
-    log.warning("nats: %r", e)
