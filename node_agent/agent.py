@@ -46,6 +46,7 @@ from schemas.errors import MalformedEvent
 
 log = logging.getLogger("niyantra.agent")
 STOP_REPORT_TIMEOUT_S = 3.0
+START_RETRY_S = 1.0  # a start not recorded (the stream electing a leader): redelivered this much later
 FETCH_MORE_S = 0.01  # after one dispatch arrived: how long to wait for the rest of its round
 
 
@@ -209,6 +210,15 @@ class Agent:
             except ConcurrencyConflict:  # DuplicateAppend too: an earlier incarnation started it
                 await self.resolve_stale(d, seq, version)
                 await msg.ack()
+                return
+            except EventLogUnavailable as e:
+                # Nothing ran yet: ask for the dispatch again in a second rather than leaving it
+                # to the consumer's ack wait (30 s). If the start was stored after all (its answer
+                # lost), the redelivery finds it as a restarted agent would and reports it lost.
+                log.warning(
+                    "start of %s/%s not recorded, redelivery in %.0fs: %s", d.graph_id, d.task_id, START_RETRY_S, e
+                )
+                await msg.nak(delay=START_RETRY_S)
                 return
             result_version = version + 2
         try:

@@ -36,6 +36,7 @@ async def agent_running(url: str, workdir: Path, node: str = "n1", **execution: 
         url=url,
         slots=execution.pop("slots", 2),
         observe_interval_s=execution.pop("observe_interval_s", 0.5),
+        ack_wait_s=execution.pop("ack_wait_s", 30.0),
         execution=replace(ExecutionSettings(workdir=workdir, grace_s=0.5), **execution),
     )
     stop, ready = asyncio.Event(), asyncio.Event()

@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 
 from node_agent.logstore import LogStore
+from orchestrator.errors import EventLogUnavailable
 from orchestrator.eventlog import EventLog
 from schemas import events as ev
 from tests.conftest import assert_eventually
@@ -142,3 +143,28 @@ async def test_a_preflight_runs_as_its_own_run_with_its_own_result(nc, nats_serv
     assert run.outcome == "success"
     shown = niyantra("logs", "g/p", "--phase", "preflight", url=nats_server.url)
     assert shown.stdout == "would deploy\n"
+
+
+async def test_a_start_not_recorded_is_asked_for_again_at_once_not_after_the_ack_wait(
+    nc, nats_server, tmp_path, monkeypatch
+):
+    """The first start append fails as it does while the stream elects a new leader; nothing ran,
+    so the agent has the dispatch redelivered in a second (the ack wait here is 10 minutes)."""
+    failed: list[str] = []
+    real_append = EventLog.append_event
+
+    async def append_failing_the_first_start(self, event, **kw):
+        if isinstance(event, ev.TaskStarted) and not failed:
+            failed.append(event.event_id)
+            raise EventLogUnavailable("append failed: nats: no response from stream")
+        return await real_append(self, event, **kw)
+
+    monkeypatch.setattr(EventLog, "append_event", append_failing_the_first_start)
+    log = EventLog(nc)
+    async with agent_running(nats_server.url, tmp_path, ack_wait_s=600.0):
+        await dispatch(log, "g", "s", "n1", "echo ran")
+        done = await wait_event(log, "g", "s", ev.TaskCompleted, timeout=60)
+    assert failed == ["start:g:s:1"]
+    assert (done.outcome, done.attempt) == ("success", 1)
+    starts = [e for e in await task_events(log, "g", "s") if isinstance(e, ev.TaskStarted)]
+    assert len(starts) == 1
