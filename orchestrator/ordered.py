@@ -5,7 +5,7 @@ ephemeral, in-memory, one-replica consumer that lives on one server. When that s
 consumer dies with it, silently; the client only notices by missing idle heartbeats, two
 intervals without a message or a heartbeat, and then recreates the consumer. nats-py asks for a
 heartbeat every 5 s, so after losing the EVENTS stream's leader a three-server cluster stood still
-for 10-20 s (measured ~18.8 s, four runs of five) before the readiness projector followed again.
+a median 17.6 s before the readiness projector followed again (``scripts/bench_failover``).
 Every ordered consumer here asks for a heartbeat each ``HEARTBEAT_S``: a lost consumer is
 recreated 2-4 s later, and a failed attempt (the stream still electing a leader) is retried every
 2 s. An idle consumer costs one small message a second.
