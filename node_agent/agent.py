@@ -47,6 +47,7 @@ from schemas.errors import MalformedEvent
 log = logging.getLogger("niyantra.agent")
 STOP_REPORT_TIMEOUT_S = 3.0
 START_RETRY_S = 1.0  # a start not recorded (the stream electing a leader): redelivered this much later
+ACK_WAIT_S = 5.0  # a dispatch neither acked nor beaten this long is delivered again (see `Agent.handle`)
 FETCH_MORE_S = 0.01  # after one dispatch arrived: how long to wait for the rest of its round
 
 
@@ -59,7 +60,7 @@ class AgentSettings:
     slots: int = 2
     labels: dict[str, str] = field(default_factory=dict)
     observe_interval_s: float = 5.0
-    ack_wait_s: float = 30.0
+    ack_wait_s: float = ACK_WAIT_S
     execution: ExecutionSettings = field(default_factory=ExecutionSettings)
 
 
@@ -87,6 +88,7 @@ class Agent:
         self.execution = Execution(settings.execution, settings.node_id, self.logs)
         self.active: dict[int, asyncio.Task[None]] = {}  # dispatch stream seq → handler
         self.running: dict[int, Running] = {}  # dispatch stream seq → what it runs
+        self.delivery: dict[int, Any] = {}  # dispatch stream seq → its newest delivery (acked, beaten)
         self.control = Control(self)
         self.slot_free = asyncio.Event()
 
@@ -171,23 +173,45 @@ class Agent:
         return d
 
     async def handle(self, msg: Any) -> None:
-        """Start, run and report one dispatch; ack it once its outcome is recorded."""
-        d = self._decode(msg)
-        if d is None:
-            await msg.term()
-            return
-        seq = msg.metadata.sequence.stream
-        version = int((msg.headers or {}).get(S.HDR_ORIGINATOR_VERSION, "0"))
-        run = self.running[seq] = Running(d)
-        try:
-            await self._handle(msg, d, run, seq, version)
-        finally:
-            self.running.pop(seq, None)
+        """Start, run and report one dispatch; ack it once its outcome is recorded.
 
-    async def _handle(self, msg: Any, d: ev.TaskDispatched, run: Running, seq: int, version: int) -> None:
+        From the moment it arrives until it is acked, the dispatch is marked in progress every
+        third of the ack wait, so JetStream delivers it again only when this agent is gone or a
+        delivery was lost on its way (a server died with it): then after ``ack_wait_s``, not
+        at once and not never. A delivery of a dispatch whose handler still runs replaces the
+        one the handler beats and acks (`_start`); it does not start it twice.
+        """
+        seq = msg.metadata.sequence.stream
+        self.delivery[seq] = msg
+        beat = asyncio.create_task(self._beat(seq))
+        try:
+            d = self._decode(msg)
+            if d is None:
+                await self.delivery[seq].term()
+                return
+            version = int((msg.headers or {}).get(S.HDR_ORIGINATOR_VERSION, "0"))
+            run = self.running[seq] = Running(d)
+            try:
+                await self._handle(d, run, seq, version)
+            finally:
+                self.running.pop(seq, None)
+        finally:
+            beat.cancel()
+            self.delivery.pop(seq, None)
+
+    async def _beat(self, seq: int) -> None:
+        while True:
+            await asyncio.sleep(self.s.ack_wait_s / 3)
+            with contextlib.suppress(nats.errors.Error):  # reconnecting: the next beat retries
+                await self.delivery[seq].in_progress()
+
+    async def _ack(self, seq: int) -> None:
+        await self.delivery[seq].ack()
+
+    async def _handle(self, d: ev.TaskDispatched, run: Running, seq: int, version: int) -> None:
         if self.draining:
             await self._report_lost(d, "node draining: the dispatch was not started", seq, version + 1)
-            await msg.ack()
+            await self._ack(seq)
             return
         if await self.control.graph_cancelled(d.graph_id):
             run.cancel.set()
@@ -209,39 +233,34 @@ class Agent:
                 guard = await self.log.append_event(started, version=version + 1, expected_seq=seq)
             except ConcurrencyConflict:  # DuplicateAppend too: an earlier incarnation started it
                 await self.resolve_stale(d, seq, version)
-                await msg.ack()
+                await self._ack(seq)
                 return
             except EventLogUnavailable as e:
-                # Nothing ran yet: ask for the dispatch again in a second rather than leaving it
-                # to the consumer's ack wait (30 s). If the start was stored after all (its answer
-                # lost), the redelivery finds it as a restarted agent would and reports it lost.
+                # Nothing ran yet: ask for the dispatch again in a second rather than waiting
+                # out the ack wait. If the start was stored after all (its answer lost), the
+                # redelivery finds it as a restarted agent would and reports it lost.
                 log.warning(
                     "start of %s/%s not recorded, redelivery in %.0fs: %s", d.graph_id, d.task_id, START_RETRY_S, e
                 )
-                await msg.nak(delay=START_RETRY_S)
+                await self.delivery[seq].nak(delay=START_RETRY_S)
                 return
             result_version = version + 2
         try:
-            report = await self.run_with_heartbeat(d, run, msg)
+            report = await self.execute(d, run)
         except asyncio.CancelledError:
             if d.phase == "run":
                 await self._report_lost_on_stop(d, guard, result_version)
             raise
         await self._report(d, report, guard, result_version)
-        await msg.ack()
+        await self._ack(seq)
 
-    async def run_with_heartbeat(self, d: ev.TaskDispatched, run: Running, msg: Any) -> RunReport:
-        """Run the dispatch, telling JetStream it is in progress while it runs."""
+    async def execute(self, d: ev.TaskDispatched, run: Running) -> RunReport:
+        """Run the dispatch; when the agent stops meanwhile, kill the process and wait for it."""
         job = asyncio.create_task(self.execution.run(d, run.cancel, run.reason))
         try:
-            while not job.done():
-                await asyncio.wait([job], timeout=self.s.ack_wait_s / 3)
-                if not job.done():
-                    with contextlib.suppress(nats.errors.Error):  # reconnecting: the next beat retries
-                        await msg.in_progress()
-            return job.result()
+            return await asyncio.shield(job)
         finally:
-            if not job.done():  # the agent is stopping: kill the process and wait for it
+            if not job.done():
                 job.cancel()
                 with contextlib.suppress(asyncio.CancelledError):
                     await job
@@ -337,7 +356,9 @@ class Agent:
     def _start(self, msgs: list[Any]) -> None:
         for m in msgs:
             key = m.metadata.sequence.stream
-            if key in self.active:  # redelivered while its handler still runs: that one acks
+            if key in self.active:  # delivered again while its handler runs: that one acks this delivery
+                if key in self.delivery:
+                    self.delivery[key] = m
                 continue
             t = asyncio.create_task(self.handle(m))
             self.active[key] = t

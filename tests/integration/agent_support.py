@@ -13,7 +13,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from node_agent.agent import AgentSettings, run_agent
+from node_agent.agent import ACK_WAIT_S, AgentSettings, run_agent
 from node_agent.execution import ExecutionSettings
 from orchestrator.eventlog import EventLog
 from schemas import events as ev
@@ -36,7 +36,7 @@ async def agent_running(url: str, workdir: Path, node: str = "n1", **execution: 
         url=url,
         slots=execution.pop("slots", 2),
         observe_interval_s=execution.pop("observe_interval_s", 0.5),
-        ack_wait_s=execution.pop("ack_wait_s", 30.0),
+        ack_wait_s=execution.pop("ack_wait_s", ACK_WAIT_S),
         execution=replace(ExecutionSettings(workdir=workdir, grace_s=0.5), **execution),
     )
     stop, ready = asyncio.Event(), asyncio.Event()
