@@ -220,6 +220,21 @@ class BacklogItemTaken(Event, frozen=True, kw_only=True):
 # --- completions --------------------------------------------------------------------------
 
 
+class ArtifactRecord(msgspec.Struct, frozen=True, gc=False, kw_only=True):
+    """One stored file: its path in the workspace, the SHA-256 of its content, its size and mode.
+
+    ``digest`` is the lowercase hex SHA-256 of the content and the blob's name in the artifact
+    store (one blob per content, however many records name it). ``path`` is relative to the
+    workspace, ``/``-separated and normalized (no ``.``/``..`` parts). ``mode`` is 0o755 when the
+    file is executable and 0o644 otherwise (like git's file modes: a umask never changes it).
+    """
+
+    path: str
+    digest: str
+    size: int = 0
+    mode: int = 0o644
+
+
 class TaskStarted(Event, frozen=True, kw_only=True):
     """A node began running a dispatched attempt."""
 
@@ -249,6 +264,7 @@ class TaskCompleted(Event, frozen=True, kw_only=True):
     scope_violations: tuple[str, ...] = ()
     log_subject: str = ""
     retryable: bool = True
+    outputs: tuple[ArtifactRecord, ...] = ()  # the declared outputs as stored (success only)
 
 
 class TaskLost(Event, frozen=True, kw_only=True):

@@ -30,6 +30,16 @@ AGENT_CONSUMER_PREFIX = "agent-"
 LOG_STREAM = "LOGS"
 LOG_ROOT = "log"
 
+# Build artifacts: one JetStream Object Store bucket, each blob named by the lowercase hex SHA-256
+# of its content (stored once however many tasks produce it). nats-py keeps a bucket in the stream
+# ``OBJ_<bucket>`` with chunks on ``$O.<bucket>.C.<nuid>`` and one metadata message per object on
+# ``$O.<bucket>.M.<base64 name>`` (nats/js/object_store.py); the subjects are spelled here for the
+# server's permissions.
+ARTIFACT_BUCKET = "artifacts"
+ARTIFACT_STREAM = f"OBJ_{ARTIFACT_BUCKET}"
+ARTIFACT_CHUNKS = f"$O.{ARTIFACT_BUCKET}.C"
+ARTIFACT_META = f"$O.{ARTIFACT_BUCKET}.M"
+
 # Namespaces the eventsourcing recorders use beside an event root ``ev``: tracking records on
 # ``trk.ev.<application>`` (same stream, so events and tracking commit in one batch) and
 # snapshots on ``snap.ev.<id>`` in the stream ``<stream>_SNAPSHOTS``.
