@@ -17,6 +17,7 @@ from pathlib import Path
 
 import nats.errors
 
+from node_agent.errors import AgentError
 from orchestrator.errors import OrchestratorError, ServerError
 from orchestrator.natsserver import RunningServer, server_args, start_server
 from orchestrator.ports import free_port
@@ -97,6 +98,7 @@ def wait_meta_leader(members: list[Member], timeout: float) -> str:
 
 
 async def _create_assets(url: str, replicas: int, login: dict[str, str]) -> None:
+    from node_agent.artifacts.store import ArtifactStore, StoreSettings
     from node_agent.logstore import LogStore
     from orchestrator.connection import connect
     from orchestrator.eventlog import EventLog
@@ -107,6 +109,7 @@ async def _create_assets(url: str, replicas: int, login: dict[str, str]) -> None
     try:
         await EventLog(nc).ensure_stream(replicas=replicas)
         await LogStore(nc).ensure_stream(replicas=replicas)
+        await ArtifactStore(nc, StoreSettings(replicas=replicas)).ensure_bucket()
         for bucket in S.VIEW_BUCKETS:
             await ensure_bucket(nc, bucket, replicas=replicas)
     finally:
@@ -114,15 +117,15 @@ async def _create_assets(url: str, replicas: int, login: dict[str, str]) -> None
 
 
 def create_assets(url: str, replicas: int, timeout: float, login: dict[str, str] | None = None) -> None:
-    """Create the EVENTS and LOGS streams and every view bucket at ``replicas`` before any client
-    starts (a fresh cluster answers concurrent creates of one R3 stream slowly; one creator avoids that).
+    """Create the EVENTS and LOGS streams, the artifact bucket and every view bucket at ``replicas`` before
+    any client starts (a fresh cluster answers concurrent creates of one R3 stream slowly; one creator avoids that).
     """
     deadline = time.monotonic() + timeout
     while True:
         try:
             asyncio.run(_create_assets(url, replicas, login or {}))
             return
-        except (OrchestratorError, OSError, nats.errors.Error) as e:
+        except (OrchestratorError, AgentError, OSError, nats.errors.Error) as e:
             if time.monotonic() > deadline:
                 raise ServerError(f"cannot create the streams and view buckets on {url}: {e!r}") from e
             time.sleep(0.2)
