@@ -130,14 +130,47 @@ async def test_chunks_that_do_not_match_intact_looking_metadata_are_a_miss(store
     a, b = await store.put_file(tmp_path / "a"), await store.put_file(tmp_path / "b")
     obs = await nc.jetstream().object_store(S.ARTIFACT_BUCKET)
     info_a, info_b = await obs.get_info(a.digest), await obs.get_info(b.digest)
+    info_a_nuid = info_a.nuid
     info_a.nuid = info_b.nuid  # a's metadata (its own digest, intact-looking) now points at b's chunks
     meta = f"{S.ARTIFACT_META}.{base64.urlsafe_b64encode(a.digest.encode()).decode()}"
     await nc.jetstream().publish(meta, json.dumps(info_a.as_dict()).encode(), headers={"Nats-Rollup": "sub"})
     assert (await store.stat(a.digest)).intact  # nothing to see in the metadata
-    with pytest.raises(BlobCorrupt, match="chunks do not match"):
+    with pytest.raises(BlobCorrupt, match="does not hash to its name"):
         await store.fetch(a.digest, tmp_path / "fetched")
     assert not (tmp_path / "fetched").exists()
-    assert await store.stat(a.digest) is None and (await store.stat(b.digest)).intact
+    assert await store.stat(a.digest) is None  # withdrawn...
+    assert await store.fetch(b.digest, tmp_path / "b") == 300_000  # ...without purging the chunks b still uses
+    assert await store.purge_orphans(datetime.now(UTC) + timedelta(days=1), timedelta(hours=1)) == [info_a_nuid]
+    assert await store.fetch(b.digest, tmp_path / "b") == 300_000
+
+
+async def test_a_deleted_blob_is_gone_at_once_and_its_chunks_at_the_next_purge(store, tmp_path):
+    for name in ("x", "y"):
+        (tmp_path / name).write_bytes(name.encode() * 200_000)
+    x, y = await store.put_file(tmp_path / "x"), await store.put_file(tmp_path / "y")
+    x_nuid = (await store.stat(x.digest)).nuid
+    assert await store.delete(x.digest) and not await store.delete(x.digest)
+    assert await store.stat(x.digest) is None and [b.digest for b in await store.blobs()] == [y.digest]
+    with pytest.raises(BlobNotFound):
+        await store.fetch(x.digest, tmp_path / "back")
+    assert len(await store.chunk_subjects()) == 2
+    assert await store.purge_orphans(datetime.now(UTC) + timedelta(days=1), timedelta(hours=1)) == [x_nuid]
+    assert len(await store.chunk_subjects()) == 1 and await store.fetch(y.digest, tmp_path / "y2") == 200_000
+    assert (await store.put_file(tmp_path / "x")).uploaded  # stored again from scratch
+
+
+async def test_a_stream_that_answers_no_direct_gets_is_read_through_a_consumer(store, nc, tmp_path, caplog):
+    src = tmp_path / "src"
+    digest = write_random(src, 5 * MiB + 7)
+    await store.put_file(src)
+    js = nc.jetstream()
+    config = (await js.stream_info(S.ARTIFACT_STREAM)).config
+    config.allow_direct = False
+    await js.update_stream(config)
+    with caplog.at_level("INFO", logger="niyantra.artifacts"):
+        assert await store.fetch(digest, tmp_path / "back") == 5 * MiB + 7
+    assert (tmp_path / "back").read_bytes() == src.read_bytes()
+    assert "direct read incomplete" in caplog.text  # the fallback ran, and still verified
 
 
 async def test_a_blob_not_there_is_not_found(store, tmp_path):
