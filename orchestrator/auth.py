@@ -13,7 +13,8 @@ What the server enforces (publish and subscribe allow/deny lists per user):
   message (EVENTS also has ``deny_delete``/``deny_purge``: not even admin purges it).
 - An agent publishes only its own node's events: ``ev.node.<node>.>`` and the task results
   that carry its node in the subject (``ev.task.*.*.TaskStarted.<node>``, ``TaskCompleted.<node>``,
-  ``TaskLost.<node>``), plus task output on ``log.>``.
+  ``TaskLost.<node>``), plus task output on ``log.>`` and build artifacts in the artifact bucket
+  (chunks and metadata, never a purge: see ``_ARTIFACT_RIGHTS``).
 - An agent pulls only its own node's dispatch queue: it may create the durable consumer
   ``agent-<node>`` only with the filter ``ev.task.*.*.TaskDispatched.<node>`` (the filter is
   part of the API subject, so the server checks it) and fetch and ack only from that one.
@@ -82,6 +83,21 @@ _JS_READER = [
 ]
 
 
+# An agent stores and fetches artifacts: it writes chunks and metadata (an object, or the deletion
+# marker that withdraws a corrupt one), reads metadata, reads chunks by direct get or through an
+# ordered consumer (nats-py's fallback), never purges. Blobs are named by their content's SHA-256
+# and every read verifies it, so a blob written by any agent cannot pass for other content.
+_ARTIFACT_RIGHTS = [
+    f"{S.ARTIFACT_CHUNKS}.>",
+    f"{S.ARTIFACT_META}.>",
+    f"{_API}.STREAM.INFO.{S.ARTIFACT_STREAM}",
+    f"{_API}.STREAM.MSG.GET.{S.ARTIFACT_STREAM}",
+    f"{_API}.DIRECT.GET.{S.ARTIFACT_STREAM}",
+    f"{_API}.CONSUMER.CREATE.{S.ARTIFACT_STREAM}",
+    f"$JS.FC.{S.ARTIFACT_STREAM}.>",
+]
+
+
 def agent_user(node_id: str) -> str:
     """The NATS user of one node's agent."""
     return f"agent-{node_id}"
@@ -111,6 +127,7 @@ def _agent_publish(node: str) -> list[str]:
         f"$JS.FC.{S.STREAM}.>",
         f"{_API}.DIRECT.GET.{S.STREAM}.{graph_cancels}",
         f"{_API}.DIRECT.GET.{S.STREAM}.{S.result_filter('TaskStarted', node)}",
+        *_ARTIFACT_RIGHTS,
     ]
 
 

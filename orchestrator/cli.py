@@ -318,7 +318,7 @@ def main() -> None:
 
 # Command groups in their own modules register themselves on ``app`` when imported.
 from orchestrator import cli_agent, cli_archive, cli_graph, cli_ops, cli_replay, cli_sim, cli_status, cli_views, cli_why  # noqa: E402, F401,I001
-from orchestrator import cli_backlog, cli_wait  # noqa: E402, F401,I001
+from orchestrator import cli_artifacts, cli_backlog, cli_wait  # noqa: E402, F401,I001
 
 if __name__ == "__main__":
     # As a script this file is ``__main__``; the command modules register on ``orchestrator.cli.app``.

