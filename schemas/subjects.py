@@ -61,6 +61,7 @@ HDR_BATCH_COMMIT = "Nats-Batch-Commit"
 # JetStream API error codes we translate into our own errors.
 ERR_WRONG_LAST_SEQUENCE = 10071
 ERR_BATCH_TOO_LARGE = 10199
+ERR_MAX_BYTES = 10077  # a stream with discard-new at its max_bytes (a full artifact bucket)
 MAX_ATOMIC_BATCH = 1000
 
 _TOKEN = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_\-]{0,127}$")

@@ -11,6 +11,7 @@ ArtifactError (an AgentError)            ``retryable`` says whether running the 
  ├── BlobCorrupt           a blob whose content does not hash to its name: a miss, never used
  ├── NoSuchOutput          ``artifacts get``: no such output recorded for that task
  └── ArtifactStoreUnavailable   the store cannot be reached, created or written in time
+      └── ArtifactStoreFull      the bucket is at its size limit (``gc`` or a larger bucket helps)
 """
 
 from __future__ import annotations
@@ -106,3 +107,15 @@ class ArtifactStoreUnavailable(ArtifactError):
     """The artifact bucket cannot be reached, created, read or written."""
 
     retryable = True
+
+
+class ArtifactStoreFull(ArtifactStoreUnavailable):
+    """The bucket is at its ``max_bytes``: nothing more is stored until blobs are removed."""
+
+    def __init__(self, path: str, limit: int | None) -> None:
+        self.path, self.limit = path, limit
+        size = f" of {limit:,} bytes" if limit else ""
+        super().__init__(
+            f"cannot store {path}: the artifact bucket is full (its limit{size}); "
+            "run `niyantra artifacts gc` or give the bucket more room"
+        )

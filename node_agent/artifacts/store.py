@@ -43,6 +43,7 @@ from nats.js.api import Header, ObjectInfo, ObjectMeta, ObjectMetaOptions, Objec
 from node_agent.artifacts.chunks import Incomplete, read_chunks
 from node_agent.artifacts.digest import HashingReader, HashingWriter, hash_file, is_digest
 from node_agent.artifacts.errors import (
+    ArtifactStoreFull,
     ArtifactStoreUnavailable,
     BlobCorrupt,
     BlobNotFound,
@@ -217,6 +218,10 @@ class ArtifactStore:
             reader = HashingReader(f, name, self.settings.max_blob_bytes)
             try:
                 await asyncio.wait_for(obs.put(digest, reader, meta=meta), self.settings.deadline_s(size))
+            except nats.js.errors.APIError as e:
+                if getattr(e, "err_code", None) == S.ERR_MAX_BYTES:
+                    raise ArtifactStoreFull(name, self.settings.max_bucket_bytes) from e
+                raise ArtifactStoreUnavailable(f"cannot store {name} as sha256:{digest}: {e!r}") from e
             except _NATS_ERRORS as e:
                 raise ArtifactStoreUnavailable(f"cannot store {name} as sha256:{digest}: {e!r}") from e
         if reader.hexdigest() != digest:

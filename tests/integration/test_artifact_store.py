@@ -17,7 +17,7 @@ from pathlib import Path
 import pytest
 
 from node_agent.artifacts.cache import LocalCache
-from node_agent.artifacts.errors import BlobCorrupt, BlobNotFound, BlobTooLarge
+from node_agent.artifacts.errors import ArtifactStoreFull, BlobCorrupt, BlobNotFound, BlobTooLarge
 from node_agent.artifacts.store import ArtifactStore, StoreSettings
 from schemas import subjects as S
 from tests.conftest import assert_eventually
@@ -106,6 +106,19 @@ async def test_a_file_over_the_limit_is_refused_naming_it_and_the_limit(nc, tmp_
     with pytest.raises(BlobTooLarge, match="out/too big.bin"):
         await store.put_file(big, label="out/too big.bin")
     assert await stream_messages(nc) == 0  # nothing was sent
+
+
+async def test_a_full_bucket_says_so_and_keeps_what_it_holds(nc, tmp_path):
+    store = ArtifactStore(nc, StoreSettings(max_bucket_bytes=MiB))
+    await store.ensure_bucket()
+    (tmp_path / "small").write_bytes(b"s" * 1000)
+    (tmp_path / "big.a").write_bytes(b"b" * 2 * MiB)
+    small = await store.put_file(tmp_path / "small")
+    with pytest.raises(ArtifactStoreFull, match="bucket is full .*1,048,576 bytes.*artifacts gc") as e:
+        await store.put_file(tmp_path / "big.a", label="lib/big.a")
+    assert e.value.path == "lib/big.a" and e.value.retryable
+    assert [b.digest for b in await store.blobs()] == [small.digest]
+    assert await store.fetch(small.digest, tmp_path / "back") == 1000
 
 
 async def test_content_overwritten_under_its_name_is_a_miss_never_used(store, nc, tmp_path):

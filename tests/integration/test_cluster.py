@@ -81,7 +81,9 @@ def test_run_survives_killing_one_of_three_servers(tmp_path):
         servers = {p.name: p for p in m.processes if p.name.startswith("nats-server")}
         assert sorted(servers) == ["nats-server-1", "nats-server-2", "nats-server-3"]
         replicas, leader = asyncio.run(stream_replicas(m.url))
-        assert replicas == {s: 3 for s in (S.STREAM, S.LOG_STREAM, *(f"KV_{b}" for b in S.VIEW_BUCKETS))}
+        assert replicas == {
+            s: 3 for s in (S.STREAM, S.LOG_STREAM, S.ARTIFACT_STREAM, *(f"KV_{b}" for b in S.VIEW_BUCKETS))
+        }
         victim = f"nats-server-{leader.rsplit('-', 1)[1]}"  # the EVENTS leader: the hardest one to lose
 
         g.submit(m.url)
@@ -135,7 +137,8 @@ async def stream_replicas(url: str) -> tuple[dict[str, int], str]:
     nc = await nats.connect(servers=url.split(","))
     try:
         js = nc.jetstream()
-        infos = [await js.stream_info(s) for s in (S.STREAM, S.LOG_STREAM, *(f"KV_{b}" for b in S.VIEW_BUCKETS))]
+        streams = (S.STREAM, S.LOG_STREAM, S.ARTIFACT_STREAM, *(f"KV_{b}" for b in S.VIEW_BUCKETS))
+        infos = [await js.stream_info(s) for s in streams]
     finally:
         await nc.close()
     return {i.config.name: i.config.num_replicas for i in infos}, infos[0].cluster.leader
