@@ -117,6 +117,7 @@ def get(
     dest = output or Path(PurePosixPath(what).name if task else what)
     if dest.is_dir():
         dest = dest / (PurePosixPath(what).name if task else what)
+    dest.parent.mkdir(parents=True, exist_ok=True)
     if task is not None and graph is not None:
         record = _run(lambda nc: get_output(nc, graph, task, what, dest))(nats_url)
         err.print(f"[dim]{graph}/{task}:{record.path} sha256:{record.digest[:16]} → {dest}[/dim]", highlight=False)

@@ -81,7 +81,7 @@ async def test_the_cli_lists_and_fetches_a_tasks_output_runnable(nats_server, re
     doc = {d["digest"]: d for d in json.loads(listed.stdout)}
     assert doc[stray]["refs"] == [] and doc[linked[1].digest]["refs"][0]["path"] == "libz.a"
 
-    out = tmp_path / "fetched example"
+    out = tmp_path / "new folder" / "fetched example"
     got = await asyncio.to_thread(
         cli, "get", "example", "--graph", "zlib-build-1", "--task", "link", "-o", str(out), url=nats_server.url
     )
