@@ -12,6 +12,8 @@
 Fields are the graph file's (``estimate``, ``timeout``, ``tier``, ``labels``, ...), checked by
 the same validation, so a graph built in code and one written by hand are accepted or refused
 alike, with the same messages. `Graph.document` is the graph as a plain dict (JSON-ready).
+``source`` and ``filesets`` are the ``[graph]`` fields of a file (a relative source directory is
+taken from the current directory); `submit` records the source tree's manifest.
 """
 
 from __future__ import annotations
@@ -24,7 +26,7 @@ from typing import Any
 
 import orjson
 
-from orchestrator.graphcheck import GraphSpec, Limits, build_graph
+from orchestrator.graphcheck import GraphSpec, Limits
 
 
 class Graph:
@@ -37,11 +39,15 @@ class Graph:
         title: str = "",
         defaults: dict[str, Any] | None = None,
         generation_limit: int | None = None,
+        source: str | list[dict[str, Any]] | None = None,
+        filesets: dict[str, list[str]] | None = None,
     ) -> None:
         self.id = id
         self.title = title
         self.defaults = dict(defaults or {})
         self.generation_limit = generation_limit
+        self.source = source
+        self.filesets = dict(filesets or {})
         self._tasks: list[dict[str, Any]] = []
         self._rules: list[dict[str, Any]] = []
 
@@ -70,14 +76,21 @@ class Graph:
             graph["defaults"] = self.defaults
         if self.generation_limit is not None:
             graph["generation_limit"] = self.generation_limit
+        if self.source is not None:
+            graph["source"] = self.source
+        if self.filesets:
+            graph["filesets"] = self.filesets
         doc: dict[str, Any] = {"graph": graph, "tasks": [dict(t) for t in self._tasks]}
         if self._rules:
             doc["rules"] = [dict(r) for r in self._rules]
         return doc
 
-    def build(self, limits: Limits | None = None) -> GraphSpec:
+    def build(self, limits: Limits | None = None, *, hash_source: bool = False) -> GraphSpec:
         """Validate; raise `GraphFileError` listing every problem (source ``<python graph ID>``)."""
-        return build_graph(f"<python graph {self.id}>", self.document(), limits)
+        from orchestrator.graphfile import build_with_source
+
+        where = f"<python graph {self.id}>"
+        return build_with_source(where, self.document(), Path.cwd(), limits, hash_source=hash_source)
 
     def save(self, path: str | Path) -> Path:
         """Write the graph as a JSON graph file that `niyantra validate` and `submit` take."""
@@ -91,7 +104,7 @@ class Graph:
         from orchestrator.application import Orchestrator
         from orchestrator.submission import graph_events
 
-        spec = self.build()
+        spec = self.build(hash_source=True)
         url = url or os.environ.get("NIYANTRA_NATS_URL", "nats://127.0.0.1:4222")
         events = graph_events(
             spec, datetime.now(UTC), f"submit:{spec.id}:{uuid.uuid4().hex}", submitted_by or os.environ.get("USER", "")

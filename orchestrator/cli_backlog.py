@@ -38,7 +38,8 @@ def add(
     spec, events = _submission(
         "backlog",
         lambda: dataclasses.replace(
-            _load(file, max_tasks, max_bytes, DEFAULT_TEMPLATE, 1.0, None), backlog_priority=priority
+            _load(file, max_tasks, max_bytes, DEFAULT_TEMPLATE, 1.0, None, hash_source=True),
+            backlog_priority=priority,
         ),
     )
     done = _with_app(nats_url, lambda a: a.submit_graph(events))

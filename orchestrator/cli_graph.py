@@ -6,6 +6,7 @@ Registered on the app of `orchestrator.cli` when that module is imported.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import json
 import os
 import sys
@@ -37,12 +38,21 @@ Reason = Annotated[str, typer.Option("--reason", help="Why (recorded in the even
 GraphOpt = Annotated[str | None, typer.Option("--graph", help="Graph of the task (needed if ids repeat).")]
 
 
-def _load(file: Path, max_tasks: int, max_bytes: int, wf_command: str, wf_scale: float, graph_id: str | None) -> Any:
+def _load(
+    file: Path,
+    max_tasks: int,
+    max_bytes: int,
+    wf_command: str,
+    wf_scale: float,
+    graph_id: str | None,
+    hash_source: bool = False,
+) -> Any:
     from orchestrator.graphfile import load_graph
 
-    spec = load_graph(file, Limits(max_tasks=max_tasks, max_bytes=max_bytes), WfOptions(wf_command, wf_scale))
+    limits, wf = Limits(max_tasks=max_tasks, max_bytes=max_bytes), WfOptions(wf_command, wf_scale)
+    spec = load_graph(file, limits, wf, hash_source=hash_source)
     if graph_id:
-        spec = GraphSpec(id=graph_id, title=spec.title, tasks=spec.tasks, source=spec.source)
+        spec = dataclasses.replace(spec, id=graph_id)
     return spec
 
 
@@ -127,7 +137,9 @@ def submit(
     graph_id: GraphId = None,
 ) -> None:
     """Validate a graph file and submit it atomically; the same file twice is accepted once."""
-    spec, events = _submission("submit", lambda: _load(file, max_tasks, max_bytes, wf_command, wf_scale, graph_id))
+    spec, events = _submission(
+        "submit", lambda: _load(file, max_tasks, max_bytes, wf_command, wf_scale, graph_id, hash_source=True)
+    )
     done = _with_app(nats_url, lambda a: a.submit_graph(events))
     if done.created:
         console.print(f"submitted graph {spec.id}: {len(spec.tasks)} tasks (seq {done.seq})")

@@ -2,6 +2,8 @@
 
 OrchestratorError
  ├── GraphFileError            a graph file that cannot be accepted (names file, task, field)
+ ├── SourceTreeError           a source directory that cannot be stored (names the path and why)
+ ├── NinjaFileError            a Ninja file that cannot be read or imported (names file, line, problem)
  ├── InvariantViolation        a command refused by a write-side rule (task not ready, stale attempt, ...)
  ├── ConcurrencyConflict       an append whose expected aggregate sequence was stale
  │    └── DuplicateAppend      an append JetStream already holds (same Nats-Msg-Id)
@@ -65,3 +67,23 @@ class ServerError(OrchestratorError):
 
 class InvariantViolation(OrchestratorError):
     """A command that would break a write-side invariant (names the task and the rule)."""
+
+
+class SourceTreeError(OrchestratorError):
+    """A file of a graph's source directory that cannot be recorded (a symlink out, a fifo, unreadable)."""
+
+    def __init__(self, path: str, why: str) -> None:
+        self.path = path
+        self.why = why
+        super().__init__(f"source {path}: {why}")
+
+
+class NinjaFileError(OrchestratorError):
+    """A Ninja build file that cannot be parsed or turned into a graph; names the file and line."""
+
+    def __init__(self, file: str, line: int | None, why: str) -> None:
+        self.file = file
+        self.line = line
+        self.why = why
+        where = f"{file}:{line}" if line is not None else file
+        super().__init__(f"{where}: {why}")

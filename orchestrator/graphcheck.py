@@ -8,17 +8,20 @@ mistakes in one pass.
 
 from __future__ import annotations
 
+import dataclasses
 import difflib
 import gc
 import re
-from collections.abc import Callable
-from dataclasses import dataclass
+from collections.abc import Callable, Collection
+from dataclasses import dataclass, field
 from typing import Any
 
 from orchestrator.errors import GraphFileError
 from orchestrator.graphshape import find_cycles, topological_order
+from orchestrator.iocheck import check_io, inputs_field, outputs_field, parse_filesets, parse_sources
 from orchestrator.problem import Problem
-from schemas.events import FollowUpRule, TaskSpec
+from orchestrator.sourcetree import SourceMount
+from schemas.events import ArtifactRecord, FollowUpRule, TaskSpec
 from schemas.subjects import is_safe_id
 
 DEFAULT_MAX_TASKS = 100_000
@@ -45,6 +48,10 @@ class GraphSpec:
     rules: tuple[FollowUpRule, ...] = ()
     generation_limit: int = 100
     backlog_priority: int | None = None  # set by `niyantra backlog add`, never by the file
+    sources: tuple[SourceMount, ...] = ()  # [graph] source: the directories laid out in every workspace
+    filesets: dict[str, tuple[str, ...]] = field(default_factory=dict)
+    source_tree: str = ""  # set at submit from the walked sources: the manifest's digest and files
+    source_files: tuple[ArtifactRecord, ...] = ()
 
 
 _DURATION = re.compile(
@@ -203,10 +210,13 @@ TASK_FIELDS: dict[str, tuple[str, Convert]] = {
     "labels": ("labels", _labels),
     "env": ("env", _env_names),
     "priority": ("priority", _priority),
+    "inputs": ("inputs", inputs_field),
+    "outputs": ("outputs", outputs_field),
 }
 _PLAIN = frozenset({"id", "title", "type", "command"})  # file name == TaskSpec name, any string
-DEFAULTABLE = ("type", "estimate", "timeout", "max_attempts", "tier", "preflight", "scope", "labels", "env", "priority")
-GRAPH_FIELDS = ("id", "title", "description", "defaults", "generation_limit")
+DEFAULTABLE: tuple[str, ...] = ("type", "estimate", "timeout", "max_attempts", "tier", "preflight", "scope", "labels")
+DEFAULTABLE += ("env", "priority", "inputs")
+GRAPH_FIELDS = ("id", "title", "description", "defaults", "generation_limit", "source", "filesets")
 TOP_LEVEL = ("graph", "tasks", "rules")
 
 
@@ -282,11 +292,12 @@ def _required(file: str, who: str, raw: dict[str, Any], problems: list[Problem])
 
 
 def _merge_defaults(raw: dict[str, Any], defaults: dict[str, Any], fields: dict[str, Any]) -> None:
-    """Labels and env from the defaults add to the task's own; other fields are overridden."""
+    """Labels, env and inputs from the defaults add to the task's own; other fields are overridden."""
     if "labels" in raw and "labels" in defaults and isinstance(fields.get("labels"), dict):
         fields["labels"] = {**defaults["labels"], **fields["labels"]}
-    if "env" in raw and "env" in defaults and isinstance(fields.get("env"), tuple):
-        fields["env"] = tuple(dict.fromkeys((*defaults["env"], *fields["env"])))
+    for key in ("env", "inputs"):
+        if key in raw and key in defaults and isinstance(fields.get(key), tuple):
+            fields[key] = tuple(dict.fromkeys((*defaults[key], *fields[key])))
 
 
 def _edges(file: str, edges: dict[str, tuple[str, ...]]) -> list[Problem]:
@@ -323,8 +334,13 @@ def _id_and_deps(raw: Any) -> tuple[str | None, tuple[str, ...]]:
         return tid, ()
 
 
-def build_graph(file: str, doc: Any, limits: Limits | None = None) -> GraphSpec:
+def build_graph(
+    file: str, doc: Any, limits: Limits | None = None, source_paths: Collection[str] | None = None
+) -> GraphSpec:
     """Validate a parsed document; raise `GraphFileError` listing every problem found.
+
+    ``source_paths`` are the workspace paths the graph's ``source`` provides (`sourcetree.source_paths`);
+    None when they were not read, so inputs are then not checked against the source tree.
 
     The cyclic garbage collector is paused meanwhile: validation allocates one long-lived
     object per task and field and no cycles, and the collector's passes over them cost more
@@ -333,13 +349,24 @@ def build_graph(file: str, doc: Any, limits: Limits | None = None) -> GraphSpec:
     was_enabled = gc.isenabled()
     gc.disable()
     try:
-        return _build_graph(file, doc, limits or Limits())
+        return _build_graph(file, doc, limits or Limits(), source_paths)
     finally:
         if was_enabled:
             gc.enable()
 
 
-def _build_graph(file: str, doc: Any, limits: Limits) -> GraphSpec:
+def _io(
+    file: str, graph: dict[str, Any], specs: list[TaskSpec], source_paths: Collection[str] | None
+) -> tuple[tuple[SourceMount, ...], dict[str, tuple[str, ...]], list[Problem]]:
+    """The graph's source and filesets, and the problems of every task's inputs and outputs."""
+    mounts, problems = parse_sources(file, graph.get("source"))
+    filesets, more = parse_filesets(file, graph.get("filesets"))
+    if not mounts and "source" not in graph:
+        source_paths = ()  # no source: every input must be some task's output
+    return mounts, filesets, problems + more + check_io(file, specs, filesets, source_paths)
+
+
+def _build_graph(file: str, doc: Any, limits: Limits, source_paths: Collection[str] | None) -> GraphSpec:
     if not isinstance(doc, dict):
         raise GraphFileError(file, [Problem(file, None, None, "must be a table with [graph] and [[tasks]]")])
     problems = _unknown(Problem(file, None, None, "", scope="document"), doc, TOP_LEVEL)
@@ -383,6 +410,8 @@ def _build_graph(file: str, doc: Any, limits: Limits) -> GraphSpec:
         else:
             edges[tid] = deps
     problems += _edges(file, edges)
+    mounts, filesets, more = _io(file, graph, specs, source_paths)
+    problems += more
     from orchestrator.rulecheck import check_rules  # it uses this module's field checks
 
     rules, limit, more = check_rules(file, doc.get("rules"), graph.get("generation_limit"), defaults, set(edges))
@@ -390,4 +419,5 @@ def _build_graph(file: str, doc: Any, limits: Limits) -> GraphSpec:
     if problems:
         raise GraphFileError(file, problems)
     assert isinstance(gid, str) and isinstance(title, str)
-    return GraphSpec(id=gid, title=title, tasks=tuple(specs), source=file, rules=rules, generation_limit=limit)
+    graph_spec = GraphSpec(id=gid, title=title, tasks=tuple(specs), source=file, rules=rules, generation_limit=limit)
+    return dataclasses.replace(graph_spec, sources=mounts, filesets=filesets) if mounts or filesets else graph_spec

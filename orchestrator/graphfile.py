@@ -4,10 +4,15 @@ The format follows the file: ``.toml`` is niyantra's TOML; ``.json`` and ``.json
 either a WfFormat instance (it has a ``workflow`` object) or niyantra's format written as JSON.
 A file over the size limit is refused before it is parsed (for gzip, the inflated size
 counts), and a syntax error names the line and column. Validation is `graphcheck.build_graph`.
+
+A graph that names a ``source`` has its directories (relative ones from the file's folder) walked
+for validation, so an input the source tree lacks is reported; `load_graph` with
+``hash_source=True`` (submit) also hashes every file and returns the spec with its manifest.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import re
 import tomllib
 import zlib
@@ -16,11 +21,14 @@ from typing import Any
 
 import orjson
 
-from orchestrator.errors import GraphFileError
+from orchestrator.errors import GraphFileError, SourceTreeError
 from orchestrator.graphcheck import GraphSpec, Limits, build_graph, parse_duration
 from orchestrator.graphshape import find_cycle
+from orchestrator.iocheck import parse_sources
 from orchestrator.problem import Problem
+from orchestrator.sourcetree import manifest_of_mounts, source_paths
 from orchestrator.wfformat import WfOptions, is_wfformat, wf_document
+from schemas.codec import manifest_digest
 
 __all__ = ["GraphSpec", "Limits", "WfOptions", "build_graph", "find_cycle", "load_graph", "parse_document"]
 __all__ += ["parse_duration", "read_limited"]
@@ -98,9 +106,37 @@ def parse_document(where: str, data: bytes, wf: WfOptions | None = None) -> dict
     return doc
 
 
-def load_graph(path: str | Path, limits: Limits | None = None, wf: WfOptions | None = None) -> GraphSpec:
-    """Read, parse and validate a graph file; raise `GraphFileError` listing every problem."""
+def load_graph(
+    path: str | Path, limits: Limits | None = None, wf: WfOptions | None = None, *, hash_source: bool = False
+) -> GraphSpec:
+    """Read, parse and validate a graph file; raise `GraphFileError` listing every problem.
+
+    With ``hash_source`` the source tree's manifest is taken too (``source_tree``, ``source_files``).
+    """
     limits = limits or Limits()
     p = Path(path)
     data = read_limited(p, limits.max_bytes)
-    return build_graph(str(p), parse_document(str(p), data, wf), limits)
+    doc = parse_document(str(p), data, wf)
+    return build_with_source(str(p), doc, p.parent, limits, hash_source=hash_source)
+
+
+def build_with_source(
+    file: str, doc: dict[str, Any], base: Path, limits: Limits | None = None, *, hash_source: bool = False
+) -> GraphSpec:
+    """`build_graph` with the document's source directories (relative to ``base``) walked, or hashed."""
+    graph = doc.get("graph")
+    mounts, bad = parse_sources(file, graph.get("source") if isinstance(graph, dict) else None)
+    if bad or not mounts:
+        return build_graph(file, doc, limits)
+    try:
+        if hash_source:
+            manifest = manifest_of_mounts(mounts, base)
+            paths = [f.path for f in manifest.files]
+        else:
+            paths = source_paths(mounts, base)
+    except SourceTreeError as e:
+        raise GraphFileError(file, [Problem(file, None, "source", str(e), scope="graph")]) from e
+    spec = build_graph(file, doc, limits, source_paths=paths)
+    if not hash_source:
+        return spec
+    return dataclasses.replace(spec, source_tree=manifest_digest(manifest), source_files=manifest.files)

@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import hashlib
 from typing import Any
 
 import msgspec
 
 from schemas.errors import MalformedEvent
-from schemas.events import AnyEvent, Event
+from schemas.events import AnyEvent, Event, SourceManifest
 
 _encoder = msgspec.json.Encoder()
 SCHEMA_VERSION = 1  # the newest event schema version this code reads (upcasters would go before the check)
@@ -34,6 +35,16 @@ def decode(data: bytes, *, subject: str = "?", seq: int | None = None) -> AnyEve
         name, version = type(event).__name__, event.schema_version
         raise MalformedEvent(subject, seq, f"{name} schema version {version} is unknown here (1-{SCHEMA_VERSION})")
     return event
+
+
+def encode_manifest(manifest: SourceManifest) -> bytes:
+    """The canonical bytes of a source manifest (what its digest is taken over)."""
+    return _encoder.encode(manifest)
+
+
+def manifest_digest(manifest: SourceManifest) -> str:
+    """Lowercase hex SHA-256 of the manifest's canonical encoding: equal trees, equal digests."""
+    return hashlib.sha256(encode_manifest(manifest)).hexdigest()
 
 
 def json_schema() -> dict[str, Any]:

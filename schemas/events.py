@@ -49,6 +49,11 @@ class TaskSpec(msgspec.Struct, frozen=True, gc=False, kw_only=True):
     preflight: str | None = None
     scope: tuple[str, ...] = ()
     env: tuple[str, ...] = ()
+    # Workspace-relative paths or globs (``*``, ``?``, ``[...]``, ``**``): what the task reads
+    # (source files, other tasks' outputs; ``@name`` stands for the graph's fileset ``name``) and
+    # what it writes for its dependents (stored and laid out for them).
+    inputs: tuple[str, ...] = ()
+    outputs: tuple[str, ...] = ()
 
 
 class TaskSelector(msgspec.Struct, frozen=True, gc=False, kw_only=True):
@@ -93,6 +98,11 @@ class GraphSubmitted(Event, frozen=True, kw_only=True):
     rules: tuple[FollowUpRule, ...] = ()
     generation_limit: int = 100
     backlog_priority: int | None = None  # set: the graph waits in the backlog until the decider takes it
+    # The graph's source tree (SourceManifest): its digest, and its files at their workspace paths
+    # (sorted by path, split across the parts like the tasks); every task's workspace gets them.
+    source_tree: str = ""
+    source_files: tuple[ArtifactRecord, ...] = ()
+    filesets: dict[str, tuple[str, ...]] = {}  # named input lists a task's ``@name`` input stands for
 
 
 class GraphTasksAdded(Event, frozen=True, kw_only=True):
@@ -105,6 +115,7 @@ class GraphTasksAdded(Event, frozen=True, kw_only=True):
     graph_id: str
     part: int
     tasks: tuple[TaskSpec, ...]
+    source_files: tuple[ArtifactRecord, ...] = ()  # the source tree's files after the earlier parts'
 
 
 class NodeRegistered(Event, frozen=True, kw_only=True):
@@ -233,6 +244,16 @@ class ArtifactRecord(msgspec.Struct, frozen=True, gc=False, kw_only=True):
     digest: str
     size: int = 0
     mode: int = 0o644
+
+
+class SourceManifest(msgspec.Struct, frozen=True, gc=False, kw_only=True):
+    """A source tree as stored: every regular file's workspace path, digest, size and mode, sorted by path.
+
+    Its identity is `schemas.codec.manifest_digest`: the SHA-256 of its canonical JSON encoding.
+    Folders are implied by the paths (an empty folder is not recorded).
+    """
+
+    files: tuple[ArtifactRecord, ...] = ()
 
 
 class TaskStarted(Event, frozen=True, kw_only=True):

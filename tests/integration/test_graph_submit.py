@@ -187,3 +187,42 @@ def test_a_graph_bigger_than_one_message_is_written_in_parts_atomically(server, 
     assembly = GraphAssembly()
     whole = [assembly.add(e) for _, e in events][-1]
     assert whole is not None and [t.id for t in whole.tasks] == [f"T{i}" for i in range(n)]
+
+
+def test_a_graph_with_a_source_records_its_manifest_and_stays_idempotent(server, tmp_path):
+    import hashlib
+
+    from orchestrator.submission import GraphAssembly
+
+    (tmp_path / "repo/lib").mkdir(parents=True)
+    (tmp_path / "repo/lib/a b.c").write_text("int a;")
+    (tmp_path / "repo/build.sh").write_text("cc -c 'src/lib/a b.c'")
+    path = tmp_path / "g.toml"
+    path.write_text(
+        '[graph]\nid = "with-source"\nsource = { dir = "repo", at = "src" }\n'
+        '[[tasks]]\nid = "cc"\ncommand = "bash src/build.sh"\ninputs = ["src/lib/*.c", "src/build.sh"]\n'
+        'outputs = ["a b.o"]\n'
+    )
+    first = runner.invoke(app, ["submit", str(path), "--nats-url", server.url])
+    assert first.exit_code == 0 and "submitted graph with-source" in first.output, first.output
+    again = runner.invoke(app, ["submit", str(path), "--nats-url", server.url])
+    assert again.exit_code == 0 and "already submitted with the same content" in again.output, again.output
+
+    async def read() -> list:
+        nc = await nats.connect(server.url)
+        try:
+            return await EventLog(nc).read_events("ev.graph.with-source.>")
+        finally:
+            await nc.close()
+
+    events = asyncio.run(read())
+    whole = [GraphAssembly().add(e) for _, e in events][0]
+    assert len(events) == 1 and whole is not None and len(whole.source_tree) == 64
+    assert [(f.path, f.digest) for f in whole.source_files] == [
+        ("src/build.sh", hashlib.sha256(b"cc -c 'src/lib/a b.c'").hexdigest()),
+        ("src/lib/a b.c", hashlib.sha256(b"int a;").hexdigest()),
+    ]
+    assert whole.tasks[0].inputs == ("src/lib/*.c", "src/build.sh") and whole.tasks[0].outputs == ("a b.o",)
+    (tmp_path / "repo/lib/a b.c").write_text("int a = 1;")  # the same file over a changed tree: new content
+    changed = runner.invoke(app, ["submit", str(path), "--nats-url", server.url])
+    assert changed.exit_code == 2 and len(asyncio.run(read())) == 1, changed.output
