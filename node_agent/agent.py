@@ -36,9 +36,9 @@ from node_agent.execution import Execution, ExecutionSettings
 from node_agent.logstore import LogStore
 from node_agent.report import RunReport, completion, lost
 from orchestrator import __version__
-from orchestrator.connection import connect as nats_connect
 from orchestrator.errors import ConcurrencyConflict, DuplicateAppend, EventLogUnavailable
-from orchestrator.eventlog import EventLog
+from orchestrator.runtime.connection import connect as nats_connect
+from orchestrator.writeside.eventlog import EventLog
 from schemas import codec
 from schemas import events as ev
 from schemas import subjects as S

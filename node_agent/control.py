@@ -25,7 +25,7 @@ from typing import TYPE_CHECKING, Any
 import nats.errors
 
 from orchestrator.errors import EventLogUnavailable
-from orchestrator.ordered import subscribe_ordered
+from orchestrator.runtime.ordered import subscribe_ordered
 from schemas import codec
 from schemas import events as ev
 from schemas import subjects as S

@@ -17,7 +17,7 @@ import nats.js.errors
 from nats.js.api import DiscardPolicy, StorageType, StreamConfig
 
 from node_agent.errors import LogNotFound, LogStoreUnavailable
-from orchestrator.connection import replicas as default_replicas
+from orchestrator.runtime.connection import replicas as default_replicas
 from schemas import subjects as S
 
 DEFAULT_MAX_AGE_S = 30 * 24 * 3600.0

@@ -26,7 +26,7 @@ class GraphFileError(OrchestratorError):
 
     def __init__(self, path: str, problems: Sequence[object]) -> None:
         self.path = path
-        self.problems = list(problems)  # `orchestrator.problem.Problem`s (or plain strings)
+        self.problems = list(problems)  # `orchestrator.graphs.problem.Problem`s (or plain strings)
         super().__init__("; ".join(map(str, problems)) if problems else f"{path}: invalid graph")
 
 

@@ -30,7 +30,7 @@ from typing import Any, cast
 from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy
 from nats.protocol.parser import AWAITING_MSG_PAYLOAD, Parser
 
-from orchestrator.ordered import subscribe_ordered
+from orchestrator.runtime.ordered import subscribe_ordered
 from projections.errors import ProjectionError
 from schemas import subjects as S
 

@@ -23,7 +23,7 @@ from typing import Any
 
 import msgspec
 
-from orchestrator.ordered import watch_bucket
+from orchestrator.runtime.ordered import watch_bucket
 from projections.errors import ProjectionError
 from projections.fold import Checkpoint, Fold
 from projections.logread import read_chunks

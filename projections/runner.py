@@ -27,12 +27,12 @@ import nats.errors
 import nats.js.errors
 from nats.js.api import KeyValueConfig, StorageType
 
-from orchestrator.connection import connect as nats_connect
-from orchestrator.connection import replicas as default_replicas
 from orchestrator.errors import OrchestratorError
-from orchestrator.eventlog import Append, EventLog
-from orchestrator.ordered import subscribe_ordered
-from projections.confidence import (
+from orchestrator.runtime.connection import connect as nats_connect
+from orchestrator.runtime.connection import replicas as default_replicas
+from orchestrator.runtime.ordered import subscribe_ordered
+from orchestrator.writeside.eventlog import Append, EventLog
+from projections.confidence.fold import (
     CONFIDENCE_PARAMS,
     ConfidenceView,
     confidence_keys,
@@ -42,8 +42,8 @@ from projections.confidence import (
 from projections.errors import ProjectionError, ViewStoreUnavailable
 from projections.fold import Checkpoint, Fold, Projection, View
 from projections.logread import read_chunks
-from projections.node_scores import NodeScoresView, evolve_node_scores, node_keys, node_values
-from projections.readiness import ReadinessView, evolve_readiness, readiness_keys, readiness_values
+from projections.node_scores.fold import NodeScoresView, evolve_node_scores, node_keys, node_values
+from projections.readiness.fold import ReadinessView, evolve_readiness, readiness_keys, readiness_values
 from schemas import subjects as S
 from schemas.events import AnyEvent
 
@@ -91,7 +91,7 @@ _enc = msgspec.json.Encoder()
 async def ensure_bucket(nc: Any, bucket: str, *, replicas: int | None = None) -> None:
     """Create a view bucket (memory storage, history 1, atomic batches allowed) if missing.
 
-    ``replicas`` defaults to ``NIYANTRA_REPLICAS`` (see `orchestrator.connection`).
+    ``replicas`` defaults to ``NIYANTRA_REPLICAS`` (see `orchestrator.runtime.connection`).
     """
     replicas = replicas or default_replicas()
     js = nc.jetstream()

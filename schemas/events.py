@@ -109,7 +109,7 @@ class GraphTasksAdded(Event, frozen=True, kw_only=True):
     """Part ``part`` (1 … parts-1) of a graph too big for one message, in the same atomic write.
 
     A graph is complete once its last part is in; views take it whole from there
-    (`orchestrator.submission.GraphAssembly`).
+    (`orchestrator.graphs.submission.GraphAssembly`).
     """
 
     graph_id: str

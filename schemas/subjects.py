@@ -125,7 +125,7 @@ def dispatch_filter(node_id: str) -> str:
 
 
 # Task results name the reporting node as the subject's last token (like a dispatch), so the
-# server's permissions let an agent report for its own node only (orchestrator/auth.py).
+# server's permissions let an agent report for its own node only (orchestrator/runtime/auth.py).
 RESULT_EVENTS = ("TaskStarted", "TaskCompleted", "TaskLost")
 
 

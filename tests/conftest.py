@@ -10,7 +10,7 @@ from pathlib import Path
 import nats
 import pytest
 
-from orchestrator.natsserver import RunningServer, server_args, start_server
+from orchestrator.runtime.natsserver import RunningServer, server_args, start_server
 
 
 def run_nats(tmp: Path, *, sync_always: bool = False) -> RunningServer:

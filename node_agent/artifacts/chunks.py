@@ -2,7 +2,7 @@
 
 nats-py's ``ObjectStore.get`` reads the chunks through an ordered push consumer, about 2.0 s for
 100 MiB here; asking the stream for them in batches of at most ``max_bytes`` (JetStream's batched
-direct get, the same request `orchestrator.eventlog` pages the log with) reads them in about
+direct get, the same request `orchestrator.writeside.eventlog` pages the log with) reads them in about
 0.3 s (scripts/bench_artifacts). The caller hashes what arrives and checks it against the name,
 so a chunk read from a lagging replica, a missing one or an object replaced meanwhile shows as
 `Incomplete` (fewer chunks than the metadata says: the caller falls back to nats-py's ``get``) or

@@ -45,7 +45,7 @@ class GcReport:
 
 async def read_completions(nc: Any, filter_subject: str = COMPLETIONS) -> list[ev.TaskCompleted]:
     """Every completion on ``filter_subject`` in log order (malformed events are skipped by the reader)."""
-    from orchestrator.eventlog import EventLog
+    from orchestrator.writeside.eventlog import EventLog
 
     log = EventLog(nc)
     await log.ensure_stream()
@@ -99,7 +99,7 @@ def _task_completions(graph_id: str, task_id: str) -> str:
 
 async def live_needs(nc: Any, completions: list[ev.TaskCompleted]) -> set[str]:
     """Digests that tasks not yet ended (per the readiness view) will lay out from their dependencies."""
-    from orchestrator.queries import read_status
+    from orchestrator.reports.queries import read_status
 
     report = await read_status(nc)
     outputs: dict[tuple[str, str], tuple[ev.ArtifactRecord, ...]] = {}

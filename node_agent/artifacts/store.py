@@ -50,7 +50,7 @@ from node_agent.artifacts.errors import (
     BlobTooLarge,
     FileChanged,
 )
-from orchestrator.connection import replicas as default_replicas
+from orchestrator.runtime.connection import replicas as default_replicas
 from schemas import subjects as S
 
 log = logging.getLogger("niyantra.artifacts")

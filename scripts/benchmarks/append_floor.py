@@ -20,8 +20,8 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
-from orchestrator.connection import connect as nats_connect  # noqa: E402
-from orchestrator.eventlog import Append, EventLog  # noqa: E402
+from orchestrator.runtime.connection import connect as nats_connect  # noqa: E402
+from orchestrator.writeside.eventlog import Append, EventLog  # noqa: E402
 
 STREAM = "NIYANTRA_BENCH_APPEND_FLOOR"
 

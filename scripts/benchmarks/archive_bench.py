@@ -25,7 +25,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
 import duckdb  # noqa: E402
 
-from orchestrator.archive_query import open_archive  # noqa: E402
+from projections.archive.query import open_archive  # noqa: E402
 
 
 def write_archive(directory: Path, n: int, days: int = 10) -> None:
@@ -68,11 +68,11 @@ def recorded_run(tasks: int, nodes: int = 8, slots: int = 2, width: int = 50) ->
     attempt (retried after the backoff).
     The decider decides after every event, as it does on every view change; only rounds that
     dispatch are in the log. Returns the stored messages."""
-    from orchestrator.decide import DeciderConfig, decide
-    from orchestrator.graphcheck import GraphSpec
-    from orchestrator.replay import Replayer
-    from orchestrator.simulator import T0
-    from orchestrator.submission import graph_events
+    from orchestrator.decision.decide import DeciderConfig, decide
+    from orchestrator.graphs.submission import graph_events
+    from orchestrator.graphs.validation import GraphSpec
+    from orchestrator.replay.replayer import Replayer
+    from orchestrator.replay.simulator import T0
     from schemas import events as ev
     from schemas.events import TERMINAL_STATES
     from tests.unit.test_replay import Log  # an in-memory message log
@@ -171,7 +171,7 @@ def replay_throughput(tasks: int) -> dict[str, object]:
     run, in one process and in as many as the CPUs this process may use (``replay --check --jobs N``)."""
     import os
 
-    from orchestrator.replay import check
+    from orchestrator.replay.replayer import check
 
     messages = recorded_run(tasks)
     out: dict[str, object] = {"folds_only": _folds_only(messages)}
@@ -200,7 +200,7 @@ def replay_throughput(tasks: int) -> dict[str, object]:
 def _folds_only(messages: list[Any]) -> dict[str, object]:
     """The floor under ``replay --check`` here: the same messages decoded once and folded through
     the three views it reads (the replayer's own folds), with no decision re-run."""
-    from orchestrator.replay import VIEWS, Replayer
+    from orchestrator.replay.replayer import VIEWS, Replayer
 
     t, cpu = time.perf_counter(), _cpu_s()
     Replayer(messages).move(dict.fromkeys(VIEWS, messages[-1].seq))

@@ -29,7 +29,7 @@ import nats  # noqa: E402
 
 from node_agent.artifacts.cache import LocalCache  # noqa: E402
 from node_agent.artifacts.store import ArtifactStore, StoreSettings  # noqa: E402
-from orchestrator.natsserver import default_config, server_args, start_server  # noqa: E402
+from orchestrator.runtime.natsserver import default_config, server_args, start_server  # noqa: E402
 from schemas import subjects as S  # noqa: E402
 
 MiB = 1 << 20

@@ -19,10 +19,10 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
-from orchestrator.decide import DeciderConfig, decide  # noqa: E402
-from orchestrator.graphcheck import GraphSpec  # noqa: E402
-from orchestrator.simulator import T0, _World  # noqa: E402
-from orchestrator.submission import graph_events  # noqa: E402
+from orchestrator.decision.decide import DeciderConfig, decide  # noqa: E402
+from orchestrator.graphs.submission import graph_events  # noqa: E402
+from orchestrator.graphs.validation import GraphSpec  # noqa: E402
+from orchestrator.replay.simulator import T0, _World  # noqa: E402
 from schemas import events as ev  # noqa: E402
 
 

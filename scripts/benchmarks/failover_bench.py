@@ -35,10 +35,10 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
 import nats  # noqa: E402
 
-from orchestrator.api import Graph  # noqa: E402
-from orchestrator.cli_ops import _all_events  # noqa: E402
-from orchestrator.ports import free_port  # noqa: E402
-from orchestrator.supervisor import UpSettings, down, up  # noqa: E402
+from orchestrator.cli.ops import _all_events  # noqa: E402
+from orchestrator.runtime.ports import free_port  # noqa: E402
+from orchestrator.runtime.supervisor import UpSettings, down, up  # noqa: E402
+from orchestrator.writeside.api import Graph  # noqa: E402
 from schemas import events as ev  # noqa: E402
 from schemas import subjects as S  # noqa: E402
 

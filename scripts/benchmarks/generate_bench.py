@@ -15,12 +15,12 @@ import json
 import time
 from datetime import UTC, datetime
 
-from orchestrator.decide import DeciderConfig, Views
-from orchestrator.followup import Quiet, plan
-from orchestrator.generate import generate
-from orchestrator.graphfile import build_graph
-from orchestrator.submission import graph_events
-from projections.readiness import ReadinessView, evolve_readiness
+from orchestrator.decision.decide import DeciderConfig, Views
+from orchestrator.decision.generate import generate
+from orchestrator.graphs.graphfile import build_graph
+from orchestrator.graphs.submission import graph_events
+from orchestrator.processes.followup import Quiet, plan
+from projections.readiness.fold import ReadinessView, evolve_readiness
 from schemas import events as ev
 
 T0 = datetime(2026, 1, 1, tzinfo=UTC)

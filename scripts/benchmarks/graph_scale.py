@@ -20,10 +20,10 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT))
 
-from orchestrator.graphcheck import build_graph  # noqa: E402
-from orchestrator.graphfile import parse_document, read_limited  # noqa: E402
-from orchestrator.natsserver import default_config, server_args, start_server  # noqa: E402
-from orchestrator.submission import graph_events  # noqa: E402
+from orchestrator.graphs.graphfile import parse_document, read_limited  # noqa: E402
+from orchestrator.graphs.submission import graph_events  # noqa: E402
+from orchestrator.graphs.validation import build_graph  # noqa: E402
+from orchestrator.runtime.natsserver import default_config, server_args, start_server  # noqa: E402
 
 
 def write_graph(path: Path, n: int, width: int = 100) -> None:
@@ -58,7 +58,7 @@ def main() -> None:
             store_dir=Path(tmp) / "js",
         )
         try:
-            from orchestrator.application import Orchestrator
+            from orchestrator.writeside.application import Orchestrator
 
             t3 = time.perf_counter()
             app = Orchestrator(env={"NIYANTRA_NATS_URL": server.url})

@@ -1,7 +1,7 @@
 """The decision loop's latency on a real system, split where the time goes (see scripts/bench_loop).
 
 Reads the decider's round timings (``NIYANTRA_DECIDER_TIMINGS``, one JSON line per round that
-dispatched; `orchestrator.decider.Timings`) and the archive's metrics (``niyantra metrics
+dispatched; `orchestrator.processes.decider.Timings`) and the archive's metrics (``niyantra metrics
 --json``), and prints one JSON document with each figure labelled by what it measures:
 
 - ``view_change_to_append_ms``: the issue's measure. From the moment the view changed (the

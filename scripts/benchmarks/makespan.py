@@ -18,10 +18,10 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT))
 
-from orchestrator.decide import DeciderConfig  # noqa: E402
-from orchestrator.graphfile import load_graph  # noqa: E402
-from orchestrator.scoring import ScoringConfig  # noqa: E402
-from orchestrator.simulator import simulate  # noqa: E402
+from orchestrator.decision.decide import DeciderConfig  # noqa: E402
+from orchestrator.decision.scoring import ScoringConfig  # noqa: E402
+from orchestrator.graphs.graphfile import load_graph  # noqa: E402
+from orchestrator.replay.simulator import simulate  # noqa: E402
 
 WORKLOADS = ROOT.parent / "shared" / "workloads" / "wfcommons"
 PLATFORMS = {5: "2,1,1,0.5,0.5", 16: "4,2,2,1,1,1,1,1,1,1,1,0.5,0.5,0.5,0.5,0.5", 32: "32 x 1"}

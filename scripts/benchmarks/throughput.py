@@ -66,14 +66,14 @@ def workloads(scale: float) -> dict[str, dict[str, list[str]]]:
 
 def cli(*args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
-        [sys.executable, "-m", "orchestrator.cli", *args], capture_output=True, text=True, check=check, cwd=ROOT
+        [sys.executable, "-m", "orchestrator.cli.main", *args], capture_output=True, text=True, check=check, cwd=ROOT
     )
 
 
 def process_figures(data_dir: Path) -> dict[str, dict[str, float]]:
     """Peak RSS (VmHWM, MiB) and CPU seconds (user + system, since start) of every process `up`
     started, read while they still run."""
-    from orchestrator.supervisor import read_manifest
+    from orchestrator.runtime.supervisor import read_manifest
 
     tick = os.sysconf("SC_CLK_TCK")
     out: dict[str, dict[str, float]] = {}
@@ -129,7 +129,7 @@ async def wait_done(url: str, graph_id: str, total: int, timeout: float) -> Any:
     import msgspec
     import nats
 
-    from projections.readiness import GraphView
+    from projections.readiness.fold import GraphView
     from schemas import subjects as S
 
     nc = await nats.connect(url)
@@ -159,8 +159,8 @@ def run_niyantra(
     name: str, tasks: dict[str, list[str]], agents: int, slots: int, timeout: float, keep_in: str | None = None
 ) -> dict[str, Any]:
     """``keep_in``: an existing directory to hold the data dir (logs, stream), left there afterwards."""
-    from orchestrator.api import Graph
-    from orchestrator.ports import free_port
+    from orchestrator.runtime.ports import free_port
+    from orchestrator.writeside.api import Graph
 
     with contextlib.nullcontext(keep_in) if keep_in else tempfile.TemporaryDirectory(prefix="niyantra-bench-") as tmp:
         data_dir = Path(tmp) / "data"

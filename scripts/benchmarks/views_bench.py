@@ -56,8 +56,8 @@ import nats  # noqa: E402
 from nats.js.api import ConsumerConfig, DeliverPolicy  # noqa: E402
 from views_log import GENERATOR, generate  # noqa: E402  (this script's folder is on the path)
 
-from orchestrator.eventlog import Append, EventLog, event_append  # noqa: E402
-from orchestrator.natsserver import server_args, start_server  # noqa: E402
+from orchestrator.runtime.natsserver import server_args, start_server  # noqa: E402
+from orchestrator.writeside.eventlog import Append, EventLog, event_append  # noqa: E402
 from projections.logread import read_chunks  # noqa: E402
 from projections.rebuild import rebuild, stream_head  # noqa: E402
 from projections.rebuild_worker import BuiltView  # noqa: E402
@@ -276,7 +276,7 @@ async def main(args) -> dict:
         t = time.perf_counter()
         procs = [
             subprocess.Popen(
-                [sys.executable, "-m", "orchestrator.cli", "projector", name, "--nats-url", server.url],
+                [sys.executable, "-m", "orchestrator.cli.main", "projector", name, "--nats-url", server.url],
                 stdout=subprocess.DEVNULL,
                 stderr=subprocess.DEVNULL,
             )

@@ -29,11 +29,10 @@ import nats
 import nats.errors
 import psutil
 
-from orchestrator.api import Graph
-from orchestrator.auth import ADMIN, DECIDER, PROJECTOR, inbox_prefix, read_credentials
-from orchestrator.connection import ENV_PASSWORD, ENV_REPLICAS, ENV_USER
-from orchestrator.ports import free_port
-from orchestrator.supervisor import (
+from orchestrator.runtime.auth import ADMIN, DECIDER, PROJECTOR, inbox_prefix, read_credentials
+from orchestrator.runtime.connection import ENV_PASSWORD, ENV_REPLICAS, ENV_USER
+from orchestrator.runtime.ports import free_port
+from orchestrator.runtime.supervisor import (
     Manifest,
     Started,
     UpSettings,
@@ -44,11 +43,12 @@ from orchestrator.supervisor import (
     restart_server,
     up,
 )
+from orchestrator.writeside.api import Graph
 from schemas import subjects as S
 
 GRAPH = "chaos"
 PROJECTORS = ("projector-readiness", "projector-node-scores", "projector-confidence", "projector-archive")
-LEASE_S = 15.0  # the watchdog's default lease: 3 missed observations of 5 s (orchestrator/watchdog.py)
+LEASE_S = 15.0  # the watchdog's default lease: 3 missed observations of 5 s (orchestrator/processes/watchdog.py)
 
 
 @dataclass(frozen=True)
@@ -278,7 +278,7 @@ class Chaos:
     def cli(self, *args: str, timeout: float = 120.0) -> subprocess.CompletedProcess[str]:
         """Run a niyantra command against this instance as admin."""
         assert self.m is not None
-        cmd = [sys.executable, "-m", "orchestrator.cli", *args, "--nats-url", self.m.url]
+        cmd = [sys.executable, "-m", "orchestrator.cli.main", *args, "--nats-url", self.m.url]
         return subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, env=self.admin_env())
 
     # --- the run -----------------------------------------------------------------------------
@@ -340,7 +340,7 @@ _SPAWNED: list[subprocess.Popen[bytes]] = []  # restarted children: kept so Pyth
 
 
 async def _events(chaos: Chaos) -> tuple[list[tuple[int, Any]], int]:
-    from orchestrator.cli_ops import _all_events
+    from orchestrator.cli.ops import _all_events
 
     assert chaos.m is not None
     with chaos.as_admin():
@@ -349,7 +349,7 @@ async def _events(chaos: Chaos) -> tuple[list[tuple[int, Any]], int]:
 
 async def _states(chaos: Chaos, graph: str = GRAPH) -> dict[str, str]:
     """Each task's state in the readiness view."""
-    from orchestrator.queries import read_status
+    from orchestrator.reports.queries import read_status
 
     nc = await chaos._connect()
     try:

@@ -24,9 +24,9 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from orchestrator.errors import GraphFileError
-from orchestrator.graphcheck import Limits, build_graph
-from orchestrator.graphfile import parse_document
-from projections.archive import archive_row
+from orchestrator.graphs.graphfile import parse_document
+from orchestrator.graphs.validation import Limits, build_graph
+from projections.archive.projector import archive_row
 from projections.fold import Fold, dead_key
 from projections.runner import PROJECTIONS
 from schemas import codec

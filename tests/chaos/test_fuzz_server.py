@@ -17,9 +17,9 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from typer.testing import CliRunner
 
-from orchestrator.archive_query import run_query
-from orchestrator.auth import ADMIN, inbox_prefix, read_credentials
-from orchestrator.cli import app
+from orchestrator.cli.main import app
+from orchestrator.runtime.auth import ADMIN, inbox_prefix, read_credentials
+from projections.archive.query import run_query
 from projections.fold import dead_key
 from schemas import subjects as S
 from tests.chaos.scenario import Chaos, ChaosPlan

@@ -15,13 +15,13 @@ from typing import Any
 
 from node_agent.agent import ACK_WAIT_S, AgentSettings, run_agent
 from node_agent.execution import ExecutionSettings
-from orchestrator.eventlog import EventLog
+from orchestrator.writeside.eventlog import EventLog
 from schemas import events as ev
 from schemas import subjects as S
 from tests.conftest import assert_eventually
 
 REPO = Path(__file__).resolve().parents[2]
-NIYANTRA = [sys.executable, "-m", "orchestrator.cli"]
+NIYANTRA = [sys.executable, "-m", "orchestrator.cli.main"]
 
 
 def now() -> datetime:

@@ -14,13 +14,13 @@ import nats
 
 from node_agent.agent import AgentSettings, run_agent
 from node_agent.execution import ExecutionSettings
-from orchestrator.decide import DeciderConfig
-from orchestrator.decider import run_decider
-from orchestrator.eventlog import EventLog
-from orchestrator.graphfile import GraphSpec
-from orchestrator.queries import read_status
-from orchestrator.service import submit_graph
-from orchestrator.submission import graph_events
+from orchestrator.decision.decide import DeciderConfig
+from orchestrator.graphs.graphfile import GraphSpec
+from orchestrator.graphs.submission import graph_events
+from orchestrator.processes.decider import run_decider
+from orchestrator.reports.queries import read_status
+from orchestrator.writeside.eventlog import EventLog
+from orchestrator.writeside.service import submit_graph
 from projections.runner import run_projector
 from schemas.events import TaskSpec
 

@@ -6,7 +6,7 @@ import asyncio
 import logging
 from pathlib import Path
 
-from orchestrator.eventlog import EventLog
+from orchestrator.writeside.eventlog import EventLog
 from schemas import codec
 from schemas import events as ev
 from schemas import subjects as S

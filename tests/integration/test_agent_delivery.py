@@ -12,7 +12,7 @@ import asyncio
 import time
 
 from node_agent.agent import Agent, AgentSettings
-from orchestrator.eventlog import EventLog
+from orchestrator.writeside.eventlog import EventLog
 from schemas import events as ev
 from schemas import subjects as S
 from tests.conftest import assert_eventually

@@ -16,11 +16,11 @@ from pathlib import Path
 
 import pytest
 
-from orchestrator.decide import DeciderConfig
-from orchestrator.decider import run_decider
-from orchestrator.eventlog import EventLog
-from orchestrator.graphfile import GraphSpec
-from orchestrator.watchdog import WatchdogConfig, run_watchdog
+from orchestrator.decision.decide import DeciderConfig
+from orchestrator.graphs.graphfile import GraphSpec
+from orchestrator.processes.decider import run_decider
+from orchestrator.processes.watchdog import WatchdogConfig, run_watchdog
+from orchestrator.writeside.eventlog import EventLog
 from projections.runner import PROJECTIONS, run_projector
 from schemas import events as ev
 from schemas.events import TaskSpec

@@ -8,7 +8,7 @@ import asyncio
 
 from node_agent.logstore import LogStore
 from orchestrator.errors import EventLogUnavailable
-from orchestrator.eventlog import EventLog
+from orchestrator.writeside.eventlog import EventLog
 from schemas import events as ev
 from tests.conftest import assert_eventually
 from tests.integration.agent_support import agent_running, dispatch, gone, niyantra, task_events, wait_event
@@ -45,8 +45,8 @@ async def test_a_background_grandchild_never_outlives_a_task_that_succeeded(nc, 
 
 
 async def test_a_secret_never_reaches_the_log_the_events_or_the_archive(nc, nats_server, tmp_path):
-    from orchestrator.archive_query import run_query
-    from projections.archive import archived_through, run_archiver
+    from projections.archive.projector import archived_through, run_archiver
+    from projections.archive.query import run_query
 
     log = EventLog(nc)
     agent_env = {"PATH": "/usr/bin:/bin", "DEPLOY_TOKEN": SECRET, "OTHER_PASSWORD": "pw-not-passed-1234"}

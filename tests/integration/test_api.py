@@ -5,9 +5,9 @@ from __future__ import annotations
 import pytest
 from typer.testing import CliRunner
 
-from orchestrator.api import Graph
-from orchestrator.cli import app
+from orchestrator.cli.main import app
 from orchestrator.errors import GraphFileError
+from orchestrator.writeside.api import Graph
 
 
 def nightly() -> Graph:

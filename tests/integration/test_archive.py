@@ -14,10 +14,10 @@ from pathlib import Path
 import nats
 from typer.testing import CliRunner
 
-from orchestrator.archive_query import run_query
-from orchestrator.cli import app
-from orchestrator.eventlog import Append, EventLog, event_append
-from projections.archive import Archiver, archive_row, archived_through, remove_partial
+from orchestrator.cli.main import app
+from orchestrator.writeside.eventlog import Append, EventLog, event_append
+from projections.archive.projector import Archiver, archive_row, archived_through, remove_partial
+from projections.archive.query import run_query
 from schemas import events as ev
 from tests.conftest import assert_eventually
 from tests.integration.harness import layered_graph, submit, system
@@ -90,7 +90,7 @@ def _counts(directory: Path) -> tuple:
 async def test_killed_with_sigkill_several_times_the_archive_holds_each_event_exactly_once(nats_server, tmp_path):
     directory = tmp_path / "archive"
     env = {**os.environ, "NIYANTRA_ARCHIVE_DIR": str(directory), "NIYANTRA_NATS_URL": nats_server.url}
-    cmd = [sys.executable, "-m", "orchestrator.cli", "projector", "archive"]
+    cmd = [sys.executable, "-m", "orchestrator.cli.main", "projector", "archive"]
     await _observations(nats_server.url, 3000)
     writer = asyncio.create_task(_observations(nats_server.url, 40_000, start=3000))
     proc = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)

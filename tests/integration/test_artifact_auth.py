@@ -13,9 +13,9 @@ import pytest
 
 from node_agent.artifacts.errors import BlobCorrupt
 from node_agent.artifacts.store import ArtifactStore
-from orchestrator.auth import inbox_prefix, read_credentials
-from orchestrator.ports import free_port
-from orchestrator.supervisor import UpSettings, down, up
+from orchestrator.runtime.auth import inbox_prefix, read_credentials
+from orchestrator.runtime.ports import free_port
+from orchestrator.runtime.supervisor import UpSettings, down, up
 from schemas import subjects as S
 from tests.integration.test_permissions import try_everything
 

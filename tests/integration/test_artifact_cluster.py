@@ -12,9 +12,9 @@ import pytest
 
 from node_agent.artifacts.cache import LocalCache
 from node_agent.artifacts.store import ArtifactStore
-from orchestrator.cluster import create_assets, member_args, plan_cluster, start_member, wait_meta_leader
-from orchestrator.natsserver import default_config
-from orchestrator.ports import free_port
+from orchestrator.runtime.cluster import create_assets, member_args, plan_cluster, start_member, wait_meta_leader
+from orchestrator.runtime.natsserver import default_config
+from orchestrator.runtime.ports import free_port
 from schemas import subjects as S
 
 pytestmark = pytest.mark.timeout(120)

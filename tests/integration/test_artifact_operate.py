@@ -14,9 +14,9 @@ from typer.testing import CliRunner
 from node_agent.artifacts.collect import collect_outputs
 from node_agent.artifacts.operate import collect_garbage, list_artifacts
 from node_agent.artifacts.store import ArtifactStore
-from orchestrator.cli import app
-from orchestrator.eventlog import EventLog
-from orchestrator.graphcheck import GraphSpec
+from orchestrator.cli.main import app
+from orchestrator.graphs.validation import GraphSpec
+from orchestrator.writeside.eventlog import EventLog
 from projections.runner import run_projector
 from schemas import events as ev
 from schemas.events import TaskSpec
@@ -134,7 +134,7 @@ async def test_gc_keeps_what_a_live_task_or_a_recent_completion_needs(nc, nats_s
         await log.append_event(completion("done", "b", [rec["old.o"]], now - timedelta(days=90)))
 
         async def view_has_link() -> bool:
-            from orchestrator.queries import read_status
+            from orchestrator.reports.queries import read_status
 
             return any(t["id"] == "link" for t in (await read_status(nc)).tasks)
 

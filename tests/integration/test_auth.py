@@ -12,11 +12,11 @@ import nats.errors
 import nats.js.errors
 import pytest
 
-from orchestrator.api import Graph
-from orchestrator.auth import inbox_prefix, read_credentials
-from orchestrator.ports import free_port
-from orchestrator.queries import read_status
-from orchestrator.supervisor import UpSettings, down, up
+from orchestrator.reports.queries import read_status
+from orchestrator.runtime.auth import inbox_prefix, read_credentials
+from orchestrator.runtime.ports import free_port
+from orchestrator.runtime.supervisor import UpSettings, down, up
+from orchestrator.writeside.api import Graph
 from schemas import subjects as S
 from tests.conftest import assert_eventually
 

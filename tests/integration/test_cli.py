@@ -9,8 +9,8 @@ import nats
 import pytest
 from typer.testing import CliRunner
 
-from orchestrator.cli import app
-from orchestrator.eventlog import EventLog
+from orchestrator.cli.main import app
+from orchestrator.writeside.eventlog import EventLog
 
 runner = CliRunner()
 

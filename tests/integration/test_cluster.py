@@ -16,11 +16,11 @@ import nats.errors
 import psutil
 import pytest
 
-from orchestrator.api import Graph
-from orchestrator.cli_ops import _all_events
-from orchestrator.ports import free_port
-from orchestrator.queries import read_status
-from orchestrator.supervisor import UpSettings, down, read_manifest, restart_server, up
+from orchestrator.cli.ops import _all_events
+from orchestrator.reports.queries import read_status
+from orchestrator.runtime.ports import free_port
+from orchestrator.runtime.supervisor import UpSettings, down, read_manifest, restart_server, up
+from orchestrator.writeside.api import Graph
 from schemas import events as ev
 from schemas import subjects as S
 from tests.conftest import assert_eventually
@@ -112,7 +112,7 @@ def test_run_survives_killing_one_of_three_servers(tmp_path):
         messages, last_seq = local_events(http_port_of(restarted.cmd))
         assert messages == last_seq  # no gap: nothing acknowledged was lost, nothing deleted
         verify = subprocess.run(
-            [sys.executable, "-m", "orchestrator.cli", "verify", "--json", "--nats-url", m.url],
+            [sys.executable, "-m", "orchestrator.cli.main", "verify", "--json", "--nats-url", m.url],
             capture_output=True,
             text=True,
             timeout=60,

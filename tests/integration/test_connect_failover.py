@@ -8,10 +8,10 @@ import logging
 
 import pytest
 
-from orchestrator.connection import connect
 from orchestrator.errors import EventLogUnavailable
-from orchestrator.loopthread import SyncNats
-from orchestrator.ports import free_port
+from orchestrator.runtime.connection import connect
+from orchestrator.runtime.ports import free_port
+from orchestrator.writeside.bridge import SyncNats
 
 
 def test_a_down_server_first_in_the_url_is_passed_over(nats_server):

@@ -8,8 +8,8 @@ from collections import Counter
 
 import pytest
 
-from orchestrator.decide import DeciderConfig
-from orchestrator.eventlog import EventLog
+from orchestrator.decision.decide import DeciderConfig
+from orchestrator.writeside.eventlog import EventLog
 from schemas import events as ev
 from tests.conftest import assert_eventually
 from tests.integration.harness import layered_graph, subject_counts, submit, system
@@ -18,7 +18,7 @@ from tests.integration.test_pipeline import _all_done
 
 def start(*args: str) -> subprocess.Popen[bytes]:
     return subprocess.Popen(
-        [sys.executable, "-m", "orchestrator.cli", *args], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+        [sys.executable, "-m", "orchestrator.cli.main", *args], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
     )
 
 
@@ -60,7 +60,7 @@ async def _deciders(url: str) -> Counter[str]:
 
 
 async def test_a_task_no_node_can_take_is_reported_unschedulable_with_the_reason(nats_server, tmp_path):
-    from orchestrator.graphcheck import GraphSpec
+    from orchestrator.graphs.validation import GraphSpec
 
     spec = GraphSpec(id="u", title="", tasks=(ev.TaskSpec(id="mac", command="true", labels={"os": "macos"}),))
     config = DeciderConfig(unschedulable_after_s=0.5)

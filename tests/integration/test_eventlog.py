@@ -7,7 +7,7 @@ from datetime import UTC, datetime
 import pytest
 
 from orchestrator.errors import BatchTooLarge, ConcurrencyConflict, DuplicateAppend
-from orchestrator.eventlog import EventLog, event_append
+from orchestrator.writeside.eventlog import EventLog, event_append
 from schemas import events as ev
 
 NOW = datetime(2026, 1, 1, tzinfo=UTC)

@@ -31,8 +31,9 @@ from eventsourcing.tests.persistence import (
 )
 from eventsourcing.utils import Environment, get_topic
 
-from orchestrator.eventlog import EventLog
-from orchestrator.eventstore import (
+from orchestrator.runtime.natsserver import RunningServer
+from orchestrator.writeside.eventlog import EventLog
+from orchestrator.writeside.eventstore import (
     Factory,
     JetStreamAggregateRecorder,
     JetStreamApplicationRecorder,
@@ -40,9 +41,8 @@ from orchestrator.eventstore import (
     JetStreamRecorder,
     JetStreamTrackingRecorder,
 )
-from orchestrator.mapper import MsgspecMapper, Recorded, recorded
-from orchestrator.natsserver import RunningServer
-from orchestrator.storedevents import SubjectStoredEvent, plan_tracking
+from orchestrator.writeside.mapper import MsgspecMapper, Recorded, recorded
+from orchestrator.writeside.storedevents import SubjectStoredEvent, plan_tracking
 from schemas import events as ev
 from schemas import subjects as S
 from tests.conftest import run_nats
@@ -123,7 +123,7 @@ class TestFactory(NatsServerCase, InfrastructureFactoryTestCase[Factory]):
         self.env = Environment(
             "TestCase",
             {
-                "PERSISTENCE_MODULE": "orchestrator.eventstore",
+                "PERSISTENCE_MODULE": "orchestrator.writeside.eventstore",
                 "NIYANTRA_NATS_URL": self.server.url,
                 "TESTCASE_NIYANTRA_STREAM": "FACTORY",
             },
@@ -262,7 +262,7 @@ def project_task(view: TaskView | None, events: Any) -> TaskView | None:
 
 class TaskLog(Application[str]):
     env: ClassVar[dict[str, str]] = {
-        "PERSISTENCE_MODULE": "orchestrator.eventstore",
+        "PERSISTENCE_MODULE": "orchestrator.writeside.eventstore",
         "MAPPER_TOPIC": get_topic(MsgspecMapper),
     }
 

@@ -11,11 +11,11 @@ from datetime import UTC, datetime
 import nats
 from typer.testing import CliRunner
 
-from orchestrator.cli import app
-from orchestrator.cli_why import read_views
-from orchestrator.decide import DeciderConfig
-from orchestrator.graphfile import GraphSpec
-from orchestrator.why import why
+from orchestrator.cli.main import app
+from orchestrator.cli.why import read_views
+from orchestrator.decision.decide import DeciderConfig
+from orchestrator.decision.why import why
+from orchestrator.graphs.graphfile import GraphSpec
 from projections.runner import run_projector
 from schemas.events import TaskSpec
 from tests.conftest import assert_eventually

@@ -14,11 +14,11 @@ from collections import Counter
 import nats
 import pytest
 
-from orchestrator.cli_replay import read_messages
-from orchestrator.eventlog import EventLog
-from orchestrator.graphfile import build_graph
-from orchestrator.replay import check
-from orchestrator.verify import verify
+from orchestrator.cli.replay import read_messages
+from orchestrator.graphs.graphfile import build_graph
+from orchestrator.replay.replayer import check
+from orchestrator.replay.verify import verify
+from orchestrator.writeside.eventlog import EventLog
 from schemas import codec
 from schemas import events as ev
 from tests.conftest import assert_eventually
@@ -81,7 +81,7 @@ async def test_two_deciders_generate_run_and_take_the_backlog_once(nats_server, 
 
 
 def _cli(*args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", "orchestrator.cli", *args], capture_output=True, text=True, timeout=60)
+    return subprocess.run([sys.executable, "-m", "orchestrator.cli.main", *args], capture_output=True, text=True, timeout=60)
 
 
 @pytest.mark.timeout(120)

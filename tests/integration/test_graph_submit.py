@@ -14,8 +14,8 @@ import nats
 import pytest
 from typer.testing import CliRunner
 
-from orchestrator.cli import app
-from orchestrator.eventlog import EventLog
+from orchestrator.cli.main import app
+from orchestrator.writeside.eventlog import EventLog
 from tests.conftest import run_nats
 
 runner = CliRunner()
@@ -162,7 +162,7 @@ def test_wfcommons_template_problem_is_reported(tmp_path):
 
 
 def test_a_graph_bigger_than_one_message_is_written_in_parts_atomically(server, tmp_path):
-    from orchestrator.submission import GraphAssembly
+    from orchestrator.graphs.submission import GraphAssembly
 
     n = 6000
     lines = ['[graph]\nid = "big"']
@@ -192,7 +192,7 @@ def test_a_graph_bigger_than_one_message_is_written_in_parts_atomically(server, 
 def test_a_graph_with_a_source_records_its_manifest_and_stays_idempotent(server, tmp_path):
     import hashlib
 
-    from orchestrator.submission import GraphAssembly
+    from orchestrator.graphs.submission import GraphAssembly
 
     (tmp_path / "repo/lib").mkdir(parents=True)
     (tmp_path / "repo/lib/a b.c").write_text("int a;")

@@ -7,7 +7,7 @@ from datetime import UTC, datetime
 
 from nats.protocol.parser import Parser
 
-from orchestrator.eventlog import Append, EventLog
+from orchestrator.writeside.eventlog import Append, EventLog
 from projections import logread
 from schemas import codec
 from schemas import events as ev

@@ -8,8 +8,8 @@ import json
 import nats
 from typer.testing import CliRunner
 
-from orchestrator.cli import app
-from projections.archive import Archiver
+from orchestrator.cli.main import app
+from projections.archive.projector import Archiver
 from tests.conftest import assert_eventually
 from tests.integration.harness import layered_graph, submit, system
 from tests.integration.test_pipeline import _all_done
@@ -84,7 +84,7 @@ async def test_metrics_from_the_archive(nats_server, tmp_path):
 
 
 async def test_verify_passes_on_a_real_run_and_reports_a_forged_double_dispatch(nats_server, tmp_path):
-    from orchestrator.eventlog import EventLog
+    from orchestrator.writeside.eventlog import EventLog
     from tests.unit.builders import dispatched
 
     await _run_graph(nats_server.url, tmp_path)

@@ -4,7 +4,7 @@ message), and come back by themselves when their consumer vanishes (as when its 
 
 from __future__ import annotations
 
-from orchestrator.ordered import HEARTBEAT_S, subscribe_ordered, watch_bucket
+from orchestrator.runtime.ordered import HEARTBEAT_S, subscribe_ordered, watch_bucket
 from tests.conftest import assert_eventually
 
 STREAM = "T"

@@ -10,9 +10,9 @@ import nats.errors
 import nats.js.errors
 import pytest
 
-from orchestrator.auth import inbox_prefix, read_credentials
-from orchestrator.ports import free_port
-from orchestrator.supervisor import UpSettings, down, up
+from orchestrator.runtime.auth import inbox_prefix, read_credentials
+from orchestrator.runtime.ports import free_port
+from orchestrator.runtime.supervisor import UpSettings, down, up
 from schemas import subjects as S
 from tests.conftest import assert_eventually
 

@@ -6,7 +6,7 @@ from collections import Counter
 
 import nats
 
-from orchestrator.queries import read_status
+from orchestrator.reports.queries import read_status
 from tests.conftest import assert_eventually
 from tests.integration.harness import layered_graph, subject_counts, submit, system
 
@@ -40,9 +40,9 @@ async def test_two_deciders_never_dispatch_a_task_twice(nats_server, tmp_path):
         assert counts[f"g2/{t.id}/TaskDispatched"] == 1, t.id
         assert counts[f"g2/{t.id}/TaskStarted"] == 1, t.id
         assert counts[f"g2/{t.id}/TaskCompleted"] == 1, t.id
-    from orchestrator.cli_replay import read_messages
-    from orchestrator.replay import check
-    from orchestrator.verify import verify
+    from orchestrator.cli.replay import read_messages
+    from orchestrator.replay.replayer import check
+    from orchestrator.replay.verify import verify
     from schemas import codec
 
     messages = await read_messages(nats_server.url)
@@ -59,7 +59,7 @@ async def test_no_task_starts_before_its_dependencies_succeeded(nats_server, tmp
         await assert_eventually(lambda: _all_done(nats_server.url, "g3"), timeout=60, message="graph g3 done")
     nc = await nats.connect(nats_server.url)
     try:
-        from orchestrator.eventlog import EventLog
+        from orchestrator.writeside.eventlog import EventLog
 
         events = await EventLog(nc).read_events("ev.task.g3.>")
     finally:
@@ -74,7 +74,7 @@ async def test_no_task_starts_before_its_dependencies_succeeded(nats_server, tmp
 
 
 async def test_a_failed_task_cancels_its_dependents_and_the_graph_ends(nats_server, tmp_path):
-    from orchestrator.graphfile import GraphSpec
+    from orchestrator.graphs.graphfile import GraphSpec
     from schemas.events import TaskSpec
 
     spec = GraphSpec(
@@ -102,9 +102,9 @@ async def test_a_failed_task_cancels_its_dependents_and_the_graph_ends(nats_serv
 async def test_the_write_side_aggregates_see_what_the_processes_recorded(nats_server, tmp_path):
     import asyncio
 
-    from orchestrator.application import Orchestrator
-    from orchestrator.graphfile import GraphSpec
-    from orchestrator.submission import graph_events
+    from orchestrator.graphs.graphfile import GraphSpec
+    from orchestrator.graphs.submission import graph_events
+    from orchestrator.writeside.application import Orchestrator
     from schemas.events import TaskSpec
     from tests.unit.builders import T0
 

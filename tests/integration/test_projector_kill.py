@@ -13,7 +13,7 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from orchestrator.eventlog import Append, EventLog, event_append
+from orchestrator.writeside.eventlog import Append, EventLog, event_append
 from projections.rebuild import stream_head, verify_one
 from projections.runner import PROJECTIONS, ensure_bucket, read_checkpoint
 from schemas import events as ev
@@ -65,7 +65,7 @@ async def feed(log: EventLog, start: int, stop: int, rng: random.Random, halt: a
 
 
 def start_projector(name: str, url: str) -> subprocess.Popen[bytes]:
-    cmd = [sys.executable, "-m", "orchestrator.cli", "projector", name, "--nats-url", url]
+    cmd = [sys.executable, "-m", "orchestrator.cli.main", "projector", name, "--nats-url", url]
     return subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
 
 
@@ -116,7 +116,7 @@ async def test_sigkill_mid_run_and_restart_leave_views_equal_to_a_rebuild(nats_s
 
 
 def cli_verify_passes_then_catches_tampering(url: str) -> None:
-    cmd = [sys.executable, "-m", "orchestrator.cli", "views", "rebuild", "--verify", "--json", "--nats-url", url]
+    cmd = [sys.executable, "-m", "orchestrator.cli.main", "views", "rebuild", "--verify", "--json", "--nats-url", url]
     ok = subprocess.run(cmd, capture_output=True, text=True, timeout=60)
     assert ok.returncode == 0, ok.stderr
     report = json.loads(ok.stdout)

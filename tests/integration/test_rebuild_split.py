@@ -8,7 +8,7 @@ import random
 
 import pytest
 
-from orchestrator.eventlog import Append, EventLog
+from orchestrator.writeside.eventlog import Append, EventLog
 from projections.errors import ProjectionError
 from projections.rebuild import rebuild
 from projections.rebuild_worker import BuiltView, Feed, frame, read_frames

@@ -8,8 +8,8 @@ import psutil
 import pytest
 
 from orchestrator.errors import ServerError
-from orchestrator.ports import free_port
-from orchestrator.supervisor import UpSettings, down, read_manifest, up
+from orchestrator.runtime.ports import free_port
+from orchestrator.runtime.supervisor import UpSettings, down, read_manifest, up
 
 
 def test_up_then_down_stops_exactly_what_it_started(tmp_path):

@@ -8,10 +8,10 @@ import asyncio
 
 from typer.testing import CliRunner
 
-from orchestrator.cli import app
-from orchestrator.cli_status import follow
-from orchestrator.cli_wait import wait_until_done
-from orchestrator.graphfile import GraphSpec
+from orchestrator.cli.main import app
+from orchestrator.cli.status import follow
+from orchestrator.cli.wait import wait_until_done
+from orchestrator.graphs.graphfile import GraphSpec
 from schemas.events import TaskSpec
 from tests.integration.harness import submit, system
 

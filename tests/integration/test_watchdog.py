@@ -11,11 +11,11 @@ import msgspec
 import pytest
 
 from orchestrator.errors import ConcurrencyConflict
-from orchestrator.eventlog import EventLog
-from orchestrator.watchdog import WatchdogConfig, WatchdogState, run_watchdog
-from projections.confidence import ConfidenceSummary, Prediction
-from projections.node_scores import NodeView
-from projections.readiness import TaskView
+from orchestrator.processes.watchdog import WatchdogConfig, WatchdogState, run_watchdog
+from orchestrator.writeside.eventlog import EventLog
+from projections.confidence.fold import ConfidenceSummary, Prediction
+from projections.node_scores.fold import NodeView
+from projections.readiness.fold import TaskView
 from projections.runner import run_projector
 from schemas import events as ev
 from schemas import subjects as S

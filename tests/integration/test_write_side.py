@@ -5,11 +5,11 @@ from __future__ import annotations
 import pytest
 from typer.testing import CliRunner
 
-from orchestrator.application import Orchestrator
-from orchestrator.cli import app
+from orchestrator.cli.main import app
 from orchestrator.errors import InvariantViolation
-from orchestrator.graphcheck import GraphSpec
-from orchestrator.submission import graph_events
+from orchestrator.graphs.submission import graph_events
+from orchestrator.graphs.validation import GraphSpec
+from orchestrator.writeside.application import Orchestrator
 from schemas import events as ev
 from tests.unit.builders import T0, completed, dispatched, started
 

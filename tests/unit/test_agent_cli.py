@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
-from orchestrator.cli import app
+from orchestrator.cli.main import app
 
 
 @pytest.mark.parametrize(
@@ -30,7 +30,7 @@ def test_bad_agent_options_are_refused_by_name(args, message):
 
 
 def test_settings_from_flags_and_environment(monkeypatch):
-    from orchestrator.cli_agent import _settings
+    from orchestrator.cli.agent import _settings
 
     monkeypatch.setenv("NIYANTRA_SECRET_PATTERNS", "*CRED*,*PASS*")
     options = {

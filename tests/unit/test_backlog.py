@@ -9,13 +9,13 @@ from typing import Any
 import msgspec
 import pytest
 
-from orchestrator.backlog import choose, idle, take, waiting
-from orchestrator.generate import generate
-from orchestrator.graphfile import build_graph
-from orchestrator.metrics import compute_metrics
-from orchestrator.replay import check
-from orchestrator.submission import graph_events
-from projections.readiness import GraphView, ReadinessView, evolve_readiness
+from orchestrator.decision.backlog import choose, idle, take, waiting
+from orchestrator.decision.generate import generate
+from orchestrator.graphs.graphfile import build_graph
+from orchestrator.graphs.submission import graph_events
+from orchestrator.replay.replayer import check
+from orchestrator.reports.metrics import compute_metrics
+from projections.readiness.fold import GraphView, ReadinessView, evolve_readiness
 from schemas import codec
 from schemas import events as ev
 from schemas.subjects import route
@@ -125,8 +125,8 @@ def test_metrics_count_generated_and_backlog_tasks() -> None:
 
 
 def test_a_quiet_graph_is_skipped_until_its_state_moves_and_decisions_equal_the_pure_function() -> None:
-    from orchestrator.decide import DeciderConfig, Views
-    from orchestrator.followup import Quiet, plan
+    from orchestrator.decision.decide import DeciderConfig, Views
+    from orchestrator.processes.followup import Quiet, plan
 
     d = {
         **RULED,
@@ -153,9 +153,9 @@ def test_a_quiet_graph_is_skipped_until_its_state_moves_and_decisions_equal_the_
 
 
 def test_why_and_summaries_say_backlog_and_generation_in_words() -> None:
-    from orchestrator.decide import DeciderConfig, Views
-    from orchestrator.explain import summary
-    from orchestrator.why import why
+    from orchestrator.decision.decide import DeciderConfig, Views
+    from orchestrator.decision.why import why
+    from orchestrator.reports.explain import summary
 
     spec = dataclasses.replace(build_graph("f.toml", doc("later", ("a", (), 1))), backlog_priority=2)
     view = ReadinessView()

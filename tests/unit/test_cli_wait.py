@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from orchestrator.cli_wait import finished, shown
-from orchestrator.queries import StatusReport
+from orchestrator.cli.wait import finished, shown
+from orchestrator.reports.queries import StatusReport
 
 
 def _task(tid: str, state: str, graph: str = "g") -> dict:
@@ -65,6 +65,6 @@ def _graph(completed: int, failed: int, total: int) -> dict:
     ],
 )
 def test_watch_until_done_stops_when_every_graph_has_ended(graphs, expected):
-    from orchestrator.cli_status import _all_done
+    from orchestrator.cli.status import _all_done
 
     assert _all_done(graphs) is expected

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from projections.confidence import ConfidenceView, evolve_confidence, summary_value
+from projections.confidence.fold import ConfidenceView, evolve_confidence, summary_value
 from projections.runner import project
 from schemas import events as ev
 from tests.unit.builders import at, graph, lost, observed, registered, spec

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import pytest
 
-from orchestrator.auth import authorization_block, make_credentials, role_permissions
-from orchestrator.connection import credentials, replicas, server_list
 from orchestrator.errors import ServerError
+from orchestrator.runtime.auth import authorization_block, make_credentials, role_permissions
+from orchestrator.runtime.connection import credentials, replicas, server_list
 
 
 @pytest.mark.parametrize(
@@ -74,7 +74,7 @@ def test_an_unknown_role_is_refused():
 
 
 def test_a_login_brings_its_own_reply_inbox_the_only_subjects_the_role_may_subscribe_to():
-    from orchestrator.connection import login_options
+    from orchestrator.runtime.connection import login_options
 
     env = {"NIYANTRA_USER": "agent-node-1", "NIYANTRA_PASSWORD": "pw"}
     assert login_options(env)["inbox_prefix"] == "_INBOX.agent-node-1"
@@ -95,7 +95,7 @@ def test_an_agent_reports_task_results_for_its_own_node_only():
 def test_adding_an_agent_gives_its_node_a_user_and_keeps_the_others(tmp_path):
     import stat
 
-    from orchestrator.auth import add_agent, read_credentials, write_auth
+    from orchestrator.runtime.auth import add_agent, read_credentials, write_auth
 
     base = tmp_path / "nats.conf"
     base.write_text("listen: 127.0.0.1:4222\n")

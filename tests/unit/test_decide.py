@@ -10,10 +10,10 @@ import dataclasses
 import msgspec
 import pytest
 
-from orchestrator.decide import DeciderConfig, Views, decide, gate
-from orchestrator.scoring import ScoringConfig, priority
-from projections.node_scores import NodeScoresView, evolve_node_scores
-from projections.readiness import ReadinessView, evolve_readiness
+from orchestrator.decision.decide import DeciderConfig, Views, decide, gate
+from orchestrator.decision.scoring import ScoringConfig, priority
+from projections.node_scores.fold import NodeScoresView, evolve_node_scores
+from projections.readiness.fold import ReadinessView, evolve_readiness
 from projections.runner import project
 from schemas import events as ev
 from tests.unit.builders import at, completed, dispatched, graph, observed, registered, spec, started, submitted
@@ -289,7 +289,7 @@ def test_a_retry_waits_for_its_exponential_backoff(now, attempt, expected):
 
 
 def test_backoff_doubles_per_attempt_and_is_capped():
-    from orchestrator.scoring import backoff_until
+    from orchestrator.decision.scoring import backoff_until
 
     t = views(*_failed("failure")).tasks[("g", "a")]
     cfg = ScoringConfig(backoff_base_s=5.0, backoff_max_s=12.0)

@@ -8,11 +8,11 @@ from __future__ import annotations
 
 import dataclasses
 
-from orchestrator.decide import DeciderConfig, plan
-from orchestrator.flags import flag_index
-from orchestrator.replay import Replayer
-from orchestrator.roundslots import MEMO_LIMIT, NodeFacts, RoundMemo
-from orchestrator.scoring import ScoringConfig
+from orchestrator.decision.decide import DeciderConfig, plan
+from orchestrator.decision.flags import flag_index
+from orchestrator.decision.scoring import ScoringConfig
+from orchestrator.decision.slots import MEMO_LIMIT, NodeFacts, RoundMemo
+from orchestrator.replay.replayer import Replayer
 from schemas import codec
 from schemas import events as ev
 from tests.unit.builders import at, completed, dispatched, graph, observed, registered, spec, started

@@ -13,11 +13,11 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from orchestrator.decide import DeciderConfig, Views, decide
-from orchestrator.readyset import ReadySet, digest_of, ranked
-from orchestrator.scoring import ScoringConfig, priority
-from orchestrator.sortedkeys import SortedKeys
-from projections.readiness import TaskView
+from orchestrator.decision.decide import DeciderConfig, Views, decide
+from orchestrator.decision.readyset import ReadySet, digest_of, ranked
+from orchestrator.decision.scoring import ScoringConfig, priority
+from orchestrator.decision.sortedkeys import SortedKeys
+from projections.readiness.fold import TaskView
 from tests.unit.builders import T0, at, graph, observed, registered, spec
 from tests.unit.test_decide import views as folded
 

@@ -5,11 +5,11 @@ from __future__ import annotations
 import msgspec
 import pytest
 
-from orchestrator.decider import TaskIndex, build_views
-from orchestrator.readyset import digest_of, ranked
-from orchestrator.scoring import ScoringConfig
-from orchestrator.viewmirror import ViewMirror
-from projections.readiness import TaskView
+from orchestrator.decision.readyset import digest_of, ranked
+from orchestrator.decision.scoring import ScoringConfig
+from orchestrator.processes.decider import TaskIndex, build_views
+from projections.readiness.fold import TaskView
+from projections.viewmirror import ViewMirror
 from schemas import subjects as S
 from tests.unit.builders import T0, at
 
@@ -69,6 +69,6 @@ def test_index_follows_every_change(changes: list[tuple[str, bytes | None]], rea
 
 @pytest.mark.parametrize(("ready", "seconds"), [(0, 1.0), (20_000, 1.0), (40_000, 2.0), (100_000, 5.0)])
 def test_a_long_queue_is_scanned_for_unschedulable_tasks_less_often(ready, seconds):
-    from orchestrator.decider import scan_interval
+    from orchestrator.processes.decider import scan_interval
 
     assert scan_interval(ready) == seconds

@@ -11,7 +11,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from projections.confidence import ConfidenceView, evolve_confidence, summary_value
+from projections.confidence.fold import ConfidenceView, evolve_confidence, summary_value
 from projections.feedback import (
     QUALITY_RULE,
     QualityGate,
@@ -24,9 +24,9 @@ from projections.feedback import (
     streak_after,
 )
 from projections.fold import Fold
-from projections.node_scores import NodeScoresView, evolve_node_scores
-from projections.patterns import pattern_key
-from projections.readiness import ReadinessView, evolve_readiness
+from projections.node_scores.fold import NodeScoresView, evolve_node_scores
+from projections.node_scores.patterns import pattern_key
+from projections.readiness.fold import ReadinessView, evolve_readiness
 from projections.runner import PROJECTIONS, project
 from schemas import codec
 from schemas import events as ev
@@ -261,7 +261,7 @@ def test_command_by_signature_pattern_across_nodes_and_its_clearing():
 
 
 def test_pattern_keys_are_written_and_rebuilt():
-    from projections.node_scores import node_keys, node_values
+    from projections.node_scores.fold import node_keys, node_values
 
     g = graph("g", spec("t0"))
     n = fold_nodes(g, registered("n1"), *failing("t0", "n1", 0))

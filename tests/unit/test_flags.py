@@ -8,14 +8,14 @@ import dataclasses
 import msgspec
 import pytest
 
-from orchestrator.decide import DeciderConfig, Views, decide
-from orchestrator.flags import flagged_patterns
-from orchestrator.scoring import ScoringConfig
-from orchestrator.snapshot import feedback
-from orchestrator.why import why
-from projections.confidence import ConfidenceView, evolve_confidence, summary_value
-from projections.node_scores import NodeScoresView, evolve_node_scores
-from projections.readiness import ReadinessView, evolve_readiness
+from orchestrator.decision.decide import DeciderConfig, Views, decide
+from orchestrator.decision.flags import flagged_patterns
+from orchestrator.decision.scoring import ScoringConfig
+from orchestrator.decision.why import why
+from orchestrator.reports.snapshot import feedback
+from projections.confidence.fold import ConfidenceView, evolve_confidence, summary_value
+from projections.node_scores.fold import NodeScoresView, evolve_node_scores
+from projections.readiness.fold import ReadinessView, evolve_readiness
 from projections.runner import project
 from schemas import events as ev
 from tests.unit.builders import at, completed, dispatched, graph, observed, registered, spec, started
@@ -177,7 +177,7 @@ def test_the_node_learned_to_be_faster_for_a_type_gets_that_type():
 
 
 def test_an_escalated_task_is_recorded_as_unschedulable_at_once():
-    from orchestrator.signals import unschedulable
+    from orchestrator.decision.signals import unschedulable
 
     base = [HISTORY, registered("n1", slots=2), *N1_BROKEN, observed("n1", t=8)]
     base.append(graph("g", spec("a", type="compile"), spec("b", type="lint")))

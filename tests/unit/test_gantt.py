@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from orchestrator.gantt import bars_of, gantt_html, gantt_svg, mark_critical
+from orchestrator.reports.gantt import bars_of, gantt_html, gantt_svg, mark_critical
 from tests.unit.builders import completed, dispatched, graph, spec, started
 
 

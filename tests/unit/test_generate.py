@@ -10,10 +10,10 @@ from typing import Any
 
 import pytest
 
-from orchestrator.generate import expand_task, generate, selects
-from orchestrator.graphfile import build_graph
-from orchestrator.submission import graph_events
-from projections.readiness import ReadinessView, TaskView, evolve_readiness
+from orchestrator.decision.generate import expand_task, generate, selects
+from orchestrator.graphs.graphfile import build_graph
+from orchestrator.graphs.submission import graph_events
+from projections.readiness.fold import ReadinessView, TaskView, evolve_readiness
 from schemas import codec
 from schemas import events as ev
 from schemas.subjects import route
@@ -273,7 +273,7 @@ def test_before_holds_back_unreleased_tasks_only_and_never_makes_a_cycle() -> No
 
 
 def test_a_failed_generated_task_cancels_what_it_held_back_and_verify_agrees() -> None:
-    from orchestrator.verify import verify
+    from orchestrator.replay.verify import verify
 
     w = before_world()
     events: list[Any] = []
@@ -304,7 +304,7 @@ def _submitted() -> list[Any]:
 
 
 def test_verify_knows_a_held_back_task_waits_for_the_generated_one() -> None:
-    from orchestrator.verify import verify
+    from orchestrator.replay.verify import verify
     from tests.unit.builders import started
 
     w = before_world()
@@ -320,7 +320,7 @@ def test_verify_knows_a_held_back_task_waits_for_the_generated_one() -> None:
 
 
 def test_one_event_carries_at_most_per_event_tasks_and_the_rest_come_next_round() -> None:
-    from orchestrator import generate as gen
+    from orchestrator.decision import generate as gen
 
     rule = {"name": "each", "when": {"id": "t*"}, "task": {"id": "{task}-f", "command": "f"}}
     w = World(doc([rule], *(task(f"t{i}") for i in range(5))))

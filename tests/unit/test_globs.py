@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from orchestrator.globs import is_glob, literal_prefix, matches, may_overlap, path_problem
+from orchestrator.graphs.globs import is_glob, literal_prefix, matches, may_overlap, path_problem
 
 
 @pytest.mark.parametrize(

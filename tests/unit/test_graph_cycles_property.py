@@ -11,8 +11,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from orchestrator.errors import GraphFileError
-from orchestrator.graphcheck import build_graph
-from orchestrator.graphshape import find_cycles, strongly_connected, topological_order
+from orchestrator.graphs.shape import find_cycles, strongly_connected, topological_order
+from orchestrator.graphs.validation import build_graph
 
 
 def reach(deps: dict[str, tuple[str, ...]]) -> dict[str, set[str]]:

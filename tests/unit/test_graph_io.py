@@ -5,9 +5,9 @@ from __future__ import annotations
 import pytest
 
 from orchestrator.errors import GraphFileError
-from orchestrator.graphcheck import build_graph
-from orchestrator.graphfile import load_graph
-from orchestrator.sourcetree import SourceMount
+from orchestrator.graphs.graphfile import load_graph
+from orchestrator.graphs.sourcetree import SourceMount
+from orchestrator.graphs.validation import build_graph
 
 
 def doc(*tasks: dict, **graph) -> dict:

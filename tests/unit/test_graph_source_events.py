@@ -7,8 +7,8 @@ from datetime import UTC, datetime
 
 import msgspec
 
-from orchestrator.graphcheck import build_graph
-from orchestrator.submission import GraphAssembly, graph_digest, graph_events
+from orchestrator.graphs.submission import GraphAssembly, graph_digest, graph_events
+from orchestrator.graphs.validation import build_graph
 from schemas import codec
 from schemas import events as ev
 

@@ -12,9 +12,9 @@ import json
 import pytest
 
 from orchestrator.errors import GraphFileError
-from orchestrator.graphcheck import Limits
-from orchestrator.graphfile import build_graph, find_cycle, load_graph, parse_duration
-from orchestrator.graphshape import graph_shape
+from orchestrator.graphs.graphfile import build_graph, find_cycle, load_graph, parse_duration
+from orchestrator.graphs.shape import graph_shape
+from orchestrator.graphs.validation import Limits
 
 
 def doc(*tasks: dict, gid: str = "g", **graph) -> dict:

@@ -11,8 +11,8 @@ from eventsourcing.domain import DomainEventProtocol
 from eventsourcing.persistence import JSONTranscoder, MapperDeserialisationError, StoredEvent
 from eventsourcing.utils import Environment
 
-from orchestrator.mapper import MsgspecMapper, Recorded, recorded
-from orchestrator.storedevents import SubjectStoredEvent
+from orchestrator.writeside.mapper import MsgspecMapper, Recorded, recorded
+from orchestrator.writeside.storedevents import SubjectStoredEvent
 from schemas import codec
 from schemas import events as ev
 

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from datetime import timedelta
 
-from orchestrator.explain import explain, summary
-from orchestrator.metrics import compute_metrics
+from orchestrator.reports.explain import explain, summary
+from orchestrator.reports.metrics import compute_metrics
 from schemas import events as ev
 from tests.unit.builders import T0, at, completed, dispatched, started, submitted
 

@@ -9,7 +9,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from projections.decay import Decayed, add
-from projections.node_scores import NodeScoresView, evolve_node_scores
+from projections.node_scores.fold import NodeScoresView, evolve_node_scores
 from projections.runner import project
 from schemas import events as ev
 from tests.unit.builders import T0, at, completed, dispatched, graph, lost, observed, registered, spec

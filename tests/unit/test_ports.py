@@ -8,9 +8,9 @@ import threading
 
 import pytest
 
-from orchestrator.natsserver import server_args
-from orchestrator.ports import ephemeral_range, free_port, is_free
-from orchestrator.supervisor import _start_on_its_port
+from orchestrator.runtime.natsserver import server_args
+from orchestrator.runtime.ports import ephemeral_range, free_port, is_free
+from orchestrator.runtime.supervisor import _start_on_its_port
 
 
 @pytest.mark.parametrize(

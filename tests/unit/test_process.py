@@ -10,7 +10,7 @@ import signal
 import nats.errors
 import pytest
 
-from orchestrator import process
+from orchestrator.processes import shell as process
 
 
 def _main_failing(errors: list[BaseException], calls: list[int]):

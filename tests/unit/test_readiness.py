@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from projections.readiness import ReadinessView, evolve_readiness
+from projections.readiness.fold import ReadinessView, evolve_readiness
 from projections.runner import project
 from schemas import events as ev
 from tests.unit.builders import (

@@ -7,9 +7,9 @@ from datetime import timedelta
 
 import msgspec
 
-from orchestrator.decide import DeciderConfig, decide
-from orchestrator.eventlog import StoredMessage
-from orchestrator.replay import Replayer, check
+from orchestrator.decision.decide import DeciderConfig, decide
+from orchestrator.replay.replayer import Replayer, check
+from orchestrator.writeside.eventlog import StoredMessage
 from schemas import codec
 from schemas import subjects as S
 from tests.unit.builders import at, graph, observed, registered, spec

@@ -6,8 +6,8 @@ from dataclasses import dataclass
 
 import pytest
 
-from orchestrator import replay_jobs
-from orchestrator.replay import check
+from orchestrator.replay import jobs as replay_jobs
+from orchestrator.replay.replayer import check
 from tests.unit.test_replay import run
 
 

@@ -6,10 +6,10 @@ from __future__ import annotations
 
 import dataclasses
 
-from orchestrator.decide import DECIDER_VERSION, DeciderConfig, decide
-from orchestrator.readyset import digest_of, ranked
-from orchestrator.replay import Replayer, check
-from orchestrator.scoring import ScoringConfig
+from orchestrator.decision.decide import DECIDER_VERSION, DeciderConfig, decide
+from orchestrator.decision.readyset import digest_of, ranked
+from orchestrator.decision.scoring import ScoringConfig
+from orchestrator.replay.replayer import Replayer, check
 from schemas import codec
 from schemas import events as ev
 from tests.unit.builders import at, completed, graph, observed, registered, spec, started

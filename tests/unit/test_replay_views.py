@@ -3,9 +3,9 @@ one at a time, and its confidence inputs equal what the confidence summary rende
 
 from __future__ import annotations
 
-from orchestrator.replay import Replayer
-from orchestrator.scoring import ScoringConfig
-from projections.confidence import summary_value
+from orchestrator.decision.scoring import ScoringConfig
+from orchestrator.replay.replayer import Replayer
+from projections.confidence.fold import summary_value
 from projections.fold import Fold
 from projections.runner import PROJECTIONS
 from tests.unit.test_replay_readyset import recorded

@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 
 from orchestrator.errors import GraphFileError
-from orchestrator.graphfile import build_graph
+from orchestrator.graphs.graphfile import build_graph
 
 
 def doc(*rules: Any, **graph: Any) -> dict[str, Any]:
@@ -102,7 +102,7 @@ def test_the_command_keeps_shell_braces() -> None:
 
 
 def test_the_python_api_takes_rules_and_validates_them_like_a_file() -> None:
-    from orchestrator.api import Graph
+    from orchestrator.writeside.api import Graph
 
     g = Graph("py", generation_limit=3)
     base = g.task("a", "true", type="schema")

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import dataclasses
 
-from orchestrator.decide import DeciderConfig
-from orchestrator.signals import autonomy_change, unschedulable
+from orchestrator.decision.decide import DeciderConfig
+from orchestrator.decision.signals import autonomy_change, unschedulable
 from schemas import events as ev
 from tests.unit.builders import at, graph, observed, registered, spec
 from tests.unit.test_decide import views

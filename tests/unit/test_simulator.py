@@ -8,13 +8,13 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
-from orchestrator.cli import app
-from orchestrator.cli_sim import parse_speeds
-from orchestrator.decide import DeciderConfig
-from orchestrator.graphcheck import GraphSpec
-from orchestrator.graphfile import load_graph
-from orchestrator.scoring import ScoringConfig
-from orchestrator.simulator import lower_bound, simulate
+from orchestrator.cli.main import app
+from orchestrator.cli.sim import parse_speeds
+from orchestrator.decision.decide import DeciderConfig
+from orchestrator.decision.scoring import ScoringConfig
+from orchestrator.graphs.graphfile import load_graph
+from orchestrator.graphs.validation import GraphSpec
+from orchestrator.replay.simulator import lower_bound, simulate
 from schemas.events import TaskSpec
 
 WORKLOADS = Path(__file__).resolve().parents[3] / "shared" / "workloads" / "wfcommons"

@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from orchestrator.cli_status import render
-from orchestrator.decide import DeciderConfig
-from orchestrator.snapshot import snapshot, totals_text
+from orchestrator.cli.status import render
+from orchestrator.decision.decide import DeciderConfig
+from orchestrator.reports.snapshot import snapshot, totals_text
 from tests.unit.builders import dispatched, graph, registered, spec, started
 from tests.unit.test_decide import views
 

@@ -8,7 +8,7 @@ import os
 import pytest
 
 from orchestrator.errors import SourceTreeError
-from orchestrator.sourcetree import SourceMount, manifest_of, manifest_of_mounts, source_paths
+from orchestrator.graphs.sourcetree import SourceMount, manifest_of, manifest_of_mounts, source_paths
 from schemas.codec import manifest_digest
 
 

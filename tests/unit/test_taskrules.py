@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from orchestrator.errors import InvariantViolation
-from orchestrator.taskrules import (
+from orchestrator.writeside.taskrules import (
     TaskRecord,
     check_approval,
     check_cancel,

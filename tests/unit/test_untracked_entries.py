@@ -8,14 +8,14 @@ import gc
 import msgspec
 import pytest
 
-from projections.confidence_entries import ConfidenceSummary, NodeConfidence, Prediction
+from projections.confidence.entries import ConfidenceSummary, NodeConfidence, Prediction
 from projections.decay import Decayed
 from projections.feedback import QualityGate, Streak
 from projections.fold import DeadLetter
-from projections.graphrank import Shape
-from projections.node_scores import Holder, NodeView, TypeEstimate, TypeScore
-from projections.patterns import PatternView
-from projections.readiness_entries import GraphView, TaskView
+from projections.node_scores.fold import Holder, NodeView, TypeEstimate, TypeScore
+from projections.node_scores.patterns import PatternView
+from projections.readiness.entries import GraphView, TaskView
+from projections.readiness.graphrank import Shape
 
 ENTRIES = [Prediction, NodeConfidence, ConfidenceSummary, Decayed, Streak, QualityGate, DeadLetter, Shape]
 ENTRIES += [Holder, NodeView, TypeEstimate, TypeScore, PatternView, TaskView, GraphView]

@@ -5,7 +5,7 @@ from __future__ import annotations
 import msgspec
 import pytest
 
-from orchestrator.verify import verify
+from orchestrator.replay.verify import verify
 from schemas import events as ev
 from tests.unit.builders import T0, completed, dispatched, started, submitted
 

@@ -8,8 +8,10 @@ import typing
 
 import pytest
 
-from projections import confidence, node_scores, readiness
+from projections.confidence import fold as confidence
 from projections.fold import rule_for
+from projections.node_scores import fold as node_scores
+from projections.readiness import fold as readiness
 from schemas import events as ev
 
 EVENT_TYPES = typing.get_args(ev.AnyEvent)

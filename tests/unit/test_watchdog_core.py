@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-from orchestrator.watchdog import WatchdogConfig, WatchViews, watch
-from projections.confidence import ConfidenceView, evolve_confidence
-from projections.node_scores import NodeScoresView, evolve_node_scores
-from projections.readiness import ReadinessView, evolve_readiness
+from orchestrator.processes.watchdog import WatchdogConfig, WatchViews, watch
+from projections.confidence.fold import ConfidenceView, evolve_confidence
+from projections.node_scores.fold import NodeScoresView, evolve_node_scores
+from projections.readiness.fold import ReadinessView, evolve_readiness
 from projections.runner import project
 from schemas import events as ev
 from tests.unit.builders import at, dispatched, observed, registered, started, submitted

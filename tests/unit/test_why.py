@@ -6,8 +6,8 @@ import dataclasses
 
 import pytest
 
-from orchestrator.decide import DeciderConfig
-from orchestrator.why import why
+from orchestrator.decision.decide import DeciderConfig
+from orchestrator.decision.why import why
 from schemas import events as ev
 from tests.unit.builders import at, dispatched, graph, observed, registered, spec, started
 from tests.unit.test_decide import HISTORY, took, views

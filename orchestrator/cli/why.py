@@ -1,0 +1,131 @@
+"""`niyantra why`, `pause` and `resume` (registered on `orchestrator.cli.main.app`)."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import sys
+import uuid
+from datetime import UTC, datetime
+from typing import Annotated, Any, cast
+
+import typer
+from rich.markup import escape
+
+from orchestrator.cli.main import DEFAULT_URL, NatsUrl, _connect, app, console, fail
+from schemas import subjects as S
+
+
+async def start_mirrors(nc: Any) -> list[Any]:
+    """Mirrors of the three views the decider reads (readiness, node-scores, confidence), started
+    (their values loaded, kept current until stopped)."""
+    from projections.confidence.fold import ConfidenceSummary
+    from projections.node_scores.fold import NodeView, TypeEstimate
+    from projections.node_scores.patterns import PatternView
+    from projections.readiness.fold import TaskView
+    from projections.runner import ensure_bucket
+    from projections.viewmirror import ViewMirror
+
+    mirrors = [
+        ViewMirror(nc, S.KV_READINESS, {"task": TaskView}),
+        ViewMirror(nc, S.KV_NODE_SCORES, {"node": NodeView, "type": TypeEstimate, "pattern": PatternView}),
+        ViewMirror(nc, S.KV_CONFIDENCE, {"summary": ConfidenceSummary}),
+    ]
+    for m in mirrors:
+        await ensure_bucket(nc, m.bucket)
+        await m.start()
+    return mirrors
+
+
+async def read_views(nc: Any) -> Any:
+    """The decide input from the live KV views (as the decider sees them)."""
+    from orchestrator.processes.decider import build_views
+
+    mirrors = await start_mirrors(nc)
+    for m in mirrors:
+        await m.stop()
+    return build_views(mirrors[0], mirrors[1], mirrors[2])
+
+
+@app.command()
+def why(
+    task: Annotated[str, typer.Argument(help="TASK or GRAPH/TASK.")],
+    *,
+    graph: Annotated[str | None, typer.Option("--graph", help="Graph of the task.")] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
+    nats_url: NatsUrl = DEFAULT_URL,
+) -> None:
+    """Why a task is not running right now: one line, then the detail."""
+    from orchestrator.decision.decide import DeciderConfig
+    from orchestrator.decision.why import why as explain_why
+
+    if "/" in task:
+        graph, _, task = task.partition("/")
+
+    async def go() -> Any:
+        nc = await _connect(nats_url)
+        try:
+            return await read_views(nc)
+        finally:
+            await nc.close()
+
+    views = asyncio.run(go())
+    found = [t for (g, tid), t in sorted(views.tasks.items()) if tid == task and (graph is None or g == graph)]
+    if not found:
+        raise fail(f"no task {task!r}" + (f" in graph {graph!r}" if graph else "") + " in the readiness view")
+    if len(found) > 1:
+        raise fail(f"task {task!r} is in graphs {', '.join(t.graph_id for t in found)}; use --graph or GRAPH/TASK")
+    now = datetime.now(UTC)  # the CLI is a shell: it reads the clock and passes it in
+    report = explain_why(found[0], views, now, DeciderConfig())
+    if as_json:
+        sys.stdout.write(json.dumps(report, indent=2) + "\n")
+        return
+    console.print(f"[bold]{report['graph']}/{report['task']}[/bold] ({report['state']}): {escape(report['headline'])}")
+    for line in report["details"]:
+        console.print(f"  {escape(line)}", highlight=False)
+
+
+def _autonomy(level: str, by: str, reason: str, url: str) -> int:
+    from orchestrator.writeside.eventlog import EventLog
+    from schemas.events import AutonomyChanged, AutonomyLevel
+
+    event = AutonomyChanged(
+        event_id=f"autonomy:{uuid.uuid4().hex}",
+        occurred_at=datetime.now(UTC),
+        level=cast(AutonomyLevel, level),
+        by=by,
+        reason=reason or f"{'paused' if level == 'supervised' else 'resumed'} by {by}",
+    )
+
+    async def go() -> int:
+        nc = await _connect(url)
+        try:
+            log = EventLog(nc)
+            await log.ensure_stream()
+            return await log.append_event(event)
+        finally:
+            await nc.close()
+
+    return asyncio.run(go())
+
+
+By = Annotated[str, typer.Option("--by", envvar="USER", help="Who (recorded in the event).")]
+Reason = Annotated[str, typer.Option("--reason", help="Why (recorded in the event).")]
+
+
+@app.command()
+def pause(*, by: By, reason: Reason = "", nats_url: NatsUrl = DEFAULT_URL) -> None:
+    """Pin autonomy to supervised: nothing is dispatched without an approval until `resume`."""
+    if not by.strip():
+        raise fail("--by must name who pauses")
+    seq = _autonomy("supervised", by, reason, nats_url)
+    console.print(f"autonomy paused (supervised) by {by} (seq {seq})")
+
+
+@app.command()
+def resume(*, by: By, reason: Reason = "", nats_url: NatsUrl = DEFAULT_URL) -> None:
+    """Clear a pause; confidence is raised to the full threshold (you vouch), so work runs again."""
+    if not by.strip():
+        raise fail("--by must name who resumes")
+    seq = _autonomy("full", by, reason, nats_url)
+    console.print(f"autonomy resumed by {by} (seq {seq})")

@@ -1,0 +1,80 @@
+"""The `TaskDispatched` event a dispatch decision appends: attempt, phase (a tier-2 task's
+preflight first), command, timeout (a retry after a timeout gets more), the retry strategy in
+words, and the decision's inputs (candidates, confidence, autonomy, policy, world hash, view
+sequences, decider, ``now``). Pure: everything comes in as arguments."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import TYPE_CHECKING
+
+from orchestrator.decision.scoring import ScoringConfig, backoff_until
+from projections.readiness.fold import TaskView
+from schemas.events import Candidate, TaskDispatched
+
+if TYPE_CHECKING:
+    from orchestrator.decision.decide import DeciderConfig, Views
+
+
+def _timeout(task: TaskView, cfg: ScoringConfig) -> float | None:
+    """A retry after a timeout gets ``retry_timeout_factor`` times the timeout."""
+    if task.failure_kind == "timeout" and task.timeout_s is not None:
+        return round(task.timeout_s * cfg.retry_timeout_factor, 6)
+    return task.timeout_s
+
+
+def _strategy(task: TaskView, best: Candidate, cfg: ScoringConfig) -> str:
+    """The retry strategy in words ("" for a first attempt)."""
+    if task.attempt == 0:
+        return ""
+    parts = [f"retry {task.attempt + 1} of {task.max_attempts} after {task.failure_kind or 'a failure'}"]
+    until = backoff_until(task, cfg)
+    if until is not None and task.ready_since is not None:
+        parts.append(f"backoff {(until - task.ready_since).total_seconds():.0f}s")
+    if task.failed_on:
+        parts.append(f"on {best.node_id}" + (" (another node)" if best.node_id != task.failed_on else " (same node)"))
+    if task.failure_kind == "timeout" and task.timeout_s is not None:
+        parts.append(f"timeout {task.timeout_s:.0f}s -> {task.timeout_s * cfg.retry_timeout_factor:.0f}s")
+    return "; ".join(parts)
+
+
+def dispatch_event(
+    task: TaskView,
+    best: Candidate,
+    candidates: tuple[Candidate, ...],
+    duration: float,
+    views: Views,
+    now: datetime,
+    config: DeciderConfig,
+    digest: str,
+) -> TaskDispatched:
+    """The event of dispatching ``task`` to the ``best`` candidate (its preflight, if it needs one)."""
+    preflight = task.tier == 2 and task.preflight_state != "passed" and task.preflight is not None
+    attempt = task.attempt if preflight else task.attempt + 1
+    kind = "preflight" if preflight else "dispatch"
+    return TaskDispatched(
+        event_id=f"{kind}:{task.graph_id}:{task.task_id}:{attempt}",
+        occurred_at=now,
+        causation_id=f"readiness@{task.seq}",
+        correlation_id=task.graph_id,
+        graph_id=task.graph_id,
+        task_id=task.task_id,
+        node_id=best.node_id,
+        attempt=attempt,
+        command=task.preflight if preflight and task.preflight else task.command,
+        timeout_s=_timeout(task, config.scoring) if not preflight else task.timeout_s,
+        expected_duration_s=round(duration, 6),
+        candidates=candidates,
+        confidence=views.confidence,
+        autonomy=views.autonomy,
+        policy=config.policy,
+        world_hash=digest,
+        view_seqs=dict(sorted(views.seqs.items())),
+        decider_id=config.decider_id,
+        decider_version=config.version,
+        now=now,
+        phase="preflight" if preflight else "run",
+        strategy=_strategy(task, best, config.scoring) if not preflight else "",
+        env=task.env,
+        scope=task.scope,
+    )

@@ -1,0 +1,98 @@
+"""Why a task is not running right now: one line first, then the detail (pure).
+
+Uses the same rules as `decide` (`gate`, `unavailable`, the policy's slot reservations), so
+the answer is the decider's own reason, not a guess.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from orchestrator.decision.decide import DeciderConfig, Views, escalated, gate, plan, unavailable
+from orchestrator.decision.flags import flag_index
+from orchestrator.decision.scoring import priority, task_estimate
+from projections.readiness.fold import TaskView
+
+
+def _ago(now: datetime, then: datetime | None) -> str:
+    return f"{(now - then).total_seconds():.0f}s ago" if then else "at an unknown time"
+
+
+def _blockers(task: TaskView, views: Views, now: datetime, config: DeciderConfig) -> list[str]:
+    out = []
+    for d in task.waiting_for:
+        b = views.tasks.get((task.graph_id, d))
+        if b is None:
+            out.append(f"{d}: unknown")
+            continue
+        est, _ = task_estimate(b, views.types, config.scoring)
+        if b.state == "running" and b.started_at is not None:
+            left = max(est - (now - b.started_at).total_seconds(), 0.0)
+            out.append(f"{d}: running on {b.node}, about {left:.0f}s left")
+        elif b.state in ("ready", "dispatched"):
+            out.append(f"{d}: {b.state}, about {est:.0f}s once it runs")
+        else:
+            out.append(f"{d}: {b.state}" + (f" ({b.reason})" if b.reason else ""))
+    return out
+
+
+def why(task: TaskView, views: Views, now: datetime, config: DeciderConfig) -> dict[str, Any]:
+    """``{"headline": one line, "details": [lines], "state": ...}`` for one task."""
+    details: list[str] = []
+    if task.state in ("succeeded", "failed", "cancelled"):
+        head = f"it has finished: {task.state}" + (f" ({task.reason})" if task.reason else "")
+    elif task.state in ("dispatched", "running"):
+        head = f"it is {task.state} on {task.node} (attempt {task.attempt}, since {_ago(now, task.started_at)})"
+    elif task.state == "pending" and task.waiting_for:
+        head = f"waiting for {' and '.join(task.waiting_for)}"
+        details = _blockers(task, views, now, config)
+    elif task.state == "pending" and task.reason.startswith("in the backlog"):
+        head = f"{task.reason}: taken when nothing is ready or running and autonomy is full (niyantra backlog list)"
+    elif task.awaiting_approval or (task.tier == 3 and task.approved_by is None and task.state == "pending"):
+        head = f"awaiting approval: niyantra approve {task.graph_id}/{task.task_id} --by NAME"
+    else:
+        head, details = _ready(task, views, now, config)
+    return {"graph": task.graph_id, "task": task.task_id, "state": task.state, "headline": head, "details": details}
+
+
+def _ready(task: TaskView, views: Views, now: datetime, config: DeciderConfig) -> tuple[str, list[str]]:
+    gated = gate(task, views.autonomy, now, config.scoring)
+    if gated is not None:
+        return gated, [f"autonomy {views.autonomy} (confidence {views.confidence:.2f})"]
+    reasons = {nid: unavailable(task, n, now, config.node_ttl_s) for nid, n in sorted(views.nodes.items())}
+    details = [
+        f"{nid}: {r or f'{len(n.active)} of {n.slots} slots busy'}"
+        for (nid, r), n in zip(reasons.items(), (views.nodes[k] for k in reasons), strict=True)
+    ]
+    flags = flag_index(views.nodes, views.patterns, now, config.scoring)
+    if flags:
+        flagged = flags.nodes_for(task)
+        details += [flagged[nid] for nid, r in reasons.items() if r is None and nid in flagged]
+        escalation = escalated(task, views, now, config, flags)
+        if escalation is not None:
+            return escalation, details
+    usable = [nid for nid, r in reasons.items() if r is None]
+    if not views.nodes:
+        return "no node has registered", details
+    if not usable:
+        labels = ", ".join(f"{k}={v}" for k, v in sorted(task.labels.items()))
+        return (f"no live node with label {labels}" if labels else "no live node"), details
+    if all(len(views.nodes[n].active) >= views.nodes[n].slots for n in usable):
+        return f"every usable node is busy ({', '.join(usable)})", details
+    ready = sorted(
+        (t for t in views.tasks.values() if t.state == "ready"),
+        key=lambda t: (-priority(t, now, config.scoring), t.graph_id, t.task_id),
+    )
+    rank = next(
+        i for i, t in enumerate(ready, 1) if t is task or (t.graph_id, t.task_id) == (task.graph_id, task.task_id)
+    )
+    dispatches, reserved = plan(views, now, config)
+    key = (task.graph_id, task.task_id)
+    planned = [d for d in dispatches if (d.event.graph_id, d.event.task_id) == key]
+    if planned:
+        return f"ready: the next decision sends it to {planned[0].event.node_id}", details
+    if key in reserved:
+        node, wait = reserved[key]
+        return f"ready, waiting for {node}: it frees up in about {wait:.0f}s and still finishes the task first", details
+    return f"ready, priority {rank} of {len(ready)}: higher-priority tasks take the free slots first", details

@@ -1,0 +1,377 @@
+"""The decider process: mirror the KV views, call the pure ``decide``, append guarded dispatches.
+
+The process holds no state of its own beyond a cache of the views; a restart rebuilds it from
+KV. It decides when a view changes (and at least every ``tick`` seconds, for liveness and
+aging), and only on views that already reflect its own last append, so it never decides twice
+on the same picture. A stale or duplicate dispatch (another decider won the race) is rejected
+by the server through the task's expected-last-subject-sequence and simply dropped here.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+import msgspec
+
+from orchestrator.decision.decide import DeciderConfig, Dispatch, Views, decide
+from orchestrator.decision.readyset import ReadySet
+from orchestrator.decision.scoring import ScoringConfig
+from orchestrator.decision.signals import autonomy_change, unschedulable
+from orchestrator.decision.slots import RoundMemo
+from orchestrator.errors import ConcurrencyConflict, EventLogUnavailable
+from orchestrator.processes import followup
+from orchestrator.runtime.connection import connect as nats_connect
+from orchestrator.writeside.eventlog import EventLog, event_append
+from projections.confidence.fold import ConfidenceSummary
+from projections.node_scores.fold import NodeView, TypeEstimate
+from projections.node_scores.patterns import PatternView
+from projections.readiness.fold import GraphView, TaskView
+from projections.runner import ensure_bucket
+from projections.viewmirror import ViewMirror
+from schemas import subjects as S
+from schemas.events import AutonomyChanged
+
+log = logging.getLogger("niyantra.decider")
+
+
+class TaskIndex:
+    """The readiness mirror's tasks by (graph, task), the keys of the ready ones and their order
+    and digest (`ReadySet`, for the scoring config ``cfg``), kept current value by value, so a
+    round does not rebuild them from every key."""
+
+    def __init__(self, mirror: ViewMirror, cfg: ScoringConfig | None = None) -> None:
+        self.tasks: dict[tuple[str, str], TaskView] = {}
+        self.ready: set[tuple[str, str]] = set()
+        self.ready_set = ReadySet(cfg or ScoringConfig())
+        for key, value in mirror.values.items():
+            self(key, None, value)
+        mirror.on_value = self
+
+    def __call__(self, key: str, old: Any, new: Any) -> None:
+        if not key.startswith("task."):
+            return
+        if old is not None:
+            k = (old.graph_id, old.task_id)
+            self.tasks.pop(k, None)
+            self.ready.discard(k)
+            if new is None or (new.graph_id, new.task_id) != k:
+                self.ready_set.drop(k)
+        if new is not None:
+            k = (new.graph_id, new.task_id)
+            self.tasks[k] = new
+            if new.state == "ready":
+                self.ready.add(k)
+            self.ready_set.put(new)
+
+
+@dataclass
+class DeciderState:
+    """What the shell remembers between rounds: the sequence of its own last append."""
+
+    last_append_seq: int = 0
+    dispatched: int = 0
+    conflicts: int = 0
+    signals: int = 0
+    autonomy_level: str | None = None
+    autonomy_seq: int = 0
+    reported: set[tuple[str, str, str]] = field(default_factory=set)
+
+
+def build_views(
+    tasks: ViewMirror,
+    nodes: ViewMirror,
+    confidence: ViewMirror | None = None,
+    index: TaskIndex | None = None,
+    memo: RoundMemo | None = None,
+) -> Views:
+    """Assemble the decide input from the mirrors (the tasks from ``index`` when given: then the
+    views share its live dicts, valid until the next await; ``memo``: what rounds share, kept by
+    the process across rounds)."""
+    if index is not None:
+        task_map: dict[tuple[str, str], TaskView] = index.tasks
+        ready: set[tuple[str, str]] | None = index.ready
+        ready_set: ReadySet | None = index.ready_set
+    else:
+        task_map = {(v.graph_id, v.task_id): v for k, v in tasks.values.items() if k.startswith("task.")}
+        ready = ready_set = None
+    node_map = {v.node_id: v for k, v in nodes.values.items() if k.startswith("node.")}
+    types = {v.type: v for k, v in nodes.values.items() if k.startswith("type.")}
+    patterns = {k: v for k, v in nodes.values.items() if k.startswith("pattern.")}
+    seqs = {"readiness": tasks.seq, "node-scores": nodes.seq}
+    summary = confidence.values.get("summary") if confidence is not None else None
+    if confidence is not None:
+        seqs["confidence"] = confidence.seq
+    judged: dict[str, Any] = (  # the confidence view's figures, when it has written them
+        {}
+        if summary is None
+        else {
+            "confidence": summary.confidence,
+            "autonomy": summary.level,
+            "quality_threshold": summary.quality_threshold,
+        }
+    )
+    return Views(
+        tasks=task_map,
+        nodes=node_map,
+        seqs=seqs,
+        types=types,
+        patterns=patterns,
+        ready=ready,
+        ready_set=ready_set,
+        memo=memo,
+        **judged,
+    )
+
+
+MAX_IN_FLIGHT = 256  # dispatches of one round appended together
+
+
+async def act(eventlog: EventLog, decisions: list[Dispatch], state: DeciderState) -> list[int]:
+    """Append the round's decisions, each with its own guard; a conflict means someone else
+    decided first (counted, not an error). Returns the wall-clock time (ns) of each acknowledged
+    append.
+
+    A round's dispatches are about different tasks, each guarded by its own task's last
+    sequence, so they go as one atomic batch: one flush of the durable stream for the round
+    instead of one per dispatch. If any guard fails (another decider won a task) or the batch is
+    refused, nothing of it was written and the round is appended dispatch by dispatch instead,
+    concurrently, each conflict counted on its own. Any other error is raised once every append
+    of the round has settled.
+    """
+    acked: list[int] = []
+    for i in range(0, len(decisions), MAX_IN_FLIGHT):
+        chunk = decisions[i : i + MAX_IN_FLIGHT]
+        if len(chunk) > 1 and await _act_atomic(eventlog, chunk, state, acked):
+            continue
+        await _act_each(eventlog, chunk, state, acked)
+    return acked
+
+
+async def _act_atomic(eventlog: EventLog, chunk: list[Dispatch], state: DeciderState, acked: list[int]) -> bool:
+    items = [event_append(d.event, version=d.version, expected_seq=d.expected_seq) for d in chunk]
+    try:
+        seqs = await eventlog.append_atomic(items)
+    except (ConcurrencyConflict, EventLogUnavailable) as e:
+        log.info("round of %d dispatches appended one by one: %s", len(chunk), e)
+        return False
+    at = time.time_ns()  # pure-ok: the shell's own timings
+    acked.extend([at] * len(seqs))
+    state.last_append_seq = max(state.last_append_seq, *seqs)
+    state.dispatched += len(seqs)
+    for d in chunk:
+        log.info(
+            "dispatched %s/%s attempt %d to %s", d.event.graph_id, d.event.task_id, d.event.attempt, d.event.node_id
+        )
+    return True
+
+
+async def _act_each(eventlog: EventLog, chunk: list[Dispatch], state: DeciderState, acked: list[int]) -> None:
+    async def one(d: Dispatch) -> None:
+        try:
+            seq = await eventlog.append_event(d.event, version=d.version, expected_seq=d.expected_seq)
+        except ConcurrencyConflict as e:
+            state.conflicts += 1
+            log.info("dropped stale decision %s: %s", d.event.event_id, e.detail)
+            return
+        acked.append(time.time_ns())  # pure-ok: the shell's own timings
+        state.last_append_seq = max(state.last_append_seq, seq)
+        state.dispatched += 1
+        log.info(
+            "dispatched %s/%s attempt %d to %s", d.event.graph_id, d.event.task_id, d.event.attempt, d.event.node_id
+        )
+
+    results = await asyncio.gather(*(one(d) for d in chunk), return_exceptions=True)
+    for r in results:
+        if isinstance(r, BaseException):
+            raise r
+
+
+async def read_autonomy(eventlog: EventLog, state: DeciderState) -> None:
+    """The last recorded autonomy level and its subject sequence."""
+    subject = f"{S.ROOT}.system.autonomy.AutonomyChanged"
+    last = await eventlog.last_seq(subject)
+    state.autonomy_seq = last
+    if last:
+        [(_, e)] = await eventlog.read_events(subject, after_seq=last - 1)
+        state.autonomy_level = getattr(e, "level", None)
+
+
+@dataclass
+class Signals:
+    """A round's non-dispatch decisions, computed with its views (before any await changes them)."""
+
+    autonomy: list[Any] = field(default_factory=list)
+    unschedulable: list[Any] = field(default_factory=list)
+
+
+def signals_of(
+    views: Views, now: datetime, config: DeciderConfig, decisions: list[Dispatch], state: DeciderState, scan: bool
+) -> Signals:
+    """Autonomy changes, and (when ``scan``) tasks ready too long without a dispatch."""
+    out = Signals(autonomy=autonomy_change(views, now, state.autonomy_level))
+    if scan:
+        dispatched = [(d.event.graph_id, d.event.task_id) for d in decisions]
+        out.unschedulable = unschedulable(views, now, config, dispatched, state.reported, config.unschedulable_after_s)
+    return out
+
+
+async def signal(eventlog: EventLog, signals: Signals, state: DeciderState) -> None:
+    """Append autonomy changes (guarded: one decider records each change) and unschedulable tasks."""
+    for e in signals.autonomy:
+        try:
+            if isinstance(e, AutonomyChanged):
+                state.autonomy_seq = await eventlog.append_event(e, expected_seq=state.autonomy_seq)
+                state.autonomy_level = e.level
+                log.warning("autonomy %s: %s", e.level, e.reason)
+            else:
+                await eventlog.append_event(e)
+            state.signals += 1
+        except ConcurrencyConflict:
+            await read_autonomy(eventlog, state)  # another decider recorded it first
+            break
+    for u in signals.unschedulable:
+        try:
+            await eventlog.append_event(u)
+            state.signals += 1
+            log.warning("unschedulable %s/%s: %s", u.graph_id, u.task_id, u.reason)
+        except ConcurrencyConflict:
+            pass  # a duplicate of another decider's report (same event id)
+
+
+class Timings:
+    """Where a round's time goes, one JSON line per round that dispatched, for benchmarks
+    (``niyantra decider --timings PATH`` or ``NIYANTRA_DECIDER_TIMINGS=PATH``; off otherwise). Wall-clock nanoseconds:
+
+    - ``view_at``: when the server stored the newest view checkpoint the decision used (the view
+      change the decision answers), ``first_change_at``: the first checkpoint stored since the
+      previous round (a change the decider may have had to wait on, for its own last append to
+      show in the views, or for a round in progress);
+    - ``woke``, ``decided``: the round's start and the end of its pure work; ``acked``: each
+      dispatch's append acknowledgement;
+    - ``stages``: the pure work's parts (ns): build the views, ``decide``, signals (``scan``: with
+      the unschedulable scan), follow-up work.
+    """
+
+    def __init__(self, path: str | None) -> None:
+        self.file = open(path, "a", buffering=1) if path else None  # noqa: SIM115 - closed by close()
+
+    def record(self, **fields: Any) -> None:
+        if self.file is not None:
+            self.file.write(msgspec.json.encode(fields).decode() + "\n")
+
+    def close(self) -> None:
+        if self.file is not None:
+            self.file.close()
+
+
+def _ns(at: datetime | None) -> int | None:
+    return None if at is None else int(at.timestamp() * 1_000_000_000)
+
+
+UNSCHEDULABLE_SCAN_S = 1.0  # how often a round also looks for tasks ready too long (a scan of every ready task)
+SCANNED_PER_S = 20_000  # ready tasks the scan may look at per second: a long queue is scanned less often
+
+
+def scan_interval(ready: int) -> float:
+    """Seconds between two unschedulable scans with ``ready`` tasks ready (the scan costs a few
+    microseconds a task; the threshold it checks is minutes, so a later scan loses nothing)."""
+    return max(UNSCHEDULABLE_SCAN_S, ready / SCANNED_PER_S)
+
+
+async def run_decider(
+    url: str,
+    stop: asyncio.Event,
+    config: DeciderConfig,
+    *,
+    tick: float = 1.0,
+    on_ready: Any = None,
+    timings_path: str | None = None,
+) -> DeciderState:
+    """Decide until ``stop`` is set; with ``timings_path``, append each round's `Timings` there."""
+    nc = await nats_connect(url, name=config.decider_id, max_reconnect_attempts=-1)
+    state = DeciderState()
+    changed = asyncio.Event()
+    try:
+        eventlog = EventLog(nc)
+        await eventlog.ensure_stream()
+        for bucket in S.VIEW_BUCKETS:
+            await ensure_bucket(nc, bucket)
+        tasks = ViewMirror(nc, S.KV_READINESS, {"task": TaskView, "graph": GraphView}, changed)
+        nodes = ViewMirror(
+            nc, S.KV_NODE_SCORES, {"node": NodeView, "type": TypeEstimate, "pattern": PatternView}, changed
+        )
+        confidence = ViewMirror(nc, S.KV_CONFIDENCE, {"summary": ConfidenceSummary}, changed)
+        await tasks.start()
+        await nodes.start()
+        await confidence.start()
+        await read_autonomy(eventlog, state)
+        index = TaskIndex(tasks, config.scoring)
+        memo = RoundMemo()  # a node's facts and the words of candidates, reused while its scores are unchanged
+        graphs = followup.GraphIndex(tasks)
+        mirrors = (tasks, nodes, confidence)
+        timings = Timings(timings_path)
+        last_scan = 0.0
+        if on_ready is not None:
+            on_ready()
+        while not stop.is_set():
+            if not changed.is_set():
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(_first(changed, stop), timeout=tick)
+            changed.clear()
+            if min(tasks.seq, nodes.seq) < state.last_append_seq:
+                continue  # the views do not yet show our own last decision
+            if not (tasks.consistent and nodes.consistent and confidence.consistent):
+                continue  # a view is mid-batch: its values are ahead of its checkpoint (replay needs both equal)
+            woke = time.time_ns()  # pure-ok: the shell's own timings
+            view_at = max((m.changed_at for m in mirrors if m.changed_at), default=None)
+            first_at = min((m.first_change_at for m in mirrors if m.first_change_at), default=None)
+            for m in mirrors:
+                m.first_change_at = None
+            now = datetime.now(UTC)  # pure-ok: the shell reads the clock and passes it in
+            views = build_views(tasks, nodes, confidence, index, memo)
+            built = time.time_ns()
+            decisions = decide(views, now, config)
+            decided_at = time.time_ns()
+            scan = time.monotonic() - last_scan >= scan_interval(len(index.ready))
+            last_scan = time.monotonic() if scan else last_scan
+            pending = signals_of(views, now, config, decisions, state, scan)
+            signalled = time.time_ns()
+            work = followup.plan(views, graphs.graphs, now, config, graphs.quiet)  # generated work (rules, backlog)
+            del views  # shares the mirrors' live dicts: not valid after the next await
+            decided = time.time_ns()
+            acked = await act(eventlog, decisions, state)
+            if decisions and timings.file is not None:
+                timings.record(
+                    n=len(decisions),
+                    view_at=_ns(view_at),
+                    first_change_at=_ns(first_at),
+                    woke=woke,
+                    stages=[built - woke, decided_at - built, signalled - decided_at, decided - signalled],
+                    scan=scan,
+                    decided=decided,
+                    acked=acked,
+                )
+            await signal(eventlog, pending, state)
+            await followup.append(eventlog, work, state)
+        timings.close()
+        await tasks.stop()
+        await nodes.stop()
+        await confidence.stop()
+    finally:
+        await nc.close()
+    return state
+
+
+async def _first(*events: asyncio.Event) -> None:
+    waiters = [asyncio.create_task(e.wait()) for e in events]
+    try:
+        await asyncio.wait(waiters, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        for w in waiters:
+            w.cancel()

@@ -1,0 +1,104 @@
+"""`replay --check` on several processes: the recorded decisions split into contiguous ranges.
+
+Each range is checked by `orchestrator.replay.replayer.check_range` exactly as a single process checks
+the whole log: its own folds from the first message, the real ``decide`` at each decision of the
+range with the views at the recorded sequences. Only the work is divided, never what is checked.
+A later range folds a longer prefix before its first decision, so the ranges are cut to balance
+fold work (one unit per message folded) against decide work (`DECIDE_WEIGHT` units per
+decision): later ranges get fewer decisions. The first range runs in the calling process, the
+others in processes forked from it (they share the messages without copying them); their
+reports are summed in log order.
+"""
+
+from __future__ import annotations
+
+import multiprocessing
+from collections.abc import Sequence
+from typing import Any
+
+from orchestrator.replay.replayer import GENERATION_SUBJECTS, Stored, check_range
+
+DECIDE_WEIGHT = 6.0  # a decision costs about as much as folding six messages (measured: ~160 µs vs ~27 µs)
+MIN_DECISIONS_PER_JOB = 1000  # fewer, and a process is not worth forking
+_shared: Sequence[Stored] | None = None  # the messages, inherited by the forked processes
+
+
+def split(messages: Sequence[Stored], until: int | None, jobs: int) -> list[tuple[int, int]]:
+    """Contiguous ranges of message indices covering the log, one per process (a single range
+    when one process is asked for, there are too few decisions, or fork is not available)."""
+    whole = [(0, len(messages))]
+    if jobs <= 1 or "fork" not in multiprocessing.get_all_start_methods():
+        return whole
+    positions = [
+        i
+        for i, m in enumerate(messages)
+        if (until is None or m.seq <= until)
+        and (".TaskDispatched." in m.subject or m.subject.endswith(GENERATION_SUBJECTS))
+    ]
+    jobs = min(jobs, len(positions) // MIN_DECISIONS_PER_JOB)
+    if jobs <= 1:
+        return whole
+    cuts = _balanced_cuts(positions, jobs, DECIDE_WEIGHT)
+    bounds = [0] + [positions[c - 1] + 1 for c in cuts[:-1]] + [len(messages)]
+    return list(zip(bounds, bounds[1:], strict=False))
+
+
+def _balanced_cuts(positions: list[int], jobs: int, weight: float) -> list[int]:
+    """Where each range of decisions ends (exclusive ranks), at most ``jobs`` ranges, minimising
+    the largest cost: the messages a range folds (up to its last decision) + ``weight`` × its decisions."""
+
+    def cuts_within(limit: float) -> list[int] | None:
+        out: list[int] = []
+        start, n = 0, len(positions)
+        while start < n:
+            lo, hi = start, n  # the largest end with positions[end - 1] + weight × (end - start) <= limit
+            while lo < hi:
+                mid = (lo + hi + 1) // 2
+                if positions[mid - 1] + weight * (mid - start) <= limit:
+                    lo = mid
+                else:
+                    hi = mid - 1
+            if lo == start or len(out) == jobs:
+                return None
+            out.append(lo)
+            start = lo
+        return out
+
+    low, high = 0.0, positions[-1] + weight * len(positions)
+    best = cuts_within(high)
+    assert best is not None
+    for _ in range(40):
+        mid = (low + high) / 2
+        found = cuts_within(mid)
+        if found is None:
+            low = mid
+        else:
+            best, high = found, mid
+    return best
+
+
+def _check(lo: int, hi: int, until: int | None, graph: str | None) -> dict[str, Any]:
+    assert _shared is not None
+    return check_range(_shared, lo, hi, until=until, graph=graph)
+
+
+def run(
+    messages: Sequence[Stored], ranges: list[tuple[int, int]], until: int | None, graph: str | None
+) -> dict[str, Any]:
+    """Check each range (the first here, the others in forked processes) and sum the reports."""
+    global _shared
+    _shared = messages
+    try:
+        with multiprocessing.get_context("fork").Pool(len(ranges) - 1) as pool:
+            pending = [pool.apply_async(_check, (lo, hi, until, graph)) for lo, hi in ranges[1:]]
+            parts = [check_range(messages, *ranges[0], until=until, graph=graph)]
+            parts += [p.get() for p in pending]
+    finally:
+        _shared = None
+    report: dict[str, Any] = {"decisions": 0, "reproduced": 0, "mismatches": [], "generations": 0}
+    report |= {"view_rebuilds": 0, "rounds": 0}
+    for part in parts:
+        for k, v in part.items():
+            report[k] = report[k] + v
+    report["jobs"] = len(ranges)
+    return report

@@ -1,0 +1,210 @@
+"""Invariants over the whole log, checked by one pure pass (`niyantra verify`).
+
+I1 no task attempt dispatched twice; I2 no task started before all its dependencies
+succeeded; I3 at most one terminal state per task, and exactly one for every task of a
+finished graph; I4 no tier-3 run without an approval; I5 no result accepted from a stale
+attempt; I6 every decision carries candidates with reasons and picks an eligible one.
+(I7, replay reproduces every decision, is checked by `niyantra replay --check`.)
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from typing import Any
+
+import msgspec
+
+from orchestrator.graphs.submission import GraphAssembly
+from schemas import events as ev
+
+INVARIANTS = {
+    "I1": "no task dispatched twice for one attempt",
+    "I2": "no task started before all its dependencies succeeded",
+    "I3": "at most one terminal state per task; exactly one once its graph is done",
+    "I4": "no tier-3 run without an approval",
+    "I5": "no result accepted from a stale attempt",
+    "I6": "every decision carries candidates and reasons",
+}
+QUARANTINE_AFTER = 3
+
+
+@dataclass
+class _Task:
+    spec: ev.TaskSpec
+    attempt: int = 0
+    node: str | None = None
+    running: bool = False
+    lost: int = 0
+    approved: bool = False
+    terminal: list[str] = field(default_factory=list)
+
+
+@dataclass
+class Verifier:
+    """Folds the log, collecting violations; `report` gives the result."""
+
+    graphs: dict[str, dict[str, _Task]] = field(default_factory=dict)
+    dispatched: set[tuple[str, str, int]] = field(default_factory=set)
+    violations: list[dict[str, Any]] = field(default_factory=list)
+    counts: dict[str, int] = field(default_factory=lambda: dict.fromkeys(INVARIANTS, 0))
+    assembly: GraphAssembly = field(default_factory=GraphAssembly)
+    events: int = 0
+
+    def _violate(self, inv: str, seq: int, e: Any, message: str) -> None:
+        self.violations.append(
+            {
+                "invariant": inv,
+                "seq": seq,
+                "graph": getattr(e, "graph_id", None),
+                "task": getattr(e, "task_id", None),
+                "message": message,
+            }
+        )
+
+    def _end(self, t: _Task, state: str) -> None:
+        t.terminal.append(state)
+        t.running = False
+        t.node = None
+
+    def _cancel_downstream(self, tasks: dict[str, _Task], failed: str) -> None:
+        stack = [failed]
+        while stack:
+            cur = stack.pop()
+            for tid, t in tasks.items():
+                if cur in t.spec.depends_on and not t.terminal:
+                    self._end(t, "cancelled")
+                    stack.append(tid)
+
+    def apply(self, seq: int, e: ev.AnyEvent) -> None:
+        self.events += 1
+        match e:
+            case ev.GraphSubmitted() | ev.GraphTasksAdded():
+                whole = self.assembly.add(e)
+                if whole is not None and whole.graph_id not in self.graphs:
+                    self.graphs[whole.graph_id] = {s.id: _Task(spec=s) for s in whole.tasks}
+            case ev.TasksGenerated():
+                self._generated(e)
+            case ev.GraphCancelled():
+                for t in self.graphs.get(e.graph_id, {}).values():
+                    if not t.terminal:
+                        self._end(t, "cancelled")
+            case ev.TaskDispatched() | ev.TaskStarted() | ev.TaskCompleted() | ev.TaskLost():
+                self._task_event(seq, e)
+            case ev.TaskCancelled() | ev.TaskRejected() | ev.TaskApproved():
+                task = self.graphs.get(e.graph_id, {}).get(e.task_id)
+                if task is not None and isinstance(e, ev.TaskApproved):
+                    task.approved = True
+                elif task is not None and not task.terminal:
+                    self._end(task, "cancelled")
+            case _:
+                pass
+
+    def _generated(self, e: ev.TasksGenerated) -> None:
+        """Generated tasks join their graph; one whose dependency already failed is cancelled."""
+        tasks = self.graphs.get(e.graph_id)
+        if tasks is None:
+            return
+        for x in e.generated:
+            if x.spec.id in tasks:
+                continue
+            t = tasks[x.spec.id] = _Task(spec=x.spec)
+            if any(tasks[d].terminal and tasks[d].terminal != ["succeeded"] for d in x.spec.depends_on if d in tasks):
+                self._end(t, "cancelled")
+                continue
+            for b in x.before:  # as readiness: an unfinished task still waiting for a dependency waits for it too
+                held = tasks.get(b)
+                if held is None or held.terminal or x.spec.id in held.spec.depends_on:
+                    continue
+                if any(tasks[d].terminal != ["succeeded"] for d in held.spec.depends_on if d in tasks):
+                    held.spec = msgspec.structs.replace(held.spec, depends_on=(*held.spec.depends_on, x.spec.id))
+
+    def _task_event(self, seq: int, e: ev.TaskDispatched | ev.TaskStarted | ev.TaskCompleted | ev.TaskLost) -> None:
+        tasks = self.graphs.get(e.graph_id, {})
+        t = tasks.get(e.task_id)
+        if t is None:
+            self._violate("I2", seq, e, f"{type(e).__name__} for a task of no accepted graph")
+            return
+        if isinstance(e, ev.TaskDispatched):
+            self._dispatch(seq, e, t)
+        elif isinstance(e, ev.TaskStarted):
+            self.counts["I2"] += 1
+            missing = [d for d in t.spec.depends_on if tasks[d].terminal != ["succeeded"]]
+            if missing:
+                self._violate("I2", seq, e, f"started before {', '.join(missing)} succeeded")
+            t.running = True
+        elif isinstance(e, ev.TaskLost) or e.phase == "run":
+            self._result(seq, e, t, tasks)
+
+    def _dispatch(self, seq: int, e: ev.TaskDispatched, t: _Task) -> None:
+        self.counts["I6"] += 1
+        chosen = [c for c in e.candidates if c.node_id == e.node_id and c.eligible]
+        if not e.candidates or any(not c.reason for c in e.candidates) or not chosen:
+            self._violate("I6", seq, e, "decision without candidates and reasons, or its node is not an eligible one")
+        if e.phase != "run":
+            return
+        self.counts["I1"] += 1
+        key = (e.graph_id, e.task_id, e.attempt)
+        if key in self.dispatched:
+            self._violate("I1", seq, e, f"attempt {e.attempt} dispatched twice")
+        self.dispatched.add(key)
+        if t.spec.tier == 3:
+            self.counts["I4"] += 1
+            if not t.approved:
+                self._violate("I4", seq, e, "tier-3 task dispatched without an approval")
+        t.attempt, t.node = e.attempt, e.node_id
+
+    def _result(self, seq: int, e: ev.TaskCompleted | ev.TaskLost, t: _Task, tasks: dict[str, _Task]) -> None:
+        self.counts["I5"] += 1
+        if t.terminal:
+            self._violate("I3", seq, e, f"{type(e).__name__} after the task ended {t.terminal[0]}")
+            return
+        if (e.attempt, e.node_id) != (t.attempt, t.node):
+            holder = f"attempt {t.attempt} on {t.node}" if t.node else "no attempt"
+            self._violate("I5", seq, e, f"result of attempt {e.attempt} on {e.node_id} while {holder} holds the task")
+            return
+        if isinstance(e, ev.TaskLost):
+            t.lost += 1
+            t.node, t.running = None, False
+            if t.lost >= QUARANTINE_AFTER:
+                self._end(t, "failed")
+                self._cancel_downstream(tasks, e.task_id)
+        elif e.outcome != "failure":
+            self._end(t, "succeeded")
+        elif e.attempt >= t.spec.max_attempts:
+            self._end(t, "failed")
+            self._cancel_downstream(tasks, e.task_id)
+        else:
+            t.node, t.running = None, False
+
+    def report(self) -> dict[str, Any]:
+        """Violations (empty when every invariant holds) and what was checked."""
+        violations = list(self.violations)
+        for gid, tasks in sorted(self.graphs.items()):
+            done = all(t.terminal for t in tasks.values())
+            for tid, t in tasks.items():
+                self.counts["I3"] += 1
+                if len(t.terminal) > 1 or (done and len(t.terminal) != 1):
+                    violations.append(
+                        {
+                            "invariant": "I3",
+                            "seq": None,
+                            "graph": gid,
+                            "task": tid,
+                            "message": f"terminal states {t.terminal}",
+                        }
+                    )
+        return {
+            "ok": not violations,
+            "events": self.events,
+            "checked": {k: {"rule": v, "checks": self.counts[k]} for k, v in INVARIANTS.items()},
+            "violations": violations,
+        }
+
+
+def verify(events: Iterable[tuple[int, ev.AnyEvent]]) -> dict[str, Any]:
+    """Check every invariant over ``(seq, event)`` pairs in stream order."""
+    v = Verifier()
+    for seq, e in events:
+        v.apply(seq, e)
+    return v.report()

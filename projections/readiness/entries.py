@@ -1,0 +1,99 @@
+"""What the readiness view holds per KV key: a task's entry (``task.<g>.<t>``) and a graph's
+(``graph.<g>``), frozen structs replaced whole by `projections.readiness.fold` and read by the decider,
+`status`, `why` and replay."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+import msgspec
+
+from schemas import events as ev
+
+HELD = frozenset({"dispatched", "running"})
+
+
+class TaskView(msgspec.Struct, frozen=True, kw_only=True, gc=False):
+    """One task as the readiness view sees it; ``seq`` is the stream sequence it reflects."""
+
+    graph_id: str
+    task_id: str
+    title: str = ""
+    type: str = ""
+    command: str
+    state: ev.TaskState
+    depends_on: tuple[str, ...] = ()
+    waiting_for: tuple[str, ...] = ()
+    dependents: tuple[str, ...] = ()
+    ready_since: datetime | None = None
+    node: str | None = None
+    attempt: int = 0
+    max_attempts: int = 1
+    tier: int = 1
+    estimate_s: float | None = None
+    timeout_s: float | None = None
+    priority: int | None = None
+    labels: dict[str, str] = {}
+    env: tuple[str, ...] = ()
+    scope: tuple[str, ...] = ()
+    preflight: str | None = None
+    last_seq: int = 0
+    version: int = 0
+    started_at: datetime | None = None
+    finished_at: datetime | None = None
+    exit_code: int | None = None
+    duration_s: float | None = None
+    reason: str = ""
+    seq: int = 0
+    depth: int = 0
+    rank_s: float = 0.0
+    downstream: int = 0
+    lost: int = 0
+    awaiting_approval: bool = False
+    approved_by: str | None = None
+    preflight_state: str = ""
+    failed_on: str | None = None  # node of the last failed or lost attempt (retry strategy input)
+    failure_kind: str = ""  # "", "failure", "timeout" or "lost"
+    outcome: str = ""  # of the last run attempt that ended: success, partial or failure
+    origin: str = ""  # why a follow-up rule generated this task ("" for a task of the file)
+
+
+class GraphView(msgspec.Struct, frozen=True, kw_only=True, gc=False):
+    """Totals of one graph (the article's 'Total tasks: 14 | Completed: 3 | ...' line)."""
+
+    graph_id: str
+    title: str = ""
+    total: int = 0
+    counts: dict[str, int] = {}
+    submitted_at: datetime | None = None
+    finished_at: datetime | None = None
+    seq: int = 0
+    depth: int = 0
+    critical_path_s: float = 0.0
+    cancelled_by: str | None = None
+    rules: tuple[ev.FollowUpRule, ...] = ()
+    generation_limit: int = 100
+    generated: int = 0  # tasks its rules generated so far
+    fired: tuple[str, ...] = ()  # "<rule>:<task>" triggers already acted on
+    limit_reached: bool = False
+    graph_version: int = 0  # events on the graph's own subjects (its write-side version)
+    graph_seq: int = 0  # stream sequence of the last of them (the guard of the next)
+    backlog_priority: int | None = None  # a backlog graph: nothing runs until the decider takes it
+    backlog_taken: bool = False
+
+    @property
+    def done(self) -> bool:
+        """Every task is in a terminal state."""
+        return sum(self.counts.get(s, 0) for s in ev.TERMINAL_STATES) == self.total
+
+    def totals(self) -> dict[str, int]:
+        """The article's totals: Total, Completed, Running (incl. dispatched), Ready, Blocked, Failed."""
+        c = self.counts
+        return {
+            "total": self.total,
+            "completed": c.get("succeeded", 0),
+            "running": c.get("running", 0) + c.get("dispatched", 0),
+            "ready": c.get("ready", 0),
+            "blocked": c.get("pending", 0),
+            "failed": c.get("failed", 0) + c.get("cancelled", 0),
+        }
