@@ -30,7 +30,7 @@ def server_binary() -> Path:
 
 def default_config() -> Path:
     """The repository's top-level nats.conf."""
-    path = Path(__file__).resolve().parent.parent / "nats.conf"
+    path = Path(__file__).resolve().parents[2] / "nats.conf"
     if not path.exists():
         raise ServerError(f"{path} is missing; pass --config to name a nats.conf")
     return path
