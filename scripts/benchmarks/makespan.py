@@ -1,4 +1,4 @@
-"""Makespan against HEFT on the shared WfCommons workloads (see scripts/bench_makespan).
+"""Makespan against HEFT on the WfCommons workloads in examples/workloads (see scripts/bench_makespan).
 
 For every (instance, platform) row of reference.csv, the workflow runs in the simulator with
 each policy; speeds are never told to the decider. Reported per policy and platform: the
@@ -23,7 +23,7 @@ from orchestrator.decision.scoring import ScoringConfig  # noqa: E402
 from orchestrator.graphs.graphfile import load_graph  # noqa: E402
 from orchestrator.replay.simulator import simulate  # noqa: E402
 
-WORKLOADS = ROOT.parent / "shared" / "workloads" / "wfcommons"
+WORKLOADS = ROOT / "examples" / "workloads" / "wfcommons"
 PLATFORMS = {5: "2,1,1,0.5,0.5", 16: "4,2,2,1,1,1,1,1,1,1,1,0.5,0.5,0.5,0.5,0.5", 32: "32 x 1"}
 
 

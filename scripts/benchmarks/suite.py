@@ -18,7 +18,7 @@ whether the goal is met. The parts:
   (views_bench.py);
 - ``archive``: DuckDB queries over 10,000,000 archived events and `replay --check` speed
   (archive_bench.py);
-- ``makespan``: the decider on the simulator against HEFT over ../shared/workloads (makespan.py).
+- ``makespan``: the decider on the simulator against HEFT over examples/workloads (makespan.py).
 
 ``--quick`` runs each at a tenth of its size or less (minutes instead of a quarter hour; the
 goals are stated for the full sizes). Options this script does not know go to throughput.py.

@@ -17,7 +17,7 @@ from orchestrator.graphs.validation import GraphSpec
 from orchestrator.replay.simulator import lower_bound, simulate
 from schemas.events import TaskSpec
 
-WORKLOADS = Path(__file__).resolve().parents[3] / "shared" / "workloads" / "wfcommons"
+WORKLOADS = Path(__file__).resolve().parents[2] / "examples" / "workloads" / "wfcommons"
 
 
 def chain(*durations: float) -> GraphSpec:
@@ -74,7 +74,7 @@ def test_two_thousand_tasks_on_sixteen_nodes():
 
 
 def test_the_default_policy_beats_the_seed_formula_on_a_real_workflow():
-    assert WORKLOADS.exists(), f"{WORKLOADS} is missing: the shared workloads must sit beside the repository"
+    assert WORKLOADS.exists(), f"{WORKLOADS} is missing: the WfCommons instances ship with the repository"
     spec = load_graph(WORKLOADS / "epigenomics-n200-s1.json.gz")
     speeds = [4, 2, 2, 1, 1, 1, 1, 1, 1, 1, 1, 0.5, 0.5, 0.5, 0.5, 0.5]
     eft = simulate(spec, speeds)
