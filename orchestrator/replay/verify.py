@@ -15,6 +15,7 @@ from typing import Any
 
 import msgspec
 
+from orchestrator.decision import lifecycle as lc
 from orchestrator.graphs.submission import GraphAssembly
 from schemas import events as ev
 
@@ -26,18 +27,13 @@ INVARIANTS = {
     "I5": "no result accepted from a stale attempt",
     "I6": "every decision carries candidates and reasons",
 }
-QUARANTINE_AFTER = 3
 
 
 @dataclass
 class _Task:
     spec: ev.TaskSpec
-    attempt: int = 0
-    node: str | None = None
-    running: bool = False
-    lost: int = 0
-    approved: bool = False
-    terminal: list[str] = field(default_factory=list)
+    life: lc.Life = lc.Life()
+    terminal: list[str] = field(default_factory=list)  # every end the log gave it (I3: at most one)
 
 
 @dataclass
@@ -62,10 +58,15 @@ class Verifier:
             }
         )
 
+    def judgement(self, graph_id: str, task_id: str) -> tuple[str, int, int, str | None]:
+        """A task's state, attempt, losses and holder's node as this fold of the log sees it."""
+        life = self.graphs[graph_id][task_id].life
+        return life.state, life.attempt, life.lost, life.node
+
     def _end(self, t: _Task, state: str) -> None:
+        """A task ended outside its own events (its graph or a dependency): cancelled."""
         t.terminal.append(state)
-        t.running = False
-        t.node = None
+        t.life = lc.dependency_ended(t.life) or t.life
 
     def _cancel_downstream(self, tasks: dict[str, _Task], failed: str) -> None:
         stack = [failed]
@@ -75,6 +76,18 @@ class Verifier:
                 if cur in t.spec.depends_on and not t.terminal:
                     self._end(t, "cancelled")
                     stack.append(tid)
+
+    def _step(self, tasks: dict[str, _Task], t: _Task, e: lc.TaskEvent) -> lc.Step:
+        """Move ``t`` by the lifecycle; an end is recorded, and one that is not a success
+        cancels what depends on the task (as the readiness view does)."""
+        step = lc.next_state(t.life, e, t.spec)
+        if step.move:
+            t.life = step.life
+            if lc.is_terminal(step.life):
+                t.terminal.append(step.life.state)
+                if step.life.state != "succeeded":
+                    self._cancel_downstream(tasks, e.task_id)
+        return step
 
     def apply(self, seq: int, e: ev.AnyEvent) -> None:
         self.events += 1
@@ -92,11 +105,10 @@ class Verifier:
             case ev.TaskDispatched() | ev.TaskStarted() | ev.TaskCompleted() | ev.TaskLost():
                 self._task_event(seq, e)
             case ev.TaskCancelled() | ev.TaskRejected() | ev.TaskApproved():
-                task = self.graphs.get(e.graph_id, {}).get(e.task_id)
-                if task is not None and isinstance(e, ev.TaskApproved):
-                    task.approved = True
-                elif task is not None and not task.terminal:
-                    self._end(task, "cancelled")
+                tasks = self.graphs.get(e.graph_id, {})
+                task = tasks.get(e.task_id)
+                if task is not None:
+                    self._step(tasks, task, e)
             case _:
                 pass
 
@@ -126,17 +138,24 @@ class Verifier:
             self._violate("I2", seq, e, f"{type(e).__name__} for a task of no accepted graph")
             return
         if isinstance(e, ev.TaskDispatched):
-            self._dispatch(seq, e, t)
+            self._dispatch(seq, e, t, tasks)
         elif isinstance(e, ev.TaskStarted):
             self.counts["I2"] += 1
             missing = [d for d in t.spec.depends_on if tasks[d].terminal != ["succeeded"]]
             if missing:
                 self._violate("I2", seq, e, f"started before {', '.join(missing)} succeeded")
-            t.running = True
+            self._step(tasks, t, e)
         elif isinstance(e, ev.TaskLost) or e.phase == "run":
             self._result(seq, e, t, tasks)
+        else:
+            self._step(tasks, t, e)  # a preflight's result
 
-    def _dispatch(self, seq: int, e: ev.TaskDispatched, t: _Task) -> None:
+    def _dispatch(self, seq: int, e: ev.TaskDispatched, t: _Task, tasks: dict[str, _Task]) -> None:
+        self._check_dispatch(seq, e, t)
+        if all(tasks[d].life.state == "succeeded" for d in t.spec.depends_on if d in tasks):
+            self._step(tasks, t, e)  # a dispatch of a task not ready changes nothing (as in readiness)
+
+    def _check_dispatch(self, seq: int, e: ev.TaskDispatched, t: _Task) -> None:
         self.counts["I6"] += 1
         chosen = [c for c in e.candidates if c.node_id == e.node_id and c.eligible]
         if not e.candidates or any(not c.reason for c in e.candidates) or not chosen:
@@ -150,32 +169,18 @@ class Verifier:
         self.dispatched.add(key)
         if t.spec.tier == 3:
             self.counts["I4"] += 1
-            if not t.approved:
+            if t.life.approved_by is None:
                 self._violate("I4", seq, e, "tier-3 task dispatched without an approval")
-        t.attempt, t.node = e.attempt, e.node_id
 
     def _result(self, seq: int, e: ev.TaskCompleted | ev.TaskLost, t: _Task, tasks: dict[str, _Task]) -> None:
         self.counts["I5"] += 1
         if t.terminal:
             self._violate("I3", seq, e, f"{type(e).__name__} after the task ended {t.terminal[0]}")
             return
-        if (e.attempt, e.node_id) != (t.attempt, t.node):
-            holder = f"attempt {t.attempt} on {t.node}" if t.node else "no attempt"
+        if not self._step(tasks, t, e).move:
+            life = t.life
+            holder = f"attempt {life.attempt} on {life.node}" if lc.is_held(life) else "no attempt"
             self._violate("I5", seq, e, f"result of attempt {e.attempt} on {e.node_id} while {holder} holds the task")
-            return
-        if isinstance(e, ev.TaskLost):
-            t.lost += 1
-            t.node, t.running = None, False
-            if t.lost >= QUARANTINE_AFTER:
-                self._end(t, "failed")
-                self._cancel_downstream(tasks, e.task_id)
-        elif e.outcome != "failure":
-            self._end(t, "succeeded")
-        elif e.attempt >= t.spec.max_attempts:
-            self._end(t, "failed")
-            self._cancel_downstream(tasks, e.task_id)
-        else:
-            t.node, t.running = None, False
 
     def report(self) -> dict[str, Any]:
         """Violations (empty when every invariant holds) and what was checked."""

@@ -26,6 +26,8 @@ from orchestrator.writeside.taskrules import (
     check_cancel,
     check_dispatch,
     check_holder,
+    effective,
+    effective_records,
     evolve_task,
 )
 from schemas import events as ev
@@ -152,9 +154,26 @@ class Orchestrator(Application[str]):
             )
         except AggregateNotFoundError:
             r, version = initial, 0
-        if graph.cancelled_by is not None and r.state not in FINAL:
-            r = msgspec.structs.replace(r, state="cancelled", reason=f"graph cancelled by {graph.cancelled_by}")
-        return r, version
+        return effective(r, {}, graph.cancelled_by), version
+
+    def shown(self, graph: GraphState, task_id: str) -> tuple[TaskRecord, int]:
+        """`record` as the views show it: also cancelled when a dependency failed or was cancelled.
+
+        Reads the task's unfinished ancestors (only through them can a failure reach it): a
+        command's cost, not a dispatch's (a dispatch needs its dependencies succeeded anyway).
+        """
+        r, version = self.record(graph, task_id)
+        records = {task_id: r}
+        stack = [task_id]
+        while stack:
+            cur = records[stack.pop()]
+            if cur.state in FINAL:
+                continue
+            for d in cur.spec.depends_on:
+                if d not in records and d in graph.tasks:
+                    records[d] = self.record(graph, d)[0]
+                    stack.append(d)
+        return effective_records(records, graph.cancelled_by)[task_id], version
 
     def task(self, graph_id: str, task_id: str) -> TaskRecord:
         """A task's write-side record."""
@@ -184,7 +203,7 @@ class Orchestrator(Application[str]):
 
     def cancel_task(self, graph_id: str, task_id: str, by: str, reason: str, now: datetime, event_id: str) -> int:
         """Cancel an unfinished task (a running attempt is killed by its agent)."""
-        r, version = self.record(self.graph(graph_id), task_id)
+        r, version = self.shown(self.graph(graph_id), task_id)
         check_cancel(r)
         e = ev.TaskCancelled(
             event_id=event_id, occurred_at=now, graph_id=graph_id, task_id=task_id, by=by, reason=reason
@@ -202,7 +221,7 @@ class Orchestrator(Application[str]):
 
     def approve(self, graph_id: str, task_id: str, by: str, reason: str, now: datetime, event_id: str) -> int:
         """Approve a tier-3 task that awaits approval."""
-        r, version = self.record(self.graph(graph_id), task_id)
+        r, version = self.shown(self.graph(graph_id), task_id)
         check_approval(r, by)
         e = ev.TaskApproved(
             event_id=event_id, occurred_at=now, graph_id=graph_id, task_id=task_id, by=by, reason=reason
@@ -211,7 +230,7 @@ class Orchestrator(Application[str]):
 
     def reject(self, graph_id: str, task_id: str, by: str, reason: str, now: datetime, event_id: str) -> int:
         """Reject a tier-3 task that awaits approval; it ends cancelled."""
-        r, version = self.record(self.graph(graph_id), task_id)
+        r, version = self.shown(self.graph(graph_id), task_id)
         check_approval(r, by)
         e = ev.TaskRejected(
             event_id=event_id, occurred_at=now, graph_id=graph_id, task_id=task_id, by=by, reason=reason

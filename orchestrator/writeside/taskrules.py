@@ -1,16 +1,18 @@
 """Write-side invariants of a task: the pure rules every command on a task must pass.
 
-A task's write-side record is folded from its own events (`evolve_task`); each ``check_*``
+A task's write-side record is folded from its own events (`evolve_task`) by the one task
+lifecycle (`orchestrator.decision.lifecycle`), which the views and `verify` use too; each ``check_*``
 function raises `InvariantViolation` naming the task and the rule, or returns the event to
 append. The rules:
 
-- a task is dispatched only when it is ready: every dependency succeeded, it is not running,
-  not finished, not cancelled, and (tier 3) approved; the attempt is the next one;
+- a task is dispatched only when it is ready: every dependency succeeded, it is not held, not
+  finished, (tier 3) approved, (tier 2) its preflight passed; the attempt is the next one;
 - a start or a result is accepted only from the node and attempt that hold the task
   (fencing by attempt number: a late answer from a presumed-lost attempt is refused);
-- a task has at most one terminal state;
+- a task has at most one terminal state; a task whose dependency failed or was cancelled, or
+  whose graph was cancelled, is cancelled (`effective`), as the views show it;
 - cancel applies to an unfinished task; approve and reject to a task not yet finished nor
-  running, recording who and why: a tier-3 task awaits one; a lower-tier task needs one only
+  held, recording who and why: a tier-3 task awaits one; a lower-tier task needs one only
   when the decider escalates it (flagged patterns, `orchestrator.decision.flags`: a fact it judges from
   the views at ``now``, which this aggregate cannot see), so the write side accepts it any time
   before the task runs (an approval nobody needed changes nothing).
@@ -19,110 +21,139 @@ append. The rules:
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Literal
 
 import msgspec
 
+from orchestrator.decision import lifecycle as lc
 from orchestrator.errors import InvariantViolation
 from schemas import events as ev
 
-RecordState = Literal["waiting", "dispatched", "running", "retry", "succeeded", "failed", "cancelled"]
-FINAL: frozenset[str] = frozenset({"succeeded", "failed", "cancelled"})
+FINAL: frozenset[str] = lc.TERMINAL
 
 
 class TaskRecord(msgspec.Struct, frozen=True, kw_only=True):
-    """What the write side knows of one task: its spec and the facts of its own events."""
+    """What the write side knows of one task: its spec and where its events put it."""
 
     graph_id: str
     spec: ev.TaskSpec
-    state: RecordState = "waiting"
-    attempt: int = 0
-    node_id: str | None = None
-    approved_by: str | None = None
-    lost: int = 0
+    life: lc.Life = lc.Life()
     reason: str = ""
+
+    @property
+    def state(self) -> lc.LifeState:
+        """The task's lifecycle state."""
+        return self.life.state
+
+    @property
+    def attempt(self) -> int:
+        """The last run attempt dispatched."""
+        return self.life.attempt
+
+    @property
+    def node_id(self) -> str | None:
+        """The node of the last attempt dispatched (the holder's while held)."""
+        return self.life.node
+
+    @property
+    def approved_by(self) -> str | None:
+        """Who approved the task, if anyone did."""
+        return self.life.approved_by
+
+    @property
+    def lost(self) -> int:
+        """How many of its attempts were lost."""
+        return self.life.lost
 
 
 def evolve_task(r: TaskRecord, e: ev.AnyEvent) -> TaskRecord:
-    """Fold one of the task's own events into its record."""
-    replace = msgspec.structs.replace
+    """Fold one of the task's own events into its record (one that does not fit changes nothing)."""
+    if not isinstance(e, lc.TaskEvent):
+        return r
+    step = lc.next_state(r.life, e, r.spec)
+    if not step.move:
+        return r
+    return msgspec.structs.replace(r, life=step.life, reason=_reason(e, step.move))
+
+
+def _reason(e: lc.TaskEvent, move: lc.Move) -> str:
     match e:
-        case ev.TaskDispatched(phase="preflight"):
-            return r
-        case ev.TaskDispatched(node_id=n, attempt=a):
-            return replace(r, state="dispatched", attempt=a, node_id=n)
-        case ev.TaskStarted():
-            return replace(r, state="running")
-        case ev.TaskCompleted(phase="preflight"):
-            return r
-        case ev.TaskCompleted(outcome=o, attempt=a, error=err):
-            if o != "failure":
-                return replace(r, state="succeeded", reason="")
-            final = a >= r.spec.max_attempts
-            return replace(r, state="failed" if final else "retry", reason=err)
-        case ev.TaskLost(reason=why):
-            lost = r.lost + 1
-            return replace(r, state="failed" if lost >= QUARANTINE_AFTER else "retry", lost=lost, reason=why)
-        case ev.TaskCancelled(reason=why) | ev.TaskRejected(reason=why):
-            return replace(r, state="cancelled", reason=why)
-        case ev.TaskApproved(by=who):
-            return replace(r, approved_by=who)
-        case _:
-            return r
+        case ev.TaskCompleted(error=err) if move in ("retry", "failed", "preflight failed"):
+            return err
+        case ev.TaskLost(reason=why) | ev.TaskCancelled(reason=why) | ev.TaskRejected(reason=why):
+            return why
+    return ""
 
 
-QUARANTINE_AFTER = 3  # runs that killed their agent before the task is failed (Dask's rule)
+def effective(r: TaskRecord, deps: Mapping[str, TaskRecord], cancelled_by: str | None) -> TaskRecord:
+    """The record as the views show it: cancelled when its graph was cancelled or a dependency
+    (in ``deps``, themselves effective) failed or was cancelled."""
+    if r.state in FINAL:
+        return r
+    if cancelled_by is not None:
+        why = f"graph cancelled by {cancelled_by}"
+    else:
+        ended = next((d for d in r.spec.depends_on if d in deps and deps[d].state in ("failed", "cancelled")), None)
+        if ended is None:
+            return r
+        why = f"dependency {ended} {deps[ended].state}"
+    life = lc.dependency_ended(r.life)
+    assert life is not None  # the record is unfinished
+    return msgspec.structs.replace(r, life=life, reason=why)
+
+
+def effective_records(records: Mapping[str, TaskRecord], cancelled_by: str | None) -> dict[str, TaskRecord]:
+    """`effective` of every record of one graph, each after its dependencies (an explicit stack:
+    a chain of any length is fine, and a cycle, which a valid graph has not, still ends)."""
+    out: dict[str, TaskRecord] = {}
+    entered: set[str] = set()
+    for root in records:
+        stack = [root]
+        while stack:
+            tid = stack[-1]
+            if tid in out:
+                stack.pop()
+                continue
+            if tid not in entered:
+                entered.add(tid)
+                todo = [d for d in records[tid].spec.depends_on if d in records and d not in out]
+                if todo:
+                    stack.extend(todo)
+                    continue
+            stack.pop()
+            out[tid] = effective(records[tid], out, cancelled_by)
+    return out
 
 
 def _who(r: TaskRecord) -> str:
     return f"task {r.graph_id}/{r.spec.id}"
 
 
+def _refuse(r: TaskRecord, why: str) -> None:
+    if why:
+        raise InvariantViolation(f"{_who(r)} {why}")
+
+
 def check_dispatch(r: TaskRecord, deps: Mapping[str, TaskRecord], e: ev.TaskDispatched) -> ev.TaskDispatched:
     """A dispatch is allowed only for a ready task and the next attempt."""
-    if r.state in FINAL:
-        raise InvariantViolation(f"{_who(r)} is {r.state}; it is not dispatched again")
-    if e.phase == "run" and r.state in ("dispatched", "running"):
-        raise InvariantViolation(f"{_who(r)} is {r.state} as attempt {r.attempt} on {r.node_id}")
+    if r.state in FINAL or r.state in lc.HELD:
+        _refuse(r, lc.dispatch_refusal(r.life, e, r.spec))
     waiting = sorted(d for d in r.spec.depends_on if deps.get(d) is None or deps[d].state != "succeeded")
     if waiting:
         raise InvariantViolation(f"{_who(r)} is not ready: waiting for {', '.join(waiting)}")
-    if r.spec.tier == 3 and r.approved_by is None:
-        raise InvariantViolation(f"{_who(r)} is tier 3 and awaits approval")
-    expected = r.attempt + (0 if e.phase == "preflight" else 1)
-    if e.phase == "run" and e.attempt != expected:
-        raise InvariantViolation(f"{_who(r)}: dispatch names attempt {e.attempt}, the next attempt is {expected}")
+    _refuse(r, lc.dispatch_refusal(r.life, e, r.spec))
     return e
 
 
 def check_holder(r: TaskRecord, e: ev.TaskStarted | ev.TaskCompleted | ev.TaskLost) -> None:
     """A start, a result or a loss counts only from the node and attempt that hold the task."""
-    if r.state in FINAL:
-        raise InvariantViolation(f"{_who(r)} is already {r.state}; a second end is refused")
-    if r.state not in ("dispatched", "running"):
-        raise InvariantViolation(f"{_who(r)} is not running (it is {r.state}); {type(e).__name__} refused")
-    if (e.node_id, e.attempt) != (r.node_id, r.attempt):
-        raise InvariantViolation(
-            f"{_who(r)} is held by attempt {r.attempt} on {r.node_id}; "
-            f"{type(e).__name__} from attempt {e.attempt} on {e.node_id} refused (stale attempt)"
-        )
-    if isinstance(e, ev.TaskStarted) and r.state == "running":
-        raise InvariantViolation(f"{_who(r)} attempt {r.attempt} already started")
+    _refuse(r, lc.holder_refusal(r.life, e))
 
 
 def check_cancel(r: TaskRecord) -> None:
-    """Only an unfinished task can be cancelled."""
-    if r.state in FINAL:
-        raise InvariantViolation(f"{_who(r)} is already {r.state}; nothing to cancel")
+    """Only an unfinished task can be cancelled; a refusal names the state it is in."""
+    _refuse(r, lc.cancel_refusal(r.life))
 
 
 def check_approval(r: TaskRecord, by: str) -> None:
-    """Approve and reject apply to a task not finished, not running, not yet approved, and name who."""
-    if not by.strip():
-        raise InvariantViolation(f"{_who(r)}: an approval or rejection must name who gives it (--by)")
-    if r.state in FINAL:
-        raise InvariantViolation(f"{_who(r)} is already {r.state}")
-    if r.approved_by is not None:
-        raise InvariantViolation(f"{_who(r)} was already approved by {r.approved_by}")
-    if r.state in ("dispatched", "running"):
-        raise InvariantViolation(f"{_who(r)} is already {r.state}")
+    """Approve and reject apply to a task not finished, not held, not yet approved, and name who."""
+    _refuse(r, lc.approval_refusal(r.life, by))

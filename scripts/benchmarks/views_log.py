@@ -12,7 +12,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
-from orchestrator.writeside.taskrules import QUARANTINE_AFTER  # noqa: E402
+from orchestrator.decision.lifecycle import QUARANTINE_AFTER  # noqa: E402
 from schemas import codec  # noqa: E402
 from schemas import events as ev  # noqa: E402
 from schemas import subjects as S  # noqa: E402

@@ -8,6 +8,7 @@ import typing
 
 import pytest
 
+from orchestrator.decision import lifecycle as lc
 from projections.confidence import fold as confidence
 from projections.fold import rule_for
 from projections.node_scores import fold as node_scores
@@ -25,8 +26,10 @@ def test_each_view_has_a_rule_for_every_event_type(view):
     assert missing == []
 
 
-def test_the_task_rules_cover_every_event_on_a_task_subject():
-    assert set(readiness._TASK_RULES) == set(typing.get_args(readiness.TaskSubjectEvent))
+def test_the_task_lifecycle_covers_every_event_readiness_folds_as_a_task_event():
+    task_rules = {readiness._task_event, readiness._completed}
+    folded = {t for t, rule in readiness._RULES.items() if rule in task_rules}
+    assert folded == set(typing.get_args(readiness.TaskSubjectEvent)) == set(typing.get_args(lc.TaskEvent))
 
 
 def test_a_subclass_finds_its_base_rule_and_an_unknown_type_is_named():

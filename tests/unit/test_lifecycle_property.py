@@ -1,0 +1,296 @@
+"""Property: the write side, the readiness view and `verify` agree on every task's state at every
+step of a random history, and the views ignore exactly the task events the write side refuses;
+the readiness fold's fast paths give what its general rule gives.
+
+A history is a small graph (one to three tasks, random dependencies, tiers, attempt limits) and a
+random run of every event that touches a task: run and preflight dispatches (also naming a wrong
+attempt), starts, results (success, partial, failure; retryable or not; a quality score; from
+the holder or from a stale attempt or node), losses, cancels, approvals, rejections and a graph
+cancel. Every event goes into the log (a stale report can reach the stream); the write side folds
+those its checks accept, as it would append them.
+"""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from typing import Any
+
+import msgspec
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from orchestrator.errors import InvariantViolation
+from orchestrator.replay.verify import Verifier
+from orchestrator.writeside.taskrules import (
+    TaskRecord,
+    check_approval,
+    check_cancel,
+    check_dispatch,
+    check_holder,
+    effective_records,
+    evolve_task,
+)
+from projections.readiness.fold import ReadinessView, evolve_readiness
+from schemas import events as ev
+from tests.unit.builders import T0
+
+NODES = ("n1", "n2")
+HELD = ("dispatched", "running")
+G = "g"
+
+
+class Snapshot(msgspec.Struct, frozen=True):
+    """What the three sides are compared on, per task."""
+
+    state: str
+    attempt: int
+    lost: int
+    node: str | None  # the holder's node (None unless held)
+
+
+def _snap(state: str, attempt: int, lost: int, node: str | None) -> Snapshot:
+    coarse = "waiting" if state in ("pending", "ready", "retry") else state
+    return Snapshot(coarse, attempt, lost, node if coarse in HELD else None)
+
+
+# --- the three sides -----------------------------------------------------------------------
+
+
+class WriteSide:
+    """The write side's records and checks, as `orchestrator.application` uses them."""
+
+    def __init__(self, specs: tuple[ev.TaskSpec, ...]) -> None:
+        self.records = {s.id: TaskRecord(graph_id=G, spec=s) for s in specs}
+        self.cancelled_by: str | None = None
+
+    def effective(self) -> dict[str, TaskRecord]:
+        return effective_records(self.records, self.cancelled_by)
+
+    def accepts(self, e: ev.AnyEvent) -> bool:
+        if isinstance(e, ev.GraphCancelled):
+            return self.cancelled_by is None
+        eff = self.effective()
+        r = eff[e.task_id]
+        try:
+            match e:
+                case ev.TaskDispatched():
+                    check_dispatch(r, {d: eff[d] for d in r.spec.depends_on}, e)
+                case ev.TaskStarted() | ev.TaskCompleted() | ev.TaskLost():
+                    check_holder(r, e)
+                case ev.TaskCancelled():
+                    check_cancel(r)
+                case ev.TaskApproved() | ev.TaskRejected():
+                    check_approval(r, e.by)
+        except InvariantViolation:
+            return False
+        return True
+
+    def apply(self, e: ev.AnyEvent) -> bool:
+        ok = self.accepts(e)
+        if ok and isinstance(e, ev.GraphCancelled):
+            self.cancelled_by = e.by
+        elif ok:
+            self.records[e.task_id] = evolve_task(self.records[e.task_id], e)
+        return ok
+
+    def snapshot(self) -> dict[str, Snapshot]:
+        return {t: _snap(r.state, r.attempt, r.lost, r.node_id) for t, r in self.effective().items()}
+
+
+class ReadSide:
+    """The readiness view, folded from the whole log (``fast=False``: without its fast paths)."""
+
+    def __init__(self, head: ev.GraphSubmitted, fast: bool = True) -> None:
+        self.fast = fast
+        self.view = evolve_readiness(ReadinessView(), head, 1)
+        self.seq = 1
+
+    def apply(self, e: ev.AnyEvent) -> bool:
+        before = len(self.view.ignored)
+        self.seq += 1
+        evolve_readiness(self.view, e, self.seq, fast=self.fast)
+        return len(self.view.ignored) == before
+
+    def snapshot(self) -> dict[str, Snapshot]:
+        return {t: _snap(v.state, v.attempt, v.lost, v.node) for (_, t), v in self.view.tasks.items()}
+
+
+class Checker:
+    """`verify`'s fold of the whole log: its judgement of each task."""
+
+    def __init__(self, head: ev.GraphSubmitted) -> None:
+        self.v = Verifier()
+        self.v.apply(1, head)
+        self.seq = 1
+
+    def apply(self, e: ev.AnyEvent) -> bool:
+        """False when verify records a violation for ``e``."""
+        before = len(self.v.violations)
+        self.seq += 1
+        self.v.apply(self.seq, e)
+        return len(self.v.violations) == before
+
+    def snapshot(self) -> dict[str, Snapshot]:
+        return {t: _snap(*self.v.judgement(G, t)) for t in self.v.graphs[G]}
+
+
+# --- histories -----------------------------------------------------------------------------
+
+TASK = st.tuples(st.sampled_from([1, 1, 2, 3]), st.integers(1, 3), st.integers(0, 3))
+MOVE = st.tuples(st.integers(0, 19), st.integers(0, 2), st.integers(0, 11))
+
+
+def _expanded(moves: list[tuple[int, int, int]]) -> list[tuple[int, int, int]]:
+    """Kinds 13 and 17 stand for a whole attempt: its dispatch and loss, or its dispatch, start
+    and result (so that a history reaches quarantines and last attempts)."""
+    out: list[tuple[int, int, int]] = []
+    for kind, task_no, v in moves:
+        if kind == 13:
+            out += [(0, task_no, 0), (12, task_no, 0)]
+        elif kind == 17:
+            out += [(0, task_no, 0), (5, task_no, 0), (7, task_no, v)]
+        else:
+            out.append((kind, task_no, v))
+    return out
+
+
+def _specs(params: list[tuple[int, int, int]]) -> tuple[ev.TaskSpec, ...]:
+    out = []
+    for i, (tier, attempts, mask) in enumerate(params):
+        deps = tuple(f"t{j}" for j in range(i) if mask >> j & 1)
+        pre = "check" if tier == 2 else None
+        out.append(
+            ev.TaskSpec(id=f"t{i}", command="run", depends_on=deps, tier=tier, max_attempts=attempts, preflight=pre)
+        )
+    return tuple(out)
+
+
+class Generator:
+    """Turns moves into events: mostly plausible ones (from the attempt holding the task, naming
+    the next attempt), a third from a stale attempt or another node, or naming a wrong attempt."""
+
+    def __init__(self) -> None:
+        self.i = 0
+
+    def event(self, move: tuple[int, int, int], tasks: dict[str, TaskRecord]) -> ev.AnyEvent:
+        """The event of one move."""
+        kind, task_no, v = move
+        self.i += 1
+        tid = f"t{task_no % len(tasks)}"
+        r = tasks[tid]
+        node, attempt = r.node_id or NODES[v % 2], r.attempt
+        if v % 6 == 1:
+            node = NODES[(NODES.index(node) + 1) % 2]
+        elif v % 6 == 2:
+            attempt -= 1
+        base = dict(event_id=f"e{self.i}", occurred_at=T0 + timedelta(seconds=self.i), graph_id=G, task_id=tid)
+        who = dict(node_id=node, attempt=attempt)
+        cands = (ev.Candidate(node_id=node, score=1.0, reason="free"),)
+        match kind:
+            case 0 | 1 | 2 | 3:
+                nxt = attempt + (2 if v % 6 == 3 else 1)
+                return ev.TaskDispatched(**base, node_id=node, attempt=nxt, command="run", candidates=cands)
+            case 4:
+                phase = "preflight"
+                return ev.TaskDispatched(
+                    **base, node_id=node, attempt=attempt, command="check", candidates=cands, phase=phase
+                )
+            case 5 | 6 | 18:
+                return ev.TaskStarted(**base, **who)
+            case 7 | 8 | 9 | 10 | 11 | 19:
+                return _result(base, who, v, "preflight" if kind == 11 else "run")
+            case 12:
+                return ev.TaskLost(**base, **who, reason="agent gone")
+            case 14 if v >= 6:
+                return ev.TaskDispatched(**base, node_id=node, attempt=attempt + 1, command="run", candidates=cands)
+            case _:
+                return _human(base, kind, v)
+
+
+def _result(base: dict[str, Any], who: dict[str, Any], v: int, phase: str) -> ev.TaskCompleted:
+    if phase == "preflight":
+        outcome = "failure" if v % 2 else "success"
+        return ev.TaskCompleted(**base, **who, outcome=outcome, phase="preflight", error="no")
+    outcome = ("success", "partial", "failure", "failure")[v % 4]
+    return ev.TaskCompleted(
+        **base,
+        **who,
+        outcome=outcome,
+        quality=(None, 0.1, 0.9)[v % 3],  # 0.1: a success the quality threshold judges partial
+        retryable=v < 9,
+        error="timed out after 5 s" if v == 10 else ("exit 1" if outcome != "success" else ""),
+    )
+
+
+def _human(base: dict[str, Any], kind: int, v: int) -> ev.AnyEvent:
+    """A cancel (kind 14), an approval or rejection (15, by nobody when ``v`` is 0), or (16) a
+    second approval or the graph's cancel."""
+    if kind == 14:
+        return ev.TaskCancelled(**base, by="ana")
+    if kind == 15:
+        return (ev.TaskApproved, ev.TaskApproved, ev.TaskRejected)[v % 3](**base, by="ana" if v else " ")
+    if v < 11:
+        return ev.TaskApproved(**base, by="bo")
+    return ev.GraphCancelled(event_id=base["event_id"], occurred_at=base["occurred_at"], graph_id=G, by="ana")
+
+
+def run_history(params: list[tuple[int, int, int]], moves: list[tuple[int, int, int]]) -> list[str]:
+    """Every disagreement of the three sides along the history (empty: they agree throughout)."""
+    specs = _specs(params)
+    head = ev.GraphSubmitted(event_id="s", occurred_at=T0, graph_id=G, tasks=specs)
+    write, read, check, gen = WriteSide(specs), ReadSide(head), Checker(head), Generator()
+    general = ReadSide(head, fast=False)
+    found: list[str] = []
+    history: list[str] = []
+    for move in _expanded(moves):
+        e = gen.event(move, write.effective())
+        history.append(_describe(e))
+        w_ok, r_ok, c_ok = write.apply(e), read.apply(e), check.apply(e)
+        general.apply(e)
+        if (general.view.tasks, general.view.graphs, general.view.ignored) != (
+            read.view.tasks,
+            read.view.graphs,
+            read.view.ignored,
+        ):
+            found.append(f"{history}: readiness's fast paths differ from its general rule")
+        task_event = not isinstance(e, ev.GraphCancelled)
+        if task_event and w_ok != r_ok:
+            found.append(
+                f"{history}: write side {'accepts' if w_ok else 'refuses'}, "
+                f"readiness {'applies' if r_ok else 'ignores'}"
+            )
+        if _is_result(e) and w_ok != c_ok:
+            found.append(
+                f"{history}: write side {'accepts' if w_ok else 'refuses'}, verify {'passes' if c_ok else 'flags'}"
+            )
+        ws, rs, cs = write.snapshot(), read.snapshot(), check.snapshot()
+        if not ws == rs == cs:
+            found.append(f"{history}: write {ws} read {rs} verify {cs}")
+        if found:
+            return found
+    return found
+
+
+def _is_result(e: ev.AnyEvent) -> bool:
+    """A loss or a run's result: what verify fences (I3, I5)."""
+    return isinstance(e, ev.TaskLost) or (isinstance(e, ev.TaskCompleted) and e.phase == "run")
+
+
+def _describe(e: ev.AnyEvent) -> str:
+    name = type(e).__name__
+    if isinstance(e, ev.GraphCancelled):
+        return name
+    extra = ""
+    if isinstance(e, ev.TaskDispatched | ev.TaskStarted | ev.TaskCompleted | ev.TaskLost):
+        extra = f" {e.node_id}#{e.attempt}"
+    if isinstance(e, ev.TaskDispatched | ev.TaskCompleted) and e.phase == "preflight":
+        extra += " preflight"
+    if isinstance(e, ev.TaskCompleted):
+        extra += f" {e.outcome}{'' if e.retryable else ' not-retryable'}"
+    return f"{name}({e.task_id}{extra})"
+
+
+@settings(max_examples=3000, deadline=None)
+@given(st.lists(TASK, min_size=1, max_size=3), st.lists(MOVE, max_size=30))
+def test_write_side_readiness_and_verify_agree_at_every_step(params, moves):
+    assert run_history(params, moves) == []
