@@ -329,6 +329,7 @@ from orchestrator.cli import why as cli_why  # noqa: E402, F401,I001
 from orchestrator.cli import artifacts as cli_artifacts  # noqa: E402, F401,I001
 from orchestrator.cli import backlog as cli_backlog  # noqa: E402, F401,I001
 from orchestrator.cli import wait as cli_wait  # noqa: E402, F401,I001
+from orchestrator.cli import build as cli_build  # noqa: E402, F401,I001
 
 if __name__ == "__main__":
     # As a script this file is ``__main__``; the command modules register on ``orchestrator.cli.main.app``.

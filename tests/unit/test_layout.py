@@ -109,7 +109,7 @@ KNOWN_CYCLES = [
     {"orchestrator.replay.jobs", "orchestrator.replay.replayer"},
     {"projections.rebuild", "projections.rebuild_worker"},
     {f"orchestrator.cli.{n}" for n in
-     "agent archive artifacts backlog graph main ops replay sim status views wait why".split()},
+     "agent archive artifacts backlog build graph main ops replay sim status views wait why".split()},
 ]
 
 
