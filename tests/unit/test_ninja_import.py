@@ -237,3 +237,12 @@ def test_workspace_path() -> None:
     assert MAP.workspace_path("/s rc/a.c") == "src/a.c"
     assert MAP.workspace_path("/usr/include/stdio.h") is None
     assert MAP.workspace_path("../s rc/a.c") == "src/a.c"
+
+
+def test_a_build_folder_inside_the_source_is_left_out_of_it() -> None:
+    m = manifest("build a.o: cc /p/a.c\n")
+    mounts = build_mounts(m, place("/p/build", "/p"), [])
+    assert mounts == [
+        {"dir": "/p", "at": "src", "exclude": ["build"]},
+        {"dir": "/p/build", "at": "src/build", "exclude": []},
+    ]
