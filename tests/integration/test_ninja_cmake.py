@@ -107,3 +107,24 @@ def test_bad_input_is_one_clear_error(tmp_path: Path) -> None:
     assert result.exit_code == 2 and "unknown target 'c.o'" in result.output
     result = runner.invoke(app, ["build", str(tmp_path / "nowhere")])
     assert result.exit_code == 2 and "does not exist" in result.output
+
+
+def test_a_handwritten_manifest_with_relative_paths_like_meson_writes(tmp_path: Path) -> None:
+    write_tree(tmp_path / "proj", {"lib.c": "int two(void) { return 2; }\n", "inc/lib.h": "int two(void);\n"})
+    write_tree(tmp_path / "proj", {"main.c": '#include <stdio.h>\n#include "lib.h"\n'
+                                   'int main(void) { printf("%d\\n", two()); return 0; }\n'})  # fmt: skip
+    rules = (
+        "cflags = -I../proj/inc\n"
+        "rule cc\n  command = cc $cflags -MD -MF $out.d -c $in -o $out\n  depfile = $out.d\n  deps = gcc\n"
+        "rule link\n  command = cc $in -o $out\n"
+    )
+    edges = (
+        "build obj/lib.o: cc ../proj/lib.c\nbuild obj/main.o: cc ../proj/main.c\nbuild app: link obj/main.o obj/lib.o\n"
+    )
+    write_tree(tmp_path / "out", {"build.ninja": rules + edges})
+    got = import_ninja(tmp_path / "out" / "build.ninja")
+    assert got.project == "proj"  # no CMakeCache: the source is the folder holding the outside inputs
+    assert (got.paths.build_at, got.paths.source_at) == ("out", "proj")
+    spaces = run_in_separate_workspaces(got.document, tmp_path / "nodes")
+    done = subprocess.run([str(spaces["app"] / "out" / "app")], capture_output=True, text=True, timeout=30)
+    assert done.stdout == "2\n"
