@@ -43,6 +43,7 @@ from schemas import codec
 from schemas import events as ev
 from schemas import subjects as S
 from schemas.errors import MalformedEvent
+from schemas.ids import task_ref
 
 log = logging.getLogger("niyantra.agent")
 STOP_REPORT_TIMEOUT_S = 3.0
@@ -219,7 +220,7 @@ class Agent:
         guard, result_version = seq, version + 1
         if d.phase == "run":
             started = ev.TaskStarted(
-                event_id=f"start:{d.graph_id}:{d.task_id}:{d.attempt}",
+                event_id=f"start:{task_ref(d.graph_id, d.task_id)}:{d.attempt}",
                 occurred_at=_now(),
                 causation_id=d.event_id,
                 correlation_id=d.graph_id,

@@ -19,6 +19,7 @@ from nats.js.api import DiscardPolicy, StorageType, StreamConfig
 from node_agent.errors import LogNotFound, LogStoreUnavailable
 from orchestrator.runtime.connection import replicas as default_replicas
 from schemas import subjects as S
+from schemas.ids import token
 
 DEFAULT_MAX_AGE_S = 30 * 24 * 3600.0
 HDR_NODE = "Niyantra-Node"
@@ -93,7 +94,7 @@ class LogStore:
         """The highest attempt with stored output for a task."""
         try:
             info = await self.js.stream_info(
-                S.LOG_STREAM, subjects_filter=f"{S.LOG_ROOT}.{graph_id}.{task_id}.*.{phase}"
+                S.LOG_STREAM, subjects_filter=f"{S.LOG_ROOT}.{token(graph_id)}.{token(task_id)}.*.{phase}"
             )
         except nats.js.errors.NotFoundError as e:
             raise LogNotFound(graph_id, task_id, None, phase) from e
@@ -107,9 +108,9 @@ class LogStore:
     async def tasks_named(self, task_id: str) -> list[str]:
         """Graph ids that have stored output for a task called ``task_id``."""
         try:
-            info = await self.js.stream_info(S.LOG_STREAM, subjects_filter=f"{S.LOG_ROOT}.*.{task_id}.>")
+            info = await self.js.stream_info(S.LOG_STREAM, subjects_filter=f"{S.LOG_ROOT}.*.{token(task_id)}.>")
         except nats.js.errors.NotFoundError:
             return []
         except (nats.errors.Error, OSError) as e:
             raise LogStoreUnavailable(f"cannot list logs: {e}") from e
-        return sorted({s.split(".")[1] for s in (info.state.subjects or {})})
+        return sorted({S.id_of_token(s, 1) for s in (info.state.subjects or {})})

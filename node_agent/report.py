@@ -28,6 +28,7 @@ from node_agent.output import redact_text
 from node_agent.runner import RunResult
 from node_agent.scope import Change, describe
 from schemas import events as ev
+from schemas.ids import task_ref
 
 TAIL_CHARS = 2000
 NOT_RETRYABLE_EXIT = frozenset({126, 127})
@@ -88,7 +89,7 @@ def outcome_of(r: RunReport) -> tuple[ev.Outcome, str, bool]:
 def result_event_id(d: ev.TaskDispatched) -> str:
     """Deterministic id (and Msg-Id) of the result of a dispatch's run."""
     kind = "complete" if d.phase == "run" else d.phase
-    return f"{kind}:{d.graph_id}:{d.task_id}:{d.attempt}"
+    return f"{kind}:{task_ref(d.graph_id, d.task_id)}:{d.attempt}"
 
 
 def completion(d: ev.TaskDispatched, r: RunReport, at: datetime, secrets: tuple[str, ...] = ()) -> ev.TaskCompleted:
@@ -101,7 +102,7 @@ def completion(d: ev.TaskDispatched, r: RunReport, at: datetime, secrets: tuple[
     return ev.TaskCompleted(
         event_id=result_event_id(d),
         occurred_at=at,
-        causation_id=f"start:{d.graph_id}:{d.task_id}:{d.attempt}" if d.phase == "run" else d.event_id,
+        causation_id=f"start:{task_ref(d.graph_id, d.task_id)}:{d.attempt}" if d.phase == "run" else d.event_id,
         correlation_id=d.graph_id,
         graph_id=d.graph_id,
         task_id=d.task_id,
@@ -124,7 +125,7 @@ def completion(d: ev.TaskDispatched, r: RunReport, at: datetime, secrets: tuple[
 def lost(d: ev.TaskDispatched, reason: str, at: datetime) -> ev.TaskLost:
     """The TaskLost event of dispatch ``d`` (same id whoever reports it, so JetStream dedupes)."""
     return ev.TaskLost(
-        event_id=f"lost:{d.graph_id}:{d.task_id}:{d.attempt}",
+        event_id=f"lost:{task_ref(d.graph_id, d.task_id)}:{d.attempt}",
         occurred_at=at,
         causation_id=d.event_id,
         correlation_id=d.graph_id,

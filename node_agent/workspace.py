@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Literal
 
 from node_agent.scope import Entry
+from schemas.ids import file_name
 
 WorkspaceMode = Literal["task", "shared"]
 WORKSPACE_MODES: tuple[str, ...] = ("task", "shared")
@@ -30,14 +31,14 @@ META_DIR = ".niyantra"
 
 def workspace_dir(workdir: Path, mode: WorkspaceMode, node_id: str, graph_id: str, task_id: str) -> Path:
     """The directory a task runs in (created if missing)."""
-    path = workdir if mode == "shared" else workdir / node_id / graph_id / task_id
+    path = workdir if mode == "shared" else workdir / node_id / file_name(graph_id) / file_name(task_id)
     path.mkdir(parents=True, exist_ok=True)
     return path
 
 
 def run_dir(workdir: Path, node_id: str, graph_id: str, task_id: str, attempt: int, phase: str) -> Path:
     """A fresh directory for the agent's own files of one run (outside every workspace)."""
-    path = workdir / META_DIR / node_id / f"{graph_id}.{task_id}.{attempt}.{phase}"
+    path = workdir / META_DIR / node_id / file_name(graph_id) / f"{file_name(task_id)}.{attempt}.{phase}"
     path.mkdir(parents=True, exist_ok=True)
     return path
 

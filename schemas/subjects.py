@@ -3,6 +3,8 @@
 Subjects follow ``ev.<kind>.<id>.<EventName>[.<extra>]``. A task's id is qualified by its
 graph and so spans two tokens (``ev.task.<graph>.<task>.Dispatched.<node>``): task ids are
 unique within a graph, not across graphs, and ``ev.task.<graph>.>`` selects one graph.
+Graph and task ids appear in subjects and keys as `schemas.ids.token` of the id (an id of
+``A-Z a-z 0-9 _ -`` as itself, others escaped reversibly); node ids must be plain tokens.
 """
 
 from __future__ import annotations
@@ -10,6 +12,7 @@ from __future__ import annotations
 import re
 
 from schemas.errors import InvalidId
+from schemas.ids import from_token, token
 
 STREAM = "EVENTS"
 ROOT = "ev"
@@ -87,17 +90,17 @@ def is_safe_id(value: str) -> bool:
 
 def graph_aggregate(graph_id: str) -> str:
     """Aggregate id (subject stem after the root) of a graph."""
-    return f"graph.{graph_id}"
+    return f"graph.{token(graph_id)}"
 
 
 def task_aggregate(graph_id: str, task_id: str) -> str:
     """Aggregate id (subject stem after the root) of one task of a graph."""
-    return f"task.{graph_id}.{task_id}"
+    return f"task.{token(graph_id)}.{token(task_id)}"
 
 
 def backlog_aggregate(item_id: str) -> str:
     """Aggregate id (subject stem after the root) of one backlog item."""
-    return f"backlog.{item_id}"
+    return f"backlog.{token(item_id)}"
 
 
 BACKLOG_FILTER = f"{ROOT}.backlog.>"
@@ -136,7 +139,7 @@ def result_filter(event_name: str, node_id: str) -> str:
 
 def log_subject(graph_id: str, task_id: str, attempt: int, phase: str = "run") -> str:
     """Subject of the stored output of one attempt (and phase) of a task."""
-    return f"{LOG_ROOT}.{graph_id}.{task_id}.{attempt}.{phase}"
+    return f"{LOG_ROOT}.{token(graph_id)}.{token(task_id)}.{attempt}.{phase}"
 
 
 def cancel_filters() -> tuple[str, str]:
@@ -156,12 +159,23 @@ def agent_consumer(node_id: str) -> str:
 
 def readiness_key(graph_id: str, task_id: str) -> str:
     """KV key of one task in the readiness view."""
-    return f"task.{graph_id}.{task_id}"
+    return f"task.{token(graph_id)}.{token(task_id)}"
+
+
+def task_of_key(key: str) -> tuple[str, str]:
+    """The (graph id, task id) of a readiness key ``task.<graph>.<task>``."""
+    _, g, t = key.split(".")
+    return from_token(g), from_token(t)
+
+
+def id_of_token(subject_or_key: str, index: int) -> str:
+    """The graph or task id at token ``index`` of a subject or key."""
+    return from_token(subject_or_key.split(".")[index])
 
 
 def graph_key(graph_id: str) -> str:
     """KV key of a graph's totals in the readiness view."""
-    return f"graph.{graph_id}"
+    return f"graph.{token(graph_id)}"
 
 
 def node_key(node_id: str) -> str:
@@ -212,9 +226,9 @@ def route(event: object) -> tuple[str, str]:
         ):
             agg = task_aggregate(g, t)
         case ev.PredictionExpired(graph_id=g, task_id=t):
-            agg = f"prediction.{g}.{t}"
+            agg = f"prediction.{token(g)}.{token(t)}"
         case ev.Unschedulable(graph_id=g, task_id=t):
-            agg = f"unschedulable.{g}.{t}"
+            agg = f"unschedulable.{token(g)}.{token(t)}"
         case ev.AutonomyChanged():
             agg = "system.autonomy"
         case ev.Alert():

@@ -169,20 +169,17 @@ def logs(
 
     if phase not in ("run", "preflight"):
         raise fail(f"--phase must be run or preflight, not {phase!r}")
-    prefix, _, t = task.rpartition("/")
-    g = prefix or graph
+    from orchestrator.cli.taskref import readings, resolve
 
     async def go() -> Any:
         nc = await _connect(nats_url)
         try:
             store = LogStore(nc)
-            gid = g
-            if gid is None:
-                graphs = await store.tasks_named(t)
-                if len(graphs) != 1:
-                    found = f"found in graphs {', '.join(graphs)}" if graphs else "no stored output for it"
-                    raise fail(f"task {t!r}: {found}; name the graph with --graph or GRAPH/TASK")
-                gid = graphs[0]
+            named = {t: await store.tasks_named(t) for _, t in readings(task, graph)}
+            try:
+                gid, t = resolve(task, graph, lambda g, t: [(k, t) for k in named[t] if g in (None, k)])
+            except LookupError as e:
+                raise fail(f"{e} has stored output") from e
             return await store.get(gid, t, attempt, phase)
         finally:
             await nc.close()

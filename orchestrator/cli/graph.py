@@ -172,19 +172,22 @@ def _with_app(nats_url: str, command: Callable[[Any], T]) -> T:
 
 def _locate(application: Any, task: str, graph: str | None) -> tuple[str, str]:
     """The (graph, task) a user means: ``graph/task``, ``--graph``, or the one graph with that task."""
+    from orchestrator.cli.taskref import readings, resolve
     from orchestrator.reports.queries import graph_ids
 
-    if "/" in task:
-        g, _, t = task.partition("/")
-        return g, t
-    if graph:
-        return graph, task
     url = application.env.get("NIYANTRA_NATS_URL") or DEFAULT_URL
-    graphs = [g for g in asyncio.run(graph_ids(url)) if task in application.graph(g).tasks]
-    if len(graphs) != 1:
-        found = f"in graphs {', '.join(graphs)}; use --graph" if graphs else "in no graph"
-        raise OrchestratorError(f"task {task!r} is {found}")
-    return graphs[0], task
+    known = [graph] if graph is not None else asyncio.run(graph_ids(url))
+
+    def found(g: str | None, t: str) -> list[tuple[str, str]]:
+        graphs = ((k, application.graph_or_none(k)) for k in known if g is None or k == g)
+        return [(k, t) for k, state in graphs if state is not None and t in state.tasks]
+
+    try:
+        return resolve(task, graph, found)
+    except LookupError as e:
+        named = [g for g, _ in readings(task, graph) if g is not None]
+        missing = [g for g in named if application.graph_or_none(g) is None]
+        raise OrchestratorError(f"{e}: no graph {missing[0]!r}" if named and missing == named else str(e)) from e
 
 
 def _now_id(kind: str) -> tuple[datetime, str]:
@@ -227,7 +230,7 @@ def cancel(
 
     def go(a: Any) -> str:
         now, eid = _now_id("cancel")
-        if "/" not in target and graph is None and a.graph_or_none(target) is not None:
+        if graph is None and a.graph_or_none(target) is not None:
             a.cancel_graph(target, by, reason, now, eid)
             return f"graph {target}"
         g, t = _locate(a, target, graph)

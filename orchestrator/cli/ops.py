@@ -18,11 +18,14 @@ from rich.table import Table
 from orchestrator.cli.archive import DEFAULT_ARCHIVE, ArchiveDir
 from orchestrator.cli.main import DEFAULT_URL, NatsUrl, _connect, app, console, fail
 from schemas import subjects as S
+from schemas.ids import token
 
 JsonOpt = Annotated[bool, typer.Option("--json", help="Print JSON.")]
 
 
-async def _task_events(url: str, task: str, graph: str | None) -> list[tuple[int, Any]]:
+async def _task_events(url: str, ref: str, graph: str | None) -> tuple[tuple[str, str], list[tuple[int, Any]]]:
+    """The task ``ref`` names (see orchestrator.cli.taskref) and its events in log order."""
+    from orchestrator.cli.taskref import readings, resolve
     from orchestrator.reports.explain import generated_by
     from orchestrator.writeside.eventlog import EventLog
 
@@ -30,9 +33,15 @@ async def _task_events(url: str, task: str, graph: str | None) -> list[tuple[int
     try:
         log = EventLog(nc)
         await log.ensure_stream()  # a fresh server has no stream yet: then there are no events
-        events = await log.read_events(f"{S.ROOT}.task.{graph or '*'}.{task}.>")
-        generated = await log.read_events(f"{S.ROOT}.graph.{graph or '*'}.TasksGenerated")
-        return sorted(events + generated_by(generated, task), key=lambda p: p[0])
+        by_task: dict[tuple[str, str], list[tuple[int, Any]]] = {}
+        for g, t in readings(ref, graph):
+            gtok = "*" if g is None else token(g)
+            events = await log.read_events(f"{S.ROOT}.task.{gtok}.{token(t)}.>")
+            generated = generated_by(await log.read_events(f"{S.ROOT}.graph.{gtok}.TasksGenerated"), t)
+            for seq, e in events + generated:
+                by_task.setdefault((e.graph_id, t), []).append((seq, e))
+        key = resolve(ref, graph, lambda g, t: [k for k in by_task if k[1] == t and g in (None, k[0])])
+        return key, sorted(by_task[key], key=lambda p: p[0])
     finally:
         await nc.close()
 
@@ -48,17 +57,15 @@ def explain(
     """Every decision about a task in order: candidates with score and reason, the node chosen, why."""
     from orchestrator.reports.explain import explain as explain_events
 
-    if "/" in task:
-        graph, _, task = task.partition("/")
-    events = asyncio.run(_task_events(nats_url, task, graph))
-    graphs = sorted({e.graph_id for _, e in events})
-    if not events:
-        raise fail(
-            f"no events for task {task!r}" + (f" in graph {graph!r}" if graph else "") + " (not dispatched yet?)"
-        )
-    if len(graphs) > 1:
-        raise fail(f"task {task!r} is in graphs {', '.join(graphs)}; use --graph or GRAPH/TASK")
-    report = {"graph": graphs[0], "task": task, **explain_events(events)}
+    try:
+        (gid, task), events = asyncio.run(_task_events(nats_url, task, graph))
+    except LookupError as e:
+        if "could be" in str(e):
+            raise fail(str(e)) from e
+        where = f" in graph {graph!r}" if graph else ""
+        raise fail(f"no events for task {task!r}{where} (not dispatched yet?)") from e
+    graphs = [gid]
+    report = {"graph": gid, "task": task, **explain_events(events)}
     if as_json:
         sys.stdout.write(json.dumps(report, indent=2) + "\n")
         return
@@ -116,11 +123,14 @@ def events(
     nats_url: NatsUrl = DEFAULT_URL,
 ) -> None:
     """Tail the event stream, filtered by task, node, graph or type."""
-    if task and "/" in task:
-        graph, _, task = task.partition("/")
+    if task:
+        try:
+            (graph, task), _ = asyncio.run(_task_events(nats_url, task, graph))
+        except LookupError as e:
+            raise fail(str(e)) from e
     subject = f"{S.ROOT}.>"
     if task or graph:
-        subject = f"{S.ROOT}.task.{graph or '*'}.{task or '*'}.>"
+        subject = f"{S.ROOT}.task.{token(graph) if graph else '*'}.{token(task) if task else '*'}.>"
     types = set(type_ or [])
     asyncio.run(_tail(nats_url, subject, node, types, last, follow, as_json))
 

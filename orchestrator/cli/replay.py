@@ -121,7 +121,7 @@ def whatif(
         raise fail(f"{config}: {e}") from e
     messages = asyncio.run(read_messages(nats_url))
     if graph is None:
-        graphs = sorted({m.subject.split(".")[2] for m in messages if m.subject.endswith(".GraphSubmitted")})
+        graphs = sorted({S.id_of_token(m.subject, 2) for m in messages if m.subject.endswith(".GraphSubmitted")})
         if len(graphs) != 1:
             raise fail(f"the log has graphs {', '.join(graphs) or 'none'}; name one with --graph")
         graph = graphs[0]

@@ -59,8 +59,7 @@ def why(
     from orchestrator.decision.decide import DeciderConfig
     from orchestrator.decision.why import why as explain_why
 
-    if "/" in task:
-        graph, _, task = task.partition("/")
+    from orchestrator.cli.taskref import among, resolve
 
     async def go() -> Any:
         nc = await _connect(nats_url)
@@ -70,13 +69,12 @@ def why(
             await nc.close()
 
     views = asyncio.run(go())
-    found = [t for (g, tid), t in sorted(views.tasks.items()) if tid == task and (graph is None or g == graph)]
-    if not found:
-        raise fail(f"no task {task!r}" + (f" in graph {graph!r}" if graph else "") + " in the readiness view")
-    if len(found) > 1:
-        raise fail(f"task {task!r} is in graphs {', '.join(t.graph_id for t in found)}; use --graph or GRAPH/TASK")
+    try:
+        key = resolve(task, graph, among(views.tasks))
+    except LookupError as e:
+        raise fail(f"{e} in the readiness view") from e
     now = datetime.now(UTC)  # the CLI is a shell: it reads the clock and passes it in
-    report = explain_why(found[0], views, now, DeciderConfig())
+    report = explain_why(views.tasks[key], views, now, DeciderConfig())
     if as_json:
         sys.stdout.write(json.dumps(report, indent=2) + "\n")
         return

@@ -25,6 +25,7 @@ import msgspec
 
 from projections.readiness.fold import GraphView
 from schemas import events as ev
+from schemas.ids import token
 
 ACTIVE = ("ready", "dispatched", "running")
 
@@ -73,7 +74,7 @@ def take(
         f"{g.backlog_priority}, {g.total} tasks) from the backlog" + (f"; {others} more wait" if others else "")
     )
     event = ev.BacklogItemTaken(
-        event_id=f"backlog-take:{g.graph_id}",
+        event_id=f"backlog-take:{token(g.graph_id)}",
         occurred_at=now,
         causation_id=f"readiness@{g.graph_seq}",
         correlation_id=g.graph_id,

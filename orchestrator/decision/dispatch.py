@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING
 from orchestrator.decision.scoring import ScoringConfig, backoff_until
 from projections.readiness.fold import TaskView
 from schemas.events import Candidate, TaskDispatched
+from schemas.ids import task_ref
 
 if TYPE_CHECKING:
     from orchestrator.decision.decide import DeciderConfig, Views
@@ -53,7 +54,7 @@ def dispatch_event(
     attempt = task.attempt if preflight else task.attempt + 1
     kind = "preflight" if preflight else "dispatch"
     return TaskDispatched(
-        event_id=f"{kind}:{task.graph_id}:{task.task_id}:{attempt}",
+        event_id=f"{kind}:{task_ref(task.graph_id, task.task_id)}:{attempt}",
         occurred_at=now,
         causation_id=f"readiness@{task.seq}",
         correlation_id=task.graph_id,

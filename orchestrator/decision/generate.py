@@ -28,6 +28,7 @@ import msgspec
 from orchestrator.graphs.rulecheck import expand, placeholders
 from projections.readiness.fold import GraphView, TaskView
 from schemas import events as ev
+from schemas.ids import token
 
 PER_EVENT = 200  # generated tasks per event: the rest come next round (one message stays far below 1 MB)
 
@@ -222,7 +223,7 @@ def generate_for(
             f"rule {wanted[0].rule} wanted {len(wanted)} more"
         )
         limit = ev.GenerationLimitReached(
-            event_id=f"generation-limit:{g.graph_id}",
+            event_id=f"generation-limit:{token(g.graph_id)}",
             causation_id=f"readiness@{wanted[0].trigger_seq}",
             limit=g.generation_limit,
             generated=g.generated,
@@ -233,7 +234,7 @@ def generate_for(
         return Generation(event=limit, **guard)
     take = tuple(wanted[: min(room, PER_EVENT)])
     event = ev.TasksGenerated(
-        event_id=f"generate:{g.graph_id}:{g.graph_version + 1}",
+        event_id=f"generate:{token(g.graph_id)}:{g.graph_version + 1}",
         causation_id=f"readiness@{max(x.trigger_seq for x in take)}",
         generated=take,
         view_seqs=view_seqs,

@@ -20,6 +20,7 @@ from orchestrator.decision.decide import DeciderConfig, Views, escalated, gate
 from orchestrator.decision.flags import flag_index
 from orchestrator.decision.why import why
 from schemas import events as ev
+from schemas.ids import task_ref
 
 UNSCHEDULABLE_AFTER_S = 300.0
 
@@ -103,7 +104,7 @@ def unschedulable(
         reason = why(task, views, now, config)["headline"]
         out.append(
             ev.Unschedulable(
-                event_id=f"unschedulable:{g}:{t}:{key[2]}",
+                event_id=f"unschedulable:{task_ref(g, t)}:{key[2]}",
                 occurred_at=now,
                 graph_id=g,
                 task_id=t,

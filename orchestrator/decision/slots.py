@@ -17,6 +17,7 @@ from orchestrator.decision.flags import FlagIndex
 from orchestrator.decision.scoring import ScoringConfig, node_efficiency, success_probability
 from projections.node_scores.fold import NodeView
 from schemas.events import Candidate
+from schemas.ids import from_token
 
 
 class NodeFacts(NamedTuple):
@@ -143,7 +144,7 @@ class RoundSlots:
         key = self.runs.get(run)
         if key is None:
             g, _, t = run.rpartition("#")[0].partition("/")
-            key = self.runs[run] = (g, t)
+            key = self.runs[run] = (from_token(g), from_token(t))
         return key
 
     def fact_words(self, f: NodeFacts) -> tuple[str, str]:

@@ -24,7 +24,7 @@ import msgspec
 
 from orchestrator.graphs.validation import GraphSpec
 from schemas.events import ArtifactRecord, GraphSubmitted, GraphTasksAdded, TaskSpec
-from schemas.subjects import check_id
+from schemas.ids import check_user_id
 
 # Bytes of encoded tasks per message: far below the 1 MB default max_payload of nats-server.
 PART_BYTES = 512 * 1024
@@ -89,7 +89,7 @@ def graph_events(
     part_bytes: int = PART_BYTES,
 ) -> list[GraphSubmitted | GraphTasksAdded]:
     """Pure: the events that accept a validated graph, first `GraphSubmitted` then its parts."""
-    check_id("graph id", spec.id)
+    check_user_id("graph id", spec.id)
     parts = _split(spec.tasks, spec.source_files, part_bytes)
     head = GraphSubmitted(
         event_id=event_id,

@@ -22,7 +22,7 @@ from orchestrator.graphs.problem import Problem
 from orchestrator.graphs.shape import find_cycles, topological_order
 from orchestrator.graphs.sourcetree import SourceMount
 from schemas.events import ArtifactRecord, FollowUpRule, TaskSpec
-from schemas.subjects import is_safe_id
+from schemas.ids import id_problem
 
 DEFAULT_MAX_TASKS = 100_000
 DEFAULT_MAX_BYTES = 16 * 1024 * 1024
@@ -57,7 +57,6 @@ class GraphSpec:
 _DURATION = re.compile(
     r"^\s*(?:(\d+(?:\.\d+)?)d)?\s*(?:(\d+(?:\.\d+)?)h)?\s*(?:(\d+(?:\.\d+)?)m)?\s*(?:(\d+(?:\.\d+)?)s)?\s*$"
 )
-_ID_CHARS = "A-Z a-z 0-9 _ -"
 _ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 _duration_cache: dict[str, float] = {}
 _STR = {str}
@@ -282,8 +281,8 @@ def _required(file: str, who: str, raw: dict[str, Any], problems: list[Problem])
     tid = raw.get("id")
     if tid is None:
         problems.append(Problem(file, who, "id", "is missing"))
-    elif isinstance(tid, str) and not is_safe_id(tid):
-        problems.append(Problem(file, who, "id", f"must be 1-128 characters from {_ID_CHARS} (a NATS subject token)"))
+    elif isinstance(tid, str) and (problem := id_problem(tid)) is not None:
+        problems.append(Problem(file, who, "id", problem))
     command = raw.get("command")
     if command is None:
         problems.append(Problem(file, who, "command", "is missing"))
@@ -376,9 +375,8 @@ def _build_graph(file: str, doc: Any, limits: Limits, source_paths: Collection[s
         graph = {}
     problems += _unknown(Problem(file, None, None, "", scope="graph"), graph, GRAPH_FIELDS)
     gid = graph.get("id")
-    if not isinstance(gid, str) or not is_safe_id(gid):
-        what = "is missing" if gid is None else f"must be 1-128 characters from A-Z a-z 0-9 _ -, got {gid!r}"
-        problems.append(Problem(file, None, "id", what, scope="graph"))
+    if (what := "is missing" if gid is None else id_problem(gid)) is not None:
+        problems.append(Problem(file, None, "id", what if gid is None else f"{what}, got {gid!r}", scope="graph"))
     title = graph.get("title", "")
     if not isinstance(title, str):
         problems.append(Problem(file, None, "title", f"must be a string, got {_type_name(title)}", scope="graph"))

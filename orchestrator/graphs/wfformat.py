@@ -18,11 +18,11 @@ from dataclasses import dataclass
 from typing import Any
 
 from orchestrator.graphs.problem import Problem
+from schemas.ids import id_problem
 
 SUPPORTED_VERSIONS = ("1.4", "1.5", "1.6")
 DEFAULT_TEMPLATE = "sleep {seconds:.3f}"
 TEMPLATE_FIELDS = {"id": "t", "name": "n", "type": "n", "runtime": 1.0, "seconds": 1.0, "cores": 1}
-_UNSAFE = re.compile(r"[^A-Za-z0-9_\-]")
 _SERIAL = re.compile(r"_[0-9]+$")
 
 
@@ -66,9 +66,10 @@ def _graph_id(doc: dict[str, Any], file: str, options: WfOptions) -> str:
     if options.graph_id:
         return options.graph_id
     name = doc.get("name")
-    if not isinstance(name, str) or not name:
-        name = file.rsplit("/", 1)[-1].split(".", 1)[0]
-    return _UNSAFE.sub("-", name)[:128] or "wfcommons"
+    if id_problem(name) is None:
+        return str(name)
+    stem = file.rsplit("/", 1)[-1].split(".", 1)[0]
+    return stem if id_problem(stem) is None else "wfcommons"
 
 
 def _runtimes(workflow: dict[str, Any]) -> dict[str, float]:

@@ -41,6 +41,7 @@ from projections.runner import ensure_bucket
 from projections.viewmirror import ViewMirror
 from schemas import events as ev
 from schemas import subjects as S
+from schemas.ids import task_ref
 
 log = logging.getLogger("niyantra.watchdog")
 
@@ -98,7 +99,7 @@ def _node_lost(n: NodeView, now: datetime, config: WatchdogConfig) -> Emit | Non
 
 def _task_lost(t: TaskView, n: NodeView, now: datetime) -> Emit:
     event = ev.TaskLost(
-        event_id=f"task-lost:{t.graph_id}:{t.task_id}:{t.attempt}:{t.last_seq}",
+        event_id=f"task-lost:{task_ref(t.graph_id, t.task_id)}:{t.attempt}:{t.last_seq}",
         occurred_at=now,
         causation_id=f"node-lost:{n.node_id}",
         correlation_id=t.graph_id,
@@ -113,7 +114,7 @@ def _task_lost(t: TaskView, n: NodeView, now: datetime) -> Emit:
 
 def _expired(p: Prediction, now: datetime) -> Emit:
     event = ev.PredictionExpired(
-        event_id=f"prediction-expired:{p.graph_id}:{p.task_id}:{p.attempt}",
+        event_id=f"prediction-expired:{task_ref(p.graph_id, p.task_id)}:{p.attempt}",
         occurred_at=now,
         causation_id=f"confidence@{p.seq}",
         correlation_id=p.graph_id,

@@ -26,6 +26,7 @@ from projections.node_scores.fold import TypeEstimate
 from projections.runner import PROJECTIONS
 from schemas import codec
 from schemas import events as ev
+from schemas import subjects as S
 from schemas.errors import MalformedEvent
 
 VIEWS = ("readiness", "node-scores", "confidence")
@@ -156,8 +157,7 @@ class Replayer:
         tasks = fold.view.tasks
         for key in fold.view.touched:
             if key.startswith("task."):
-                g, _, t = key[5:].partition(".")
-                task = tasks[(g, t)]
+                task = tasks[S.task_of_key(key)]
                 for ready_set in self._ready_sets.values():
                     ready_set.put(task)
 

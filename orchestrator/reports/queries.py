@@ -77,4 +77,4 @@ async def graph_ids(url: str) -> list[str]:
         info = await nc.jetstream().stream_info(S.STREAM, subjects_filter=f"{S.ROOT}.graph.*.GraphSubmitted")
     finally:
         await nc.close()
-    return sorted(subj.split(".")[2] for subj in (info.state.subjects or {}))
+    return sorted(S.id_of_token(subj, 2) for subj in (info.state.subjects or {}))

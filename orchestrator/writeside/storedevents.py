@@ -18,6 +18,7 @@ from eventsourcing.persistence import DataError, IntegrityError, Notification, O
 from orchestrator.errors import BatchTooLarge, ConcurrencyConflict, EventLogUnavailable
 from orchestrator.writeside.eventlog import Append, StoredMessage
 from schemas import subjects as S
+from schemas.ids import is_token
 
 if TYPE_CHECKING:
     from collections.abc import Iterator, Mapping, Sequence
@@ -45,10 +46,10 @@ class Head:
 
 def check_stem(what: str, value: str) -> str:
     """Return ``value`` if it is dot-separated subject-safe tokens, else raise `DataError`."""
-    if not all(S.is_safe_id(token) for token in value.split(".")):
+    if not all(is_token(token) for token in value.split(".")):
         raise DataError(
             f"{what} {value!r} cannot be used in a NATS subject: use dot-separated tokens of "
-            "1-128 characters from A-Z a-z 0-9 _ - (no spaces, wildcards or empty tokens)"
+            "A-Z a-z 0-9 _ - = (schemas.ids.token maps a user's id to one)"
         )
     return value
 

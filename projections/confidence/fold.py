@@ -57,6 +57,7 @@ from projections.feedback import judged_event
 from projections.fold import rule_for
 from schemas import events as ev
 from schemas.events import AutonomyLevel
+from schemas.ids import from_token
 
 
 def _summary(view: ConfidenceView) -> ConfidenceSummary:
@@ -328,7 +329,7 @@ def confidence_values(view: ConfidenceView, keys: set[str]) -> dict[str, msgspec
             out[k] = view.nodes[rest]
         else:
             g, _, t = rest.partition(".")
-            out[k] = view.predictions[(g, t)]
+            out[k] = view.predictions[(from_token(g), from_token(t))]
     return out
 
 

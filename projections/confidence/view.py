@@ -12,6 +12,7 @@ from projections.confidence.entries import ConfidenceSummary, NodeConfidence, Pr
 from projections.decay import Decayed
 from projections.feedback import QualityGate
 from schemas.events import AutonomyLevel
+from schemas.ids import token
 
 CONFIDENCE_PARAMS: dict[str, float] = {
     "initial": 1.0,
@@ -64,7 +65,7 @@ class ConfidenceView:
 
 def prediction_key(graph_id: str, task_id: str) -> str:
     """KV key of a task's latest prediction."""
-    return f"prediction.{graph_id}.{task_id}"
+    return f"prediction.{token(graph_id)}.{token(task_id)}"
 
 
 _KEPT = 4096  # at most this many answers kept per table (confidence moves on a small lattice)

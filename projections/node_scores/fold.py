@@ -48,6 +48,7 @@ from projections.node_scores.entries import TypeEstimate as TypeEstimate
 from projections.node_scores.entries import TypeScore as TypeScore
 from projections.node_scores.patterns import PATTERN_PREFIX, PatternView, learn_command
 from schemas import events as ev
+from schemas.ids import token
 from schemas.subjects import is_safe_id, node_key
 
 UNTYPED = "untyped"
@@ -77,8 +78,8 @@ class NodeScoresView:
 
 
 def attempt_key(graph_id: str, task_id: str, attempt: int) -> str:
-    """Identity of one task attempt held by a node."""
-    return f"{graph_id}/{task_id}#{attempt}"
+    """Identity of one task attempt held by a node: ``<graph token>/<task token>#<attempt>``."""
+    return f"{token(graph_id)}/{token(task_id)}#{attempt}"
 
 
 _TYPE_KEYS: dict[str, str] = {}  # type_key's answers (a pure function; bounded)
@@ -259,7 +260,7 @@ def _dispatch(view: NodeScoresView, e: ev.TaskDispatched, seq: int) -> None:
 
 def _drop(view: NodeScoresView, graph_id: str, task_id: str | None, seq: int) -> None:
     """A cancel frees the slots of the attempts it ends (their agents kill them)."""
-    prefix = f"{graph_id}/{task_id}#" if task_id is not None else f"{graph_id}/"
+    prefix = f"{token(graph_id)}/{token(task_id)}#" if task_id is not None else f"{token(graph_id)}/"
     for node_id in sorted(view.nodes):
         n = view.nodes[node_id]
         keep = tuple(a for a in n.active if not a.startswith(prefix))

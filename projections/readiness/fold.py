@@ -49,6 +49,7 @@ from projections.readiness.view import ReadinessView as ReadinessView
 from projections.readiness.view import put_known
 from projections.readiness.view import put_task as _put_task
 from schemas import events as ev
+from schemas.ids import from_token
 from schemas.subjects import graph_key, readiness_key
 
 
@@ -325,10 +326,10 @@ def readiness_values(view: ReadinessView, keys: set[str]) -> dict[str, msgspec.S
     for key in keys:
         kind, _, rest = key.partition(".")
         if kind == "graph":
-            out[key] = view.graphs[rest]
+            out[key] = view.graphs[from_token(rest)]
         else:
             g, _, t = rest.partition(".")
-            out[key] = view.tasks[(g, t)]
+            out[key] = view.tasks[(from_token(g), from_token(t))]
     return out
 
 

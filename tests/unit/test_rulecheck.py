@@ -67,7 +67,7 @@ def test_a_graph_without_rules_keeps_limit_100_and_no_rules() -> None:
         ({k: v for k, v in GOOD.items() if k != "task"}, {}, "f.toml: field 'rules[0].task': is missing"),
         ({**GOOD, "task": {"command": ""}}, {}, "f.toml: field 'rules[0].task.command': must be a non-empty string"),
         ({**GOOD, "task": {"command": "x", "id": "{tsk}-it"}}, {}, "rules[0].task.id': unknown placeholder {tsk}"),
-        ({**GOOD, "task": {"command": "x", "id": "{task}.it"}}, {}, "rules[0].task.id': must be 1-128 characters"),
+        ({**GOOD, "task": {"command": "x", "id": "{task}\x07it"}}, {}, "rules[0].task.id': contains the control character"),
         ({**GOOD, "task": {"command": "x", "depends_on": ["zz"]}}, {}, "task.depends_on': names unknown task 'zz'"),
         ({**GOOD, "task": {"command": "x", "tier": 5}}, {}, "field 'rules[0].task.tier': must be an integer from 1"),
         ({**GOOD, "task": {"command": "x", "colour": 1}}, {}, "field 'rules[0].task.colour': unknown key"),
