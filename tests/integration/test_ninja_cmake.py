@@ -10,7 +10,7 @@ from pathlib import Path
 from typer.testing import CliRunner
 
 from orchestrator.cli.main import app
-from orchestrator.graphs.graphfile import parse_document
+from orchestrator.graphs.graphfile import load_graph, parse_document
 from orchestrator.graphs.graphwrite import write_document
 from orchestrator.graphs.ninja.load import import_ninja
 from tests.integration.ninja_support import (
@@ -93,6 +93,17 @@ def test_the_graph_file_reads_back_as_written(tmp_path: Path) -> None:
     for name in ("g.toml", "g.json"):
         write_document(doc, tmp_path / name)
         assert parse_document(name, (tmp_path / name).read_bytes()) == doc
+
+
+def test_import_writes_a_graph_file_validate_accepts(tmp_path: Path) -> None:
+    source = write_tree(tmp_path / "s", TINY)
+    build = tmp_path / "b"
+    configure(source, build)
+    out = tmp_path / "graph.toml"
+    result = runner.invoke(app, ["import", "ninja", str(build / "build.ninja"), "-o", str(out)])
+    assert result.exit_code == 0, result.output
+    assert len(load_graph(out).tasks) == len(ninja_commands(build))
+    assert runner.invoke(app, ["validate", str(out)]).exit_code == 0
 
 
 def test_bad_input_is_one_clear_error(tmp_path: Path) -> None:
