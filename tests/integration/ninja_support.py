@@ -44,6 +44,30 @@ target_link_libraries(hello greet count)
     'int main(void) { printf("%s %d\\n", greet(), count(21)); return 0; }\n',
 }
 
+# C++ with a subdirectory whose custom command runs in its build folder (CMake writes
+# `cd /abs/build/sub && ...` and names the output twice, relative and absolute), a test and an
+# install rule (targets nobody builds by default).
+SUBDIRS = {
+    "CMakeLists.txt": """cmake_minimum_required(VERSION 3.13)
+project(subdirs CXX)
+add_subdirectory(sub)
+add_executable(top main.cpp)
+target_link_libraries(top subl)
+enable_testing()
+add_test(NAME t COMMAND top)
+install(TARGETS top DESTINATION bin)
+""",
+    "main.cpp": '#include <iostream>\n#include "gen.hpp"\nint f();\nint main() { std::cout << GEN << f() << "\\n"; }\n',
+    "sub/CMakeLists.txt": """add_custom_command(OUTPUT ${CMAKE_CURRENT_BINARY_DIR}/gen.hpp
+  COMMAND cp ${CMAKE_CURRENT_SOURCE_DIR}/gen.hpp.in gen.hpp
+  WORKING_DIRECTORY ${CMAKE_CURRENT_BINARY_DIR} DEPENDS gen.hpp.in)
+add_library(subl SHARED s.cpp ${CMAKE_CURRENT_BINARY_DIR}/gen.hpp)
+target_include_directories(subl PUBLIC ${CMAKE_CURRENT_BINARY_DIR})
+""",
+    "sub/gen.hpp.in": '#define GEN "gen"\n',
+    "sub/s.cpp": "int f() { return 7; }\n",
+}
+
 
 def write_tree(root: Path, files: dict[str, str]) -> Path:
     """Write ``files`` (path -> text) under ``root``."""

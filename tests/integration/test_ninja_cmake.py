@@ -14,6 +14,7 @@ from orchestrator.graphs.graphfile import load_graph, parse_document
 from orchestrator.graphs.graphwrite import write_document
 from orchestrator.graphs.ninja.load import import_ninja
 from tests.integration.ninja_support import (
+    SUBDIRS,
     TINY,
     ZLIB,
     configure,
@@ -76,6 +77,19 @@ def test_a_project_with_two_libraries_a_generated_header_and_a_space(tmp_path: P
     spaces = run_in_separate_workspaces(doc, tmp_path / "nodes")
     done = subprocess.run([str(spaces["hello"] / "build" / "hello")], capture_output=True, text=True, timeout=30)
     assert done.stdout == "hello 1.2 42\n", done.stderr
+
+
+def test_a_subdirectory_whose_command_changes_folder(tmp_path: Path) -> None:
+    source = write_tree(tmp_path / "sub dirs", SUBDIRS)
+    build = tmp_path / "b"
+    got = import_ninja(configure(source, build))
+    tasks = {t["id"]: t for t in got.document["tasks"]}
+    assert len(tasks) == len(ninja_commands(build))
+    gen = tasks[_producer(got.document, "build/sub/gen.hpp")]
+    assert gen["outputs"] == ["build/sub/gen.hpp"] and gen["inputs"] == ["src/sub/gen.hpp.in"]
+    spaces = run_in_separate_workspaces(got.document, tmp_path / "nodes")
+    done = subprocess.run([str(spaces["top"] / "build" / "top")], capture_output=True, text=True, timeout=30)
+    assert done.stdout == "gen7\n", done.stderr
 
 
 def test_targets_narrow_the_graph(tmp_path: Path) -> None:

@@ -246,3 +246,13 @@ def test_a_build_folder_inside_the_source_is_left_out_of_it() -> None:
         {"dir": "/p", "at": "src", "exclude": ["build"]},
         {"dir": "/p/build", "at": "src/build", "exclude": []},
     ]
+
+
+def test_a_phony_with_nothing_behind_it_marks_a_plain_file() -> None:
+    text = (
+        "build gen.h | /tmp/b$:1/gen.h: gen /home/me/proj$ src/gen.py /home/me/proj$ src/gone.txt\n"
+        "build /home/me/proj$ src/gen.py /home/me/proj$ src/gone.txt: phony\n"
+    )
+    got = tasks_of(text, targets=("gen.h",))
+    assert got["gen.h"]["inputs"] == ["src/gen.py"]  # gone.txt is missing: Ninja does not need it either
+    assert got["gen.h"]["outputs"] == ["build/gen.h"]  # named twice (relative, absolute), declared once

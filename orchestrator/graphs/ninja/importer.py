@@ -204,13 +204,16 @@ def _task(
     e = manifest.edges[i]
     if e.variables.get("dyndep"):
         raise NinjaFileError(e.file, e.line, f"{e.outputs[0]!r} uses a dyndep file, known only while building")
-    outputs = [_output(e, p, paths) for p in e.all_outputs()]
+    outputs = list(dict.fromkeys(_output(e, p, paths) for p in e.all_outputs()))  # CMake names some twice
     inputs: list[str] = []
     for p in (*e.inputs, *e.implicit):
         ws = paths.workspace_path(p)
         built = manifest.producer.get(p)
-        if ws is None or ws in folders or (built is not None and manifest.edges[built].phony):
+        marker = built is not None and manifest.edges[built].marks_a_file
+        if ws is None or ws in folders or (built is not None and manifest.edges[built].phony and not marker):
             continue  # a system file, a folder, or an alias whose edges are dependencies already
+        if marker and ws not in have:
+            continue  # `build f: phony` with nothing behind it: Ninja does not need f to exist
         if built is None and ws not in have:
             needed = f"{p!r}, needed by {e.outputs[0]!r}, is missing and no edge builds it"
             raise NinjaFileError(e.file, e.line, needed)

@@ -74,7 +74,9 @@ def _source_from_inputs(manifest: Manifest, build_dir: str) -> str | None:
             continue
         for p in (*e.inputs, *e.implicit):
             full = p if p.startswith("/") else posixpath.normpath(posixpath.join(build_dir, p))
-            if p not in manifest.producer and not (full + "/").startswith(build_dir.rstrip("/") + "/"):
+            made = manifest.producer.get(p)
+            built = made is not None and not manifest.edges[made].marks_a_file
+            if not built and not (full + "/").startswith(build_dir.rstrip("/") + "/"):
                 outside.add(posixpath.dirname(full))
     if not outside:
         return None

@@ -54,6 +54,11 @@ class Edge:
         return self.rule == PHONY
 
     @property
+    def marks_a_file(self) -> bool:
+        """``build f: phony`` with no inputs: f is a plain file (CMake writes one per file it read)."""
+        return self.phony and not (self.inputs or self.implicit or self.order_only)
+
+    @property
     def generator(self) -> bool:
         """Tell whether the rule says ``generator`` (re-running the build file's generator)."""
         return bool(self.variables.get("generator"))
