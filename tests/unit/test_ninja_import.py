@@ -256,3 +256,15 @@ def test_a_phony_with_nothing_behind_it_marks_a_plain_file() -> None:
     got = tasks_of(text, targets=("gen.h",))
     assert got["gen.h"]["inputs"] == ["src/gen.py"]  # gone.txt is missing: Ninja does not need it either
     assert got["gen.h"]["outputs"] == ["build/gen.h"]  # named twice (relative, absolute), declared once
+
+
+def test_estimates_from_an_earlier_ninja_log() -> None:
+    from orchestrator.graphs.ninja.load import ninja_log_durations
+
+    log = "# ninja log v5\n2\t57\t1796\ta.o\th1\n5\t1200\t1796\tapp\th2\nbad line\n60\t70\t1797\ta.o\th3\n"
+    durations = ninja_log_durations(log)
+    assert durations == {"a.o": 0.01, "app": 1.195}  # the last record of an output wins
+    m = manifest("build a.o: cc /home/me/proj$ src/a.c\nbuild app: link a.o\n")
+    paths = place(BUILD, SRC)
+    doc = graph_document(m, paths, ImportOptions("g", estimates=durations), build_mounts(m, paths, []), {"src/a.c"})
+    assert {t["id"]: t["estimate"] for t in doc["tasks"]} == {"a.o": 0.01, "app": 1.195}

@@ -19,6 +19,8 @@ dict a TOML graph file gives) out, for `orchestrator.graphs.validation.build_gra
   one also reads the fileset ``@undeclared``: every file of the source and build folders that no
   edge names as an explicit input. Conservative (a changed header reruns every compile, a changed
   ``.c`` only its own), never stale.
+- Estimates: a task's ``estimate`` is its first output's duration in ``options.estimates``
+  (``.ninja_log`` of an earlier build), when there is one.
 - The graph's ``source``: the source folder and the build folder as configured (without the
   outputs a previous build left there, the depfiles, ``.ninja_log``/``.ninja_deps`` and the
   generator's own files), each at its workspace folder.
@@ -48,6 +50,7 @@ class ImportOptions:
     graph_id: str
     title: str = ""
     targets: tuple[str, ...] = ()
+    estimates: dict[str, float] = field(default_factory=dict)  # output path -> seconds (`.ninja_log`)
 
 
 @dataclass
@@ -112,6 +115,10 @@ def graph_document(
     folders = frozenset(p[:i] for p in have for i in range(len(p)) if p[i] == "/")
     ids = {i: _task_id(manifest.edges[i], paths) for i in closure.edges}
     tasks = [_task(manifest, i, paths, closure, ids, have, folders) for i in closure.edges]
+    for i, task in zip(closure.edges, tasks, strict=True):
+        seconds = options.estimates.get(manifest.edges[i].outputs[0])
+        if seconds is not None:
+            task["estimate"] = seconds
     graph: dict[str, Any] = {"id": options.graph_id, **({"source": mounts} if mounts else {})}
     if options.title:
         graph["title"] = options.title

@@ -6,7 +6,8 @@ source, and returns the graph document with what it found (`NinjaImport`).
 
 The source folder is, in this order: the one given; CMake's ``CMAKE_HOME_DIRECTORY`` from
 ``CMakeCache.txt``; the deepest folder holding every input that lies outside the build folder and
-no edge builds; none (a build whose sources all sit in the build folder). The build folder is
+no edge builds; none (a build whose sources all sit in the build folder). A ``.ninja_log`` (an
+earlier ``ninja`` run) gives each task's estimate: the duration of its output's last build. The build folder is
 CMake's ``CMAKE_CACHEFILE_DIR`` when there is one (the spelling CMake wrote into the commands),
 else the manifest's folder. The project's name: ``CMAKE_PROJECT_NAME``, else the source folder's
 name, else the build folder's, made a valid graph id.
@@ -88,6 +89,25 @@ def _source_from_inputs(manifest: Manifest, build_dir: str) -> str | None:
     return common
 
 
+def ninja_log_durations(text: str) -> dict[str, float]:
+    """Seconds each output took in the builds ``.ninja_log`` recorded (v5/v6: start, end in ms, ...,
+    output); the last record of an output wins, as in Ninja. Lines that do not parse are skipped."""
+    out: dict[str, float] = {}
+    for line in text.splitlines():
+        parts = line.split("\t")
+        if line.startswith("#") or len(parts) < 4 or not (parts[0].isdigit() and parts[1].isdigit()):
+            continue
+        out[parts[3]] = max(0, int(parts[1]) - int(parts[0])) / 1000
+    return out
+
+
+def _estimates(folder: Path) -> dict[str, float]:
+    try:
+        return ninja_log_durations((folder / ".ninja_log").read_text(encoding="utf-8", errors="replace"))
+    except OSError:
+        return {}
+
+
 def _build_files(build_dir: Path) -> list[str]:
     out: list[str] = []
     for root, dirs, files in os.walk(build_dir):
@@ -120,6 +140,7 @@ def import_ninja(
     mounts = build_mounts(manifest, paths, _build_files(folder))
     parsed, _ = parse_sources(str(manifest_file), mounts)
     available = source_paths(parsed, folder)
-    options = ImportOptions(graph_id or project, f"{name}: ninja build of {', '.join(targets) or 'default'}", targets)
+    title = f"{name}: ninja build of {', '.join(targets) or 'default'}"
+    options = ImportOptions(graph_id or project, title, targets, _estimates(folder))
     document = graph_document(manifest, paths, options, mounts, available)
     return NinjaImport(document, project, paths, str(manifest_file))
