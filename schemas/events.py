@@ -103,6 +103,13 @@ class GraphSubmitted(Event, frozen=True, kw_only=True):
     source_tree: str = ""
     source_files: tuple[ArtifactRecord, ...] = ()
     filesets: dict[str, tuple[str, ...]] = {}  # named input lists a task's ``@name`` input stands for
+    # The content-addressed cache (`orchestrator.decision.actionkey`): off for the whole graph
+    # (``cache = false``) or for the tasks listed; entries are written to and read from
+    # ``cache_domain`` ("": the graph's ``source``) and read from the domains it trusts too.
+    cache: bool = True
+    uncached: tuple[str, ...] = ()
+    cache_domain: str = ""
+    cache_trusts: tuple[str, ...] = ()
 
 
 class GraphTasksAdded(Event, frozen=True, kw_only=True):
@@ -177,6 +184,42 @@ class TaskDispatched(Event, frozen=True, kw_only=True):
     strategy: str = ""
     env: tuple[str, ...] = ()
     scope: tuple[str, ...] = ()
+    cache_miss: str = ""  # a cacheable task: why the cache had nothing to reuse (the field that changed, or "no entry")
+    action_key: str = ""  # a cacheable task: its action key (the agent's success records its outputs under it)
+
+
+class TaskCacheHit(Event, frozen=True, kw_only=True):
+    """The decider reused an earlier success instead of dispatching: the ready task's action key
+    matched a cache entry of its trust domain (or one it trusts) whose blobs are in the store.
+    A decision like a dispatch (view sequences, ``now``, decider), re-run by ``replay --check``;
+    it completes the task with the reused outputs."""
+
+    graph_id: str
+    task_id: str
+    key: str
+    domain: str = ""  # the domain of the entry reused (the task's own, or one its graph trusts)
+    reused_graph: str = ""
+    reused_task: str = ""
+    reused_attempt: int = 0
+    reason: str = ""
+    outputs: tuple[ArtifactRecord, ...] = ()
+    view_seqs: dict[str, int] = {}
+    decider_id: str = ""
+    decider_version: str = ""
+    policy: str = ""
+    now: datetime | None = None
+
+
+class CacheEntryRevoked(Event, frozen=True, kw_only=True):
+    """A cache entry's blobs did not verify (missing from the store, or a digest that no longer
+    matches): the entry is never used again; a later success of the same key records a new one."""
+
+    domain: str
+    key: str
+    reason: str
+    missing: tuple[str, ...] = ()  # the digests that did not verify
+    graph_id: str = ""  # the task whose hit was refused (for explain)
+    task_id: str = ""
 
 
 class GeneratedTask(msgspec.Struct, frozen=True, gc=False, kw_only=True):
@@ -390,7 +433,7 @@ class Alert(Event, frozen=True, kw_only=True):
 
 
 Observation = GraphSubmitted | NodeRegistered | NodeObserved
-Decision = TaskDispatched
+Decision = TaskDispatched | TaskCacheHit
 Completion = TaskStarted | TaskCompleted
 AnyEvent = (
     GraphSubmitted
@@ -414,6 +457,8 @@ AnyEvent = (
     | TasksGenerated
     | GenerationLimitReached
     | BacklogItemTaken
+    | TaskCacheHit
+    | CacheEntryRevoked
 )
 
-TaskEvent = TaskDispatched | TaskStarted | TaskCompleted
+TaskEvent = TaskDispatched | TaskStarted | TaskCompleted | TaskCacheHit

@@ -183,6 +183,23 @@ def node_key(node_id: str) -> str:
     return f"node.{node_id}"
 
 
+def domain_token(domain: str) -> str:
+    """A cache trust domain (any string: a branch, a path) as one subject token: 16 hex of its SHA-256."""
+    import hashlib
+
+    return hashlib.sha256(domain.encode()).hexdigest()[:16]
+
+
+def cache_key(domain: str, key: str) -> str:
+    """KV key (readiness view) of the cache entry of action key ``key`` in trust domain ``domain``."""
+    return f"cache.{domain_token(domain)}.{key}"
+
+
+def cache_last_key(domain: str, task_id: str) -> str:
+    """KV key (readiness view) of the last action key cached or reused for a task id in a domain."""
+    return f"cachelast.{domain_token(domain)}.{domain_token(task_id)}"
+
+
 def route(event: object) -> tuple[str, str]:
     """Aggregate id and subject of an event.
 
@@ -223,8 +240,11 @@ def route(event: object) -> tuple[str, str]:
             ev.TaskCancelled(graph_id=g, task_id=t)
             | ev.TaskApproved(graph_id=g, task_id=t)
             | ev.TaskRejected(graph_id=g, task_id=t)
+            | ev.TaskCacheHit(graph_id=g, task_id=t)  # it completes the task: guarded like a dispatch
         ):
             agg = task_aggregate(g, t)
+        case ev.CacheEntryRevoked(domain=d):
+            agg = f"cache.{domain_token(d)}"
         case ev.PredictionExpired(graph_id=g, task_id=t):
             agg = f"prediction.{token(g)}.{token(t)}"
         case ev.Unschedulable(graph_id=g, task_id=t):

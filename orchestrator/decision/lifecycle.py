@@ -27,6 +27,8 @@ What each event does (`next_state`; an event that does not fit changes nothing, 
   dependency failed or was cancelled is cancelled too (`dependency_ended`), and so is every
   unfinished task of a cancelled graph.
 - ``TaskApproved`` fits an unfinished task not held nor approved yet, naming who approves.
+- ``TaskCacheHit`` fits a waiting tier-1 task that no attempt holds: it succeeds with an earlier
+  success's outputs, without an attempt of its own.
 """
 
 from __future__ import annotations
@@ -57,6 +59,7 @@ Move = Literal[
     "preflight failed",
     "cancelled",
     "approved",
+    "cache hit",
 ]
 TaskEvent = (
     ev.TaskDispatched
@@ -66,6 +69,7 @@ TaskEvent = (
     | ev.TaskCancelled
     | ev.TaskRejected
     | ev.TaskApproved
+    | ev.TaskCacheHit
 )
 
 
@@ -161,6 +165,15 @@ def dispatch_refusal(life: Life, e: ev.TaskDispatched, limits: Limits) -> str:
     return ""
 
 
+def cache_hit_refusal(life: Life, limits: Limits) -> str:
+    """Why a cache hit does not fit the task ("" if it does): only a waiting tier-1 task is reused."""
+    if is_terminal(life) or is_held(life):
+        return f"is {life.state}; a cache hit is refused"
+    if limits.tier != 1:
+        return f"is tier {limits.tier}; only tier-1 work is reused from the cache"
+    return ""
+
+
 def holder_refusal(life: Life, e: ev.TaskStarted | ev.TaskCompleted | ev.TaskLost) -> str:
     """Why a start, result or loss is refused ("" if it comes from the attempt holding the task)."""
     name = type(e).__name__
@@ -194,6 +207,8 @@ def next_state(life: Life, e: TaskEvent, limits: Limits) -> Step:
         case ev.TaskApproved():
             why = approval_refusal(life, e.by)
             return _refused(life, why) or Step(msgspec.structs.replace(life, approved_by=e.by), "approved")
+        case ev.TaskCacheHit():
+            return _refused(life, cache_hit_refusal(life, limits)) or _ended(life, "succeeded", "cache hit")
     raise TypeError(f"{type(e).__name__} is not an event of a task's lifecycle")
 
 

@@ -53,6 +53,8 @@ def graph_digest(spec: GraphSpec) -> str:
         h.update(_enc.encode(["source", spec.source_tree]))
     if spec.filesets:
         h.update(_enc.encode(["filesets", sorted(spec.filesets.items())]))
+    if not spec.cache or spec.uncached or spec.cache_domain or spec.cache_trusts:  # likewise the cache's defaults
+        h.update(_enc.encode(["cache", spec.cache, spec.uncached, spec.cache_domain, spec.cache_trusts]))
     return h.hexdigest()
 
 
@@ -108,6 +110,10 @@ def graph_events(
         source_tree=spec.source_tree,
         source_files=parts[0][1],
         filesets=spec.filesets,
+        cache=spec.cache,
+        uncached=spec.uncached,
+        cache_domain=spec.cache_domain,
+        cache_trusts=spec.cache_trusts,
     )
     rest = [
         GraphTasksAdded(

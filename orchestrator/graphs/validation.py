@@ -52,6 +52,10 @@ class GraphSpec:
     filesets: dict[str, tuple[str, ...]] = field(default_factory=dict)
     source_tree: str = ""  # set at submit from the walked sources: the manifest's digest and files
     source_files: tuple[ArtifactRecord, ...] = ()
+    cache: bool = True  # [graph] cache = false: nothing of the graph is reused or recorded
+    uncached: tuple[str, ...] = ()  # tasks with cache = false
+    cache_domain: str = ""  # [graph] cache_domain: the trust domain ("": the graph file as submitted)
+    cache_trusts: tuple[str, ...] = ()  # [graph] cache_trusts: other domains whose entries it may reuse
 
 
 _DURATION = re.compile(
@@ -215,7 +219,8 @@ TASK_FIELDS: dict[str, tuple[str, Convert]] = {
 _PLAIN = frozenset({"id", "title", "type", "command"})  # file name == TaskSpec name, any string
 DEFAULTABLE: tuple[str, ...] = ("type", "estimate", "timeout", "max_attempts", "tier", "preflight", "scope", "labels")
 DEFAULTABLE += ("env", "priority", "inputs")
-GRAPH_FIELDS = ("id", "title", "description", "defaults", "generation_limit", "source", "filesets")
+GRAPH_FIELDS: tuple[str, ...] = ("id", "title", "description", "defaults", "generation_limit", "source", "filesets")
+GRAPH_FIELDS += ("cache", "cache_domain", "cache_trusts")
 TOP_LEVEL = ("graph", "tasks", "rules")
 
 
@@ -258,6 +263,10 @@ def _task(file: str, index: int, raw: Any, defaults: dict[str, Any]) -> tuple[Ta
             fields[key] = value
             continue
         spec = TASK_FIELDS.get(key)
+        if key == "cache":  # not a TaskSpec field: the graph lists the uncached tasks (`GraphSpec.uncached`)
+            if not isinstance(value, bool):
+                problems.append(Problem(file, who, key, f"must be true or false, got {_type_name(value)}"))
+            continue
         if spec is None:
             problems += _unknown(Problem(file, who, None, ""), (key,), TASK_FIELDS)
             continue
@@ -331,6 +340,29 @@ def _id_and_deps(raw: Any) -> tuple[str | None, tuple[str, ...]]:
         return tid, _id_list(raw.get("depends_on", []))
     except ValueError:
         return tid, ()
+
+
+def _with_cache(file: str, graph: dict[str, Any], raw_tasks: list[Any], spec: GraphSpec) -> GraphSpec:
+    """The graph's cache settings ([graph] cache, cache_domain, cache_trusts; a task's cache = false)."""
+    if not any(k in graph for k in ("cache", "cache_domain", "cache_trusts")) and not any(
+        "cache" in r for r in raw_tasks
+    ):
+        return spec  # (every task is a table here: a broken one was reported above)
+    problems: list[Problem] = []
+    on, domain, trusts = graph.get("cache", True), graph.get("cache_domain", ""), graph.get("cache_trusts", [])
+    if not isinstance(on, bool):
+        problems.append(Problem(file, None, "cache", f"must be true or false, got {_type_name(on)}", scope="graph"))
+    if not isinstance(domain, str):
+        problems.append(Problem(file, None, "cache_domain", f"must be a string, got {_type_name(domain)}", "graph"))
+    if not isinstance(trusts, list) or not all(isinstance(d, str) and d for d in trusts):
+        what = f"must be a list of domain names, got {_type_name(trusts)}"
+        problems.append(Problem(file, None, "cache_trusts", what, scope="graph"))
+    if problems:
+        raise GraphFileError(file, problems)
+    uncached = tuple(r["id"] for r in raw_tasks if r.get("cache") is False)
+    return dataclasses.replace(
+        spec, cache=on, uncached=uncached, cache_domain=domain, cache_trusts=tuple(dict.fromkeys(trusts))
+    )
 
 
 def build_graph(
@@ -418,4 +450,5 @@ def _build_graph(file: str, doc: Any, limits: Limits, source_paths: Collection[s
         raise GraphFileError(file, problems)
     assert isinstance(gid, str) and isinstance(title, str)
     graph_spec = GraphSpec(id=gid, title=title, tasks=tuple(specs), source=file, rules=rules, generation_limit=limit)
+    graph_spec = _with_cache(file, graph, raw_tasks, graph_spec)
     return dataclasses.replace(graph_spec, sources=mounts, filesets=filesets) if mounts or filesets else graph_spec

@@ -104,6 +104,8 @@ class Verifier:
                         self._end(t, "cancelled")
             case ev.TaskDispatched() | ev.TaskStarted() | ev.TaskCompleted() | ev.TaskLost():
                 self._task_event(seq, e)
+            case ev.TaskCacheHit():
+                self._cache_hit(seq, e)
             case ev.TaskCancelled() | ev.TaskRejected() | ev.TaskApproved():
                 tasks = self.graphs.get(e.graph_id, {})
                 task = tasks.get(e.task_id)
@@ -111,6 +113,23 @@ class Verifier:
                     self._step(tasks, task, e)
             case _:
                 pass
+
+    def _cache_hit(self, seq: int, e: ev.TaskCacheHit) -> None:
+        """A hit completes the task like a run would: only once its dependencies succeeded (I2)."""
+        tasks = self.graphs.get(e.graph_id, {})
+        t = tasks.get(e.task_id)
+        if t is None:
+            self._violate("I2", seq, e, "TaskCacheHit for a task of no accepted graph")
+            return
+        self.counts["I2"] += 1
+        missing = [d for d in t.spec.depends_on if tasks[d].terminal != ["succeeded"]]
+        if missing:
+            self._violate("I2", seq, e, f"cache hit before {', '.join(missing)} succeeded")
+            return
+        if t.terminal:
+            self._violate("I3", seq, e, f"TaskCacheHit after the task ended {t.terminal[0]}")
+            return
+        self._step(tasks, t, e)
 
     def _generated(self, e: ev.TasksGenerated) -> None:
         """Generated tasks join their graph; one whose dependency already failed is cancelled."""

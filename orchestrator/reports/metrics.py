@@ -16,6 +16,8 @@ Input: ``(seq, stored_at, event)`` in stream order (from the archive or the stre
 - graph depth: tasks on the longest chain, average and max over graphs;
 - node_utilization: busy slot-seconds (start to end of each attempt) over available
   slot-seconds (registered slots × the span from the first dispatch to the last completion);
+- cache_hits: tasks completed by a `TaskCacheHit` (an earlier success reused, nothing ran);
+  cache_revoked: entries whose blobs failed to verify (`CacheEntryRevoked`);
 - human_interventions_per_week: approvals, rejections, cancels, drains and autonomy changes
   made by a person, per 7 days of the log's span (the plain count when it spans less).
 """
@@ -65,6 +67,8 @@ class _Tally:
         self.first_dispatch: datetime | None = None
         self.last_end: datetime | None = None
         self.human = 0
+        self.cache_hits = 0
+        self.cache_revoked = 0
         self.assembly = GraphAssembly()
 
     def graph(self, g: ev.GraphSubmitted) -> None:
@@ -95,18 +99,13 @@ class _Tally:
             self.busy[e.node_id] = self.busy.get(e.node_id, 0.0) + (at - start).total_seconds()
         self.last_end = at
 
-
-def compute_metrics(rows: Iterable[tuple[int, datetime, ev.AnyEvent]]) -> dict[str, Any]:
-    """The metrics of a log; every rate is None when there is nothing to divide by."""
-    t = _Tally()
-    view = ReadinessView()
-    first_at: datetime | None = None
-    last_at: datetime | None = None
-    for seq, at, e in rows:
-        t.stored[seq] = at
-        first_at, last_at = first_at or at, at
-        view = evolve_readiness(view, e, seq)
-        view.touched.clear()
+    def apply(self, e: ev.AnyEvent, at: datetime) -> None:
+        """Count one event."""
+        t = self
+        if isinstance(e, ev.TaskCacheHit | ev.CacheEntryRevoked):
+            t.cache_hits += isinstance(e, ev.TaskCacheHit)
+            t.cache_revoked += isinstance(e, ev.CacheEntryRevoked)
+            return
         match e:
             case ev.GraphSubmitted() | ev.GraphTasksAdded():
                 whole = t.assembly.add(e)
@@ -128,6 +127,20 @@ def compute_metrics(rows: Iterable[tuple[int, datetime, ev.AnyEvent]]) -> dict[s
                 t.human += 1
             case _ if isinstance(e, HUMAN):
                 t.human += 1
+
+
+def compute_metrics(rows: Iterable[tuple[int, datetime, ev.AnyEvent]]) -> dict[str, Any]:
+    """The metrics of a log; every rate is None when there is nothing to divide by."""
+    t = _Tally()
+    view = ReadinessView()
+    first_at: datetime | None = None
+    last_at: datetime | None = None
+    for seq, at, e in rows:
+        t.stored[seq] = at
+        first_at, last_at = first_at or at, at
+        view = evolve_readiness(view, e, seq)
+        view.touched.clear()
+        t.apply(e, at)
     first_failed = [k for k, o in t.first_outcome.items() if o == "failure"]
     span = (t.last_end - t.first_dispatch).total_seconds() if t.first_dispatch and t.last_end else 0.0
     capacity = sum(t.slots.values()) * span
@@ -149,6 +162,8 @@ def compute_metrics(rows: Iterable[tuple[int, datetime, ev.AnyEvent]]) -> dict[s
         "graph_depth_avg": round(sum(t.depths) / len(t.depths), 2) if t.depths else None,
         "graph_depth_max": max(t.depths, default=None),
         "node_utilization": round(sum(t.busy.values()) / capacity, 4) if capacity > 0 else None,
+        "cache_hits": t.cache_hits,
+        "cache_revoked": t.cache_revoked,
         "human_interventions": t.human,
         "human_interventions_per_week": round(t.human / weeks, 2) if weeks >= 1 else t.human,
     }

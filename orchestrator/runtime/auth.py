@@ -134,7 +134,8 @@ def _agent_publish(node: str) -> list[str]:
 def role_permissions(user: str) -> dict[str, Any]:
     """The publish/subscribe permissions of ``user`` (admin has none: it may do anything)."""
     if user == DECIDER:
-        roots = ("task", "node", "system", "prediction", "unschedulable", "backlog")  # the watchdog's too
+        # the watchdog's too; "cache": revoking an entry whose blobs do not verify (a hit is a task event)
+        roots = ("task", "node", "system", "prediction", "unschedulable", "backlog", "cache")
         allow = [f"{S.ROOT}.{root}.>" for root in roots] + _JS_READER
         allow += [f"{S.ROOT}.graph.*.TasksGenerated", f"{S.ROOT}.graph.*.GenerationLimitReached"]
     elif user == PROJECTOR:

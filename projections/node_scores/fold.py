@@ -327,6 +327,8 @@ _RULES: dict[type, Callable[[NodeScoresView, Any, int], None]] = {
     ev.Alert: _nothing,
     ev.GenerationLimitReached: _nothing,
     ev.BacklogItemTaken: _nothing,
+    ev.TaskCacheHit: _nothing,  # no node ran anything: nothing to learn about nodes or predictions
+    ev.CacheEntryRevoked: _nothing,
 }
 
 

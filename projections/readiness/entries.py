@@ -56,6 +56,13 @@ class TaskView(msgspec.Struct, frozen=True, kw_only=True, gc=False):
     failure_kind: str = ""  # "", "failure", "timeout" or "lost"
     outcome: str = ""  # of the last run attempt that ended: success, partial or failure
     origin: str = ""  # why a follow-up rule generated this task ("" for a task of the file)
+    # The cache (`orchestrator.decision.actionkey`); all empty for a task that is not cacheable.
+    outputs: tuple[ev.ArtifactRecord, ...] = ()  # of its success (an agent's, or the reused ones of a hit)
+    action_form: dict[str, str] = {}  # its named form (without ``deps`` until its dependencies succeeded)
+    action_key: str = ""  # set once it is ready: the key of the whole form
+    cache_domain: str = ""  # where its success is recorded and looked up first
+    cache_trusts: tuple[str, ...] = ()  # the other domains it may reuse from, in order
+    cache_hit: str = ""  # "graph/task attempt N" of the success a cache hit reused
 
 
 class GraphView(msgspec.Struct, frozen=True, kw_only=True, gc=False):
@@ -97,3 +104,29 @@ class GraphView(msgspec.Struct, frozen=True, kw_only=True, gc=False):
             "blocked": c.get("pending", 0),
             "failed": c.get("failed", 0) + c.get("cancelled", 0),
         }
+
+
+class CacheEntry(msgspec.Struct, frozen=True, kw_only=True, gc=False):
+    """A reusable success (KV ``cache.<domain>.<key>``): written once, by the first agent's
+    success (not partial) of a cacheable task under that key; revoked when its blobs fail to verify."""
+
+    domain: str
+    key: str
+    graph_id: str
+    task_id: str
+    attempt: int
+    node_id: str
+    outputs: tuple[ev.ArtifactRecord, ...] = ()
+    form: dict[str, str] = {}
+    seq: int = 0
+    revoked: str = ""  # why it was revoked ("": usable)
+
+
+class CacheLast(msgspec.Struct, frozen=True, kw_only=True, gc=False):
+    """The last action key cached or reused for a task id in a domain (KV ``cachelast.<domain>.<task>``):
+    what a miss compares the new form with to name the field that changed."""
+
+    domain: str
+    task_id: str
+    key: str
+    seq: int = 0

@@ -41,6 +41,7 @@ import msgspec
 from orchestrator.decision import lifecycle as lc
 from projections.feedback import judged_event
 from projections.fold import rule_for
+from projections.readiness import cache as cache_rules
 from projections.readiness.entries import HELD as HELD
 from projections.readiness.entries import GraphView as GraphView
 from projections.readiness.entries import TaskView as TaskView
@@ -68,6 +69,7 @@ def _release_dependents(view: ReadinessView, done: TaskView, at: datetime, seq: 
         free = not waiting and dep.state == "pending"
         gate = free and dep.tier == 3 and dep.approved_by is None
         ready = free and not gate
+        more = cache_rules.keyed(dep, tasks) if free and dep.action_form else {}
         new = msgspec.structs.replace(
             dep,
             waiting_for=waiting,
@@ -75,6 +77,7 @@ def _release_dependents(view: ReadinessView, done: TaskView, at: datetime, seq: 
             ready_since=at if ready else dep.ready_since,
             awaiting_approval=gate,
             seq=seq,
+            **more,
         )
         put_known(view, key, dep, new, seq)
 
@@ -129,7 +132,7 @@ def _completed_move(view: ReadinessView, t: TaskView, e: ev.TaskCompleted, move:
     elif move == "passed":
         _again(view, t, "preflight passed", at, seq, preflight_state=pre)
     elif move == "succeeded":
-        _end(view, t, "succeeded", e.error if e.outcome == "partial" else "", at, seq, **facts)
+        _end(view, t, "succeeded", e.error if e.outcome == "partial" else "", at, seq, outputs=e.outputs, **facts)
     elif move == "retry":
         kind = "timeout" if e.error.startswith("timed out") else "failure"
         why = f"attempt {e.attempt} failed: {e.error}"
@@ -173,6 +176,10 @@ def _moved(view: ReadinessView, t: TaskView, e: lc.TaskEvent, move: str, life: l
         case ev.TaskCancelled() | ev.TaskRejected():
             verb = "rejected" if isinstance(e, ev.TaskRejected) else "cancelled"
             _end(view, t, "cancelled", f"{verb} by {e.by}" + (f": {e.reason}" if e.reason else ""), e.occurred_at, seq)
+        case ev.TaskCacheHit():
+            why = f"cache hit: {e.reason}" if e.reason else "cache hit"
+            src = f"{e.reused_graph}/{e.reused_task} attempt {e.reused_attempt}"
+            _end(view, t, "succeeded", why, e.occurred_at, seq, outputs=e.outputs, outcome="success", cache_hit=src)
         case ev.TaskApproved():
             new = replace(t, approved_by=e.by, awaiting_approval=False)
             if t.awaiting_approval and t.state == "pending":
@@ -185,13 +192,14 @@ def apply_task(view: ReadinessView, t: TaskView, e: lc.TaskEvent, seq: int) -> N
     task lifecycle: an event that does not fit (a stale attempt, a second end, a dispatch of a
     task not ready) is noted in ``ignored`` and changes nothing but the sequence."""
     step = lc.next_state(_life(t), e, t)
-    if not step.move or (type(e) is ev.TaskDispatched and t.state != "ready"):
+    if not step.move or (type(e) in _NEED_READY and t.state != "ready"):
         _stale(view, t, e, seq)
         _put_task(view, t, seq)
         return
     _moved(view, t, e, step.move, step.life, seq)
 
 
+_NEED_READY = (ev.TaskDispatched, ev.TaskCacheHit)  # decisions: only about a task whose dependencies succeeded
 TaskSubjectEvent = lc.TaskEvent  # the events of a task's own subject tree
 
 
@@ -262,6 +270,7 @@ def _fast_success(view: ReadinessView, key: tuple[str, str], t: TaskView, e: ev.
         exit_code=e.exit_code,
         duration_s=e.duration_s,
         outcome=e.outcome,
+        outputs=e.outputs,
     )
     put_known(view, key, t, done, seq)
     _release_dependents(view, done, e.occurred_at, seq)
@@ -270,7 +279,29 @@ def _fast_success(view: ReadinessView, key: tuple[str, str], t: TaskView, e: ev.
 
 def _completed(view: ReadinessView, e: ev.TaskCompleted, seq: int, fast: bool = True) -> None:
     view.quality, judged = judged_event(view.quality, e)  # the quality threshold's verdict
+    key = (e.graph_id, e.task_id)
+    before = view.tasks.get(key)
     _task_event(view, judged, seq, fast)
+    if before is not None and before.action_key:
+        after = view.tasks[key]
+        entry = cache_rules.entry_of(before, after, judged, seq)
+        if entry is not None:
+            cache_rules.remember(view.cache, view.touched, entry, after, seq)
+
+
+def _cache_hit(view: ReadinessView, e: ev.TaskCacheHit, seq: int) -> None:
+    key = (e.graph_id, e.task_id)
+    before = view.tasks.get(key)
+    _task_event(view, e, seq)
+    after = view.tasks.get(key)
+    if before is not None and after is not None and before.state != "succeeded" and after.state == "succeeded":
+        cache_rules.remember(view.cache, view.touched, None, after, seq)
+
+
+def _revoked(view: ReadinessView, e: ev.CacheEntryRevoked, seq: int) -> None:
+    why = cache_rules.revoke(view.cache, view.touched, e, seq)
+    if why:
+        view.ignored.append(why)
 
 
 def _nothing(view: ReadinessView, e: ev.AnyEvent, seq: int) -> None:
@@ -289,6 +320,8 @@ _RULES: dict[type, Callable[[ReadinessView, Any, int], None]] = {
     ev.TaskCancelled: _task_event,
     ev.TaskApproved: _task_event,
     ev.TaskRejected: _task_event,
+    ev.TaskCacheHit: _cache_hit,
+    ev.CacheEntryRevoked: _revoked,
     ev.GraphCancelled: cancel_graph,
     ev.TasksGenerated: generated,
     ev.GenerationLimitReached: generated,
@@ -327,6 +360,8 @@ def readiness_values(view: ReadinessView, keys: set[str]) -> dict[str, msgspec.S
         kind, _, rest = key.partition(".")
         if kind == "graph":
             out[key] = view.graphs[from_token(rest)]
+        elif kind in _CACHE_KINDS:
+            out[key] = view.cache[key]
         else:
             g, _, t = rest.partition(".")
             out[key] = view.tasks[(from_token(g), from_token(t))]
@@ -335,4 +370,7 @@ def readiness_values(view: ReadinessView, keys: set[str]) -> dict[str, msgspec.S
 
 def readiness_keys(view: ReadinessView) -> set[str]:
     """Every KV key the view holds (for a rebuild)."""
-    return {graph_key(g) for g in view.graphs} | {readiness_key(g, t) for g, t in view.tasks}
+    return {graph_key(g) for g in view.graphs} | {readiness_key(g, t) for g, t in view.tasks} | set(view.cache)
+
+
+_CACHE_KINDS = frozenset({"cache", "cachelast"})

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import msgspec
 
+from projections.readiness.cache import with_form
 from projections.readiness.entries import GraphView, TaskView
 from projections.readiness.graphrank import graph_shapes
 from projections.readiness.view import ReadinessView
@@ -93,6 +94,8 @@ def _submit(view: ReadinessView, e: ev.GraphSubmitted, seq: int, version: int = 
                 awaiting_approval=gate,
                 reason=held,
             )
+        if e.cache and (e.source_tree or t.inputs or t.outputs):
+            new = with_form(e, t, new)
         views.append(new)
     _put_graph_tasks(view, e.graph_id, views, seq)
 

@@ -32,6 +32,8 @@ class ReadinessView:
     assembly: GraphAssembly = field(default_factory=GraphAssembly)
     ready: set[tuple[str, str]] = field(default_factory=set)  # keys of the tasks in state ready (an index)
     quality: QualityGate = field(default_factory=QualityGate)  # the quality threshold (fold state)
+    # cache entries and each task id's last key, by their KV keys (`projections.readiness.cache`)
+    cache: dict[str, msgspec.Struct] = field(default_factory=dict)
 
 
 def _done(counts: dict[str, int], total: int) -> bool:

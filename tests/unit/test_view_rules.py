@@ -27,7 +27,7 @@ def test_each_view_has_a_rule_for_every_event_type(view):
 
 
 def test_the_task_lifecycle_covers_every_event_readiness_folds_as_a_task_event():
-    task_rules = {readiness._task_event, readiness._completed}
+    task_rules = {readiness._task_event, readiness._completed, readiness._cache_hit}
     folded = {t for t, rule in readiness._RULES.items() if rule in task_rules}
     assert folded == set(typing.get_args(readiness.TaskSubjectEvent)) == set(typing.get_args(lc.TaskEvent))
 
