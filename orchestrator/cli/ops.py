@@ -78,6 +78,14 @@ def explain(
         )
     for d in report["decisions"]:
         views = ", ".join(f"{k}@{v}" for k, v in d["view_seqs"].items()) or "-"
+        if d.get("kind") == "cache hit":
+            console.print(f"\n[bold]seq {d['seq']}[/bold] {d['at']}: [green]cache hit[/green] {escape(d['reason'])}")
+            console.print(
+                f"  key {d['key']}, decider {d['decider']} v{d['decider_version']}, views {views}", style="dim"
+            )
+            continue
+        if d.get("cache_miss"):
+            console.print(f"\n  cache miss: {escape(d['cache_miss'])} (key {d['action_key'][:12]})", highlight=False)
         what = "preflight" if d["phase"] == "preflight" else f"attempt {d['attempt']}"
         console.print(
             f"\n[bold]seq {d['seq']}[/bold] {d['at']}: {what} → [cyan]{d['node']}[/cyan]"

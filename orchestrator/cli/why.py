@@ -22,12 +22,13 @@ async def start_mirrors(nc: Any) -> list[Any]:
     from projections.confidence.fold import ConfidenceSummary
     from projections.node_scores.fold import NodeView, TypeEstimate
     from projections.node_scores.patterns import PatternView
+    from projections.readiness.entries import CacheEntry, CacheLast
     from projections.readiness.fold import TaskView
     from projections.runner import ensure_bucket
     from projections.viewmirror import ViewMirror
 
     mirrors = [
-        ViewMirror(nc, S.KV_READINESS, {"task": TaskView}),
+        ViewMirror(nc, S.KV_READINESS, {"task": TaskView, "cache": CacheEntry, "cachelast": CacheLast}),
         ViewMirror(nc, S.KV_NODE_SCORES, {"node": NodeView, "type": TypeEstimate, "pattern": PatternView}),
         ViewMirror(nc, S.KV_CONFIDENCE, {"summary": ConfidenceSummary}),
     ]
@@ -56,10 +57,9 @@ def why(
     nats_url: NatsUrl = DEFAULT_URL,
 ) -> None:
     """Why a task is not running right now: one line, then the detail."""
+    from orchestrator.cli.taskref import among, resolve
     from orchestrator.decision.decide import DeciderConfig
     from orchestrator.decision.why import why as explain_why
-
-    from orchestrator.cli.taskref import among, resolve
 
     async def go() -> Any:
         nc = await _connect(nats_url)

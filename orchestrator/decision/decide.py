@@ -11,7 +11,9 @@ autonomy level narrows what may run (cautious: tier 1 only, one task per node, s
 first; supervised: only approved work). Flagged patterns (`orchestrator.decision.flags`) make a node
 avoided for a task type, or escalate a task to approval when they cannot be avoided. Same
 views + ``now`` + config give the same decisions byte for byte: no clock, no randomness, and
-every iteration is over sorted keys.
+every iteration is over sorted keys. Before any node is looked at, a ready cacheable task whose
+action key has a usable cache entry becomes a cache hit (`orchestrator.decision.cachehit`): a
+decision like a dispatch that needs no node, appended as a `TaskCacheHit`.
 """
 
 from __future__ import annotations
@@ -20,10 +22,12 @@ import hashlib
 from collections.abc import Collection, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
+from typing import Any
 
 import msgspec
 
 from orchestrator.decision.availability import node_down, unavailable
+from orchestrator.decision.cachehit import cache_hits
 from orchestrator.decision.candidates import choose
 from orchestrator.decision.dispatch import dispatch_event
 from orchestrator.decision.flags import FlagIndex, approve_hint, escalation_reason, flag_index
@@ -33,7 +37,7 @@ from orchestrator.decision.slots import RoundMemo, RoundSlots
 from projections.node_scores.fold import NodeView, TypeEstimate
 from projections.node_scores.patterns import PatternView
 from projections.readiness.fold import TaskView
-from schemas.events import Candidate, TaskDispatched
+from schemas.events import Candidate, TaskCacheHit, TaskDispatched
 
 __all__ = ["DECIDER_VERSION", "DeciderConfig", "Dispatch", "Views", "decide", "escalated", "gate", "plan"]
 __all__ += ["node_down", "unavailable", "world_hash"]
@@ -74,6 +78,7 @@ class Views:
     quality_threshold: float | None = None  # shown by the operator views; decide does not use it
     ready_set: ReadySet | None = None  # the ready tasks' order and digest, if the caller keeps them (else computed)
     memo: RoundMemo | None = None  # what rounds may share, if the caller keeps one across rounds (`RoundMemo`)
+    cache: Mapping[str, Any] = field(default_factory=dict)  # the readiness view's cache entries, by KV key
 
     def ready_tasks(self) -> list[TaskView]:
         """Every task in state ready, in key order (from the index when given)."""
@@ -83,9 +88,9 @@ class Views:
 
 
 class Dispatch(msgspec.Struct, frozen=True, kw_only=True):
-    """A decision to append: the event, and the guard that makes a stale one fail."""
+    """A decision to append: the event (a dispatch, or a cache hit), and the guard that makes a stale one fail."""
 
-    event: TaskDispatched
+    event: TaskDispatched | TaskCacheHit
     expected_seq: int
     version: int
 
@@ -191,6 +196,17 @@ def plan(
 ) -> tuple[list[Dispatch], dict[tuple[str, str], tuple[str, float]]]:
     """The dispatches, and the reservations: tasks left waiting for a busy node that finishes them
     first (task → node and seconds until its slot is expected free)."""
+    hits = [
+        Dispatch(event=e, expected_seq=t.last_seq, version=t.version + 1) for t, e in cache_hits(views, now, config)
+    ]
+    dispatches, reserved = _plan(views, now, config, {(d.event.graph_id, d.event.task_id) for d in hits})
+    return hits + dispatches, reserved
+
+
+def _plan(
+    views: Views, now: datetime, config: DeciderConfig, hit: set[tuple[str, str]]
+) -> tuple[list[Dispatch], dict[tuple[str, str], tuple[str, float]]]:
+    """`plan`'s dispatches and reservations, for the ready tasks not in ``hit``."""
     cfg = config.scoring
     reserved: dict[tuple[str, str], tuple[str, float]] = {}
     if not views.nodes:
@@ -209,6 +225,8 @@ def plan(
     for task in ranked(views, now, cfg, cautious):
         if len(out) >= config.max_dispatches or not _any_free(slots):
             break
+        if hit and (task.graph_id, task.task_id) in hit:
+            continue
         if gate(task, views.autonomy, now, cfg) is not None:
             continue
         if flags and escalated(task, views, now, config, flags) is not None:
@@ -254,6 +272,7 @@ def _approved_past_flags(
     if why is None:
         return d
     note = f"escalated ({why}) and approved by {task.approved_by}"
+    assert isinstance(d.event, TaskDispatched)  # (a cache hit is never escalated)
     strategy = f"{d.event.strategy}; {note}" if d.event.strategy else note
     return msgspec.structs.replace(d, event=msgspec.structs.replace(d.event, strategy=strategy))
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import TYPE_CHECKING
 
+from orchestrator.decision.cachehit import cache_miss
 from orchestrator.decision.scoring import ScoringConfig, backoff_until
 from projections.readiness.fold import TaskView
 from schemas.events import Candidate, TaskDispatched
@@ -78,4 +79,6 @@ def dispatch_event(
         strategy=_strategy(task, best, config.scoring) if not preflight else "",
         env=task.env,
         scope=task.scope,
+        cache_miss=cache_miss(task, views.cache) if task.action_key and not preflight else "",
+        action_key=task.action_key if not preflight else "",
     )

@@ -9,10 +9,12 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
+from orchestrator.decision.cachehit import cache_miss, usable_entry
 from orchestrator.decision.decide import DeciderConfig, Views, escalated, gate, plan, unavailable
 from orchestrator.decision.flags import flag_index
 from orchestrator.decision.scoring import priority, task_estimate
 from projections.readiness.fold import TaskView
+from schemas.events import TaskDispatched
 
 
 def _ago(now: datetime, then: datetime | None) -> str:
@@ -57,6 +59,17 @@ def why(task: TaskView, views: Views, now: datetime, config: DeciderConfig) -> d
 
 
 def _ready(task: TaskView, views: Views, now: datetime, config: DeciderConfig) -> tuple[str, list[str]]:
+    if task.action_key:
+        entry = usable_entry(task, views.cache)
+        if entry is not None:
+            src = f"{entry.graph_id}/{entry.task_id} attempt {entry.attempt}"
+            return f"ready: the next decision reuses the cached success of {src} (no node needed)", []
+        head, details = _not_cached(task, views, now, config)
+        return head, [f"cache: {cache_miss(task, views.cache)}", *details]
+    return _not_cached(task, views, now, config)
+
+
+def _not_cached(task: TaskView, views: Views, now: datetime, config: DeciderConfig) -> tuple[str, list[str]]:
     gated = gate(task, views.autonomy, now, config.scoring)
     if gated is not None:
         return gated, [f"autonomy {views.autonomy} (confidence {views.confidence:.2f})"]
@@ -91,7 +104,9 @@ def _ready(task: TaskView, views: Views, now: datetime, config: DeciderConfig) -
     key = (task.graph_id, task.task_id)
     planned = [d for d in dispatches if (d.event.graph_id, d.event.task_id) == key]
     if planned:
-        return f"ready: the next decision sends it to {planned[0].event.node_id}", details
+        e = planned[0].event
+        assert isinstance(e, TaskDispatched)  # (a hit was answered before any node was looked at)
+        return f"ready: the next decision sends it to {e.node_id}", details
     if key in reserved:
         node, wait = reserved[key]
         return f"ready, waiting for {node}: it frees up in about {wait:.0f}s and still finishes the task first", details

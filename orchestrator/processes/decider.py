@@ -19,6 +19,7 @@ from typing import Any
 
 import msgspec
 
+from node_agent.artifacts.store import ArtifactStore
 from orchestrator.decision.decide import DeciderConfig, Dispatch, Views, decide
 from orchestrator.decision.readyset import ReadySet
 from orchestrator.decision.scoring import ScoringConfig
@@ -26,16 +27,18 @@ from orchestrator.decision.signals import autonomy_change, unschedulable
 from orchestrator.decision.slots import RoundMemo
 from orchestrator.errors import ConcurrencyConflict, EventLogUnavailable
 from orchestrator.processes import followup
+from orchestrator.processes.cacheguard import verify_hits
 from orchestrator.runtime.connection import connect as nats_connect
 from orchestrator.writeside.eventlog import EventLog, event_append
 from projections.confidence.fold import ConfidenceSummary
 from projections.node_scores.fold import NodeView, TypeEstimate
 from projections.node_scores.patterns import PatternView
+from projections.readiness.entries import CacheEntry, CacheLast
 from projections.readiness.fold import GraphView, TaskView
 from projections.runner import ensure_bucket
 from projections.viewmirror import ViewMirror
 from schemas import subjects as S
-from schemas.events import AutonomyChanged
+from schemas.events import AutonomyChanged, TaskCacheHit
 
 log = logging.getLogger("niyantra.decider")
 
@@ -117,6 +120,7 @@ def build_views(
         }
     )
     return Views(
+        cache=tasks.values,  # the cache entries are the readiness view's ``cache.`` and ``cachelast.`` keys
         tasks=task_map,
         nodes=node_map,
         seqs=seqs,
@@ -165,10 +169,16 @@ async def _act_atomic(eventlog: EventLog, chunk: list[Dispatch], state: DeciderS
     state.last_append_seq = max(state.last_append_seq, *seqs)
     state.dispatched += len(seqs)
     for d in chunk:
-        log.info(
-            "dispatched %s/%s attempt %d to %s", d.event.graph_id, d.event.task_id, d.event.attempt, d.event.node_id
-        )
+        _log_decision(d)
     return True
+
+
+def _log_decision(d: Dispatch) -> None:
+    e = d.event
+    if isinstance(e, TaskCacheHit):
+        log.info("cache hit %s/%s: %s", e.graph_id, e.task_id, e.reason)
+    else:
+        log.info("dispatched %s/%s attempt %d to %s", e.graph_id, e.task_id, e.attempt, e.node_id)
 
 
 async def _act_each(eventlog: EventLog, chunk: list[Dispatch], state: DeciderState, acked: list[int]) -> None:
@@ -182,9 +192,7 @@ async def _act_each(eventlog: EventLog, chunk: list[Dispatch], state: DeciderSta
         acked.append(time.time_ns())  # pure-ok: the shell's own timings
         state.last_append_seq = max(state.last_append_seq, seq)
         state.dispatched += 1
-        log.info(
-            "dispatched %s/%s attempt %d to %s", d.event.graph_id, d.event.task_id, d.event.attempt, d.event.node_id
-        )
+        _log_decision(d)
 
     results = await asyncio.gather(*(one(d) for d in chunk), return_exceptions=True)
     for r in results:
@@ -302,7 +310,13 @@ async def run_decider(
         await eventlog.ensure_stream()
         for bucket in S.VIEW_BUCKETS:
             await ensure_bucket(nc, bucket)
-        tasks = ViewMirror(nc, S.KV_READINESS, {"task": TaskView, "graph": GraphView}, changed)
+        readiness: dict[str, type[Any]] = {
+            "task": TaskView,
+            "graph": GraphView,
+            "cache": CacheEntry,
+            "cachelast": CacheLast,
+        }
+        tasks = ViewMirror(nc, S.KV_READINESS, readiness, changed)
         nodes = ViewMirror(
             nc, S.KV_NODE_SCORES, {"node": NodeView, "type": TypeEstimate, "pattern": PatternView}, changed
         )
@@ -316,6 +330,7 @@ async def run_decider(
         graphs = followup.GraphIndex(tasks)
         mirrors = (tasks, nodes, confidence)
         timings = Timings(timings_path)
+        store = ArtifactStore(nc)  # a cache hit's blobs are looked at before it is appended
         last_scan = 0.0
         if on_ready is not None:
             on_ready()
@@ -345,6 +360,8 @@ async def run_decider(
             work = followup.plan(views, graphs.graphs, now, config, graphs.quiet)  # generated work (rules, backlog)
             del views  # shares the mirrors' live dicts: not valid after the next await
             decided = time.time_ns()
+            if any(isinstance(d.event, TaskCacheHit) for d in decisions):
+                decisions = await _verified(eventlog, decisions, store, now)
             acked = await act(eventlog, decisions, state)
             if decisions and timings.file is not None:
                 timings.record(
@@ -366,6 +383,17 @@ async def run_decider(
     finally:
         await nc.close()
     return state
+
+
+async def _verified(eventlog: EventLog, decisions: list[Dispatch], store: Any, now: datetime) -> list[Dispatch]:
+    """The round's decisions without the hits whose blobs do not verify; their entries are revoked."""
+    keep, revoked = await verify_hits(decisions, store, now)
+    for e in revoked:
+        try:
+            await eventlog.append_event(e)
+        except ConcurrencyConflict:
+            pass  # another decider revoked the same entry (same event id): it is revoked either way
+    return keep
 
 
 async def _first(*events: asyncio.Event) -> None:

@@ -16,7 +16,7 @@ import multiprocessing
 from collections.abc import Sequence
 from typing import Any
 
-from orchestrator.replay.replayer import GENERATION_SUBJECTS, Stored, check_range
+from orchestrator.replay.replayer import GENERATION_SUBJECTS, Stored, check_range, is_decision_subject
 
 DECIDE_WEIGHT = 6.0  # a decision costs about as much as folding six messages (measured: ~160 µs vs ~27 µs)
 MIN_DECISIONS_PER_JOB = 1000  # fewer, and a process is not worth forking
@@ -33,7 +33,7 @@ def split(messages: Sequence[Stored], until: int | None, jobs: int) -> list[tupl
         i
         for i, m in enumerate(messages)
         if (until is None or m.seq <= until)
-        and (".TaskDispatched." in m.subject or m.subject.endswith(GENERATION_SUBJECTS))
+        and (is_decision_subject(m.subject) or m.subject.endswith(GENERATION_SUBJECTS))
     ]
     jobs = min(jobs, len(positions) // MIN_DECISIONS_PER_JOB)
     if jobs <= 1:

@@ -2,8 +2,9 @@
 
 `Replayer` folds the stored messages through the real projections (`projections.fold.Fold`,
 the code the projector processes run). ``check`` re-runs the pure `decide` at each recorded
-`TaskDispatched` with the views at exactly the sequences the decision names (``view_seqs``), its
-``now`` and its policy, and compares the bytes of the decision the decider made for that task.
+`TaskDispatched` and `TaskCacheHit` (a decision too) with the views at exactly the sequences the
+decision names (``view_seqs``), its ``now`` and its policy, and compares the bytes of the decision
+the decider made for that task.
 A decision is *reproduced* when they are identical; otherwise the report names each field that
 differs, recorded against replayed.
 """
@@ -205,12 +206,31 @@ class Replayer:
             quality_threshold=threshold,
             ready_set=ready_set,
             memo=self._memo,
+            cache=r.cache,
         )
 
 
-def _diff(recorded: ev.TaskDispatched, replayed: ev.TaskDispatched | None) -> list[dict[str, Any]]:
-    if replayed is None:
-        return [{"field": "decision", "recorded": f"{recorded.phase} to {recorded.node_id}", "replayed": "none"}]
+Recorded = ev.TaskDispatched | ev.TaskCacheHit
+DECISION_SUBJECT_ENDS = (".TaskCacheHit",)  # decisions besides dispatches (whose node follows the name)
+
+
+def is_decision_subject(subject: str) -> bool:
+    """The message is a dispatch or a cache hit (by its subject alone: no decode)."""
+    return ".TaskDispatched." in subject or subject.endswith(DECISION_SUBJECT_ENDS)
+
+
+def _phase(e: Recorded) -> str:
+    """What a decision did to its task: ``run``, ``preflight`` or ``cache hit``."""
+    return e.phase if isinstance(e, ev.TaskDispatched) else "cache hit"
+
+
+def _said(e: Recorded) -> str:
+    return f"{e.phase} to {e.node_id}" if isinstance(e, ev.TaskDispatched) else f"cache hit of {e.key[:12]}"
+
+
+def _diff(recorded: Recorded, replayed: Recorded | None) -> list[dict[str, Any]]:
+    if replayed is None or type(replayed) is not type(recorded):
+        return [{"field": "decision", "recorded": _said(recorded), "replayed": _said(replayed) if replayed else "none"}]
     a, b = msgspec.to_builtins(recorded), msgspec.to_builtins(replayed)
     out = []
     for k in sorted(set(a) | set(b)):
@@ -243,7 +263,7 @@ def check_range(
     decisions = reproduced = rounds = 0
     mismatches: list[dict[str, Any]] = []
     last_round: tuple[Any, ...] | None = None
-    by_task: dict[tuple[str, str, str], ev.TaskDispatched] = {}
+    by_task: dict[tuple[str, str], Recorded] = {}
     configs: dict[tuple[str, str, str], DeciderConfig] = {}
     generations = 0
     freeze = gc.isenabled()
@@ -262,10 +282,10 @@ def check_range(
                     reproduced += not found
                     mismatches += found
                 continue
-            if ".TaskDispatched." not in m.subject:
+            if not is_decision_subject(m.subject):
                 continue
             recorded = replayer.event(i)  # decoded once: the folds use it when they pass it
-            if not isinstance(recorded, ev.TaskDispatched) or (graph and recorded.graph_id != graph):
+            if not isinstance(recorded, Recorded) or (graph and recorded.graph_id != graph):
                 continue
             decisions += 1
             now = recorded.now or recorded.occurred_at
@@ -281,12 +301,12 @@ def check_range(
                         scoring=ScoringConfig(policy=recorded.policy or "eft"),
                     )
                 by_task = {
-                    (d.event.graph_id, d.event.task_id, d.event.phase): d.event
+                    (d.event.graph_id, d.event.task_id): d.event
                     for d in decide(replayer.views(dict(seqs), config.scoring), now, config)
                 }
                 last_round = round_key
                 rounds += 1
-            replayed = by_task.get((recorded.graph_id, recorded.task_id, recorded.phase))
+            replayed = by_task.get((recorded.graph_id, recorded.task_id))  # (one decision per task a round)
             if replayed is not None and _same_bytes(replayed, recorded, m.data):
                 reproduced += 1
                 continue
@@ -295,7 +315,7 @@ def check_range(
                     "seq": m.seq,
                     "graph": recorded.graph_id,
                     "task": recorded.task_id,
-                    "attempt": recorded.attempt,
+                    "attempt": getattr(recorded, "attempt", 0),
                     "differences": _diff(recorded, replayed),
                 }
             )

@@ -7,7 +7,7 @@ says why a task went where it went.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from typing import Any
 
 import msgspec
@@ -16,7 +16,35 @@ from schemas import events as ev
 
 
 def decision_record(seq: int, d: ev.TaskDispatched) -> dict[str, Any]:
-    """One dispatch decision, as `explain --json` prints it."""
+    """One dispatch decision, as `explain --json` prints it (a cacheable task's also says why the cache missed)."""
+    out = _dispatch_record(seq, d)
+    if d.action_key:
+        out |= {"action_key": d.action_key, "cache_miss": d.cache_miss}
+    return out
+
+
+def hit_record(seq: int, h: ev.TaskCacheHit) -> dict[str, Any]:
+    """One cache-hit decision, as `explain --json` prints it."""
+    return {
+        "seq": seq,
+        "kind": "cache hit",
+        "at": h.occurred_at.isoformat(),
+        "graph": h.graph_id,
+        "task": h.task_id,
+        "key": h.key,
+        "domain": h.domain,
+        "reused": {"graph": h.reused_graph, "task": h.reused_task, "attempt": h.reused_attempt},
+        "reason": h.reason,
+        "outputs": [{"path": o.path, "digest": o.digest, "size": o.size} for o in h.outputs],
+        "policy": h.policy,
+        "view_seqs": dict(h.view_seqs),
+        "decider": h.decider_id,
+        "decider_version": h.decider_version,
+        "now": h.now.isoformat() if h.now else None,
+    }
+
+
+def _dispatch_record(seq: int, d: ev.TaskDispatched) -> dict[str, Any]:
     return {
         "seq": seq,
         "at": d.occurred_at.isoformat(),
@@ -50,22 +78,16 @@ def decision_record(seq: int, d: ev.TaskDispatched) -> dict[str, Any]:
 
 def summary(e: ev.AnyEvent) -> str:
     """One line saying what an event means, for timelines and `niyantra events`."""
+    said = _SAID.get(type(e))
+    if said is not None:
+        return said(e)
     match e:
         case ev.GraphSubmitted():
             return f"graph {e.graph_id} submitted: {len(e.tasks)} tasks" + (
                 f" (1 of {e.parts} parts)" if e.parts > 1 else ""
             )
-        case ev.TaskDispatched():
-            what = "preflight" if e.phase == "preflight" else f"attempt {e.attempt}"
-            extra = f", strategy {e.strategy}" if e.strategy else ""
-            return f"{what} dispatched to {e.node_id} ({len(e.candidates)} candidates, policy {e.policy}{extra})"
         case ev.TaskStarted():
             return f"attempt {e.attempt} started on {e.node_id}" + (f" (pid {e.pid})" if e.pid else "")
-        case ev.TaskCompleted():
-            what = "preflight" if e.phase == "preflight" else f"attempt {e.attempt}"
-            tail = f", exit {e.exit_code}" if e.exit_code is not None else ""
-            err = f": {e.error}" if e.error else ""
-            return f"{what} {e.outcome} on {e.node_id} after {e.duration_s:.2f}s{tail}{err}"
         case ev.TaskLost():
             return f"attempt {e.attempt} lost on {e.node_id}: {e.reason}"
         case ev.TaskCancelled() | ev.GraphCancelled() | ev.TaskApproved() | ev.TaskRejected():
@@ -87,6 +109,34 @@ def summary(e: ev.AnyEvent) -> str:
             return f"autonomy {e.previous or '?'} -> {e.level}: {e.reason}"
         case _:
             return type(e).__name__
+
+
+def _completed(e: ev.TaskCompleted) -> str:
+    what = "preflight" if e.phase == "preflight" else f"attempt {e.attempt}"
+    tail = f", exit {e.exit_code}" if e.exit_code is not None else ""
+    err = f": {e.error}" if e.error else ""
+    return f"{what} {e.outcome} on {e.node_id} after {e.duration_s:.2f}s{tail}{err}"
+
+
+def _dispatched(e: ev.TaskDispatched) -> str:
+    what = "preflight" if e.phase == "preflight" else f"attempt {e.attempt}"
+    extra = f", strategy {e.strategy}" if e.strategy else ""
+    miss = f", cache: {e.cache_miss}" if e.cache_miss else ""
+    return f"{what} dispatched to {e.node_id} ({len(e.candidates)} candidates, policy {e.policy}{extra}{miss})"
+
+
+def _cached(e: ev.TaskCacheHit | ev.CacheEntryRevoked) -> str:
+    if isinstance(e, ev.TaskCacheHit):
+        return f"cache hit: {e.reason}"
+    return f"cache entry {e.key[:12]} in domain {e.domain!r} revoked: {e.reason}"
+
+
+_SAID: dict[type, Callable[[Any], str]] = {
+    ev.TaskDispatched: _dispatched,
+    ev.TaskCompleted: _completed,
+    ev.TaskCacheHit: _cached,
+    ev.CacheEntryRevoked: _cached,
+}
 
 
 def subject_of(e: ev.AnyEvent) -> str:
@@ -116,6 +166,8 @@ def explain(events: Iterable[tuple[int, ev.AnyEvent]]) -> dict[str, Any]:
     for seq, e in events:
         if isinstance(e, ev.TaskDispatched):
             decisions.append(decision_record(seq, e))
+        elif isinstance(e, ev.TaskCacheHit):
+            decisions.append(hit_record(seq, e))
         if isinstance(e, ev.TasksGenerated):
             generated += [
                 {"seq": seq, "rule": x.rule, "trigger": x.trigger_task, "trigger_outcome": x.trigger_outcome,

@@ -75,7 +75,9 @@ def task_row(
 def snapshot(views: Views, now: datetime, config: DeciderConfig, graph: str | None = None) -> list[dict[str, Any]]:
     """Every graph (or one) with its totals and task rows, tasks by depth then id."""
     dispatches, reserved = plan(views, now, config)
-    scheduled: dict[Any, str] = {(d.event.graph_id, d.event.task_id): d.event.node_id for d in dispatches}
+    scheduled: dict[Any, str] = {
+        (d.event.graph_id, d.event.task_id): getattr(d.event, "node_id", "(cache hit)") for d in dispatches
+    }
     scheduled.update({k: f"{n} (after ~{w:.0f}s)" for k, (n, w) in reserved.items()})
     by_graph: dict[str, list[TaskView]] = {}
     for (g, _), t in views.tasks.items():
