@@ -330,6 +330,9 @@ from orchestrator.cli import artifacts as cli_artifacts  # noqa: E402, F401,I001
 from orchestrator.cli import backlog as cli_backlog  # noqa: E402, F401,I001
 from orchestrator.cli import wait as cli_wait  # noqa: E402, F401,I001
 from orchestrator.cli import build as cli_build  # noqa: E402, F401,I001
+from orchestrator.cli import console as cli_console  # noqa: E402,I001
+
+cli_console.register(app, NatsUrl, DEFAULT_URL, fail, console)
 
 if __name__ == "__main__":
     # As a script this file is ``__main__``; the command modules register on ``orchestrator.cli.main.app``.

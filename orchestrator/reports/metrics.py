@@ -40,6 +40,12 @@ def _int(text: str) -> int:
     return int(text) if text.isdigit() else 0
 
 
+def decision_cause(d: ev.TaskDispatched) -> int:
+    """The sequence a decision answered: the newest event its views reflected (else the one that
+    made the task ready); decision latency runs from that event's stored time to the dispatch's."""
+    return max(d.view_seqs.values(), default=0) or _int((d.causation_id or "").partition("@")[2])
+
+
 def _percentile(values: list[float], q: float) -> float | None:
     if not values:
         return None
@@ -80,8 +86,7 @@ class _Tally:
         if d.phase != "run":
             return
         self.first_dispatch = self.first_dispatch or at
-        # the newest event the decision's views reflected (else the one that made the task ready)
-        cause = max(d.view_seqs.values(), default=0) or _int((d.causation_id or "").partition("@")[2])
+        cause = decision_cause(d)
         if cause in self.stored:
             self.latencies.append((at - self.stored[cause]).total_seconds() * 1000)
 
