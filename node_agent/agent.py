@@ -31,6 +31,7 @@ import nats.js.errors
 import psutil
 from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy
 
+from node_agent.artifacts.publish import TaskData
 from node_agent.control import Control
 from node_agent.execution import Execution, ExecutionSettings
 from node_agent.logstore import LogStore
@@ -86,7 +87,8 @@ class Agent:
         self.s = settings
         self.log = EventLog(nc)
         self.logs = LogStore(nc)
-        self.execution = Execution(settings.execution, settings.node_id, self.logs)
+        data = TaskData(nc, settings.execution.workdir, settings.node_id, settings.execution.layout)
+        self.execution = Execution(settings.execution, settings.node_id, self.logs, data)
         self.active: dict[int, asyncio.Task[None]] = {}  # dispatch stream seq → handler
         self.running: dict[int, Running] = {}  # dispatch stream seq → what it runs
         self.delivery: dict[int, Any] = {}  # dispatch stream seq → its newest delivery (acked, beaten)

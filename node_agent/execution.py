@@ -1,5 +1,6 @@
-"""One run of a dispatch on this machine: workspace, environment, scope snapshots, the process,
-its redacted output stored in LOGS, and the quality score — everything but the events.
+"""One run of a dispatch on this machine: workspace (its inputs laid out, its outputs stored after:
+`node_agent.artifacts.publish`), environment, scope snapshots, the process, its redacted output
+stored in LOGS, and the quality score — everything but the events.
 """
 
 from __future__ import annotations
@@ -9,16 +10,18 @@ import logging
 import os
 import shutil
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from node_agent import scope as sc
+from node_agent.artifacts.layout import LinkMode
+from node_agent.artifacts.publish import DataFailure, TaskData
 from node_agent.environment import DEFAULT_PASS, DEFAULT_SECRET_PATTERNS, secret_values, task_environment
 from node_agent.errors import LogStoreUnavailable
 from node_agent.logstore import LogStore
 from node_agent.output import CappedOutput, Redactor
-from node_agent.report import RunReport, read_quality
-from node_agent.runner import run_command
+from node_agent.report import RunReport, outcome_of, read_quality
+from node_agent.runner import RunResult, run_command
 from node_agent.workspace import HASH_LIMIT, WorkspaceMode, run_dir, snapshot, workspace_dir
 from schemas import events as ev
 from schemas import subjects as S
@@ -38,16 +41,18 @@ class ExecutionSettings:
     output_cap: int = OUTPUT_CAP
     grace_s: float = 5.0
     hash_limit: int = HASH_LIMIT
+    layout: LinkMode | None = None  # how inputs are laid out: hardlink or copy (None: copy as root, else hardlink)
     agent_env: Mapping[str, str] = field(default_factory=lambda: dict(os.environ))
 
 
 class Execution:
     """Runs dispatches for one node, each with its own cancel switch."""
 
-    def __init__(self, settings: ExecutionSettings, node_id: str, logs: LogStore) -> None:
+    def __init__(self, settings: ExecutionSettings, node_id: str, logs: LogStore, data: TaskData | None = None) -> None:
         self.s = settings
         self.node_id = node_id
         self.logs = logs
+        self.data = data  # the artifact store and local cache (None: no inputs laid out, no outputs stored)
         self.secrets = secret_values(settings.agent_env, settings.secret_patterns)
 
     def environment(self, d: ev.TaskDispatched, workspace: Path, quality_file: Path) -> dict[str, str]:
@@ -64,9 +69,14 @@ class Execution:
         return task_environment(self.s.agent_env, d.env, own, default_pass=self.s.env_pass)
 
     async def run(self, d: ev.TaskDispatched, cancel: asyncio.Event, cancel_reason: list[str]) -> RunReport:
-        """Run the dispatch's command to its end (exit, timeout or cancel) and store its output."""
+        """Lay out the task's inputs, run its command to its end (exit, timeout or cancel), store its
+        declared outputs after a success, and store its output."""
         workdir = self.s.workdir.resolve()
         workspace = workspace_dir(workdir, self.s.workspace, self.node_id, d.graph_id, d.task_id)
+        if self.data is not None:
+            staged = await self.data.prepare(d, workspace)
+            if isinstance(staged, DataFailure):
+                return await self._not_run(d, staged)
         meta = run_dir(workdir, self.node_id, d.graph_id, d.task_id, d.attempt, d.phase)
         quality_file = meta / "quality"
         quality_file.unlink(missing_ok=True)
@@ -87,20 +97,38 @@ class Execution:
             after = await asyncio.to_thread(snapshot, workspace, hash_limit=self.s.hash_limit)
             violations = tuple(sc.violations(sc.diff(before, after), d.scope))
         quality, note = read_quality(quality_file)
-        output = capture.value()
-        if note:
-            output += f"\n[niyantra: {note}]\n".encode()
         shutil.rmtree(meta, ignore_errors=True)
-        subject = await self._store(d, output, result.exit_code)
-        return RunReport(
+        report = RunReport(
             result=result,
-            output=output,
             violations=violations,
             quality=quality,
-            log_subject=subject,
             cancel_reason=cancel_reason[0] if cancel_reason else "",
             notes=(note,) if note else (),
         )
+        report = await self._publish(d, workspace, report)
+        return await self._with_log(d, report, capture.value())
+
+    async def _publish(self, d: ev.TaskDispatched, workspace: Path, report: RunReport) -> RunReport:
+        """After a successful run: the declared outputs stored and recorded (or why they were not)."""
+        if self.data is None or d.phase != "run" or not d.outputs or outcome_of(report)[0] != "success":
+            return report
+        stored = await self.data.publish(d, workspace)
+        if isinstance(stored, DataFailure):
+            return replace(report, data_error=stored.error, data_retryable=stored.retryable)
+        return replace(report, outputs=stored)
+
+    async def _not_run(self, d: ev.TaskDispatched, why: DataFailure) -> RunReport:
+        report = RunReport(result=RunResult(exit_code=None, duration_s=0.0, error=why.error))
+        report = replace(report, data_error=why.error, data_retryable=why.retryable)
+        return await self._with_log(d, report, b"")
+
+    async def _with_log(self, d: ev.TaskDispatched, report: RunReport, output: bytes) -> RunReport:
+        """The report with its notes appended to the output, and that output stored in LOGS."""
+        for note in (*report.notes, report.data_error):
+            if note:
+                output += f"\n[niyantra: {note}]\n".encode()
+        subject = await self._store(d, output, report.result.exit_code)
+        return replace(report, output=output, log_subject=subject)
 
     async def _store(self, d: ev.TaskDispatched, output: bytes, exit_code: int | None) -> str:
         subject = S.log_subject(d.graph_id, d.task_id, d.attempt, d.phase)

@@ -10,11 +10,15 @@ Outcome and retryability (STYLE 18: the agent marks each failure):
 
 | what happened                         | outcome | retryable |
 |---------------------------------------|---------|-----------|
-| exit 0, within scope                   | success | -         |
+| exit 0, within scope, outputs stored   | success | -         |
+| inputs not laid out, outputs not stored | failure | by cause  |
 | cancelled (task or graph)              | failure | no        |
 | wrote outside its scope                | failure | no        |
 | exit 126/127 (not executable/no such)  | failure | no        |
 | timed out, other exit code, no start   | failure | yes       |
+
+By cause: a missing output, a path out of the workspace, a bad manifest are not retryable; a
+store that cannot be reached, a blob missing or corrupt in the store are.
 """
 
 from __future__ import annotations
@@ -69,6 +73,9 @@ class RunReport:
     log_subject: str = ""
     cancel_reason: str = ""
     notes: tuple[str, ...] = field(default_factory=tuple)
+    outputs: tuple[ev.ArtifactRecord, ...] = ()  # the declared outputs as stored
+    data_error: str = ""  # inputs not laid out, or outputs not stored (`node_agent.artifacts.publish`)
+    data_retryable: bool = True
 
 
 def outcome_of(r: RunReport) -> tuple[ev.Outcome, str, bool]:
@@ -79,6 +86,8 @@ def outcome_of(r: RunReport) -> tuple[ev.Outcome, str, bool]:
         return "failure", f"cancelled{why}", False
     if r.violations:
         return "failure", describe(r.violations), False
+    if r.data_error:
+        return "failure", r.data_error, r.data_retryable
     if res.timed_out or res.exit_code is None:
         return "failure", res.error or "did not run", True
     if res.exit_code != 0:
@@ -119,6 +128,7 @@ def completion(d: ev.TaskDispatched, r: RunReport, at: datetime, secrets: tuple[
         scope_violations=tuple(redact_text(c.path, secrets) for c in r.violations),
         log_subject=r.log_subject,
         retryable=retryable if outcome == "failure" else True,
+        outputs=r.outputs if outcome == "success" else (),
     )
 
 

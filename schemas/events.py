@@ -186,6 +186,12 @@ class TaskDispatched(Event, frozen=True, kw_only=True):
     scope: tuple[str, ...] = ()
     cache_miss: str = ""  # a cacheable task: why the cache had nothing to reuse (the field that changed, or "no entry")
     action_key: str = ""  # a cacheable task: its action key (the agent's success records its outputs under it)
+    # The data path (`node_agent.artifacts.stage`, `.publish`): the graph's source manifest (a blob
+    # named by its digest, stored at submit), the task's declared outputs (collected and stored
+    # after a successful run) and its dependencies' stored outputs (laid out at their paths first).
+    source_tree: str = ""
+    outputs: tuple[str, ...] = ()
+    dep_outputs: tuple[ArtifactRecord, ...] = ()
 
 
 class TaskCacheHit(Event, frozen=True, kw_only=True):

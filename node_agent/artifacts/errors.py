@@ -10,6 +10,7 @@ ArtifactError (an AgentError)            ``retryable`` says whether running the 
  ├── BlobNotFound          no blob of that digest in the store
  ├── BlobCorrupt           a blob whose content does not hash to its name: a miss, never used
  ├── NoSuchOutput          ``artifacts get``: no such output recorded for that task
+ ├── InputUnavailable      a blob a task's workspace needs could not be fetched or did not verify (path, digest)
  └── ArtifactStoreUnavailable   the store cannot be reached, created or written in time
       └── ArtifactStoreFull      the bucket is at its size limit (``gc`` or a larger bucket helps)
 """
@@ -101,6 +102,16 @@ class NoSuchOutput(ArtifactError):
     def __init__(self, graph_id: str, task_id: str, path: str, why: str) -> None:
         self.graph_id, self.task_id, self.path, self.why = graph_id, task_id, path, why
         super().__init__(f"task {graph_id}/{task_id} has no output {path!r}: {why}")
+
+
+class InputUnavailable(ArtifactError):
+    """A file of a task's layout (source or a dependency's output) whose blob could not be had intact:
+    the task does not run on it."""
+
+    def __init__(self, path: str, digest: str, why: str, retryable: bool = True) -> None:
+        self.path, self.digest, self.why = path, digest, why
+        self.retryable = retryable
+        super().__init__(f"input {path!r} (sha256:{digest}) cannot be laid out: {why}")
 
 
 class ArtifactStoreUnavailable(ArtifactError):

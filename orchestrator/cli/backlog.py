@@ -16,7 +16,7 @@ import typer
 from rich.markup import escape
 from rich.table import Table
 
-from orchestrator.cli.graph import MaxBytes, MaxTasks, _load, _submission, _with_app
+from orchestrator.cli.graph import MaxBytes, MaxTasks, _load, _submission, _with_app, store_source
 from orchestrator.cli.main import DEFAULT_URL, NatsUrl, _connect, app, console
 from orchestrator.graphs.validation import DEFAULT_MAX_BYTES, DEFAULT_MAX_TASKS
 from orchestrator.graphs.wfformat import DEFAULT_TEMPLATE
@@ -42,6 +42,7 @@ def add(
             backlog_priority=priority,
         ),
     )
+    store_source(nats_url, spec)
     done = _with_app(nats_url, lambda a: a.submit_graph(events))
     if done.created:
         console.print(

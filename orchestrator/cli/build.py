@@ -16,7 +16,7 @@ from typing import Annotated, Any
 
 import typer
 
-from orchestrator.cli.graph import _print_problems, _submission, _with_app
+from orchestrator.cli.graph import _print_problems, _submission, _with_app, store_source
 from orchestrator.cli.main import DEFAULT_URL, LazyLive, NatsUrl, app, console, fail
 from orchestrator.errors import GraphFileError, NinjaFileError, SourceTreeError
 
@@ -102,6 +102,7 @@ def build(
         return build_with_source(str(manifest), document, Path.cwd(), hash_source=True)
 
     spec, events = _submission("build", load)
+    store_source(nats_url, spec)
     done = _with_app(nats_url, lambda a: a.submit_graph(events))
     console.print(f"submitted graph {spec.id}: {len(spec.tasks)} tasks from {manifest} (seq {done.seq})")
     if wait:

@@ -140,11 +140,29 @@ def submit(
     spec, events = _submission(
         "submit", lambda: _load(file, max_tasks, max_bytes, wf_command, wf_scale, graph_id, hash_source=True)
     )
+    store_source(nats_url, spec)
     done = _with_app(nats_url, lambda a: a.submit_graph(events))
     if done.created:
         console.print(f"submitted graph {spec.id}: {len(spec.tasks)} tasks (seq {done.seq})")
     else:
         console.print(f"graph {spec.id} was already submitted with the same content; nothing written")
+
+
+def store_source(nats_url: str, spec: GraphSpec) -> None:
+    """Put the graph's source blobs and manifest into the artifact store before its submission is
+    appended (`orchestrator.writeside.sources`); any failure is one line, exit 2, nothing appended."""
+    if not spec.source_tree:
+        return
+    from node_agent.errors import AgentError
+    from orchestrator.writeside.sources import store_source_sync
+
+    try:
+        stored = store_source_sync(nats_url, spec)
+    except (AgentError, OSError, ValueError) as e:
+        raise fail(f"cannot store the source of graph {spec.id}: {e}; nothing was submitted") from e
+    except Exception as e:  # noqa: BLE001 -- nats-py's connection errors are of many types: one line
+        raise fail(f"cannot store the source of graph {spec.id} at {nats_url}: {e!r}; nothing was submitted") from e
+    err.print(f"source of {spec.id}: {stored.blobs} blobs, {stored.uploaded} sent ({stored.bytes_sent:,} bytes)")
 
 
 def _with_app(nats_url: str, command: Callable[[Any], T]) -> T:

@@ -1,7 +1,9 @@
 """The `TaskDispatched` event a dispatch decision appends: attempt, phase (a tier-2 task's
 preflight first), command, timeout (a retry after a timeout gets more), the retry strategy in
 words, and the decision's inputs (candidates, confidence, autonomy, policy, world hash, view
-sequences, decider, ``now``). Pure: everything comes in as arguments."""
+sequences, decider, ``now``), and the task's data: its graph's source manifest, its declared
+outputs and its dependencies' stored outputs (what its agent lays out before it runs). Pure:
+everything comes in as arguments."""
 
 from __future__ import annotations
 
@@ -11,7 +13,7 @@ from typing import TYPE_CHECKING
 from orchestrator.decision.cachehit import cache_miss
 from orchestrator.decision.scoring import ScoringConfig, backoff_until
 from projections.readiness.fold import TaskView
-from schemas.events import Candidate, TaskDispatched
+from schemas.events import ArtifactRecord, Candidate, TaskDispatched
 from schemas.ids import task_ref
 
 if TYPE_CHECKING:
@@ -38,6 +40,16 @@ def _strategy(task: TaskView, best: Candidate, cfg: ScoringConfig) -> str:
     if task.failure_kind == "timeout" and task.timeout_s is not None:
         parts.append(f"timeout {task.timeout_s:.0f}s -> {task.timeout_s * cfg.retry_timeout_factor:.0f}s")
     return "; ".join(parts)
+
+
+def dep_outputs(task: TaskView, views: Views) -> tuple[ArtifactRecord, ...]:
+    """The stored outputs of the task's dependencies (its agent lays them out before it runs), by path."""
+    found: dict[str, ArtifactRecord] = {}
+    for dep in task.depends_on:
+        view = views.tasks.get((task.graph_id, dep))
+        for record in view.outputs if view is not None else ():
+            found.setdefault(record.path, record)
+    return tuple(found[p] for p in sorted(found))
 
 
 def dispatch_event(
@@ -81,4 +93,7 @@ def dispatch_event(
         scope=task.scope,
         cache_miss=cache_miss(task, views.cache) if task.action_key and not preflight else "",
         action_key=task.action_key if not preflight else "",
+        source_tree=task.source_tree,
+        outputs=task.output_decls if not preflight else (),
+        dep_outputs=dep_outputs(task, views) if task.depends_on else (),
     )

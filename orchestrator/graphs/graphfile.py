@@ -25,7 +25,7 @@ from orchestrator.errors import GraphFileError, SourceTreeError
 from orchestrator.graphs.iocheck import parse_sources
 from orchestrator.graphs.problem import Problem
 from orchestrator.graphs.shape import find_cycle
-from orchestrator.graphs.sourcetree import manifest_of_mounts, source_paths
+from orchestrator.graphs.sourcetree import source_paths, walk_manifest
 from orchestrator.graphs.validation import GraphSpec, Limits, build_graph, parse_duration
 from orchestrator.graphs.wfformat import WfOptions, is_wfformat, wf_document
 from schemas.codec import manifest_digest
@@ -130,7 +130,7 @@ def build_with_source(
         return build_graph(file, doc, limits)
     try:
         if hash_source:
-            manifest = manifest_of_mounts(mounts, base)
+            manifest, origins = walk_manifest(mounts, base)
             paths = [f.path for f in manifest.files]
         else:
             paths = source_paths(mounts, base)
@@ -139,4 +139,5 @@ def build_with_source(
     spec = build_graph(file, doc, limits, source_paths=paths)
     if not hash_source:
         return spec
-    return dataclasses.replace(spec, source_tree=manifest_digest(manifest), source_files=manifest.files)
+    tree = manifest_digest(manifest)
+    return dataclasses.replace(spec, source_tree=tree, source_files=manifest.files, source_origins=origins)

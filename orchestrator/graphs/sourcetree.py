@@ -141,6 +141,11 @@ def _record(f: _File, ws_path: str) -> ArtifactRecord:
 
 def manifest_of_mounts(mounts: Sequence[SourceMount], base: Path) -> SourceManifest:
     """The manifest of every mount together: each file hashed once, at its workspace path, sorted."""
+    return walk_manifest(mounts, base)[0]
+
+
+def walk_manifest(mounts: Sequence[SourceMount], base: Path) -> tuple[SourceManifest, dict[str, str]]:
+    """`manifest_of_mounts`, and where on this machine each workspace path was read (what submit uploads)."""
     paths: dict[str, str] = {}
     records: list[ArtifactRecord] = []
     for mount in mounts:
@@ -149,7 +154,7 @@ def manifest_of_mounts(mounts: Sequence[SourceMount], base: Path) -> SourceManif
             _claim(paths, ws_path, f.path)
             records.append(_record(f, ws_path))
     records.sort(key=lambda r: r.path)
-    return SourceManifest(files=tuple(records))
+    return SourceManifest(files=tuple(records)), paths
 
 
 def manifest_of(source_dir: str | Path, *, at: str = "", exclude: Sequence[str] = ()) -> SourceManifest:

@@ -52,6 +52,7 @@ class GraphSpec:
     filesets: dict[str, tuple[str, ...]] = field(default_factory=dict)
     source_tree: str = ""  # set at submit from the walked sources: the manifest's digest and files
     source_files: tuple[ArtifactRecord, ...] = ()
+    source_origins: dict[str, str] = field(default_factory=dict)  # workspace path -> file read at submit (uploaded)
     cache: bool = True  # [graph] cache = false: nothing of the graph is reused or recorded
     uncached: tuple[str, ...] = ()  # tasks with cache = false
     cache_domain: str = ""  # [graph] cache_domain: the trust domain ("": the graph file as submitted)

@@ -103,12 +103,14 @@ class Graph:
         """Validate and submit through the write side; returns `Submitted` (``created`` False if present)."""
         from orchestrator.graphs.submission import graph_events
         from orchestrator.writeside.application import Orchestrator
+        from orchestrator.writeside.sources import store_source_sync
 
         spec = self.build(hash_source=True)
         url = url or os.environ.get("NIYANTRA_NATS_URL", "nats://127.0.0.1:4222")
         events = graph_events(
             spec, datetime.now(UTC), f"submit:{spec.id}:{uuid.uuid4().hex}", submitted_by or os.environ.get("USER", "")
         )
+        store_source_sync(url, spec)  # the blobs first: no event ever names a missing one
         app = Orchestrator(env={"NIYANTRA_NATS_URL": url})
         try:
             return app.submit_graph(events)

@@ -63,6 +63,9 @@ class TaskView(msgspec.Struct, frozen=True, kw_only=True, gc=False):
     cache_domain: str = ""  # where its success is recorded and looked up first
     cache_trusts: tuple[str, ...] = ()  # the other domains it may reuse from, in order
     cache_hit: str = ""  # "graph/task attempt N" of the success a cache hit reused
+    # The data path: the task's declared outputs (paths and globs) and its graph's source manifest digest.
+    output_decls: tuple[str, ...] = ()
+    source_tree: str = ""
 
 
 class GraphView(msgspec.Struct, frozen=True, kw_only=True, gc=False):

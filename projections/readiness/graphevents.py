@@ -94,6 +94,8 @@ def _submit(view: ReadinessView, e: ev.GraphSubmitted, seq: int, version: int = 
                 awaiting_approval=gate,
                 reason=held,
             )
+        if t.outputs or e.source_tree:
+            new = replace(new, output_decls=t.outputs, source_tree=e.source_tree)
         if e.cache and (e.source_tree or t.inputs or t.outputs):
             new = with_form(e, t, new)
         views.append(new)

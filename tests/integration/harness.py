@@ -21,6 +21,7 @@ from orchestrator.processes.decider import run_decider
 from orchestrator.reports.queries import read_status
 from orchestrator.writeside.eventlog import EventLog
 from orchestrator.writeside.service import submit_graph
+from orchestrator.writeside.sources import store_source
 from projections.runner import run_projector
 from schemas.events import TaskSpec
 
@@ -101,6 +102,7 @@ def layered_graph(graph_id: str, layers: int, width: int, command: str) -> Graph
 async def submit(url: str, spec: GraphSpec) -> int:
     nc = await nats.connect(url)
     try:
+        await store_source(nc, spec)  # the source's blobs first, as `niyantra submit` does
         log = EventLog(nc)
         await log.ensure_stream()
         return await submit_graph(log, graph_events(spec, datetime.now(UTC), f"submit:{spec.id}"))
