@@ -7,6 +7,8 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import shutil
+import subprocess
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
@@ -25,7 +27,7 @@ from projections.runner import run_projector
 from schemas import events as ev
 from schemas.codec import encode_manifest
 from tests.conftest import assert_eventually
-from tests.integration.agent_support import task_events
+from tests.integration.agent_support import NIYANTRA, REPO, task_events
 from tests.integration.harness import submit, task_status
 
 NODES = ("node-1", "node-2", "node-3")
@@ -146,3 +148,94 @@ async def test_three_tasks_on_three_machines_pass_files_through_the_store(
     for node, workdir in workdirs.items():
         mine = {t for t, n in ran_on.items() if n == node}
         assert {p.name for p in (workdir / node / "chain").iterdir()} == mine if mine else True
+
+
+FAULTS = """
+[[tasks]]
+id = "silent"
+command = "mkdir -p out && echo one > out/one.txt"
+outputs = ["out/one.txt", "out/two words.txt"]
+
+[[tasks]]
+id = "escape"
+command = "ln -s /etc/hostname link.txt"
+outputs = ["link.txt"]
+"""
+
+
+async def test_a_missing_output_or_a_symlink_out_fails_the_task_naming_the_path(
+    nats_server: RunningServer, tmp_path: Path
+) -> None:
+    url = nats_server.url
+    spec = load_graph(write_graph(tmp_path, "faults", FAULTS), hash_source=True)
+    async with machines(url, tmp_path, NODES[:2]):
+        await submit(url, spec)
+        rows = await assert_eventually(lambda: _done(url, "faults", ("silent", "escape")), timeout=60)
+    assert {t: r["state"] for t, r in rows.items()} == {"silent": "failed", "escape": "failed"}
+    nc = await nats.connect(url)
+    try:
+        log = EventLog(nc)
+        silent, escape = [await _completion(log, "faults", t) for t in ("silent", "escape")]
+    finally:
+        await nc.close()
+    assert silent.outcome == "failure" and silent.exit_code == 0 and not silent.outputs
+    assert "declared output 'out/two words.txt' is missing" in silent.error and not silent.retryable
+    assert "'link.txt' is refused" in escape.error and "outside the workspace" in escape.error
+    assert not escape.outputs and not escape.retryable
+
+
+CORRUPT = """
+[[tasks]]
+id = "make"
+command = "mkdir -p out && echo good > out/a.txt"
+outputs = ["out/a.txt"]
+
+[[tasks]]
+id = "use"
+command = "touch ran && cat out/a.txt"
+depends_on = ["make"]
+tier = 3
+"""
+
+
+async def test_a_blob_corrupted_in_the_store_is_detected_on_fetch_and_never_used(
+    nats_server: RunningServer, tmp_path: Path
+) -> None:
+    url = nats_server.url
+    spec = load_graph(write_graph(tmp_path, "corrupt", CORRUPT), hash_source=True)
+    async with machines(url, tmp_path, NODES[:2]) as workdirs:
+        await submit(url, spec)
+        await assert_eventually(lambda: _state(url, "corrupt", "make", "succeeded"), timeout=60)
+        nc = await nats.connect(url)
+        try:
+            store = ArtifactStore(nc)
+            made = await _completion(EventLog(nc), "corrupt", "make")
+            digest = made.outputs[0].digest
+            obs = await nc.jetstream().object_store(store.settings.bucket)
+            await obs.put(digest, b"evil\n")  # other bytes under the good content's name
+            for node, workdir in workdirs.items():  # no node holds it locally: the next use fetches it
+                shutil.rmtree(workdir / ".niyantra" / f"{node}.cas", ignore_errors=True)
+            approved = subprocess.run(
+                [*NIYANTRA, "approve", "use", "--graph", "corrupt", "--by", "tester", "--nats-url", url],
+                cwd=REPO,
+                capture_output=True,
+                text=True,
+                timeout=60,
+                check=False,
+            )
+            assert approved.returncode == 0, approved.stderr
+            rows = await assert_eventually(lambda: _done(url, "corrupt", ("make", "use")), timeout=60)
+            used = await _completion(EventLog(nc), "corrupt", "use")
+            after = await store.stat(digest)
+        finally:
+            await nc.close()
+    assert rows["use"]["state"] == "failed" and used.exit_code is None
+    assert f"input 'out/a.txt' (sha256:{digest}) cannot be laid out" in used.error and "corrupt" in used.error
+    node = rows["use"]["node"]
+    workspace = workdirs[node] / node / "corrupt" / "use"
+    assert not (workspace / "ran").exists() and not (workspace / "out" / "a.txt").exists()
+    assert after is None or not after.intact  # the bad copy is withdrawn (or at least never intact)
+
+
+async def _state(url: str, graph: str, task: str, state: str) -> bool:
+    return (await task_status(url, graph, task)).get("state") == state
