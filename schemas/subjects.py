@@ -147,6 +147,11 @@ def cancel_filters() -> tuple[str, str]:
     return f"{ROOT}.task.*.*.TaskCancelled", f"{ROOT}.graph.*.GraphCancelled"
 
 
+def graph_event_filter(event_name: str) -> str:
+    """Subjects of one graph event kind of every graph (``ev.graph.*.GraphSubmitted``)."""
+    return f"{ROOT}.graph.*.{event_name}"
+
+
 def drain_subject(node_id: str) -> str:
     """Subject of a node's drain requests."""
     return f"{ROOT}.{node_aggregate(node_id)}.NodeDrainRequested"

@@ -1,8 +1,9 @@
 """Who refers to which blob: references from the event log, the store's inventory, a task's outputs.
 
 Pure functions over events and blob metadata; `node_agent.artifacts.operate` reads them from NATS.
-A reference is one recorded output of one task's successful completion (the source trees of
-graphs will add theirs with ``task_id`` empty).
+A reference is one recorded output of one task's successful completion, or one file of a graph's
+source tree (``task_id`` empty; its manifest too, at path `MANIFEST_PATH`): the blobs every
+task's workspace of that graph is laid out from.
 """
 
 from __future__ import annotations
@@ -39,12 +40,20 @@ class InventoryRow:
     intact: bool = True
 
 
+MANIFEST_PATH = "(source manifest)"
+
+
 def references_from_events(events: Iterable[object]) -> list[Reference]:
-    """Every output recorded by a successful completion, in event order."""
+    """Every output recorded by a successful completion and every source file (and manifest) of a
+    submitted graph, in event order."""
     refs: list[Reference] = []
     for e in events:
         if isinstance(e, ev.TaskCompleted) and e.outcome == "success":
             refs += [Reference(o.digest, e.graph_id, e.task_id, o.path, e.occurred_at) for o in e.outputs]
+        elif isinstance(e, ev.GraphSubmitted | ev.GraphTasksAdded):
+            if isinstance(e, ev.GraphSubmitted) and e.source_tree:
+                refs.append(Reference(e.source_tree, e.graph_id, "", MANIFEST_PATH, e.occurred_at))
+            refs += [Reference(f.digest, e.graph_id, "", f.path, e.occurred_at) for f in e.source_files]
     return refs
 
 

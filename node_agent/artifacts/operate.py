@@ -52,9 +52,22 @@ async def read_completions(nc: Any, filter_subject: str = COMPLETIONS) -> list[e
     return [e for _, e in await log.read_events(filter_subject) if isinstance(e, ev.TaskCompleted)]
 
 
+async def read_sources(nc: Any) -> list[ev.GraphSubmitted | ev.GraphTasksAdded]:
+    """Every graph submission and part (their source files are references too), in log order."""
+    from orchestrator.writeside.eventlog import EventLog
+
+    log = EventLog(nc)
+    await log.ensure_stream()
+    out: list[ev.GraphSubmitted | ev.GraphTasksAdded] = []
+    for name in ("GraphSubmitted", "GraphTasksAdded"):
+        events = await log.read_events(S.graph_event_filter(name))
+        out += [e for _, e in events if isinstance(e, ev.GraphSubmitted | ev.GraphTasksAdded)]
+    return out
+
+
 async def read_references(nc: Any) -> list[Reference]:
-    """Every recorded output of every successful completion."""
-    return references_from_events(await read_completions(nc))
+    """Every recorded output of every successful completion, and every graph's source files."""
+    return references_from_events([*await read_sources(nc), *await read_completions(nc)])
 
 
 async def list_artifacts(nc: Any) -> list[InventoryRow]:
@@ -130,7 +143,12 @@ async def collect_garbage(
     completions = await read_completions(nc)
     needed = await live_needs(nc, completions) | extra_needed
     plan = plan_gc(
-        await store.blobs(), references_from_events(completions), needed, now=now, keep_for=keep_for, min_age=min_age
+        await store.blobs(),
+        references_from_events([*await read_sources(nc), *completions]),
+        needed,
+        now=now,
+        keep_for=keep_for,
+        min_age=min_age,
     )
     if dry_run:
         return GcReport(plan, (), (), dry_run=True)

@@ -18,9 +18,11 @@ import nats
 from node_agent.agent import AgentSettings, run_agent
 from node_agent.artifacts.store import ArtifactStore
 from node_agent.execution import ExecutionSettings
+from orchestrator.cli.replay import read_messages
 from orchestrator.decision.decide import DeciderConfig
 from orchestrator.graphs.graphfile import load_graph
 from orchestrator.processes.decider import run_decider
+from orchestrator.replay.replayer import check
 from orchestrator.runtime.natsserver import RunningServer
 from orchestrator.writeside.eventlog import EventLog
 from projections.runner import run_projector
@@ -139,6 +141,8 @@ async def test_three_tasks_on_three_machines_pass_files_through_the_store(
     finally:
         await nc.close()
     assert final == b"ALPHA\nBETA\nALPHA\nBETA\nfrom-b\nalpha\nbeta\n"
+    replayed = check(await read_messages(url))  # the dispatches' data fields are re-derived exactly
+    assert replayed["decisions"] == 3 and replayed["mismatches"] == []
     assert dispatches["b"].dep_outputs == a.outputs and dispatches["b"].source_tree == spec.source_tree
     assert dispatches["c"].dep_outputs == tuple(sorted(a.outputs + b.outputs, key=lambda r: r.path))
     # Nothing is shared: each machine's workdir holds only what its own tasks needed.

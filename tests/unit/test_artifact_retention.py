@@ -151,3 +151,28 @@ def test_blob_info_marks_a_foreign_or_replaced_object_as_not_intact():
     assert blob_info(good) == BlobInfo(D["a"], 3, NOW, "n", True)
     assert blob_info(bad).intact is False and blob_info(bad).mtime is None
     assert blob_info(foreign).intact is False
+
+
+def test_a_graphs_source_files_and_manifest_are_references_so_gc_keeps_them():
+    files = (ev.ArtifactRecord(path="src/a.c", digest=D["a"], size=1),)
+    head = ev.GraphSubmitted(
+        event_id="s", occurred_at=NOW, graph_id="g", tasks=(), parts=2, source_tree=D["b"], source_files=files
+    )
+    part = ev.GraphTasksAdded(
+        event_id="s/1",
+        occurred_at=NOW,
+        graph_id="g",
+        part=1,
+        tasks=(),
+        source_files=(ev.ArtifactRecord(path="src/b.c", digest=D["c"], size=1),),
+    )
+    refs = references_from_events([head, part])
+    assert [(r.digest, r.task_id, r.path) for r in refs] == [
+        (D["b"], "", "(source manifest)"),
+        (D["a"], "", "src/a.c"),
+        (D["c"], "", "src/b.c"),
+    ]
+    plan = plan_gc(
+        [blob(D["a"]), blob(D["b"]), blob(D["c"]), blob(D["d"])], refs, set(), now=NOW, keep_for=30 * DAY, min_age=DAY
+    )
+    assert plan.remove == (D["d"],)
