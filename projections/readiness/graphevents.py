@@ -180,11 +180,18 @@ def _add_generated(view: ReadinessView, e: ev.TasksGenerated, x: ev.GeneratedTas
             priority=t.priority, labels=t.labels, env=t.env, scope=t.scope, preflight=t.preflight, seq=seq,
             depth=max((d.depth for d in deps), default=-1) + 1, rank_s=t.estimate_s or 0.0,
             awaiting_approval=gate and not doomed, origin=x.reason,
+            output_decls=t.outputs, source_tree=_source_tree(view, gid, x.trigger_task),
             reason=f"dependency {doomed.task_id} {doomed.state}" if doomed else "",
             finished_at=e.occurred_at if doomed else None,
         ),
         seq,
     )  # fmt: skip
+
+
+def _source_tree(view: ReadinessView, gid: str, trigger: str) -> str:
+    """The graph's source manifest, as its triggering task has it ("" without a source)."""
+    t = view.tasks.get((gid, trigger))
+    return t.source_tree if t is not None else ""
 
 
 def _hold_back(view: ReadinessView, gid: str, new: str, before: tuple[str, ...], seq: int) -> tuple[str, ...]:

@@ -336,3 +336,17 @@ def test_one_event_carries_at_most_per_event_tasks_and_the_rest_come_next_round(
     finally:
         gen.PER_EVENT = old
     assert firsts == [["t0-f", "t1-f"], ["t2-f", "t3-f"], ["t4-f"]]
+
+
+def test_a_generated_task_gets_its_graphs_source_tree_and_its_declared_outputs() -> None:
+    import msgspec
+
+    rule = {**IT_RULE, "task": {**IT_RULE["task"], "outputs": ["it.xml"]}}
+    w = World(doc([rule], task("types", type="schema"), task("api", "types")))
+    tree = "ab" * 32
+    w.view.tasks[("g", "types")] = msgspec.structs.replace(w.task("types"), source_tree=tree)
+    w.run("types")
+    [g] = w.decide()
+    w.feed(g.event)
+    new = w.task("types-it")
+    assert (new.source_tree, new.output_decls) == (tree, ("it.xml",))
