@@ -50,7 +50,7 @@ def gated_graph() -> Graph:
     return g
 
 
-def test_console_shows_the_run_explains_a_task_approves_and_exports_metrics(tmp_path):
+def test_console_shows_the_run_explains_a_task_approves_and_exports_metrics(tmp_path, capsys):
     data = tmp_path / "inst"
     m = up(UpSettings(data_dir=data, port=free_port(), agents=3, slots=2))
     try:
@@ -68,7 +68,11 @@ def test_console_shows_the_run_explains_a_task_approves_and_exports_metrics(tmp_
                 timeout=90_000,
             )
             ARTIFACTS.mkdir(parents=True, exist_ok=True)
-            page.screenshot(path=str(ARTIFACTS / "console-graph.png"), full_page=True)
+            shot = ARTIFACTS / "console-graph.png"
+            page.screenshot(path=str(shot), full_page=True)
+            with capsys.disabled():
+                print(f"\nthe graph page's screenshot: {shot}")
+            assert shot.stat().st_size > 10_000
             assert page.locator("table.tasks tbody tr").count() == 14
             assert "critical path: T-001" in page.inner_text("main")
 
