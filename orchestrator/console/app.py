@@ -100,71 +100,89 @@ async def _form(request: Request) -> dict[str, str]:
     return {k: v[0] for k, v in parse_qs(body, keep_blank_values=True).items()}
 
 
-def build_app(
-    settings: ConsoleSettings, state: ConsoleState, judge: Callable[[str, str, str, str, str], Awaitable[int]]
-) -> Starlette:
-    """The routes over a started `ConsoleState`; ``judge(verb, graph, task, by, reason)`` appends through the write side."""
-    logins = Logins(settings.nats_url)
-    config = DeciderConfig()
+Judge = Callable[[str, str, str, str, str], Awaitable[int]]
+Handler = Callable[[Request, str | None], Awaitable[Response]]
 
-    def guarded(
-        handler: Callable[[Request, str | None], Awaitable[Response]],
-    ) -> Callable[[Request], Awaitable[Response]]:
+
+def build_app(settings: ConsoleSettings, state: ConsoleState, judge: Judge) -> Starlette:
+    """The routes over a started `ConsoleState`; ``judge(verb, graph, task, by, reason)`` appends
+    through the write side."""
+    h = Handlers(settings, state, judge)
+    get = {"/": h.runs, "/graph": h.graph, "/task": h.task, "/nodes": h.nodes, "/trust": h.trust,
+           "/metrics": h.metrics, "/live": h.live}  # fmt: skip
+    routes = [Route(path, h.guarded(f)) for path, f in get.items()]
+    routes += [Route(f"/{verb}", h.guarded(h.judgement(verb)), methods=["POST"]) for verb in ("approve", "reject")]
+    return Starlette(routes=routes)
+
+
+def _fragment(request: Request) -> bool:
+    return request.headers.get("x-niyantra-fragment") == "1"
+
+
+class Handlers:
+    """One method per page: each reads the console's state and renders a pure page."""
+
+    def __init__(self, settings: ConsoleSettings, state: ConsoleState, judge: Judge) -> None:
+        self.settings, self.state, self.judge = settings, state, judge
+        self.logins = Logins(settings.nats_url)
+        self.config = DeciderConfig()
+
+    def guarded(self, handler: Handler) -> Callable[[Request], Awaitable[Response]]:
+        """``handler`` behind the credentials check when auth is on."""
+
         async def route(request: Request) -> Response:
-            user = await logins.user_of(request) if settings.auth else None
-            if settings.auth and user is None:
+            user = await self.logins.user_of(request) if self.settings.auth else None
+            if self.settings.auth and user is None:
                 return Response("credentials required", 401, {"WWW-Authenticate": 'Basic realm="niyantra"'})
             return await handler(request, user)
 
         return route
 
-    def fragment(request: Request) -> bool:
-        return request.headers.get("x-niyantra-fragment") == "1"
+    async def runs(self, request: Request, user: str | None) -> Response:
+        report = build_status(self.state.mirrors[0].values, self.state.mirrors[0].seq)
+        return _html(pages.runs_page(report.graphs, _fragment(request)))
 
-    async def runs(request: Request, user: str | None) -> Response:
-        report = build_status(state.mirrors[0].values, state.mirrors[0].seq)
-        return _html(pages.runs_page(report.graphs, fragment(request)))
-
-    async def graph(request: Request, user: str | None) -> Response:
+    async def graph(self, request: Request, user: str | None) -> Response:
         gid = request.query_params.get("id", "")
-        report = build_status(state.mirrors[0].values, state.mirrors[0].seq, graph=gid)
+        report = build_status(self.state.mirrors[0].values, self.state.mirrors[0].seq, graph=gid)
         if not report.graphs:
             return _html(not_found(f"no graph {gid!r}"), 404)
-        return _html(pages.graph_page(report.graphs[0], report.tasks, state.graph_events(gid), fragment(request)))
+        events = self.state.graph_events(gid)
+        return _html(pages.graph_page(report.graphs[0], report.tasks, events, _fragment(request)))
 
-    async def task(request: Request, user: str | None) -> Response:
+    async def task(self, request: Request, user: str | None) -> Response:
         gid, tid = request.query_params.get("graph", ""), request.query_params.get("task", "")
-        views = state.views()
+        views = self.state.views()
         t = views.tasks.get((gid, tid))
         if t is None:
             return _html(not_found(f"no task {tid!r} in graph {gid!r}"), 404)
         now = datetime.now(UTC)
-        row = task_row(t, views, now, config, {})
-        log_text = await state.log_text(gid, tid)
-        page = task_page(
-            gid, tid, row, why(t, views, now, config), state.task_events(gid, tid), log_text, fragment(request)
-        )
-        return _html(page)
+        row = task_row(t, views, now, self.config, {})
+        log_text = await self.state.log_text(gid, tid)
+        the_why = why(t, views, now, self.config)
+        return _html(task_page(gid, tid, row, the_why, self.state.task_events(gid, tid), log_text, _fragment(request)))
 
-    async def nodes(request: Request, user: str | None) -> Response:
+    async def nodes(self, request: Request, user: str | None) -> Response:
         from orchestrator.decision.flags import flagged_patterns
 
-        views = state.views()
-        flagged = flagged_patterns(views.nodes, views.patterns, datetime.now(UTC), config.scoring)
-        return _html(pages.nodes_page(views.nodes, flagged, fragment(request)))
+        views = self.state.views()
+        flagged = flagged_patterns(views.nodes, views.patterns, datetime.now(UTC), self.config.scoring)
+        return _html(pages.nodes_page(views.nodes, flagged, _fragment(request)))
 
-    async def trust(request: Request, user: str | None) -> Response:
-        views = state.views()
-        summary = state.mirrors[2].values.get("summary")
-        history = [(at, e) for _, at, e in state.rows if type(e).__name__ == "AutonomyChanged"]
+    async def trust(self, request: Request, user: str | None) -> Response:
+        views = self.state.views()
+        summary = self.state.mirrors[2].values.get("summary")
+        history = [(at, e) for _, at, e in self.state.rows if type(e).__name__ == "AutonomyChanged"]
         waiting = sorted((t for t in views.tasks.values() if t.awaiting_approval and t.state == "pending"),
                          key=lambda t: (t.graph_id, t.task_id))  # fmt: skip
-        can = (not settings.auth) or user == ADMIN
-        return _html(pages.trust_page(summary, history, waiting, can_judge=can, fragment=fragment(request)))
+        can = (not self.settings.auth) or user == ADMIN
+        return _html(pages.trust_page(summary, history, waiting, can_judge=can, fragment=_fragment(request)))
 
-    def judgement(verb: str) -> Callable[[Request, str | None], Awaitable[Response]]:
+    def judgement(self, verb: str) -> Handler:
+        """The POST handler of ``verb`` (approve or reject): admin only with auth, through the write side."""
+
         async def post(request: Request, user: str | None) -> Response:
-            if settings.auth and user != ADMIN:
+            if self.settings.auth and user != ADMIN:
                 return _html(frame("refused", f"<p>only {ADMIN} may {verb}</p>", live=False), 403)
             form = await _form(request)
             g, t = form.get("graph", ""), form.get("task", "")
@@ -172,42 +190,29 @@ def build_app(
             if not by:
                 return _html(frame("refused", "<p>say who you are (by)</p>", live=False), 400)
             try:
-                seq = await judge(verb, g, t, by, reason)
+                seq = await self.judge(verb, g, t, by, reason)
             except OrchestratorError as e:  # the write side's refusal, shown to the person
                 return _html(frame("refused", f"<p>{type(e).__name__}: {esc(str(e))}</p>", live=False), 409)
-            await state.wait_view(seq, JUDGED_WAIT_S)  # show the panel with the judgement applied, if soon
+            await self.state.wait_view(seq, JUDGED_WAIT_S)  # show the panel with the judgement applied, if soon
             return RedirectResponse("/trust", status_code=303)
 
         return post
 
-    async def metrics(request: Request, user: str | None) -> Response:
-        views = state.views()
-        fams = prom.families(tasks=views.tasks.values(), nodes=views.nodes, summary=state.mirrors[2].values.get("summary"),
-                             rows=state.rows, malformed=state.malformed, head=state.head, view_seqs=state.view_seqs())  # fmt: skip
+    async def metrics(self, request: Request, user: str | None) -> Response:
+        views, st = self.state.views(), self.state
+        fams = prom.families(tasks=views.tasks.values(), nodes=views.nodes, summary=st.mirrors[2].values.get("summary"),
+                             rows=st.rows, malformed=st.malformed, head=st.head, view_seqs=st.view_seqs())  # fmt: skip
         return Response(prom.exposition(fams), media_type="text/plain; version=0.0.4; charset=utf-8")
 
-    async def live(request: Request, user: str | None) -> Response:
+    async def live(self, request: Request, user: str | None) -> Response:
         async def stream() -> AsyncIterator[bytes]:
             seen = -1
             while not await request.is_disconnected():
-                seen = await state.wait_change(seen, timeout=15.0)
+                seen = await self.state.wait_change(seen, timeout=15.0)
                 yield f"data: {seen}\n\n".encode()
                 await asyncio.sleep(0.5)  # at most two refreshes a second, however fast the log moves
 
         return StreamingResponse(stream(), media_type="text/event-stream", headers={"Cache-Control": "no-cache"})
-
-    routes = [
-        Route("/", guarded(runs)),
-        Route("/graph", guarded(graph)),
-        Route("/task", guarded(task)),
-        Route("/nodes", guarded(nodes)),
-        Route("/trust", guarded(trust)),
-        Route("/metrics", guarded(metrics)),
-        Route("/live", guarded(live)),
-        Route("/approve", guarded(judgement("approve")), methods=["POST"]),
-        Route("/reject", guarded(judgement("reject")), methods=["POST"]),
-    ]
-    return Starlette(routes=routes)
 
 
 def event_id(verb: str) -> str:

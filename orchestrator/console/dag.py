@@ -74,7 +74,8 @@ def _box(x: int, y: int, label: str, state: str, href: str, critical: bool) -> s
     return (
         f'<a href="{escape(href)}"><g class="task" data-task="{escape(label)}" data-state="{escape(state)}">'
         f"<title>{escape(label)}: {escape(state)}</title>"
-        f'<rect x="{x}" y="{y}" width="{BOX_W}" height="{BOX_H}" rx="4" fill="{STATE_COLOURS.get(state, "#fff")}"{stroke}/>'
+        f'<rect x="{x}" y="{y}" width="{BOX_W}" height="{BOX_H}" rx="4" '
+        f'fill="{STATE_COLOURS.get(state, "#fff")}"{stroke}/>'
         f'<text x="{x + BOX_W // 2}" y="{y + 17}" text-anchor="middle" font-size="11">{escape(short)}</text></g></a>'
     )
 

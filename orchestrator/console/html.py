@@ -15,10 +15,13 @@ from urllib.parse import urlencode
 CSS = """
 body{font:14px/1.4 system-ui,sans-serif;margin:0;color:#1f2933;background:#f5f7fa}
 header{background:#1f2933;color:#fff;padding:8px 16px}header a{color:#9cc3f5;margin-right:14px}
-main{padding:12px 16px}table{border-collapse:collapse;background:#fff}td,th{padding:3px 8px;border-bottom:1px solid #e4e7eb;text-align:left;vertical-align:top}
-.state{padding:1px 6px;border-radius:3px}.s-succeeded{background:#c7ecc9}.s-failed{background:#f9c7cb}.s-running,.s-dispatched{background:#fbe6a6}
+main{padding:12px 16px}table{border-collapse:collapse;background:#fff}
+td,th{padding:3px 8px;border-bottom:1px solid #e4e7eb;text-align:left;vertical-align:top}
+.state{padding:1px 6px;border-radius:3px}.s-succeeded{background:#c7ecc9}
+.s-failed{background:#f9c7cb}.s-running,.s-dispatched{background:#fbe6a6}
 .s-ready{background:#d5e6fb}.s-pending{background:#e4e7eb}.s-cancelled{background:#d0d0d0}
-.bar{display:inline-block;width:160px;height:10px;background:#e4e7eb}.bar i{display:block;height:10px;background:#57ae5b}
+.bar{display:inline-block;width:160px;height:10px;background:#e4e7eb}
+.bar i{display:block;height:10px;background:#57ae5b}
 pre{background:#fff;padding:8px;overflow:auto;max-height:480px}.sel{font-weight:bold}.muted{color:#7b8794}
 section{margin-bottom:18px}form{display:inline}
 """
@@ -69,7 +72,8 @@ def frame(title: str, body: str, *, live: bool = True) -> str:
     return (
         f'<!doctype html><html><head><meta charset="utf-8"><title>{esc(title)} · niyantra</title>'
         f"<style>{CSS}</style></head><body><header><b>niyantra</b> &nbsp; "
-        '<a href="/">runs</a><a href="/nodes">nodes</a><a href="/trust">trust</a><a href="/metrics">metrics</a></header>'
+        '<a href="/">runs</a><a href="/nodes">nodes</a><a href="/trust">trust</a>'
+        '<a href="/metrics">metrics</a></header>'
         f'<main><h2>{esc(title)}</h2><div id="live">{body}</div></main>{script}</body></html>'
     )
 

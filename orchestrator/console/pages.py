@@ -64,11 +64,14 @@ def graph_page(graph: Mapping[str, Any], tasks: Sequence[Mapping[str, Any]], eve
         for t in tasks
     ]
     crit = " → ".join(esc(c) for c in critical) or "<span class=muted>none yet</span>"
+    ended = sum(1 for t in tasks if t["state"] in ("succeeded", "failed", "cancelled"))
+    gantt = gantt_svg(events, graph["id"]) if bars else "<p class=muted>nothing ran yet</p>"
+    listing = table(["task", "state", "node", "attempt", "waiting for", "reason"], rows, "tasks")
     body = (
-        f"<p>{esc(graph['title'])} · {progress(sum(1 for t in tasks if t['state'] in ('succeeded', 'failed', 'cancelled')), len(tasks))}"
+        f"<p>{esc(graph['title'])} · {progress(ended, len(tasks))}"
         f" · critical path: {crit}</p><section>{dag_svg(nodes, critical, hrefs)}</section>"
-        f"<section><h3>on the nodes</h3>{gantt_svg(events, graph['id']) if bars else '<p class=muted>nothing ran yet</p>'}</section>"
-        f"<section><h3>tasks</h3>{table(['task', 'state', 'node', 'attempt', 'waiting for', 'reason'], rows, 'tasks')}</section>"
+        f"<section><h3>on the nodes</h3>{gantt}</section>"
+        f"<section><h3>tasks</h3>{listing}</section>"
     )
     return _out(f"graph {graph['id']}", body, fragment)
 
@@ -100,8 +103,11 @@ def nodes_page(nodes: Mapping[str, Any], flagged: Sequence[Mapping[str, Any]], f
                 _efficiency(n),
             ]
         )
-    flags = [[esc(f["kind"]), esc(f.get("type") or f.get("command")), esc(f.get("node") or ", ".join(f.get("nodes", []))),
-              esc(f["what"])] for f in flagged]  # fmt: skip
+    flags = [
+        [esc(f["kind"]), esc(f.get("type") or f.get("command")), esc(f.get("node") or ", ".join(f.get("nodes", []))),
+         esc(f["what"])]
+        for f in flagged
+    ]  # fmt: skip
     body = table(["node", "status", "slots used", "load", "outcomes", "learned per type"], rows, "nodes")
     body += "<h3>flagged patterns</h3>" + (
         table(["kind", "what", "where", "state"], flags) if flags else '<p class="muted">none</p>'
@@ -117,11 +123,14 @@ def trust_page(summary: Any, history: Sequence[tuple[datetime, Any]], waiting: S
     else:
         pinned = f" (pinned by {esc(summary.pinned_by)})" if summary.pinned_level else ""
         head = (
-            f'<p>confidence <b id="confidence">{summary.confidence:.2f}</b> · autonomy <b id="autonomy">{esc(summary.level)}</b>'
+            f'<p>confidence <b id="confidence">{summary.confidence:.2f}</b> · '
+            f'autonomy <b id="autonomy">{esc(summary.level)}</b>'
             f"{pinned} · derived {esc(summary.derived_level)} · hits {summary.hits}, misses {summary.misses}</p>"
         )
-    changes = [[esc(at.isoformat(timespec="seconds")), esc(e.previous), esc(e.level), esc(e.by or "confidence"), esc(e.reason)]
-               for at, e in history]  # fmt: skip
+    changes = [
+        [esc(at.isoformat(timespec="seconds")), esc(e.previous), esc(e.level), esc(e.by or "confidence"), esc(e.reason)]
+        for at, e in history
+    ]
     approvals = []
     for t in waiting:
         buttons = (
@@ -150,6 +159,7 @@ def _judge_form(verb: str, graph: str, task: str) -> str:
     return (
         f'<form method="post" action="/{verb}"><input type="hidden" name="graph" value="{esc(graph)}">'
         f'<input type="hidden" name="task" value="{esc(task)}">'
-        f'<input name="by" placeholder="your name" required size="10"> <input name="reason" placeholder="reason" size="14"> '
+        f'<input name="by" placeholder="your name" required size="10"> '
+        f'<input name="reason" placeholder="reason" size="14"> '
         f'<button type="submit" class="{verb}">{verb}</button></form> '
     )

@@ -59,8 +59,14 @@ FIGURES = (
 )
 
 
-def _histogram(name: str, doc: str, values: Sequence[float], buckets: Sequence[float], labels: Mapping[str, str] | None = None,
-               family: HistogramMetricFamily | None = None) -> HistogramMetricFamily:  # fmt: skip
+def _histogram(
+    name: str,
+    doc: str,
+    values: Sequence[float],
+    buckets: Sequence[float],
+    labels: Mapping[str, str] | None = None,
+    family: HistogramMetricFamily | None = None,
+) -> HistogramMetricFamily:
     h = family or HistogramMetricFamily(name, doc, labels=list(labels or {}))
     cumulative = [(str(b), sum(1 for v in values if v <= b)) for b in buckets] + [("+Inf", len(values))]
     h.add_metric(list((labels or {}).values()), cumulative, sum(values))

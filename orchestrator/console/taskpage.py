@@ -74,7 +74,8 @@ def task_page(graph: str, task: str, row: Mapping[str, Any], why: Mapping[str, A
     """The whole page of one task."""
     report = explain(events)
     gen = "".join(
-        f"<p>generated at seq {g['seq']} by rule {esc(g['rule'])} after {esc(g['trigger'])} ended {esc(g['trigger_outcome'])}:"
+        f"<p>generated at seq {g['seq']} by rule {esc(g['rule'])} after {esc(g['trigger'])} "
+        f"ended {esc(g['trigger_outcome'])}:"
         f" {esc(g['reason'])}</p>"
         for g in report.get("generated", [])
     )
@@ -86,7 +87,8 @@ def task_page(graph: str, task: str, row: Mapping[str, Any], why: Mapping[str, A
     decisions = "".join(_decision(d) for d in report["decisions"]) or '<p class="muted">no decision yet</p>'
     log = f'<pre class="log">{esc(log_text)}</pre>' if log_text is not None else '<p class="muted">no stored output</p>'
     body = (
-        f'<p>graph <a href="{esc(graph_href(graph))}">{esc(graph)}</a> · <a href="{esc(task_href(graph, task))}">permalink</a></p>'
+        f'<p>graph <a href="{esc(graph_href(graph))}">{esc(graph)}</a> · '
+        f'<a href="{esc(task_href(graph, task))}">permalink</a></p>'
         + snapshot_line(row)
         + f'<p class="why"><b>why:</b> {esc(why["headline"])}</p>'
         + "".join(f"<p class=muted>{esc(x)}</p>" for x in why.get("details", []))
