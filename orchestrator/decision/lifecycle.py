@@ -29,10 +29,16 @@ What each event does (`next_state`; an event that does not fit changes nothing, 
 - ``TaskApproved`` fits an unfinished task not held nor approved yet, naming who approves.
 - ``TaskCacheHit`` fits a waiting tier-1 task that no attempt holds: it succeeds with an earlier
   success's outputs, without an attempt of its own.
+
+A generated task holds back each of its ``before`` tasks that is unfinished and still waiting
+for a dependency (it waits for the new task too), unless the new task is born cancelled (a
+dependency failed, or its graph was cancelled) or the held task is one the new task itself
+depends on, however indirectly (`closes_cycle`: holding it would deadlock both).
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable, Iterable
 from typing import Literal, NamedTuple, Protocol
 
 import msgspec
@@ -257,3 +263,18 @@ def _reported(life: Life, e: ev.TaskStarted | ev.TaskCompleted | ev.TaskLost, li
 
 def _ended(life: Life, state: LifeState, move: Move) -> Step:
     return Step(msgspec.structs.replace(life, state=state, phase="run"), move)
+
+
+def closes_cycle(deps_of: Callable[[str], Iterable[str]], new: str, held: str) -> bool:
+    """Whether holding ``held`` back until ``new`` succeeds would close a cycle: ``new`` depends
+    on ``held``, directly or through other tasks (``deps_of`` gives a task's dependencies)."""
+    seen: set[str] = set()
+    stack = list(deps_of(new))
+    while stack:
+        cur = stack.pop()
+        if cur == held:
+            return True
+        if cur not in seen:
+            seen.add(cur)
+            stack.extend(deps_of(cur))
+    return False

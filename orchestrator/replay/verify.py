@@ -45,6 +45,7 @@ class Verifier:
     violations: list[dict[str, Any]] = field(default_factory=list)
     counts: dict[str, int] = field(default_factory=lambda: dict.fromkeys(INVARIANTS, 0))
     assembly: GraphAssembly = field(default_factory=GraphAssembly)
+    cancelled: set[str] = field(default_factory=set)  # graphs cancelled
     events: int = 0
 
     def _violate(self, inv: str, seq: int, e: Any, message: str) -> None:
@@ -99,6 +100,7 @@ class Verifier:
             case ev.TasksGenerated():
                 self._generated(e)
             case ev.GraphCancelled():
+                self.cancelled.add(e.graph_id)
                 for t in self.graphs.get(e.graph_id, {}).values():
                     if not t.terminal:
                         self._end(t, "cancelled")
@@ -132,7 +134,8 @@ class Verifier:
         self._step(tasks, t, e)
 
     def _generated(self, e: ev.TasksGenerated) -> None:
-        """Generated tasks join their graph; one whose dependency already failed is cancelled."""
+        """Generated tasks join their graph; one whose dependency already failed, or whose graph
+        was cancelled, is cancelled."""
         tasks = self.graphs.get(e.graph_id)
         if tasks is None:
             return
@@ -140,12 +143,15 @@ class Verifier:
             if x.spec.id in tasks:
                 continue
             t = tasks[x.spec.id] = _Task(spec=x.spec)
-            if any(tasks[d].terminal and tasks[d].terminal != ["succeeded"] for d in x.spec.depends_on if d in tasks):
+            doomed = any(tasks[d].terminal not in ([], ["succeeded"]) for d in x.spec.depends_on if d in tasks)
+            if doomed or e.graph_id in self.cancelled:
                 self._end(t, "cancelled")
                 continue
             for b in x.before:  # as readiness: an unfinished task still waiting for a dependency waits for it too
                 held = tasks.get(b)
                 if held is None or held.terminal or x.spec.id in held.spec.depends_on:
+                    continue
+                if lc.closes_cycle(lambda k: tasks[k].spec.depends_on if k in tasks else (), x.spec.id, b):
                     continue
                 if any(tasks[d].terminal != ["succeeded"] for d in held.spec.depends_on if d in tasks):
                     held.spec = msgspec.structs.replace(held.spec, depends_on=(*held.spec.depends_on, x.spec.id))

@@ -18,6 +18,7 @@ from eventsourcing.persistence import IntegrityError
 from eventsourcing.utils import get_topic
 
 from orchestrator.errors import GraphFileError, InvariantViolation
+from orchestrator.writeside.holdback import Hold, held_back
 from orchestrator.writeside.mapper import MsgspecMapper, Recorded, recorded
 from orchestrator.writeside.taskrules import (
     FINAL,
@@ -44,6 +45,8 @@ class GraphState(msgspec.Struct, frozen=True, kw_only=True):
     tasks: dict[str, ev.TaskSpec] = {}
     parts: int = 1
     cancelled_by: str | None = None
+    cancelled_at: int = 0  # the cancel's log position
+    holds: tuple[Hold, ...] = ()  # generated tasks' ``before`` lists, with their log positions
 
     @property
     def task_ids(self) -> tuple[str, ...]:
@@ -69,12 +72,14 @@ def project_graph(state: GraphState | None, events: Iterable[Recorded]) -> Graph
             case ev.GraphTasksAdded(tasks=more) if state is not None:
                 state = replace(state, version=r.originator_version, tasks={**state.tasks, **{t.id: t for t in more}})
             case ev.TasksGenerated(generated=gen) if state is not None:
-                fresh = {x.spec.id: x.spec for x in gen if x.spec.id not in state.tasks}
-                state = replace(state, version=r.originator_version, tasks={**state.tasks, **fresh})
+                fresh = {x.spec.id: x for x in gen if x.spec.id not in state.tasks}
+                holds = tuple(Hold(task=t, before=x.before, at=r.position) for t, x in fresh.items() if x.before)
+                tasks = {**state.tasks, **{t: x.spec for t, x in fresh.items()}}
+                state = replace(state, version=r.originator_version, tasks=tasks, holds=state.holds + holds)
             case ev.GenerationLimitReached() if state is not None:
                 state = replace(state, version=r.originator_version)
             case ev.GraphCancelled(by=who) if state is not None:
-                state = replace(state, version=r.originator_version, cancelled_by=who)
+                state = replace(state, version=r.originator_version, cancelled_by=who, cancelled_at=r.position)
             case _:
                 raise TypeError(f"cannot apply {type(r.event).__name__} to graph state {state!r}")
     return state
@@ -135,7 +140,15 @@ class Orchestrator(Application[str]):
         return state
 
     def record(self, graph: GraphState, task_id: str) -> tuple[TaskRecord, int]:
-        """A task's record folded from its own events, and its aggregate version."""
+        """A task's record folded from its own events, and its aggregate version; its spec's
+        dependencies include the generated tasks that hold it back (`holdback`)."""
+        r, version = self._own_record(graph, task_id)
+        if any(task_id in h.before for h in graph.holds):
+            r = self._held(graph)[task_id]
+        return effective(r, {}, graph.cancelled_by), version
+
+    def _own_record(self, graph: GraphState, task_id: str) -> tuple[TaskRecord, int]:
+        """The task's record folded from its own events alone (the graph's cancel not applied)."""
         spec = graph.tasks.get(task_id)
         if spec is None:
             raise InvariantViolation(f"graph {graph.id!r} has no task {task_id!r}")
@@ -144,7 +157,7 @@ class Orchestrator(Application[str]):
         def fold(_: object, events: Iterable[Recorded]) -> tuple[TaskRecord, int]:
             r, version = initial, 0
             for rec in events:
-                r, version = evolve_task(r, rec.event), rec.originator_version
+                r, version = evolve_task(r, rec.event, rec.position), rec.originator_version
             return r, version
 
         try:
@@ -154,7 +167,7 @@ class Orchestrator(Application[str]):
             )
         except AggregateNotFoundError:
             r, version = initial, 0
-        return effective(r, {}, graph.cancelled_by), version
+        return r, version
 
     def shown(self, graph: GraphState, task_id: str) -> tuple[TaskRecord, int]:
         """`record` as the views show it: also cancelled when a dependency failed or was cancelled.
@@ -163,6 +176,8 @@ class Orchestrator(Application[str]):
         command's cost, not a dispatch's (a dispatch needs its dependencies succeeded anyway).
         """
         r, version = self.record(graph, task_id)
+        if graph.holds:  # a hold can reach any task: read the graph whole
+            return effective_records(self._held(graph), graph.cancelled_by)[task_id], version
         records = {task_id: r}
         stack = [task_id]
         while stack:
@@ -174,6 +189,11 @@ class Orchestrator(Application[str]):
                     records[d] = self.record(graph, d)[0]
                     stack.append(d)
         return effective_records(records, graph.cancelled_by)[task_id], version
+
+    def _held(self, graph: GraphState) -> dict[str, TaskRecord]:
+        """Every task's own record, with the dependencies the holds added."""
+        own = {t: self._own_record(graph, t)[0] for t in graph.tasks}
+        return held_back(own, graph.holds, graph.cancelled_at)
 
     def task(self, graph_id: str, task_id: str) -> TaskRecord:
         """A task's write-side record."""

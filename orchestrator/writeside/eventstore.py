@@ -44,6 +44,7 @@ from orchestrator.writeside.bridge import SyncNats
 from orchestrator.writeside.eventlog import EventLog, StoredMessage
 from orchestrator.writeside.storedevents import (
     Head,
+    PositionedStoredEvent,
     check_stem,
     head_of,
     plan_events,
@@ -230,7 +231,7 @@ class JetStreamAggregateRecorder(JetStreamRecorder, AggregateRecorder):
         latest = desc and limit == 1 and lte is None
         msgs, _ = self._call(self._messages(agg, last_only=latest))
         events = [
-            StoredEvent(originator_id, version_of(m), m.headers[S.HDR_TOPIC], m.data)
+            PositionedStoredEvent(originator_id, version_of(m), m.headers[S.HDR_TOPIC], m.data, m.seq)
             for m in msgs
             if (gt is None or version_of(m) > gt) and (lte is None or version_of(m) <= lte)
         ]

@@ -31,6 +31,7 @@ class Recorded(msgspec.Struct, frozen=True, kw_only=True):
     originator_id: str
     originator_version: int
     event: AnyEvent
+    position: int = 0  # its stream sequence when read back from the log (0: not read from it)
 
     @property
     def timestamp(self) -> datetime:
@@ -90,4 +91,5 @@ class MsgspecMapper(Mapper[str]):
             originator_id=str(stored_event.originator_id),
             originator_version=stored_event.originator_version,
             event=event,
+            position=getattr(stored_event, "position", 0),
         )

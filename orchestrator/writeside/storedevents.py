@@ -34,6 +34,13 @@ class SubjectStoredEvent(StoredEvent):
 
 
 @dataclass(frozen=True)
+class PositionedStoredEvent(StoredEvent):
+    """A stored event read back with its stream sequence (its place in the one log)."""
+
+    position: int
+
+
+@dataclass(frozen=True)
 class Head:
     """What a writer must know of an aggregate: its last version, the last seq on its filter."""
 

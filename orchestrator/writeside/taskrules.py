@@ -5,8 +5,9 @@ lifecycle (`orchestrator.decision.lifecycle`), which the views and `verify` use 
 function raises `InvariantViolation` naming the task and the rule, or returns the event to
 append. The rules:
 
-- a task is dispatched only when it is ready: every dependency succeeded, it is not held, not
-  finished, (tier 3) approved, (tier 2) its preflight passed; the attempt is the next one;
+- a task is dispatched only when it is ready: every dependency succeeded (including a generated
+  task that holds it back, `orchestrator.writeside.holdback`), it is not held, not finished,
+  (tier 3) approved, (tier 2) its preflight passed; the attempt is the next one;
 - a start or a result is accepted only from the node and attempt that hold the task
   (fencing by attempt number: a late answer from a presumed-lost attempt is refused);
 - a task has at most one terminal state; a task whose dependency failed or was cancelled, or
@@ -38,6 +39,7 @@ class TaskRecord(msgspec.Struct, frozen=True, kw_only=True):
     spec: ev.TaskSpec
     life: lc.Life = lc.Life()
     reason: str = ""
+    ended_at: int = 0  # the log position of the event that ended it (0: unfinished, or not read from the log)
 
     @property
     def state(self) -> lc.LifeState:
@@ -65,14 +67,16 @@ class TaskRecord(msgspec.Struct, frozen=True, kw_only=True):
         return self.life.lost
 
 
-def evolve_task(r: TaskRecord, e: ev.AnyEvent) -> TaskRecord:
-    """Fold one of the task's own events into its record (one that does not fit changes nothing)."""
+def evolve_task(r: TaskRecord, e: ev.AnyEvent, position: int = 0) -> TaskRecord:
+    """Fold one of the task's own events, at ``position`` in the log, into its record (one that
+    does not fit changes nothing)."""
     if not isinstance(e, lc.TaskEvent):
         return r
     step = lc.next_state(r.life, e, r.spec)
     if not step.move:
         return r
-    return msgspec.structs.replace(r, life=step.life, reason=_reason(e, step.move))
+    ended = position if step.life.state in FINAL and r.state not in FINAL else r.ended_at
+    return msgspec.structs.replace(r, life=step.life, reason=_reason(e, step.move), ended_at=ended)
 
 
 def _reason(e: lc.TaskEvent, move: lc.Move) -> str:
@@ -102,25 +106,35 @@ def effective(r: TaskRecord, deps: Mapping[str, TaskRecord], cancelled_by: str |
 
 
 def effective_records(records: Mapping[str, TaskRecord], cancelled_by: str | None) -> dict[str, TaskRecord]:
-    """`effective` of every record of one graph, each after its dependencies (an explicit stack:
-    a chain of any length is fine, and a cycle, which a valid graph has not, still ends)."""
+    """`effective` of every record of one graph, each after its dependencies."""
     out: dict[str, TaskRecord] = {}
+    for tid in dependency_order(records):
+        out[tid] = effective(records[tid], out, cancelled_by)
+    return out
+
+
+def dependency_order(records: Mapping[str, TaskRecord]) -> list[str]:
+    """The records' task ids, each after its dependencies (an explicit stack: a chain of any
+    length is fine, and a cycle, which a valid graph has not, still ends)."""
+    out: list[str] = []
+    done: set[str] = set()
     entered: set[str] = set()
     for root in records:
         stack = [root]
         while stack:
             tid = stack[-1]
-            if tid in out:
+            if tid in done:
                 stack.pop()
                 continue
             if tid not in entered:
                 entered.add(tid)
-                todo = [d for d in records[tid].spec.depends_on if d in records and d not in out]
+                todo = [d for d in records[tid].spec.depends_on if d in records and d not in done]
                 if todo:
                     stack.extend(todo)
                     continue
             stack.pop()
-            out[tid] = effective(records[tid], out, cancelled_by)
+            done.add(tid)
+            out.append(tid)
     return out
 
 

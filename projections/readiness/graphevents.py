@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import msgspec
 
+from orchestrator.decision import lifecycle as lc
 from projections.readiness.cache import with_form
 from projections.readiness.entries import GraphView, TaskView
 from projections.readiness.graphrank import graph_shapes
@@ -166,10 +167,14 @@ def _add_generated(view: ReadinessView, e: ev.TasksGenerated, x: ev.GeneratedTas
         _put_task(view, msgspec.structs.replace(d, dependents=tuple(sorted({*d.dependents, t.id})), seq=seq), seq)
     waiting = tuple(d.task_id for d in deps if d.state != "succeeded")
     doomed = next((d for d in deps if d.state in ("failed", "cancelled")), None)
+    cancelled_by = view.graphs[gid].cancelled_by
+    ended = f"dependency {doomed.task_id} {doomed.state}" if doomed else ""
+    if cancelled_by is not None:  # a task generated into a cancelled graph is born cancelled, as its graph's tasks
+        ended = f"graph cancelled by {cancelled_by}"
     free = not waiting
     gate = free and t.tier == 3
-    state: ev.TaskState = "cancelled" if doomed else ("ready" if free and not gate else "pending")
-    held = () if doomed else _hold_back(view, gid, t.id, x.before, seq)
+    state: ev.TaskState = "cancelled" if ended else ("ready" if free and not gate else "pending")
+    held = () if ended else _hold_back(view, gid, t, x.before, seq)
     _put_task(
         view,
         TaskView(
@@ -179,10 +184,9 @@ def _add_generated(view: ReadinessView, e: ev.TasksGenerated, x: ev.GeneratedTas
             max_attempts=t.max_attempts, tier=t.tier, estimate_s=t.estimate_s, timeout_s=t.timeout_s,
             priority=t.priority, labels=t.labels, env=t.env, scope=t.scope, preflight=t.preflight, seq=seq,
             depth=max((d.depth for d in deps), default=-1) + 1, rank_s=t.estimate_s or 0.0,
-            awaiting_approval=gate and not doomed, origin=x.reason,
+            awaiting_approval=gate and not ended, origin=x.reason,
             output_decls=t.outputs, source_tree=_source_tree(view, gid, x.trigger_task),
-            reason=f"dependency {doomed.task_id} {doomed.state}" if doomed else "",
-            finished_at=e.occurred_at if doomed else None,
+            reason=ended, finished_at=e.occurred_at if ended else None,
         ),
         seq,
     )  # fmt: skip
@@ -194,18 +198,26 @@ def _source_tree(view: ReadinessView, gid: str, trigger: str) -> str:
     return t.source_tree if t is not None else ""
 
 
-def _hold_back(view: ReadinessView, gid: str, new: str, before: tuple[str, ...], seq: int) -> tuple[str, ...]:
+def _hold_back(view: ReadinessView, gid: str, spec: ev.TaskSpec, before: tuple[str, ...], seq: int) -> tuple[str, ...]:
     """The ``before`` tasks not released yet (unfinished, still waiting for a dependency) also wait
     for the new task; those already ready or further are left alone. Returns the ones held."""
+    new = spec.id
     held: list[str] = []
     for b in before:
         t = view.tasks.get((gid, b))
         if t is None or t.state in ev.TERMINAL_STATES or not t.waiting_for or new in t.depends_on:
             continue
+        if lc.closes_cycle(lambda k: spec.depends_on if k == new else _deps(view, gid, k), new, b):
+            continue
         deps, waiting = (*t.depends_on, new), (*t.waiting_for, new)
         _put_task(view, msgspec.structs.replace(t, depends_on=deps, waiting_for=waiting, seq=seq), seq)
         held.append(b)
     return tuple(sorted(held))
+
+
+def _deps(view: ReadinessView, gid: str, task: str) -> tuple[str, ...]:
+    t = view.tasks.get((gid, task))
+    return t.depends_on if t is not None else ()
 
 
 def graph_part(view: ReadinessView, e: ev.GraphSubmitted | ev.GraphTasksAdded, seq: int) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import msgspec
 import pytest
 from typer.testing import CliRunner
 
@@ -10,6 +11,7 @@ from orchestrator.errors import InvariantViolation
 from orchestrator.graphs.submission import graph_events
 from orchestrator.graphs.validation import GraphSpec
 from orchestrator.writeside.application import Orchestrator
+from orchestrator.writeside.mapper import recorded
 from schemas import events as ev
 from tests.unit.builders import T0, completed, dispatched, started
 
@@ -94,3 +96,40 @@ def test_cancel_a_task_then_the_graph(nats_server, orchestrator):
         orchestrator.dispatch(dispatched("g", "A", "n1"))
     missing = runner.invoke(app, ["cancel", "nope/X", "--by", "ana", *url])
     assert missing.exit_code == 2 and "no graph 'nope'" in missing.output
+
+
+def _generate(orchestrator, task_id: str, before: tuple[str, ...], depends_on: tuple[str, ...] = ()) -> None:
+    """Append a follow-up rule's `TasksGenerated` as the decider does (on the graph's aggregate)."""
+    spec = ev.TaskSpec(id=task_id, command="true", depends_on=depends_on)
+    made = ev.GeneratedTask(spec=spec, rule="r", trigger_task="A", trigger_outcome="success", trigger_seq=0,
+                            reason="follow-up", before=before)  # fmt: skip
+    e = ev.TasksGenerated(event_id=f"gen:{task_id}", occurred_at=T0, graph_id="g", generated=(made,))
+    orchestrator.save(recorded(e, orchestrator.graph("g").version + 1))
+
+
+def _run(orchestrator, task_id: str, outcome: str = "success") -> None:
+    orchestrator.dispatch(dispatched("g", task_id, "n1"))
+    orchestrator.report(started("g", task_id, "n1"))
+    orchestrator.report(msgspec.structs.replace(completed("g", task_id, "n1", outcome=outcome), retryable=False))
+
+
+def test_a_generated_task_holds_back_a_waiting_task_until_it_succeeds(orchestrator):
+    _generate(orchestrator, "lint src/a.c", before=("B",))  # B still waits for A: it now waits for the lint too
+    _run(orchestrator, "A")
+    with pytest.raises(InvariantViolation, match="task g/B is not ready: waiting for lint src/a.c"):
+        orchestrator.dispatch(dispatched("g", "B", "n1"))
+    _run(orchestrator, "lint src/a.c")
+    orchestrator.dispatch(dispatched("g", "B", "n1"))
+
+
+def test_a_task_already_released_is_not_held_back(orchestrator):
+    _run(orchestrator, "A")  # B is ready before the follow-up is generated
+    _generate(orchestrator, "late", before=("B",))
+    orchestrator.dispatch(dispatched("g", "B", "n1"))
+
+
+def test_a_held_task_is_cancelled_when_its_holder_fails(orchestrator):
+    _generate(orchestrator, "check", before=("B",))
+    _run(orchestrator, "check", outcome="failure")
+    with pytest.raises(InvariantViolation, match="cancelled"):
+        orchestrator.cancel_task("g", "B", "ana", "", T0, "c1")

@@ -5,8 +5,9 @@ the readiness fold's fast paths give what its general rule gives.
 A history is a small graph (one to three tasks, random dependencies, tiers, attempt limits) and a
 random run of every event that touches a task: run and preflight dispatches (also naming a wrong
 attempt), starts, results (success, partial, failure; retryable or not; a quality score; from
-the holder or from a stale attempt or node), losses, cancels, approvals, rejections and a graph
-cancel. Every event goes into the log (a stale report can reach the stream); the write side folds
+the holder or from a stale attempt or node), losses, cancels, approvals, rejections, a graph
+cancel, and generated tasks (depending on any tasks, holding others back with ``before``, or
+reusing an id that exists). Every event goes into the log (a stale report can reach the stream); the write side folds
 those its checks accept, as it would append them.
 """
 
@@ -21,6 +22,7 @@ from hypothesis import strategies as st
 
 from orchestrator.errors import InvariantViolation
 from orchestrator.replay.verify import Verifier
+from orchestrator.writeside.holdback import Hold, held_back
 from orchestrator.writeside.taskrules import (
     TaskRecord,
     check_approval,
@@ -62,13 +64,18 @@ class WriteSide:
     def __init__(self, specs: tuple[ev.TaskSpec, ...]) -> None:
         self.records = {s.id: TaskRecord(graph_id=G, spec=s) for s in specs}
         self.cancelled_by: str | None = None
+        self.cancelled_at = 0
+        self.holds: list[Hold] = []
+        self.seq = 1  # the log position of the last event (the submit is 1)
 
     def effective(self) -> dict[str, TaskRecord]:
-        return effective_records(self.records, self.cancelled_by)
+        return effective_records(held_back(self.records, self.holds, self.cancelled_at), self.cancelled_by)
 
     def accepts(self, e: ev.AnyEvent) -> bool:
         if isinstance(e, ev.GraphCancelled):
             return self.cancelled_by is None
+        if isinstance(e, ev.TasksGenerated):
+            return True  # the decider appends it; the graph takes the tasks it does not have yet
         eff = self.effective()
         r = eff[e.task_id]
         try:
@@ -86,11 +93,17 @@ class WriteSide:
         return True
 
     def apply(self, e: ev.AnyEvent) -> bool:
+        self.seq += 1
         ok = self.accepts(e)
         if ok and isinstance(e, ev.GraphCancelled):
-            self.cancelled_by = e.by
+            self.cancelled_by, self.cancelled_at = e.by, self.seq
+        elif isinstance(e, ev.TasksGenerated):
+            for x in e.generated:
+                if x.spec.id not in self.records:
+                    self.records[x.spec.id] = TaskRecord(graph_id=G, spec=x.spec)
+                    self.holds += [Hold(task=x.spec.id, before=x.before, at=self.seq)] if x.before else []
         elif ok:
-            self.records[e.task_id] = evolve_task(self.records[e.task_id], e)
+            self.records[e.task_id] = evolve_task(self.records[e.task_id], e, self.seq)
         return ok
 
     def snapshot(self) -> dict[str, Snapshot]:
@@ -137,7 +150,7 @@ class Checker:
 # --- histories -----------------------------------------------------------------------------
 
 TASK = st.tuples(st.sampled_from([1, 1, 2, 3]), st.integers(1, 3), st.integers(0, 3))
-MOVE = st.tuples(st.integers(0, 19), st.integers(0, 2), st.integers(0, 11))
+MOVE = st.tuples(st.integers(0, 20), st.integers(0, 2), st.integers(0, 11))
 
 
 def _expanded(moves: list[tuple[int, int, int]]) -> list[tuple[int, int, int]]:
@@ -171,18 +184,21 @@ class Generator:
 
     def __init__(self) -> None:
         self.i = 0
+        self.generated = 0
 
     def event(self, move: tuple[int, int, int], tasks: dict[str, TaskRecord]) -> ev.AnyEvent:
         """The event of one move."""
         kind, task_no, v = move
         self.i += 1
-        tid = f"t{task_no % len(tasks)}"
+        tid = list(tasks)[task_no % len(tasks)]
         r = tasks[tid]
         node, attempt = r.node_id or NODES[v % 2], r.attempt
         if v % 6 == 1:
             node = NODES[(NODES.index(node) + 1) % 2]
         elif v % 6 == 2:
             attempt -= 1
+        if kind == 20:
+            return self.generation(task_no, v, list(tasks))
         base = dict(event_id=f"e{self.i}", occurred_at=T0 + timedelta(seconds=self.i), graph_id=G, task_id=tid)
         who = dict(node_id=node, attempt=attempt)
         cands = (ev.Candidate(node_id=node, score=1.0, reason="free"),)
@@ -205,6 +221,21 @@ class Generator:
                 return ev.TaskDispatched(**base, node_id=node, attempt=attempt + 1, command="run", candidates=cands)
             case _:
                 return _human(base, kind, v)
+
+
+    def generation(self, task_no: int, v: int, ids: list[str]) -> ev.TasksGenerated:
+        """A generated task depending on the tasks ``v``'s bits pick, holding back one task (or
+        two, or none); ``v`` 11 reuses an id the graph has."""
+        self.generated += 1
+        tid = ids[0] if v == 11 else f"g{self.generated}"
+        deps = tuple(d for j, d in enumerate(ids) if v >> j & 1 and d != tid)[:2]
+        before = (ids[task_no % len(ids)], ids[-1]) if v % 3 == 0 else ((ids[task_no % len(ids)],) if v % 3 else ())
+        before = tuple(b for b in dict.fromkeys(before) if b != tid)
+        spec = ev.TaskSpec(id=tid, command="run", depends_on=deps, max_attempts=2)
+        made = ev.GeneratedTask(spec=spec, rule="r", trigger_task=ids[0], trigger_outcome="success", trigger_seq=0,
+                                reason="follow-up", before=before)  # fmt: skip
+        return ev.TasksGenerated(event_id=f"e{self.i}", occurred_at=T0 + timedelta(seconds=self.i), graph_id=G,
+                                 generated=(made,))  # fmt: skip
 
 
 def _result(base: dict[str, Any], who: dict[str, Any], v: int, phase: str) -> ev.TaskCompleted:
@@ -253,7 +284,7 @@ def run_history(params: list[tuple[int, int, int]], moves: list[tuple[int, int, 
             read.view.ignored,
         ):
             found.append(f"{history}: readiness's fast paths differ from its general rule")
-        task_event = not isinstance(e, ev.GraphCancelled)
+        task_event = not isinstance(e, ev.GraphCancelled | ev.TasksGenerated)
         if task_event and w_ok != r_ok:
             found.append(
                 f"{history}: write side {'accepts' if w_ok else 'refuses'}, "
@@ -280,6 +311,9 @@ def _describe(e: ev.AnyEvent) -> str:
     name = type(e).__name__
     if isinstance(e, ev.GraphCancelled):
         return name
+    if isinstance(e, ev.TasksGenerated):
+        x = e.generated[0]
+        return f"{name}({x.spec.id} after {list(x.spec.depends_on)} before {list(x.before)})"
     extra = ""
     if isinstance(e, ev.TaskDispatched | ev.TaskStarted | ev.TaskCompleted | ev.TaskLost):
         extra = f" {e.node_id}#{e.attempt}"
@@ -294,3 +328,20 @@ def _describe(e: ev.AnyEvent) -> str:
 @given(st.lists(TASK, min_size=1, max_size=3), st.lists(MOVE, max_size=30))
 def test_write_side_readiness_and_verify_agree_at_every_step(params, moves):
     assert run_history(params, moves) == []
+
+
+# --- what the generated-work histories found (each failed before the fix) ------------------------
+
+
+def test_a_task_generated_into_a_cancelled_graph_is_cancelled_everywhere():
+    assert run_history([(1, 1, 0)], [(16, 0, 11), (20, 0, 0)]) == []  # graph cancelled, then g1 generated
+
+
+def test_a_hold_that_would_close_a_cycle_is_not_taken():
+    # g2 depends on g1 and is to hold g1 back: holding it would deadlock both, so nobody holds it
+    assert run_history([(1, 1, 0)], [(20, 0, 1), (20, 0, 3), (14, 2, 0)]) == []
+
+
+def test_the_write_side_holds_a_waiting_task_back_for_its_generated_task():
+    # g1 holds t1 back while t1 still waits for t0; cancelling g1 then cancels t1 on every side
+    assert run_history([(1, 1, 0), (1, 1, 1)], [(20, 1, 0), (14, 2, 0)]) == []
