@@ -46,6 +46,7 @@ class Verifier:
     counts: dict[str, int] = field(default_factory=lambda: dict.fromkeys(INVARIANTS, 0))
     assembly: GraphAssembly = field(default_factory=GraphAssembly)
     cancelled: set[str] = field(default_factory=set)  # graphs cancelled
+    backlog: set[str] = field(default_factory=set)  # backlog graphs the decider has not taken yet
     events: int = 0
 
     def _violate(self, inv: str, seq: int, e: Any, message: str) -> None:
@@ -93,17 +94,10 @@ class Verifier:
     def apply(self, seq: int, e: ev.AnyEvent) -> None:
         self.events += 1
         match e:
-            case ev.GraphSubmitted() | ev.GraphTasksAdded():
-                whole = self.assembly.add(e)
-                if whole is not None and whole.graph_id not in self.graphs:
-                    self.graphs[whole.graph_id] = {s.id: _Task(spec=s) for s in whole.tasks}
+            case ev.GraphSubmitted() | ev.GraphTasksAdded() | ev.BacklogItemTaken() | ev.GraphCancelled():
+                self._graph_event(e)
             case ev.TasksGenerated():
                 self._generated(e)
-            case ev.GraphCancelled():
-                self.cancelled.add(e.graph_id)
-                for t in self.graphs.get(e.graph_id, {}).values():
-                    if not t.terminal:
-                        self._end(t, "cancelled")
             case ev.TaskDispatched() | ev.TaskStarted() | ev.TaskCompleted() | ev.TaskLost():
                 self._task_event(seq, e)
             case ev.TaskCacheHit():
@@ -115,6 +109,22 @@ class Verifier:
                     self._step(tasks, task, e)
             case _:
                 pass
+
+    def _graph_event(self, e: ev.GraphSubmitted | ev.GraphTasksAdded | ev.BacklogItemTaken | ev.GraphCancelled) -> None:
+        """A graph's parts, its taking from the backlog, its cancel (which ends every unfinished task)."""
+        if isinstance(e, ev.BacklogItemTaken):
+            self.backlog.discard(e.graph_id)
+        elif isinstance(e, ev.GraphCancelled):
+            self.cancelled.add(e.graph_id)
+            for t in self.graphs.get(e.graph_id, {}).values():
+                if not t.terminal:
+                    self._end(t, "cancelled")
+        else:
+            whole = self.assembly.add(e)
+            if whole is not None and whole.graph_id not in self.graphs:
+                self.graphs[whole.graph_id] = {s.id: _Task(spec=s) for s in whole.tasks}
+                if whole.backlog_priority is not None:
+                    self.backlog.add(whole.graph_id)
 
     def _cache_hit(self, seq: int, e: ev.TaskCacheHit) -> None:
         """A hit completes the task like a run would: only once its dependencies succeeded (I2)."""
@@ -177,7 +187,10 @@ class Verifier:
 
     def _dispatch(self, seq: int, e: ev.TaskDispatched, t: _Task, tasks: dict[str, _Task]) -> None:
         self._check_dispatch(seq, e, t)
-        if all(tasks[d].life.state == "succeeded" for d in t.spec.depends_on if d in tasks):
+        ready = e.graph_id not in self.backlog and all(
+            tasks[d].life.state == "succeeded" for d in t.spec.depends_on if d in tasks
+        )
+        if ready:
             self._step(tasks, t, e)  # a dispatch of a task not ready changes nothing (as in readiness)
 
     def _check_dispatch(self, seq: int, e: ev.TaskDispatched, t: _Task) -> None:

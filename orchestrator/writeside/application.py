@@ -27,6 +27,7 @@ from orchestrator.writeside.taskrules import (
     check_cancel,
     check_dispatch,
     check_holder,
+    check_live,
     effective,
     effective_records,
     evolve_task,
@@ -47,6 +48,7 @@ class GraphState(msgspec.Struct, frozen=True, kw_only=True):
     cancelled_by: str | None = None
     cancelled_at: int = 0  # the cancel's log position
     holds: tuple[Hold, ...] = ()  # generated tasks' ``before`` lists, with their log positions
+    backlog: bool = False  # a backlog graph: nothing of it runs until the decider takes it
 
     @property
     def task_ids(self) -> tuple[str, ...]:
@@ -68,6 +70,7 @@ def project_graph(state: GraphState | None, events: Iterable[Recorded]) -> Graph
                     source=e.source,
                     tasks=tasks,
                     parts=e.parts,
+                    backlog=e.backlog_priority is not None,
                 )
             case ev.GraphTasksAdded(tasks=more) if state is not None:
                 state = replace(state, version=r.originator_version, tasks={**state.tasks, **{t.id: t for t in more}})
@@ -195,6 +198,14 @@ class Orchestrator(Application[str]):
         own = {t: self._own_record(graph, t)[0] for t in graph.tasks}
         return held_back(own, graph.holds, graph.cancelled_at)
 
+    def taken(self, graph_id: str) -> bool:
+        """Whether the decider took the backlog graph (its `BacklogItemTaken` is recorded)."""
+        try:
+            self.repository.get(S.backlog_aggregate(graph_id), projector_func=lambda _, events: list(events) or None)
+        except AggregateNotFoundError:
+            return False
+        return True
+
     def task(self, graph_id: str, task_id: str) -> TaskRecord:
         """A task's write-side record."""
         return self.record(self.graph(graph_id), task_id)[0]
@@ -211,6 +222,7 @@ class Orchestrator(Application[str]):
     def dispatch(self, event: ev.TaskDispatched) -> int:
         """Dispatch a task attempt; refused unless the task is ready (see `taskrules`)."""
         graph = self.graph(event.graph_id)
+        check_live(graph.backlog, graph.backlog and self.taken(graph.id), graph.id)
         r, version = self.record(graph, event.task_id)
         deps = {d: self.record(graph, d)[0] for d in r.spec.depends_on}
         return self._append(check_dispatch(r, deps, event), version)

@@ -158,6 +158,19 @@ def check_dispatch(r: TaskRecord, deps: Mapping[str, TaskRecord], e: ev.TaskDisp
     return e
 
 
+def check_live(backlog: bool, taken: bool, graph_id: str) -> None:
+    """No task of a backlog graph runs before the decider takes the graph."""
+    if backlog and not taken:
+        raise InvariantViolation(
+            f"graph {graph_id!r} waits in the backlog: no task of it runs until the decider takes it"
+        )
+
+
+def check_taken(backlog: bool, taken: bool, graph_id: str) -> bool:
+    """Whether taking the graph from the backlog is a move: it is a waiting backlog graph."""
+    return backlog and not taken
+
+
 def check_holder(r: TaskRecord, e: ev.TaskStarted | ev.TaskCompleted | ev.TaskLost) -> None:
     """A start, a result or a loss counts only from the node and attempt that hold the task."""
     _refuse(r, lc.holder_refusal(r.life, e))

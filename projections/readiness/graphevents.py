@@ -167,11 +167,12 @@ def _add_generated(view: ReadinessView, e: ev.TasksGenerated, x: ev.GeneratedTas
         _put_task(view, msgspec.structs.replace(d, dependents=tuple(sorted({*d.dependents, t.id})), seq=seq), seq)
     waiting = tuple(d.task_id for d in deps if d.state != "succeeded")
     doomed = next((d for d in deps if d.state in ("failed", "cancelled")), None)
-    cancelled_by = view.graphs[gid].cancelled_by
+    graph = view.graphs[gid]
     ended = f"dependency {doomed.task_id} {doomed.state}" if doomed else ""
-    if cancelled_by is not None:  # a task generated into a cancelled graph is born cancelled, as its graph's tasks
-        ended = f"graph cancelled by {cancelled_by}"
-    free = not waiting
+    if graph.cancelled_by is not None:  # generated into a cancelled graph: born cancelled, as the graph's tasks
+        ended = f"graph cancelled by {graph.cancelled_by}"
+    parked = graph.backlog_priority is not None and not graph.backlog_taken  # released when the graph is taken
+    free = not waiting and not parked
     gate = free and t.tier == 3
     state: ev.TaskState = "cancelled" if ended else ("ready" if free and not gate else "pending")
     held = () if ended else _hold_back(view, gid, t, x.before, seq)

@@ -133,3 +133,14 @@ def test_a_held_task_is_cancelled_when_its_holder_fails(orchestrator):
     _run(orchestrator, "check", outcome="failure")
     with pytest.raises(InvariantViolation, match="cancelled"):
         orchestrator.cancel_task("g", "B", "ana", "", T0, "c1")
+
+
+def test_no_task_of_a_backlog_graph_runs_before_the_decider_takes_it(nats_server, orchestrator):
+    later = GraphSpec(id="later", title="", tasks=(ev.TaskSpec(id="docs", command="make docs"),), backlog_priority=5)
+    orchestrator.submit_graph(graph_events(later, T0, "submit:later"))
+    with pytest.raises(InvariantViolation, match="graph 'later' waits in the backlog"):
+        orchestrator.dispatch(dispatched("later", "docs", "n1"))
+    taken = ev.BacklogItemTaken(event_id="take:later", occurred_at=T0, graph_id="later", priority=5, tasks=1,
+                                reason="nothing else is ready")  # fmt: skip
+    orchestrator.save(recorded(taken, 1))
+    orchestrator.dispatch(dispatched("later", "docs", "n1"))

@@ -6,9 +6,10 @@ A history is a small graph (one to three tasks, random dependencies, tiers, atte
 random run of every event that touches a task: run and preflight dispatches (also naming a wrong
 attempt), starts, results (success, partial, failure; retryable or not; a quality score; from
 the holder or from a stale attempt or node), losses, cancels, approvals, rejections, a graph
-cancel, and generated tasks (depending on any tasks, holding others back with ``before``, or
-reusing an id that exists). Every event goes into the log (a stale report can reach the stream); the write side folds
-those its checks accept, as it would append them.
+cancel, generated tasks (depending on any tasks, holding others back with ``before``, or
+reusing an id that exists), and, for a backlog graph, the decider taking it (or taking it
+twice). Every event goes into the log (a stale report can reach the stream); the write side
+folds those its checks accept, as it would append them.
 """
 
 from __future__ import annotations
@@ -29,6 +30,8 @@ from orchestrator.writeside.taskrules import (
     check_cancel,
     check_dispatch,
     check_holder,
+    check_live,
+    check_taken,
     effective_records,
     evolve_task,
 )
@@ -61,8 +64,9 @@ def _snap(state: str, attempt: int, lost: int, node: str | None) -> Snapshot:
 class WriteSide:
     """The write side's records and checks, as `orchestrator.application` uses them."""
 
-    def __init__(self, specs: tuple[ev.TaskSpec, ...]) -> None:
+    def __init__(self, specs: tuple[ev.TaskSpec, ...], backlog: bool = False) -> None:
         self.records = {s.id: TaskRecord(graph_id=G, spec=s) for s in specs}
+        self.backlog, self.taken = backlog, False
         self.cancelled_by: str | None = None
         self.cancelled_at = 0
         self.holds: list[Hold] = []
@@ -76,11 +80,14 @@ class WriteSide:
             return self.cancelled_by is None
         if isinstance(e, ev.TasksGenerated):
             return True  # the decider appends it; the graph takes the tasks it does not have yet
+        if isinstance(e, ev.BacklogItemTaken):
+            return check_taken(self.backlog, self.taken, G)
         eff = self.effective()
         r = eff[e.task_id]
         try:
             match e:
                 case ev.TaskDispatched():
+                    check_live(self.backlog, self.taken, G)
                     check_dispatch(r, {d: eff[d] for d in r.spec.depends_on}, e)
                 case ev.TaskStarted() | ev.TaskCompleted() | ev.TaskLost():
                     check_holder(r, e)
@@ -97,6 +104,8 @@ class WriteSide:
         ok = self.accepts(e)
         if ok and isinstance(e, ev.GraphCancelled):
             self.cancelled_by, self.cancelled_at = e.by, self.seq
+        elif isinstance(e, ev.BacklogItemTaken):
+            self.taken = self.taken or ok
         elif isinstance(e, ev.TasksGenerated):
             for x in e.generated:
                 if x.spec.id not in self.records:
@@ -150,7 +159,7 @@ class Checker:
 # --- histories -----------------------------------------------------------------------------
 
 TASK = st.tuples(st.sampled_from([1, 1, 2, 3]), st.integers(1, 3), st.integers(0, 3))
-MOVE = st.tuples(st.integers(0, 20), st.integers(0, 2), st.integers(0, 11))
+MOVE = st.tuples(st.integers(0, 21), st.integers(0, 2), st.integers(0, 11))
 
 
 def _expanded(moves: list[tuple[int, int, int]]) -> list[tuple[int, int, int]]:
@@ -199,6 +208,9 @@ class Generator:
             attempt -= 1
         if kind == 20:
             return self.generation(task_no, v, list(tasks))
+        if kind == 21:
+            return ev.BacklogItemTaken(event_id=f"e{self.i}", occurred_at=T0 + timedelta(seconds=self.i), graph_id=G,
+                                       priority=5, tasks=len(tasks), reason="nothing else to do")  # fmt: skip
         base = dict(event_id=f"e{self.i}", occurred_at=T0 + timedelta(seconds=self.i), graph_id=G, task_id=tid)
         who = dict(node_id=node, attempt=attempt)
         cands = (ev.Candidate(node_id=node, score=1.0, reason="free"),)
@@ -265,11 +277,15 @@ def _human(base: dict[str, Any], kind: int, v: int) -> ev.AnyEvent:
     return ev.GraphCancelled(event_id=base["event_id"], occurred_at=base["occurred_at"], graph_id=G, by="ana")
 
 
-def run_history(params: list[tuple[int, int, int]], moves: list[tuple[int, int, int]]) -> list[str]:
-    """Every disagreement of the three sides along the history (empty: they agree throughout)."""
+def run_history(
+    params: list[tuple[int, int, int]], moves: list[tuple[int, int, int]], backlog: bool = False
+) -> list[str]:
+    """Every disagreement of the three sides along the history (empty: they agree throughout);
+    ``backlog``: the graph waits in the backlog until the decider takes it."""
     specs = _specs(params)
-    head = ev.GraphSubmitted(event_id="s", occurred_at=T0, graph_id=G, tasks=specs)
-    write, read, check, gen = WriteSide(specs), ReadSide(head), Checker(head), Generator()
+    priority = 5 if backlog else None
+    head = ev.GraphSubmitted(event_id="s", occurred_at=T0, graph_id=G, tasks=specs, backlog_priority=priority)
+    write, read, check, gen = WriteSide(specs, backlog), ReadSide(head), Checker(head), Generator()
     general = ReadSide(head, fast=False)
     found: list[str] = []
     history: list[str] = []
@@ -285,6 +301,10 @@ def run_history(params: list[tuple[int, int, int]], moves: list[tuple[int, int, 
         ):
             found.append(f"{history}: readiness's fast paths differ from its general rule")
         task_event = not isinstance(e, ev.GraphCancelled | ev.TasksGenerated)
+        if isinstance(e, ev.BacklogItemTaken) and w_ok != r_ok:
+            found.append(f"{history}: write side {'accepts' if w_ok else 'refuses'} the take, readiness "
+                         f"{'applies' if r_ok else 'ignores'} it")  # fmt: skip
+        task_event = task_event and not isinstance(e, ev.BacklogItemTaken)
         if task_event and w_ok != r_ok:
             found.append(
                 f"{history}: write side {'accepts' if w_ok else 'refuses'}, "
@@ -309,7 +329,7 @@ def _is_result(e: ev.AnyEvent) -> bool:
 
 def _describe(e: ev.AnyEvent) -> str:
     name = type(e).__name__
-    if isinstance(e, ev.GraphCancelled):
+    if isinstance(e, ev.GraphCancelled | ev.BacklogItemTaken):
         return name
     if isinstance(e, ev.TasksGenerated):
         x = e.generated[0]
@@ -325,9 +345,9 @@ def _describe(e: ev.AnyEvent) -> str:
 
 
 @settings(max_examples=3000, deadline=None)
-@given(st.lists(TASK, min_size=1, max_size=3), st.lists(MOVE, max_size=30))
-def test_write_side_readiness_and_verify_agree_at_every_step(params, moves):
-    assert run_history(params, moves) == []
+@given(st.lists(TASK, min_size=1, max_size=3), st.lists(MOVE, max_size=30), st.booleans())
+def test_write_side_readiness_and_verify_agree_at_every_step(params, moves, backlog):
+    assert run_history(params, moves, backlog) == []
 
 
 # --- what the generated-work histories found (each failed before the fix) ------------------------
@@ -345,3 +365,12 @@ def test_a_hold_that_would_close_a_cycle_is_not_taken():
 def test_the_write_side_holds_a_waiting_task_back_for_its_generated_task():
     # g1 holds t1 back while t1 still waits for t0; cancelling g1 then cancels t1 on every side
     assert run_history([(1, 1, 0), (1, 1, 1)], [(20, 1, 0), (14, 2, 0)]) == []
+
+
+def test_a_dispatch_before_the_backlog_graph_is_taken_changes_nothing_anywhere():
+    assert run_history([(1, 1, 0)], [(0, 0, 0)], backlog=True) == []  # verify used to move the task
+
+
+def test_a_task_generated_into_a_backlog_graph_waits_until_the_graph_is_taken():
+    # readiness used to make it ready (and apply its dispatch) while the graph still waited
+    assert run_history([(1, 1, 0), (1, 1, 0)], [(20, 0, 0), (0, 2, 0), (21, 0, 0), (0, 2, 0)], backlog=True) == []
