@@ -335,6 +335,10 @@ class TaskCompleted(Event, frozen=True, kw_only=True):
     log_subject: str = ""
     retryable: bool = True
     outputs: tuple[ArtifactRecord, ...] = ()  # the declared outputs as stored (success only)
+    # What the agent fetched from the artifact store before the run (its local cache's misses):
+    # the node-scores view learns the node's transfer rate from them (`orchestrator.decision.transfer`).
+    fetched_bytes: int = 0
+    fetch_seconds: float = 0.0
 
 
 class TaskLost(Event, frozen=True, kw_only=True):

@@ -2,8 +2,9 @@
 words (not alive, lost, draining, missing a label, no free slot, flagged, avoided after a
 failure there, or its expected finish and value), and the one the policy picks.
 
-``eft`` ranks a node by its expected finish (the slot's expected start + the run's expected
-duration there, the duration over P(success)) and may pick a busy node that would still
+``eft`` ranks a node by its expected finish (the slot's expected start + the time to fetch the
+inputs it does not hold (`orchestrator.decision.transfer`) + the run's expected duration there,
+the duration over P(success)) and may pick a busy node that would still
 finish first (a reservation: no event, no words); ``seed`` by its free slots; ``fifo`` takes
 the first free node by id. Pure: the round's `RoundSlots` holds what it reuses; nothing reads
 the clock.
@@ -17,6 +18,7 @@ from typing import TYPE_CHECKING, NamedTuple
 from orchestrator.decision.availability import missing_labels
 from orchestrator.decision.scoring import ScoringConfig, expected_value, priority, task_estimate
 from orchestrator.decision.slots import NodeFacts, RoundSlots
+from orchestrator.decision.transfer import Fetch, Need, fetch_for, fetch_words, task_need
 from projections.node_scores.fold import NodeView
 from projections.readiness.fold import TaskView
 from schemas.events import Candidate
@@ -34,6 +36,7 @@ class Option(NamedTuple):
     duration: float
     free_now: int
     facts: NodeFacts
+    fetch: Fetch | None  # eft, a task with inputs in the store: what this node would fetch
 
 
 _option = tuple.__new__  # builds an Option from its fields' tuple (at C speed; `Option(...)` runs Python code)
@@ -47,7 +50,8 @@ def choose(
     and the chosen slot's expected start and the run's expected duration (seconds)."""
     cfg = config.scoring
     est, source = task_estimate(task, views.types, cfg)
-    options, refused = _options(task, views, est, cfg, slots, node_order)
+    need = task_need(task, views.tasks, slots.held) if task.depends_on and cfg.policy == "eft" else None
+    options, refused = _options(task, views, est, cfg, slots, node_order, need)
     if slots.flags.nodes_for(task):
         options = _avoid_flagged(task, views, options, refused, slots, node_order)
     if task.failed_on:
@@ -61,11 +65,12 @@ def choose(
     if not options:
         return None
     best = min(options)  # by (rank, node id): node ids are unique, so the rest never counts
+    held = best.duration + best.fetch.seconds if best.fetch is not None else best.duration  # the slot's hold
     if best.start > 0.0:  # a reservation: no event, so no words needed
-        return Candidate(node_id=best.node_id, score=0.0, reason="", eligible=False), (), best.start, best.duration
+        return Candidate(node_id=best.node_id, score=0.0, reason="", eligible=False), (), best.start, held
     value = priority(task, now, cfg)
     if cfg.policy == "eft":
-        candidates = _eft_candidates(options, refused, value, f"{source} {est:.1f}s)", slots, node_order)
+        candidates = _eft_candidates(options, refused, value, f"{source} {est:.1f}s)", slots, node_order, need)
     else:
         by_node = {o.node_id: o for o in options}
         candidates = tuple(
@@ -73,7 +78,7 @@ def choose(
             for nid in node_order
         )
     chosen = next(c for c in candidates if c.node_id == best.node_id)
-    return chosen, candidates, best.start, best.duration
+    return chosen, candidates, best.start, held
 
 
 def _eft_candidates(
@@ -83,11 +88,13 @@ def _eft_candidates(
     task_words: str,
     slots: RoundSlots,
     node_order: list[str],
+    need: Need | None = None,
 ) -> tuple[Candidate, ...]:
     """Every node's candidate under eft: an eligible one scored by its expected value, with its
-    finish time in words. Nodes with the same numbers share their score and words (computed
-    once per task and round; the words once for as long as the round's memo keeps them). The
-    options are in node order (`_options` makes them so and every filter keeps it)."""
+    finish time (and the transfer term, when the task has inputs in the store) in words. Nodes
+    with the same numbers share their score and words (computed once per task and round; the
+    words once for as long as the round's memo keeps them). The options are in node order
+    (`_options` makes them so and every filter keeps it)."""
     out: list[Candidate] = []
     scores: dict[tuple[float, float], float] = {}
     words = slots.words
@@ -96,26 +103,36 @@ def _eft_candidates(
         if j == n or options[j].node_id != nid:
             out.append(slots.refusal(nid, refused[nid]))
             continue
-        _, _, start, dur, _, f = options[j]
+        _, _, start, dur, _, f, fetch = options[j]
         j += 1
-        score = scores.get((f.p, dur))
+        fetch_s, said = (fetch.seconds, fetch_words(fetch, need)) if fetch is not None and need else (0.0, "")
+        cost = dur + fetch_s
+        score = scores.get((f.p, cost))
         if score is None:
-            score = scores[(f.p, dur)] = expected_value(f.p, value, dur)
+            score = scores[(f.p, cost)] = expected_value(f.p, value, cost)
         key = (start, dur, f, task_words)
-        reason = words.get(key)
+        reason = None if said else words.get(key)  # (words with a transfer term are not kept: its seconds vary)
         if reason is None:
             speed_words, p_words = slots.fact_words(f)
-            reason = words[key] = (
-                f"finish in {start + dur:.1f}s: {dur:.1f}s{speed_words}{task_words}"
+            reason = (
+                f"finish in {start + cost:.1f}s: {said}{dur:.1f}s{speed_words}{task_words}"
                 + (f" after waiting {start:.1f}s" if start > 0 else "")
                 + p_words
             )
+            if not said:
+                words[key] = reason
         out.append(Candidate(node_id=nid, score=score, reason=reason, eligible=start == 0.0))
     return tuple(out)
 
 
 def _options(
-    task: TaskView, views: Views, est: float, cfg: ScoringConfig, slots: RoundSlots, node_order: list[str]
+    task: TaskView,
+    views: Views,
+    est: float,
+    cfg: ScoringConfig,
+    slots: RoundSlots,
+    node_order: list[str],
+    need: Need | None = None,
 ) -> tuple[list[Option], dict[str, str]]:
     """Every node that could take the task with its numbers, and why each other node cannot."""
     options: list[Option] = []
@@ -133,14 +150,18 @@ def _options(
         start = times[0]
         if eft:  # ranked by expected finish (not by free slots)
             dur = est / eff
-            options.append(_option(Option, (start + dur / p_floor, nid, start, dur, 0, f)))
+            if need is None:
+                options.append(_option(Option, (start + dur / p_floor, nid, start, dur, 0, f, None)))
+                continue
+            fetch = fetch_for(need, node, cfg.transfer_prior_bps, cfg.transfer_prior_s)
+            options.append(_option(Option, (start + fetch.seconds + dur / p_floor, nid, start, dur, 0, f, fetch)))
             continue
         if start > 0.0:
             refused[nid] = f"no free slot ({node.slots}/{node.slots} busy, free in {start:.1f}s)"
             continue
         free_now = times.count(0.0)
         rank = -float(free_now) if policy == "seed" else 0.0
-        options.append(_option(Option, (rank, nid, start, est / f.eff, free_now, f)))
+        options.append(_option(Option, (rank, nid, start, est / f.eff, free_now, f, None)))
     return options, refused
 
 

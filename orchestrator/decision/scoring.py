@@ -11,7 +11,9 @@ Pure functions of the views and ``now``. Three named policies:
   prior of one success). The node chosen is the one with the earliest expected finish, where the run time is
   the task's estimate divided by the node's learned efficiency (decayed expected/actual for
   that task type, shrunk toward the node's efficiency over all types, then toward 1.0), and a
-  node that is busy but would still finish first is waited for (the slot is reserved).
+  node that is busy but would still finish first is waited for (the slot is reserved). The
+  expected finish includes the time to fetch the task's inputs the node does not hold yet, at
+  the node's learned transfer rate (`orchestrator.decision.transfer`).
 - ``seed``: our reading of the seed article's formula: priority = 10 × direct dependents −
   estimate in minutes (+ the same aging); the node with the most free slots.
 - ``fifo``: longest-waiting first, the first free node by id.
@@ -47,6 +49,8 @@ class ScoringConfig:
     avoid_below_success: float = 0.5
     flag_after: int = 3  # failures in a row that flag a pattern (`projections.feedback`)
     flag_cooldown_s: float = 1800.0  # a flag lifts this long after the pattern's last failure
+    transfer_prior_bps: float = 100e6  # a node's transfer rate before it fetched anything (100 MB/s)
+    transfer_prior_s: float = 1.0  # seconds of pseudo-evidence the prior rate weighs (`transfer`)
 
 
 def backoff_until(task: TaskView, cfg: ScoringConfig) -> datetime | None:

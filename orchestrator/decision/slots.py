@@ -74,6 +74,7 @@ class RoundSlots:
     open: set[str] = field(default_factory=set)  # nodes with a slot free now (their first entry is 0.0)
     memo: RoundMemo | None = None  # kept across rounds by the caller (see `RoundMemo`)
     runs: dict[str, tuple[str, str]] = field(default_factory=dict)  # see run_task()
+    held: dict[tuple[str, str], frozenset[str]] = field(default_factory=dict)  # dependency → nodes with its outputs
 
     def __post_init__(self) -> None:
         self.reopen()

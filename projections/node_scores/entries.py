@@ -49,6 +49,10 @@ class NodeView(msgspec.Struct, frozen=True, kw_only=True, gc=False):
     draining: bool = False
     drain_reason: str = ""
     scores: dict[str, TypeScore] = {}
+    # Its fetches from the artifact store (decayed sums of bytes and of seconds, one sample per
+    # completion that fetched): the transfer rate locality is scored by (`orchestrator.decision.transfer`).
+    fetched_bytes: Decayed = Decayed()
+    fetch_seconds: Decayed = Decayed()
 
 
 class TypeEstimate(msgspec.Struct, frozen=True, kw_only=True, gc=False):

@@ -17,7 +17,10 @@ default 30 minutes, over event time; see `projections.decay`):
   expected duration is the completion's, else the dispatch's, else the task's estimate, else the
   type's learned mean so far (no sample when none is known);
 - success rate: 1 for success, 0.5 for partial, 0 for failure and for a lost attempt;
-- per task type: the decayed mean and spread of successful run durations.
+- per task type: the decayed mean and spread of successful run durations;
+- per node: the bytes and seconds its agent fetched from the artifact store before a run
+  (``fetched_bytes``/``fetch_seconds`` of a completion), decayed together, so their ratio is
+  the node's recent transfer rate (`orchestrator.decision.transfer`).
 
 Preflight runs and results from attempts that do not hold the task teach nothing. The entries
 themselves are `projections.node_scores.entries`.
@@ -242,8 +245,21 @@ def _release(view: NodeScoresView, e: ev.TaskCompleted | ev.TaskLost, seq: int) 
         )
     else:
         n = msgspec.structs.replace(n, active=active, seq=seq, scores=scores)
+    if holds and completed:
+        n = _learned_fetch(view, n, e)  # type: ignore[arg-type]
     view.nodes[node_id] = n
     view.touched.add(node_key(node_id))
+
+
+def _learned_fetch(view: NodeScoresView, n: NodeView, e: ev.TaskCompleted) -> NodeView:
+    """The node with the fetch its agent reported before the run (bytes and seconds, decayed
+    together: their ratio is the node's transfer rate); unchanged when it fetched nothing."""
+    if e.fetched_bytes <= 0 or not e.fetch_seconds > 0:
+        return n
+    got, took = add_pair(
+        n.fetched_bytes, float(e.fetched_bytes), n.fetch_seconds, e.fetch_seconds, e.occurred_at, view.half_life_s
+    )
+    return msgspec.structs.replace(n, fetched_bytes=got, fetch_seconds=took)
 
 
 def _dispatch(view: NodeScoresView, e: ev.TaskDispatched, seq: int) -> None:

@@ -1,0 +1,166 @@
+"""Locality: the transfer term of node choice and the transfer rate a node learns (pure, no server)."""
+
+from __future__ import annotations
+
+import hashlib
+
+import msgspec
+import pytest
+
+from orchestrator.decision.decide import DeciderConfig, Views, decide
+from orchestrator.decision.scoring import ScoringConfig
+from orchestrator.decision.transfer import Need, fetch_for, missing_bytes, size_words, task_need, transfer_rate
+from projections.decay import Decayed
+from projections.node_scores.entries import NodeView
+from projections.node_scores.fold import NodeScoresView, evolve_node_scores
+from projections.readiness.fold import ReadinessView, evolve_readiness
+from projections.runner import project
+from schemas import events as ev
+from tests.unit.builders import at, completed, dispatched, graph, registered, spec, started
+
+MB = 1_000_000
+
+
+def rec(name: str, size: int) -> ev.ArtifactRecord:
+    return ev.ArtifactRecord(path=name, digest=hashlib.sha256(name.encode()).hexdigest(), size=size)
+
+
+def produced(task: str, node: str, *outputs: ev.ArtifactRecord, t: float = 1, fetched: tuple[int, float] = (0, 0.0)):
+    c = completed("g", task, node, t=t + 1)
+    c = msgspec.structs.replace(c, outputs=outputs, fetched_bytes=fetched[0], fetch_seconds=fetched[1])
+    return [dispatched("g", task, node, t=t), started("g", task, node, t=t), c]
+
+
+def fold(*events):
+    pairs = list(enumerate(events, 1))
+    r = project(evolve_readiness, ReadinessView(), pairs)
+    n = project(evolve_node_scores, NodeScoresView(), pairs)
+    return r, n
+
+
+def node_with(fetches: list[tuple[int, float]]) -> NodeView:
+    view = NodeScoresView()
+    events: list[object] = [registered("n1", slots=4), graph("g", *(spec(f"t{i}") for i in range(len(fetches))))]
+    for i, f in enumerate(fetches):
+        events += produced(f"t{i}", "n1", t=10 * i, fetched=f)
+    return project(evolve_node_scores, view, list(enumerate(events, 1))).nodes["n1"]
+
+
+@pytest.mark.parametrize(
+    ("fetches", "prior_bps", "prior_s", "rate", "evidence"),
+    [
+        ([], 100 * MB, 1.0, 100 * MB, "prior"),
+        ([(0, 0.0)], 100 * MB, 1.0, 100 * MB, "prior"),  # a completion that fetched nothing teaches nothing
+        ([(10 * MB, 0.0)], 100 * MB, 1.0, 100 * MB, "prior"),  # nor one with no time measured
+        ([(100 * MB, 9.0)], 100 * MB, 1.0, 20 * MB, "1 fetches"),  # (100 MB + 100 MB·1 s) / (9 s + 1 s)
+        ([(100 * MB, 9.0)], 100 * MB, 0.0, 100 * MB / 9.0, "1 fetches"),  # no prior weight: the measured rate
+        ([(50 * MB, 5.0), (50 * MB, 5.0)], 10 * MB, 1.0, 10 * MB, "2 fetches"),  # the prior agrees
+    ],
+)
+def test_transfer_rate_is_learned_from_the_nodes_own_fetches(fetches, prior_bps, prior_s, rate, evidence):
+    got, words = transfer_rate(node_with(fetches), prior_bps, prior_s)
+    assert got == pytest.approx(rate, rel=1e-3)
+    assert words == evidence
+
+
+def test_older_fetches_weigh_less_than_recent_ones():
+    slow_then_fast = node_with([(10 * MB, 10.0), (100 * MB, 1.0)])  # 1 MB/s, then 100 MB/s 10 s later
+    n = slow_then_fast
+    # decayed (half-life 30 min): the first weighs 2**(-10/1800) of the second
+    w = 2 ** (-10 / 1800)
+    expected = (10 * MB * w + 100 * MB) / (10.0 * w + 1.0)
+    assert transfer_rate(n, 100 * MB, 0.0)[0] == pytest.approx(expected, rel=1e-9)
+    assert n.fetched_bytes.n == 2
+
+
+def test_a_result_from_an_attempt_that_does_not_hold_the_task_teaches_no_rate():
+    c = msgspec.structs.replace(completed("g", "a", "n2", t=2), fetched_bytes=MB, fetch_seconds=1.0)
+    _, n = fold(registered("n1"), registered("n2"), graph("g", spec("a")), dispatched("g", "a", "n1"), c)
+    assert n.nodes["n2"].fetched_bytes == Decayed()
+
+
+BIG, SMALL = rec("big.bin", 800 * MB), rec("small.txt", 2 * MB)
+
+
+@pytest.mark.parametrize(
+    ("name", "events", "expect"),
+    [
+        ("no dependency stored anything", [*produced("a", "n1")], None),
+        ("an empty output weighs nothing", [*produced("a", "n1", rec("empty", 0))], None),
+        (
+            "the producer holds its outputs",
+            [*produced("a", "n1", BIG, SMALL)],
+            {"n1": 0, "n2": 802 * MB, "n3": 802 * MB},
+        ),
+        (
+            "a node a dependent was sent to fetched them",
+            [*produced("a", "n1", BIG), *produced("b", "n2", SMALL, t=3), dispatched("g", "x", "n3", t=5)],
+            {"n1": 2 * MB, "n2": 800 * MB, "n3": 2 * MB},  # (x needs a's output only)
+        ),
+        (
+            "the same blob from two dependencies counts once",
+            [*produced("a", "n1", BIG), *produced("b", "n2", rec("big.bin", 800 * MB), t=3)],
+            {"n1": 0, "n2": 0, "n3": 800 * MB},
+        ),
+    ],
+)
+def test_missing_bytes_per_node(name, events, expect):
+    g = graph("g", spec("a"), spec("b"), spec("x", "a"), spec("c", "a", "b"))
+    r, _ = fold(registered("n1"), registered("n2"), registered("n3"), g, *events)
+    need = task_need(r.tasks[("g", "c")], r.tasks)
+    if expect is None:
+        assert need is None
+        return
+    assert need is not None
+    assert {nid: missing_bytes(need, nid) for nid in expect} == expect
+
+
+@pytest.mark.parametrize(
+    ("missing", "rate_bps", "seconds"),
+    [(0, 100 * MB, 0.0), (100 * MB, 100 * MB, 1.0), (1 * MB, 10 * MB, 0.1), (800 * MB, 1 * MB, 800.0)],
+)
+def test_fetch_seconds_are_missing_bytes_over_the_rate(missing, rate_bps, seconds):
+    need = Need(((missing, frozenset({"other"})),), missing) if missing else Need(((5, frozenset({"n1"})),), 5)
+    f = fetch_for(need, NodeView(node_id="n1"), rate_bps, 1.0)
+    assert (f.missing, f.seconds) == (missing, pytest.approx(seconds))
+
+
+@pytest.mark.parametrize(("n", "words"), [(0, "0 B"), (812, "812 B"), (1500, "1.5 kB"), (2.5e9, "2.5 GB")])
+def test_size_words(n, words):
+    assert size_words(n) == words
+
+
+def _views(r, n):
+    return Views(tasks=r.tasks, nodes=n.nodes, seqs={"readiness": r.seq}, types=n.types, ready=r.ready)
+
+
+def test_eft_picks_the_node_that_holds_a_big_input_and_says_why():
+    # n2 is twice as fast, but c's 800 MB input is on n1: at 100 MB/s that is 8 s of fetching
+    g = graph("g", spec("a", estimate_s=1.0), spec("c", "a", estimate_s=10.0))
+    faster = [registered("n1", slots=1), registered("n2", slots=1), g]
+    r, n = fold(*faster, *produced("a", "n1", BIG))
+    n.nodes["n2"] = msgspec.structs.replace(n.nodes["n2"], scores=n.nodes["n1"].scores)
+    (d,) = decide(_views(r, n), at(3), DeciderConfig(node_ttl_s=1e9))
+    assert d.event.node_id == "n1"
+    by = {c.node_id: c.reason for c in d.event.candidates}
+    assert by["n1"].startswith("finish in 10.0s: holds its inputs (800.0 MB) + 10.0s")
+    assert by["n2"].startswith("finish in 18.0s: fetch 800.0 MB of 800.0 MB in 8.0s at 100.0 MB/s (prior) + 10.0s")
+    assert d.event.expected_duration_s == 10.0
+    assert d.event.dep_outputs == (BIG,)
+
+
+def test_a_fast_link_makes_the_transfer_term_negligible():
+    g = graph("g", spec("a", estimate_s=1.0), spec("c", "a", estimate_s=10.0))
+    r, n = fold(registered("n1", slots=1), registered("n2", slots=1), g, *produced("a", "n1", SMALL))
+    cfg = DeciderConfig(node_ttl_s=1e9, scoring=ScoringConfig(transfer_prior_bps=1e12))
+    (d,) = decide(_views(r, n), at(3), cfg)
+    by = {c.node_id: c.reason for c in d.event.candidates}
+    assert "fetch 2.0 MB of 2.0 MB in 0.0s at 1.0 TB/s (prior)" in by["n2"]
+    assert d.event.node_id == "n1"  # (equal finish: the node id breaks the tie)
+
+
+def test_without_sizes_the_reasons_are_the_old_ones():
+    g = graph("g", spec("a", estimate_s=1.0), spec("c", "a", estimate_s=10.0))
+    r, n = fold(registered("n1", slots=1), registered("n2", slots=1), g, *produced("a", "n1"))
+    (d,) = decide(_views(r, n), at(3), DeciderConfig(node_ttl_s=1e9))
+    assert all("fetch" not in c.reason and "holds" not in c.reason for c in d.event.candidates)
