@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import json
+import re
 import sys
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 
@@ -32,6 +33,28 @@ def parse_speeds(text: str) -> list[float]:
     return out
 
 
+_RATE = re.compile(r"^\s*([0-9]*\.?[0-9]+(?:[eE][-+]?[0-9]+)?)\s*([kKMGT]?i?B|[kKMGT]?(?:bit|b))?\s*(?:/s|ps)?\s*$")
+_SCALE = {"": 1.0, "k": 1e3, "K": 1e3, "M": 1e6, "G": 1e9, "T": 1e12}
+
+
+def parse_bandwidth(text: str) -> float:
+    """``"100MB/s"`` → 1e8 bytes per second. Units: B, kB, MB, GB, TB (powers of 1000), KiB,
+    MiB, GiB, TiB (of 1024), kbit … Tbit or kb … Tb (bits); ``/s`` or ``ps`` optional; a bare number is bytes/s."""
+    m = _RATE.match(text)
+    if m is None:
+        raise ValueError(f"{text!r} is not a bandwidth (a number and a unit, like 100MB/s, 1GiB/s or 10Gbit/s)")
+    value, unit = float(m.group(1)), m.group(2) or "B"
+    if unit.endswith(("bit", "b")):
+        rate = value * _SCALE[unit.removesuffix("bit").removesuffix("b")] / 8
+    elif "i" in unit:
+        rate = value * 1024.0 ** ("KMGT".index(unit[0].upper()) + 1)
+    else:
+        rate = value * _SCALE[unit[:-1]]
+    if not rate > 0:
+        raise ValueError(f"{text!r}: a bandwidth must be greater than 0")
+    return rate
+
+
 @app.command()
 def simulate(
     workflow: Annotated[Path, typer.Argument(help="Any graph file `validate` accepts (TOML, JSON, WfFormat).")],
@@ -39,6 +62,14 @@ def simulate(
     speeds: Annotated[str, typer.Option("--speeds", help="Node speeds, e.g. 4,2,2,1 or 16x1.")],
     policy: Annotated[str, typer.Option("--policy", help="eft | seed | fifo")] = "eft",
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
+    bandwidth: Annotated[
+        str | None,
+        typer.Option(
+            "--bandwidth",
+            help="Link speed for moving outputs between nodes, e.g. 100MB/s, 1GiB/s, 10Gbit/s "
+            "(the WfCommons files' sizes; without it transfers cost nothing).",
+        ),
+    ] = None,
     wf_command: WfCommand = DEFAULT_TEMPLATE,
     wf_scale: WfScale = 1.0,
 ) -> None:
@@ -54,14 +85,22 @@ def simulate(
     except ValueError as e:
         raise fail(f"--speeds: {e}") from e
     try:
+        rate = parse_bandwidth(bandwidth) if bandwidth is not None else None
+    except ValueError as e:
+        raise fail(f"--bandwidth: {e}") from e
+    try:
         spec = _load(workflow, DEFAULT_MAX_TASKS, DEFAULT_MAX_BYTES, wf_command, wf_scale, None)
+        network = _network(workflow, rate) if rate is not None else None
     except GraphFileError as e:
         _print_problems(e)
         raise typer.Exit(2) from e
     missing = sum(1 for t in spec.tasks if t.estimate_s is None)
     if missing:
         err.print(f"note: {missing} tasks have no estimate; they take 0 s in the simulation", highlight=False)
-    result = run(spec, node_speeds, DeciderConfig(scoring=ScoringConfig(policy=policy))).as_dict()
+    if network is not None and not network.outputs:
+        err.print(f"note: {workflow} records no file sizes; transfers cost nothing", highlight=False)
+    config = DeciderConfig(scoring=ScoringConfig(policy=policy))
+    result = run(spec, node_speeds, config, network=network).as_dict()
     if as_json:
         sys.stdout.write(json.dumps(result, indent=2) + "\n")
         return
@@ -69,6 +108,18 @@ def simulate(
         f"{spec.id}: {result['tasks']} tasks on {result['nodes']} nodes, policy {policy}\n"
         f"  makespan {result['makespan_s']:.1f}s | lower bound {result['lower_bound_s']:.1f}s "
         f"(x{result['makespan_over_lower_bound']}) | utilization {result['utilization']:.1%} "
-        f"| {result['decisions']} decisions",
+        f"| {result['decisions']} decisions"
+        + (
+            f"\n  transfers at {bandwidth}: {result['transferred_bytes']:,} bytes, {result['transfer_s']:.1f}s"
+            if network is not None
+            else ""
+        ),
         highlight=False,
     )
+
+
+def _network(workflow: Path, rate: float) -> Any:
+    from orchestrator.graphs.graphfile import load_output_sizes
+    from orchestrator.replay.simulator import Network, output_records
+
+    return Network(rate, output_records(load_output_sizes(workflow)))

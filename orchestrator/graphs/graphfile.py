@@ -27,11 +27,11 @@ from orchestrator.graphs.problem import Problem
 from orchestrator.graphs.shape import find_cycle
 from orchestrator.graphs.sourcetree import source_paths, walk_manifest
 from orchestrator.graphs.validation import GraphSpec, Limits, build_graph, parse_duration
-from orchestrator.graphs.wfformat import WfOptions, is_wfformat, wf_document
+from orchestrator.graphs.wfformat import WfOptions, is_wfformat, wf_document, wf_output_sizes
 from schemas.codec import manifest_digest
 
 __all__ = ["GraphSpec", "Limits", "WfOptions", "build_graph", "find_cycle", "load_graph", "parse_document"]
-__all__ += ["parse_duration", "read_limited"]
+__all__ += ["load_output_sizes", "parse_duration", "read_limited"]
 
 _TOML_AT = re.compile(r"\(at line (\d+), column (\d+)\)")
 
@@ -141,3 +141,16 @@ def build_with_source(
         return spec
     tree = manifest_digest(manifest)
     return dataclasses.replace(spec, source_tree=tree, source_files=manifest.files, source_origins=origins)
+
+
+def load_output_sizes(path: str | Path, limits: Limits | None = None) -> dict[str, tuple[tuple[str, int], ...]]:
+    """Each task's output files and their sizes, from a WfFormat file (`wf_output_sizes`); empty
+    for a graph file that records no sizes (TOML, niyantra JSON)."""
+    limits = limits or Limits()
+    p = Path(path)
+    data = read_limited(p, limits.max_bytes)
+    name = str(p).lower()
+    if name.endswith(".toml") or not (name.endswith((".json", ".json.gz")) or data.lstrip()[:1] == b"{"):
+        return {}
+    doc = _decode_json(str(p), data)
+    return wf_output_sizes(doc) if is_wfformat(doc) else {}

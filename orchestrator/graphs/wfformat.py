@@ -8,6 +8,9 @@ type the system learns durations for. Each task gets a command from a template, 
 instance can really run: by default it sleeps for the recorded runtime times ``scale``.
 
 The result is a plain document that goes through the same validation as a TOML file.
+`wf_output_sizes` reads what the document does not carry: each task's output files and their
+sizes (``specification.files[].sizeInBytes``; 1.4: ``files[]`` with ``link: output`` and
+``size``), which `niyantra simulate --bandwidth` turns into transfers.
 """
 
 from __future__ import annotations
@@ -144,3 +147,43 @@ def wf_document(
     title = doc.get("description") if isinstance(doc.get("description"), str) else ""
     graph = {"id": _graph_id(doc, file, options), "title": str(doc.get("name", title))}
     return {"graph": graph, "tasks": tasks}, problems
+
+
+def _sizes_14(rows: list[Any]) -> dict[str, tuple[tuple[str, int], ...]]:
+    out: dict[str, tuple[tuple[str, int], ...]] = {}
+    for raw in rows:
+        tid = raw.get("id", raw.get("name")) if isinstance(raw, dict) else None
+        files = raw.get("files") if isinstance(raw, dict) else None
+        if isinstance(tid, str) and isinstance(files, list):
+            out[tid] = tuple(
+                (f["name"], int(f["size"]))
+                for f in files
+                if isinstance(f, dict)
+                and f.get("link") == "output"
+                and isinstance(f.get("name"), str)
+                and isinstance(f.get("size"), int | float)
+            )
+    return out
+
+
+def wf_output_sizes(doc: dict[str, Any]) -> dict[str, tuple[tuple[str, int], ...]]:
+    """Each task's output files with their sizes in bytes (file id, size), in the file's order;
+    a file without a size is left out. Empty for a document that names no files."""
+    workflow = doc.get("workflow") if isinstance(doc, dict) else None
+    if not isinstance(workflow, dict):
+        return {}
+    spec = workflow.get("specification")
+    if not isinstance(spec, dict):
+        rows = workflow.get("tasks")
+        return _sizes_14(rows) if isinstance(rows, list) else {}
+    files = spec.get("files")
+    size = {
+        f["id"]: int(f["sizeInBytes"])
+        for f in (files if isinstance(files, list) else [])
+        if isinstance(f, dict) and isinstance(f.get("id"), str) and isinstance(f.get("sizeInBytes"), int | float)
+    }
+    out: dict[str, tuple[tuple[str, int], ...]] = {}
+    for raw in spec.get("tasks") or []:
+        if isinstance(raw, dict) and isinstance(raw.get("id"), str) and isinstance(raw.get("outputFiles"), list):
+            out[raw["id"]] = tuple((f, size[f]) for f in raw["outputFiles"] if isinstance(f, str) and f in size)
+    return out

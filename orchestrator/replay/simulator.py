@@ -5,13 +5,22 @@ sequence numbers. Simulated nodes run a task for ``estimate / speed`` seconds (t
 the task's true duration at speed 1); the decider is never told the speeds, it learns them from
 completions exactly as in production. The result is the makespan and how it compares with the
 lower bound ``max(critical path at the fastest speed, total work / sum of speeds)``.
+
+With a bandwidth and the tasks' output sizes (`Network`; WfCommons files carry them), a
+completion records the task's outputs and a task sent to a node pays ``size / bandwidth`` for
+each dependency output the node does not hold (it holds what it produced or fetched before),
+before its run; every fetch gets the whole bandwidth (no contention). The agent's report of it
+(``fetched_bytes``, ``fetch_seconds``) is how the decider learns the node's rate, as in
+production; it is never told the bandwidth. The lower bound stays the compute-only one.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import hashlib
 import heapq
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 
 import msgspec
@@ -38,6 +47,9 @@ class SimResult:
     decisions: int
     policy: str
     nodes: int
+    bandwidth_bps: float | None = None  # None: transfers cost nothing
+    transferred_bytes: int = 0
+    transfer_s: float = 0.0  # summed over every fetch
 
     def as_dict(self) -> dict[str, object]:
         """JSON-ready, with the ratio to the lower bound."""
@@ -53,6 +65,46 @@ def lower_bound(spec: GraphSpec, speeds: list[float]) -> float:
     est = {t.id: t.estimate_s or 0.0 for t in spec.tasks}
     shape = graph_shape({t.id: t.depends_on for t in spec.tasks}, est)
     return max(shape.critical_path_s / max(speeds), sum(est.values()) / sum(speeds))
+
+
+def output_records(sizes: Mapping[str, tuple[tuple[str, int], ...]]) -> dict[str, tuple[ev.ArtifactRecord, ...]]:
+    """Each task's outputs as stored records: (file id, size) → path and size, the digest the
+    SHA-256 of the file id (a simulated file's content is its name)."""
+    return {
+        task: tuple(ev.ArtifactRecord(path=f, digest=hashlib.sha256(f.encode()).hexdigest(), size=n) for f, n in files)
+        for task, files in sizes.items()
+    }
+
+
+@dataclass
+class Network:
+    """The simulated links and what each node holds: every fetch at ``bandwidth_bps``."""
+
+    bandwidth_bps: float
+    outputs: Mapping[str, tuple[ev.ArtifactRecord, ...]]  # task id → what its success stores
+    held: dict[str, set[str]] = field(default_factory=dict)  # digest → nodes holding the blob
+    bytes: int = 0
+    seconds: float = 0.0
+
+    def fetch(self, e: ev.TaskDispatched) -> tuple[int, float]:
+        """Bytes and seconds the dispatch's node fetches before the run (then it holds them)."""
+        missing = 0
+        for r in e.dep_outputs:
+            nodes = self.held.setdefault(r.digest, set())
+            if e.node_id not in nodes:
+                missing += r.size
+                nodes.add(e.node_id)
+        took = missing / self.bandwidth_bps
+        self.bytes += missing
+        self.seconds += took
+        return missing, took
+
+    def produced(self, task_id: str, node_id: str) -> tuple[ev.ArtifactRecord, ...]:
+        """The task's stored outputs (its node holds them)."""
+        records = self.outputs.get(task_id, ())
+        for r in records:
+            self.held.setdefault(r.digest, set()).add(node_id)
+        return records
 
 
 class _World:
@@ -84,11 +136,13 @@ def simulate(
     runtimes: dict[str, float] | None = None,
     names: list[str] | None = None,
     assignments: dict[str, str] | None = None,
+    network: Network | None = None,
 ) -> SimResult:
     """Run ``spec`` on nodes of the given speeds (one slot each); return the makespan and bounds.
 
     ``runtimes`` are the true durations at speed 1 (default: the estimates, which the decider
-    sees either way); ``names`` name the nodes; ``assignments`` (if given) receives task → node.
+    sees either way); ``names`` name the nodes; ``assignments`` (if given) receives task → node;
+    ``network`` (if given) makes the outputs real and their transfers cost time.
     """
     if not speeds or min(speeds) <= 0:
         raise ValueError("speeds must be positive numbers, one per node")
@@ -102,7 +156,7 @@ def simulate(
         world.apply(submitted)
     true_s = {t.id: t.estimate_s or 0.0 for t in spec.tasks}
     true_s.update(runtimes or {})
-    running: list[tuple[float, int, ev.TaskDispatched]] = []
+    running: list[tuple[float, int, ev.TaskDispatched, tuple[int, float]]] = []
     now, busy, decisions, n = 0.0, 0.0, 0, 0
     done = 0
     while True:
@@ -123,21 +177,23 @@ def simulate(
                 )
             )
             run = true_s[e.task_id] / speed[e.node_id] if e.phase == "run" else 0.0
+            fetched = network.fetch(e) if network is not None and e.phase == "run" else (0, 0.0)
             if assignments is not None and e.phase == "run":
                 assignments[e.task_id] = e.node_id
             busy += run
             decisions += 1
             n += 1
-            heapq.heappush(running, (now + run, n, e))
+            heapq.heappush(running, (now + fetched[1] + run, n, e, fetched))
         if not running:
             break
-        now, _, e = heapq.heappop(running)
-        batch = [e]
+        now, _, e, fetched = heapq.heappop(running)
+        batch = [(e, fetched)]
         while running and running[0][0] <= now:
-            batch.append(heapq.heappop(running)[2])
+            batch.append(heapq.heappop(running)[2:])
         at = T0 + timedelta(seconds=now)
-        for e in batch:
+        for e, fetched in batch:
             run = true_s[e.task_id] / speed[e.node_id] if e.phase == "run" else 0.0
+            stored = network.produced(e.task_id, e.node_id) if network is not None and e.phase == "run" else ()
             world.apply(
                 ev.TaskCompleted(
                     event_id=f"done:{e.event_id}",
@@ -151,6 +207,9 @@ def simulate(
                     duration_s=run,
                     expected_duration_s=e.expected_duration_s,
                     phase=e.phase,
+                    outputs=stored,
+                    fetched_bytes=fetched[0],
+                    fetch_seconds=fetched[1],
                 )
             )
             done += e.phase == "run"
@@ -167,4 +226,7 @@ def simulate(
         decisions=decisions,
         policy=config.policy,
         nodes=len(speeds),
+        bandwidth_bps=network.bandwidth_bps if network is not None else None,
+        transferred_bytes=network.bytes if network is not None else 0,
+        transfer_s=round(network.seconds, 6) if network is not None else 0.0,
     )
