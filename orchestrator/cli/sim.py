@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import re
 import sys
 from pathlib import Path
 from typing import Annotated, Any
@@ -12,6 +11,7 @@ import typer
 
 from orchestrator.cli.graph import WfCommand, WfScale, _load, _print_problems
 from orchestrator.cli.main import app, console, err, fail
+from orchestrator.decision.transfer import parse_bandwidth
 from orchestrator.errors import GraphFileError
 from orchestrator.graphs.validation import DEFAULT_MAX_BYTES, DEFAULT_MAX_TASKS
 from orchestrator.graphs.wfformat import DEFAULT_TEMPLATE
@@ -31,28 +31,6 @@ def parse_speeds(text: str) -> list[float]:
             raise ValueError(f"{part!r}: speeds and counts must be positive")
         out += [v] * n
     return out
-
-
-_RATE = re.compile(r"^\s*([0-9]*\.?[0-9]+(?:[eE][-+]?[0-9]+)?)\s*([kKMGT]?i?B|[kKMGT]?(?:bit|b))?\s*(?:/s|ps)?\s*$")
-_SCALE = {"": 1.0, "k": 1e3, "K": 1e3, "M": 1e6, "G": 1e9, "T": 1e12}
-
-
-def parse_bandwidth(text: str) -> float:
-    """``"100MB/s"`` → 1e8 bytes per second. Units: B, kB, MB, GB, TB (powers of 1000), KiB,
-    MiB, GiB, TiB (of 1024), kbit … Tbit or kb … Tb (bits); ``/s`` or ``ps`` optional; a bare number is bytes/s."""
-    m = _RATE.match(text)
-    if m is None:
-        raise ValueError(f"{text!r} is not a bandwidth (a number and a unit, like 100MB/s, 1GiB/s or 10Gbit/s)")
-    value, unit = float(m.group(1)), m.group(2) or "B"
-    if unit.endswith(("bit", "b")):
-        rate = value * _SCALE[unit.removesuffix("bit").removesuffix("b")] / 8
-    elif "i" in unit:
-        rate = value * 1024.0 ** ("KMGT".index(unit[0].upper()) + 1)
-    else:
-        rate = value * _SCALE[unit[:-1]]
-    if not rate > 0:
-        raise ValueError(f"{text!r}: a bandwidth must be greater than 0")
-    return rate
 
 
 @app.command()

@@ -12,11 +12,13 @@ fetches (the bytes and seconds its completions report, decayed together in the n
 view), shrunk toward a prior: ``(bytes + prior_rate × prior_s) / (seconds + prior_s)``.
 
 Pure: everything comes from the views and the scoring config; a round's answers per dependency
-are kept in the dict the caller passes (the round owns it).
+are kept in the dict the caller passes (the round owns it). Rates in words both ways:
+`size_words` and `parse_bandwidth` (``100MB/s``, what `niyantra simulate --bandwidth` takes).
 """
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping, MutableMapping
 from typing import NamedTuple
 
@@ -122,3 +124,25 @@ def fetch_words(fetch: Fetch, need: Need) -> str:
         f"fetch {size_words(fetch.missing)} of {size_words(need.total)} in {fetch.seconds:.1f}s"
         f" at {size_words(fetch.rate)}/s ({fetch.evidence}) + "
     )
+
+
+_RATE = re.compile(r"^\s*([0-9]*\.?[0-9]+(?:[eE][-+]?[0-9]+)?)\s*([kKMGT]?i?B|[kKMGT]?(?:bit|b))?\s*(?:/s|ps)?\s*$")
+_SCALE = {"": 1.0, "k": 1e3, "K": 1e3, "M": 1e6, "G": 1e9, "T": 1e12}
+
+
+def parse_bandwidth(text: str) -> float:
+    """``"100MB/s"`` → 1e8 bytes per second. Units: B, kB, MB, GB, TB (powers of 1000), KiB,
+    MiB, GiB, TiB (of 1024), kbit … Tbit or kb … Tb (bits); ``/s`` or ``ps`` optional; a bare number is bytes/s."""
+    m = _RATE.match(text)
+    if m is None:
+        raise ValueError(f"{text!r} is not a bandwidth (a number and a unit, like 100MB/s, 1GiB/s or 10Gbit/s)")
+    value, unit = float(m.group(1)), m.group(2) or "B"
+    if unit.endswith(("bit", "b")):
+        rate = value * _SCALE[unit.removesuffix("bit").removesuffix("b")] / 8
+    elif "i" in unit:
+        rate = value * 1024.0 ** ("KMGT".index(unit[0].upper()) + 1)
+    else:
+        rate = value * _SCALE[unit[:-1]]
+    if not rate > 0:
+        raise ValueError(f"{text!r}: a bandwidth must be greater than 0")
+    return rate

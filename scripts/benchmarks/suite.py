@@ -18,7 +18,9 @@ whether the goal is met. The parts:
   (views_bench.py);
 - ``archive``: DuckDB queries over 10,000,000 archived events and `replay --check` speed
   (archive_bench.py);
-- ``makespan``: the decider on the simulator against HEFT over examples/workloads (makespan.py).
+- ``makespan``: the decider on the simulator against HEFT over examples/workloads (makespan.py);
+- ``locality``: the same with data transfer at 10MB/s against HEFT with communication costs
+  (locality.py, `scripts/bench_locality`).
 
 ``--quick`` runs each at a tenth of its size or less (minutes instead of a quarter hour; the
 goals are stated for the full sizes). Options this script does not know go to throughput.py.
@@ -37,7 +39,7 @@ from pathlib import Path
 from typing import Any
 
 SCRIPTS = Path(__file__).resolve().parents[1]
-PARTS = ("throughput", "decision_latency", "decision_latency_paced", "view_rebuild", "archive", "makespan")
+PARTS = ("throughput", "decision_latency", "decision_latency_paced", "view_rebuild", "archive", "makespan", "locality")
 
 
 def commands(quick: bool, throughput_args: list[str]) -> dict[str, list[str]]:
@@ -60,6 +62,7 @@ def commands(quick: bool, throughput_args: list[str]) -> dict[str, list[str]]:
             *(["--events", "1000000", "--replay-tasks", "1000"] if quick else []),
         ],
         "makespan": [*py, str(bench / "makespan.py"), "--policies", "eft" if quick else "eft,seed,fifo"],
+        "locality": [*py, str(bench / "locality.py"), "--bandwidth", "10MB/s", *(["--only", "n200"] if quick else [])],
     }
 
 
@@ -181,6 +184,14 @@ def _makespan_rows(m: Any) -> list[dict[str, Any]]:
     return rows
 
 
+def _locality_rows(m: Any) -> list[dict[str, Any]]:
+    g = _get(m, "geomean_over_heft")
+    if g is None:
+        return []
+    measure = f"makespan with transfers at {_get(m, 'bandwidth')} / HEFT with communication costs (geomean)"
+    return [_row(measure, "<= 1.00", {"all": g, **(_get(m, "by_platform") or {})}, g <= 1.0)]
+
+
 def summarize(parts: dict[str, Any]) -> list[dict[str, Any]]:
     """One row per measure the issues name, from whichever parts ran (pure: parts in, rows out)."""
     return [
@@ -190,6 +201,7 @@ def summarize(parts: dict[str, Any]) -> list[dict[str, Any]]:
         *_views_rows(parts.get("view_rebuild")),
         *_archive_rows(parts.get("archive")),
         *_makespan_rows(parts.get("makespan")),
+        *_locality_rows(parts.get("locality")),
     ]
 
 

@@ -69,6 +69,13 @@ def met(rows: list[dict], prefix: str) -> list:
             "makespan",
             [True, None],
         ),
+        (
+            {"locality": {"bandwidth": "10MB/s", "geomean_over_heft": 1.01}},
+            "makespan with transfers at 10MB/s",
+            [False],
+        ),
+        ({"locality": {"bandwidth": "1GB/s", "geomean_over_heft": 0.99}}, "makespan with transfers", [True]),
+        ({"locality": {"error": "exit 1"}}, "makespan with transfers", []),
         ({"throughput": {"error": "exit 1"}, "archive": {"error": "exit 2"}}, "", []),
     ],
 )

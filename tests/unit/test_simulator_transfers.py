@@ -9,9 +9,9 @@ import pytest
 from typer.testing import CliRunner
 
 from orchestrator.cli.main import app
-from orchestrator.cli.sim import parse_bandwidth
 from orchestrator.decision.decide import DeciderConfig
 from orchestrator.decision.scoring import ScoringConfig
+from orchestrator.decision.transfer import parse_bandwidth
 from orchestrator.graphs.validation import GraphSpec
 from orchestrator.graphs.wfformat import wf_output_sizes
 from orchestrator.replay.simulator import Network, output_records, simulate
