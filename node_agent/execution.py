@@ -73,10 +73,12 @@ class Execution:
         declared outputs after a success, and store its output."""
         workdir = self.s.workdir.resolve()
         workspace = workspace_dir(workdir, self.s.workspace, self.node_id, d.graph_id, d.task_id)
+        fetched = (0, 0.0)
         if self.data is not None:
             staged = await self.data.prepare(d, workspace)
             if isinstance(staged, DataFailure):
                 return await self._not_run(d, staged)
+            fetched = (staged.fetched_bytes, staged.fetch_seconds)
         meta = run_dir(workdir, self.node_id, d.graph_id, d.task_id, d.attempt, d.phase)
         quality_file = meta / "quality"
         quality_file.unlink(missing_ok=True)
@@ -104,6 +106,8 @@ class Execution:
             quality=quality,
             cancel_reason=cancel_reason[0] if cancel_reason else "",
             notes=(note,) if note else (),
+            fetched_bytes=fetched[0],
+            fetch_seconds=fetched[1],
         )
         report = await self._publish(d, workspace, report)
         return await self._with_log(d, report, capture.value())

@@ -76,6 +76,8 @@ class RunReport:
     outputs: tuple[ev.ArtifactRecord, ...] = ()  # the declared outputs as stored
     data_error: str = ""  # inputs not laid out, or outputs not stored (`node_agent.artifacts.publish`)
     data_retryable: bool = True
+    fetched_bytes: int = 0  # inputs the node's cache lacked, fetched before the run (`artifacts.stage`)
+    fetch_seconds: float = 0.0
 
 
 def outcome_of(r: RunReport) -> tuple[ev.Outcome, str, bool]:
@@ -129,6 +131,8 @@ def completion(d: ev.TaskDispatched, r: RunReport, at: datetime, secrets: tuple[
         log_subject=r.log_subject,
         retryable=retryable if outcome == "failure" else True,
         outputs=r.outputs if outcome == "success" else (),
+        fetched_bytes=r.fetched_bytes,
+        fetch_seconds=r.fetch_seconds,
     )
 
 

@@ -19,6 +19,7 @@ fetched (`layout.plan_layout`: absolute, ``..`` and symlinks out are refused).
 from __future__ import annotations
 
 import asyncio
+import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -41,6 +42,8 @@ class Staged:
     files: int = 0
     fetched: int = 0
     layout: LayoutResult = LayoutResult()
+    fetched_bytes: int = 0  # of the planned blobs the cache lacked when staging began
+    fetch_seconds: float = 0.0  # wall time bringing them in (what the node's transfer rate is learned from)
 
 
 async def load_manifest(digest: str, cache: LocalCache, source: BlobSource) -> SourceManifest:
@@ -98,6 +101,10 @@ async def stage(
         return Staged(fetched=fetched)
     plan = plan_layout(entries)
     check_layout(plan, workspace)
+    size = {e.digest: e.size for e in entries}
+    lacking = sum(size.get(d, 0) for d in {p.digest for p in plan} if not cache.has(d))
+    began = time.monotonic()
     fetched += await fetch_all(plan, cache, source)
+    took = time.monotonic() - began if lacking else 0.0
     result = await asyncio.to_thread(lay_out, plan, workspace, cache, mode=mode)
-    return Staged(len(plan), fetched, result)
+    return Staged(len(plan), fetched, result, fetched_bytes=lacking, fetch_seconds=round(took, 6))

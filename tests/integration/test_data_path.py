@@ -141,6 +141,10 @@ async def test_three_tasks_on_three_machines_pass_files_through_the_store(
     finally:
         await nc.close()
     assert final == b"ALPHA\nBETA\nALPHA\nBETA\nfrom-b\nalpha\nbeta\n"
+    # a ran first on its machine: its agent fetched the whole source tree and said so (the
+    # node's transfer rate is learned from it)
+    source_bytes = sum({f.digest: f.size for f in spec.source_files}.values())
+    assert (a.fetched_bytes, a.fetch_seconds > 0) == (source_bytes, True)
     replayed = check(await read_messages(url))  # the dispatches' data fields are re-derived exactly
     assert replayed["decisions"] == 3 and replayed["mismatches"] == []
     assert dispatches["b"].dep_outputs == a.outputs and dispatches["b"].source_tree == spec.source_tree

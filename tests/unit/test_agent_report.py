@@ -88,6 +88,12 @@ def test_completion_carries_attempt_expectation_quality_log_and_redacts():
     assert e.event_id == "complete:g:t:2"
 
 
+def test_completion_reports_what_the_agent_fetched_before_the_run():
+    e = completion(D, RunReport(RunResult(0, 1.0), fetched_bytes=4096, fetch_seconds=0.25), T0)
+    assert (e.fetched_bytes, e.fetch_seconds, e.duration_s) == (4096, 0.25, 1.0)  # (the run's time excludes it)
+    assert (completion(D, RunReport(RunResult(0, 1.0)), T0).fetched_bytes) == 0
+
+
 def test_a_preflight_result_is_its_own_event():
     pre = ev.TaskDispatched(**{**{f: getattr(D, f) for f in D.__struct_fields__}, "phase": "preflight"})
     e = completion(pre, RunReport(RunResult(0, 0.1)), T0)
