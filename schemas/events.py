@@ -442,6 +442,44 @@ class Alert(Event, frozen=True, kw_only=True):
     message: str
 
 
+# --- actions of the decision loop besides dispatch (`orchestrator.decision.actions`) -------------
+
+
+class GraphPaused(Event, frozen=True, kw_only=True):
+    """New dispatches of a graph (``graph_id`` "": of every graph) stop: its decayed failure rate
+    over recent completions crossed ``threshold`` (the decider), or a person paused it (``by``).
+    A decision like a dispatch when the decider made it (view sequences, ``now``), re-run by
+    ``replay --check``; it holds until a `GraphResumed`."""
+
+    graph_id: str = ""
+    rate: float = 0.0
+    threshold: float = 0.0
+    weight: float = 0.0  # the decayed number of completions the rate is over
+    reason: str = ""
+    by: str = ""  # a person; "" for the decider
+    view_seqs: dict[str, int] = {}
+    decider_id: str = ""
+    decider_version: str = ""
+    policy: str = ""
+    now: datetime | None = None
+
+
+class GraphResumed(Event, frozen=True, kw_only=True):
+    """A pause ends: the failure rate fell under the lower threshold (the decider, hysteresis) or a
+    person resumed (``by``)."""
+
+    graph_id: str = ""
+    rate: float = 0.0
+    threshold: float = 0.0
+    reason: str = ""
+    by: str = ""
+    view_seqs: dict[str, int] = {}
+    decider_id: str = ""
+    decider_version: str = ""
+    policy: str = ""
+    now: datetime | None = None
+
+
 Observation = GraphSubmitted | NodeRegistered | NodeObserved
 Decision = TaskDispatched | TaskCacheHit
 Completion = TaskStarted | TaskCompleted
@@ -469,6 +507,8 @@ AnyEvent = (
     | BacklogItemTaken
     | TaskCacheHit
     | CacheEntryRevoked
+    | GraphPaused
+    | GraphResumed
 )
 
 TaskEvent = TaskDispatched | TaskStarted | TaskCompleted | TaskCacheHit

@@ -205,6 +205,12 @@ def cache_last_key(domain: str, task_id: str) -> str:
     return f"cachelast.{domain_token(domain)}.{domain_token(task_id)}"
 
 
+def pause_aggregate(graph_id: str) -> str:
+    """Aggregate of a graph's dispatch pause (``""``: the pause of every graph): its events are
+    guarded by its subject tree, so two deciders never both pause or resume it."""
+    return f"pause.graph.{token(graph_id)}" if graph_id else "pause.all"
+
+
 def route(event: object) -> tuple[str, str]:
     """Aggregate id and subject of an event.
 
@@ -254,6 +260,8 @@ def route(event: object) -> tuple[str, str]:
             agg = f"prediction.{token(g)}.{token(t)}"
         case ev.Unschedulable(graph_id=g, task_id=t):
             agg = f"unschedulable.{token(g)}.{token(t)}"
+        case ev.GraphPaused(graph_id=g) | ev.GraphResumed(graph_id=g):
+            agg = pause_aggregate(g)
         case ev.AutonomyChanged():
             agg = "system.autonomy"
         case ev.Alert():

@@ -275,6 +275,21 @@ def projector(
     run_until_signalled(lambda stop: run_projector(name, nats_url, stop, ready_marker(ready_file), params))
 
 
+def load_decider_config(path: str | None, **fixed: Any) -> Any:
+    """The `DeciderConfig` of a TOML file's ``[decider]`` table (defaults without a file); a bad
+    file or key is one line naming the file and the key."""
+    import tomllib
+    from pathlib import Path
+
+    from orchestrator.decision.config import decider_config
+
+    try:
+        table = tomllib.loads(Path(path).read_text()).get("decider", {}) if path else {}
+        return decider_config(table, f"{path}: [decider]", **fixed)
+    except (OSError, tomllib.TOMLDecodeError, ValueError) as e:
+        raise fail(f"{path}: {e}" if path and str(path) not in str(e) else str(e)) from e
+
+
 @app.command()
 def decider(
     *,
@@ -286,18 +301,23 @@ def decider(
         str | None,
         typer.Option(envvar="NIYANTRA_DECIDER_TIMINGS", help="Append each round's timings (JSON lines) to this file."),
     ] = None,
+    config_file: Annotated[
+        str | None,
+        typer.Option(
+            "--config", envvar="NIYANTRA_DECIDER_CONFIG", help="TOML file with a [decider] table (docs/actions.md)."
+        ),
+    ] = None,
 ) -> None:
     """Run a stateless decider process."""
-    from orchestrator.decision.decide import DeciderConfig
     from orchestrator.processes.decider import run_decider
     from orchestrator.processes.shell import ready_marker, run_until_signalled, setup_logging
 
     setup_logging(decider_id)
-    from orchestrator.decision.scoring import POLICIES, ScoringConfig
+    from orchestrator.decision.scoring import POLICIES
 
     if policy not in POLICIES:
         raise fail(f"unknown policy {policy!r}; choose from {', '.join(POLICIES)}")
-    config = DeciderConfig(decider_id=decider_id, scoring=ScoringConfig(policy=policy))
+    config = load_decider_config(config_file, decider_id=decider_id, policy=policy)
 
     async def main(stop: asyncio.Event) -> None:
         await run_decider(nats_url, stop, config, on_ready=ready_marker(ready_file), timings_path=timings)

@@ -10,7 +10,18 @@ from typing import Annotated, Any
 import typer
 from rich.markup import escape
 
-from orchestrator.cli.main import DEFAULT_URL, NatsUrl, _connect, app, console, err, fail, render_status, totals_line
+from orchestrator.cli.main import (
+    DEFAULT_URL,
+    NatsUrl,
+    _connect,
+    app,
+    console,
+    err,
+    fail,
+    load_decider_config,
+    render_status,
+    totals_line,
+)
 from schemas import subjects as S
 
 
@@ -54,6 +65,12 @@ def replay(
             "(worth it on idle cores and long logs; at least 1,000 decisions a process).",
         ),
     ] = 1,
+    config_file: Annotated[
+        str | None,
+        typer.Option(
+            "--config", envvar="NIYANTRA_DECIDER_CONFIG", help="The decider's [decider] config file (its thresholds)."
+        ),
+    ] = None,
     nats_url: NatsUrl = DEFAULT_URL,
 ) -> None:
     """Replay the log: --check re-runs decide at each decision with its recorded inputs; --at SEQ shows the world."""
@@ -65,7 +82,8 @@ def replay(
         return
     from orchestrator.replay.replayer import check as run_check
 
-    report = run_check(messages, until=until, graph=graph, jobs=jobs)
+    base = load_decider_config(config_file) if config_file else None
+    report = run_check(messages, until=until, graph=graph, jobs=jobs, base=base)
     if as_json:
         sys.stdout.write(json.dumps(report, indent=2, default=str) + "\n")
     else:

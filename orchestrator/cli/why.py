@@ -22,13 +22,12 @@ async def start_mirrors(nc: Any) -> list[Any]:
     from projections.confidence.fold import ConfidenceSummary
     from projections.node_scores.fold import NodeView, TypeEstimate
     from projections.node_scores.patterns import PatternView
-    from projections.readiness.entries import CacheEntry, CacheLast
-    from projections.readiness.fold import TaskView
+    from projections.readiness.entries import MIRROR_TYPES
     from projections.runner import ensure_bucket
     from projections.viewmirror import ViewMirror
 
     mirrors = [
-        ViewMirror(nc, S.KV_READINESS, {"task": TaskView, "cache": CacheEntry, "cachelast": CacheLast}),
+        ViewMirror(nc, S.KV_READINESS, dict(MIRROR_TYPES)),
         ViewMirror(nc, S.KV_NODE_SCORES, {"node": NodeView, "type": TypeEstimate, "pattern": PatternView}),
         ViewMirror(nc, S.KV_CONFIDENCE, {"summary": ConfidenceSummary}),
     ]
@@ -84,7 +83,6 @@ def why(
 
 
 def _autonomy(level: str, by: str, reason: str, url: str) -> int:
-    from orchestrator.writeside.eventlog import EventLog
     from schemas.events import AutonomyChanged, AutonomyLevel
 
     event = AutonomyChanged(
@@ -94,6 +92,11 @@ def _autonomy(level: str, by: str, reason: str, url: str) -> int:
         by=by,
         reason=reason or f"{'paused' if level == 'supervised' else 'resumed'} by {by}",
     )
+    return _append(event, url)
+
+
+def _append(event: Any, url: str) -> int:
+    from orchestrator.writeside.eventlog import EventLog
 
     async def go() -> int:
         nc = await _connect(url)
@@ -107,23 +110,67 @@ def _autonomy(level: str, by: str, reason: str, url: str) -> int:
     return asyncio.run(go())
 
 
+def _graph_pause(graph: str, paused: bool, by: str, reason: str, url: str) -> int:
+    """A person's `GraphPaused` or `GraphResumed` of a graph (``*``: of every graph)."""
+    from schemas import events as ev
+    from schemas.errors import InvalidId
+    from schemas.ids import check_user_id
+
+    try:
+        gid = "" if graph == "*" else check_user_id("graph id", graph)
+    except InvalidId as e:
+        raise fail(str(e)) from e
+    kind = ev.GraphPaused if paused else ev.GraphResumed
+    verb = "paused" if paused else "resumed"
+    event = kind(
+        event_id=f"{verb}:{uuid.uuid4().hex}",
+        occurred_at=datetime.now(UTC),
+        graph_id=gid,
+        by=by,
+        reason=reason or f"{verb} by {by}",
+    )
+    return _append(event, url)
+
+
 By = Annotated[str, typer.Option("--by", envvar="USER", help="Who (recorded in the event).")]
 Reason = Annotated[str, typer.Option("--reason", help="Why (recorded in the event).")]
 
 
 @app.command()
-def pause(*, by: By, reason: Reason = "", nats_url: NatsUrl = DEFAULT_URL) -> None:
-    """Pin autonomy to supervised: nothing is dispatched without an approval until `resume`."""
+def pause(
+    graph: Annotated[str | None, typer.Argument(help="Only this graph's dispatches ('*': every graph's).")] = None,
+    *,
+    by: By,
+    reason: Reason = "",
+    nats_url: NatsUrl = DEFAULT_URL,
+) -> None:
+    """Pin autonomy to supervised (nothing is dispatched without an approval until `resume`), or
+    with GRAPH pause that graph's new dispatches until `resume GRAPH`."""
     if not by.strip():
         raise fail("--by must name who pauses")
+    if graph is not None:
+        seq = _graph_pause(graph, True, by, reason, nats_url)
+        console.print(f"dispatches of {graph} paused by {by} (seq {seq})")
+        return
     seq = _autonomy("supervised", by, reason, nats_url)
     console.print(f"autonomy paused (supervised) by {by} (seq {seq})")
 
 
 @app.command()
-def resume(*, by: By, reason: Reason = "", nats_url: NatsUrl = DEFAULT_URL) -> None:
-    """Clear a pause; confidence is raised to the full threshold (you vouch), so work runs again."""
+def resume(
+    graph: Annotated[str | None, typer.Argument(help="Resume this graph's dispatches ('*': every graph's).")] = None,
+    *,
+    by: By,
+    reason: Reason = "",
+    nats_url: NatsUrl = DEFAULT_URL,
+) -> None:
+    """Clear a pause; confidence is raised to the full threshold (you vouch), so work runs again.
+    With GRAPH: lift that graph's dispatch pause (on its failure rate, or a person's)."""
     if not by.strip():
         raise fail("--by must name who resumes")
+    if graph is not None:
+        seq = _graph_pause(graph, False, by, reason, nats_url)
+        console.print(f"dispatches of {graph} resumed by {by} (seq {seq})")
+        return
     seq = _autonomy("full", by, reason, nats_url)
     console.print(f"autonomy resumed by {by} (seq {seq})")

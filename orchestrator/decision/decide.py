@@ -31,15 +31,18 @@ from orchestrator.decision.cachehit import cache_hits
 from orchestrator.decision.candidates import choose
 from orchestrator.decision.dispatch import dispatch_event
 from orchestrator.decision.flags import FlagIndex, approve_hint, escalation_reason, flag_index
+from orchestrator.decision.pause import Action, PauseConfig, Paused, Stamp, pause_actions
 from orchestrator.decision.readyset import ReadySet, digest_of, ranked
 from orchestrator.decision.scoring import ScoringConfig, backoff_until, task_estimate
 from orchestrator.decision.slots import RoundMemo, RoundSlots
 from projections.node_scores.fold import NodeView, TypeEstimate
 from projections.node_scores.patterns import PatternView
+from projections.readiness.entries import GraphView, Health
 from projections.readiness.fold import TaskView
 from schemas.events import Candidate, TaskCacheHit, TaskDispatched
 
-__all__ = ["DECIDER_VERSION", "DeciderConfig", "Dispatch", "Views", "decide", "escalated", "gate", "plan"]
+__all__ = ["DECIDER_VERSION", "DeciderConfig", "Dispatch", "Views", "decide", "decide_round", "escalated", "gate"]
+__all__ += ["plan"]
 __all__ += ["node_down", "unavailable", "world_hash"]
 
 DECIDER_VERSION = "0.2.0"  # what `decide` computes, recorded in every decision: 0.2.0 hashes the ready
@@ -56,6 +59,7 @@ class DeciderConfig:
     max_dispatches: int = 1000
     scoring: ScoringConfig = field(default_factory=ScoringConfig)
     unschedulable_after_s: float = 300.0
+    pause: PauseConfig = field(default_factory=PauseConfig)  # pause on error rate (`orchestrator.decision.pause`)
 
     @property
     def policy(self) -> str:
@@ -79,6 +83,8 @@ class Views:
     ready_set: ReadySet | None = None  # the ready tasks' order and digest, if the caller keeps them (else computed)
     memo: RoundMemo | None = None  # what rounds may share, if the caller keeps one across rounds (`RoundMemo`)
     cache: Mapping[str, Any] = field(default_factory=dict)  # the readiness view's cache entries, by KV key
+    graphs: Mapping[str, GraphView] = field(default_factory=dict)  # the readiness view's graphs (failure rates, pauses)
+    health: Health | None = None  # every graph's failure rate and pause
 
     def ready_tasks(self) -> list[TaskView]:
         """Every task in state ready, in key order (from the index when given)."""
@@ -191,20 +197,56 @@ def decide(views: Views, now: datetime, config: DeciderConfig) -> list[Dispatch]
     return plan(views, now, config)[0]
 
 
+def decide_round(views: Views, now: datetime, config: DeciderConfig) -> tuple[list[Action], list[Dispatch]]:
+    """A whole round: the actions besides dispatch (pauses and resumes, first: they hold for the
+    round's own dispatches), then the dispatches."""
+    actions = round_actions(views, now, config)
+    return actions, plan(views, now, config, actions)[0]
+
+
+def stamp_of(views: Views, config: DeciderConfig) -> Stamp:
+    """What a round's decisions record about their inputs and their maker."""
+    return Stamp(
+        view_seqs=dict(sorted(views.seqs.items())),
+        decider_id=config.decider_id,
+        decider_version=config.version,
+        policy=config.policy,
+    )
+
+
+def round_actions(views: Views, now: datetime, config: DeciderConfig) -> list[Action]:
+    """The round's pauses and resumes (`orchestrator.decision.pause`)."""
+    if not views.graphs and views.health is None:
+        return []
+    return pause_actions(views.graphs, views.health, now, config.pause, stamp_of(views, config))
+
+
+def paused_of(views: Views, now: datetime, config: DeciderConfig, actions: list[Action] | None = None) -> Paused | None:
+    """The pauses a round's dispatches obey (None: nothing is paused)."""
+    if actions is None:
+        actions = round_actions(views, now, config)
+    health = views.health
+    if not actions and (health is None or health.pause is None) and not any(g.pause for g in views.graphs.values()):
+        return None
+    return Paused(views.graphs, health, actions, now, config.pause)
+
+
 def plan(
-    views: Views, now: datetime, config: DeciderConfig
+    views: Views, now: datetime, config: DeciderConfig, actions: list[Action] | None = None
 ) -> tuple[list[Dispatch], dict[tuple[str, str], tuple[str, float]]]:
     """The dispatches, and the reservations: tasks left waiting for a busy node that finishes them
-    first (task → node and seconds until its slot is expected free)."""
+    first (task → node and seconds until its slot is expected free); ``actions``: the round's
+    pauses and resumes (computed here when not given)."""
     hits = [
         Dispatch(event=e, expected_seq=t.last_seq, version=t.version + 1) for t, e in cache_hits(views, now, config)
     ]
-    dispatches, reserved = _plan(views, now, config, {(d.event.graph_id, d.event.task_id) for d in hits})
+    paused = paused_of(views, now, config, actions)
+    dispatches, reserved = _plan(views, now, config, {(d.event.graph_id, d.event.task_id) for d in hits}, paused)
     return hits + dispatches, reserved
 
 
 def _plan(
-    views: Views, now: datetime, config: DeciderConfig, hit: set[tuple[str, str]]
+    views: Views, now: datetime, config: DeciderConfig, hit: set[tuple[str, str]], paused: Paused | None = None
 ) -> tuple[list[Dispatch], dict[tuple[str, str], tuple[str, float]]]:
     """`plan`'s dispatches and reservations, for the ready tasks not in ``hit``."""
     cfg = config.scoring
@@ -229,6 +271,8 @@ def _plan(
             continue
         if gate(task, views.autonomy, now, cfg) is not None:
             continue
+        if paused and paused.reason(task.graph_id) is not None:
+            continue  # its graph (or every graph) is paused on its failure rate
         if flags and escalated(task, views, now, config, flags) is not None:
             continue  # escalated tasks wait for a person's approval
         choice = choose(task, views, now, config, slots, node_order)
@@ -239,7 +283,8 @@ def _plan(
         if best.eligible:
             digest = digest or world_hash(views, now)
             d = _dispatch(task, best, candidates, duration, views, now, config, digest)
-            out.append(_approved_past_flags(d, task, views, now, config, flags) if flags else d)
+            d = _approved_past_flags(d, task, views, now, config, flags) if flags else d
+            out.append(_probe(d, paused) if paused and paused.take(task.graph_id) else d)
         else:  # the node is reserved: it frees up first and the task waits for it
             reserved[(task.graph_id, task.task_id)] = (best.node_id, start)
     return out, reserved
@@ -273,6 +318,14 @@ def _approved_past_flags(
         return d
     note = f"escalated ({why}) and approved by {task.approved_by}"
     assert isinstance(d.event, TaskDispatched)  # (a cache hit is never escalated)
+    strategy = f"{d.event.strategy}; {note}" if d.event.strategy else note
+    return msgspec.structs.replace(d, event=msgspec.structs.replace(d.event, strategy=strategy))
+
+
+def _probe(d: Dispatch, paused: Paused) -> Dispatch:
+    """A dispatch of a paused graph's task says it is a probe, in its strategy."""
+    assert isinstance(d.event, TaskDispatched)
+    note = "probe of a paused graph (its outcome moves the failure rate)"
     strategy = f"{d.event.strategy}; {note}" if d.event.strategy else note
     return msgspec.structs.replace(d, event=msgspec.structs.replace(d.event, strategy=strategy))
 

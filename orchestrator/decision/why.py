@@ -10,7 +10,7 @@ from datetime import datetime
 from typing import Any
 
 from orchestrator.decision.cachehit import cache_miss, usable_entry
-from orchestrator.decision.decide import DeciderConfig, Views, escalated, gate, plan, unavailable
+from orchestrator.decision.decide import DeciderConfig, Views, escalated, gate, paused_of, plan, unavailable
 from orchestrator.decision.flags import flag_index
 from orchestrator.decision.scoring import priority, task_estimate
 from projections.readiness.fold import TaskView
@@ -73,6 +73,10 @@ def _not_cached(task: TaskView, views: Views, now: datetime, config: DeciderConf
     gated = gate(task, views.autonomy, now, config.scoring)
     if gated is not None:
         return gated, [f"autonomy {views.autonomy} (confidence {views.confidence:.2f})"]
+    paused = paused_of(views, now, config)
+    held = paused.reason(task.graph_id) if paused else None
+    if held is not None:
+        return held, [f"resume by hand: niyantra resume {task.graph_id} --by NAME"]
     reasons = {nid: unavailable(task, n, now, config.node_ttl_s) for nid, n in sorted(views.nodes.items())}
     details = [
         f"{nid}: {r or f'{len(n.active)} of {n.slots} slots busy'}"

@@ -20,7 +20,8 @@ from typing import Any
 import msgspec
 
 from node_agent.artifacts.store import ArtifactStore
-from orchestrator.decision.decide import DeciderConfig, Dispatch, Views, decide
+from orchestrator.decision.decide import DeciderConfig, Dispatch, Views, decide_round
+from orchestrator.decision.pause import Action, alert_of
 from orchestrator.decision.readyset import ReadySet
 from orchestrator.decision.scoring import ScoringConfig
 from orchestrator.decision.signals import autonomy_change, unschedulable
@@ -33,12 +34,12 @@ from orchestrator.writeside.eventlog import EventLog, event_append
 from projections.confidence.fold import ConfidenceSummary
 from projections.node_scores.fold import NodeView, TypeEstimate
 from projections.node_scores.patterns import PatternView
-from projections.readiness.entries import CacheEntry, CacheLast
+from projections.readiness.entries import MIRROR_TYPES
 from projections.readiness.fold import GraphView, TaskView
 from projections.runner import ensure_bucket
 from projections.viewmirror import ViewMirror
 from schemas import subjects as S
-from schemas.events import AutonomyChanged, TaskCacheHit
+from schemas.events import AutonomyChanged, GraphPaused, TaskCacheHit
 
 log = logging.getLogger("niyantra.decider")
 
@@ -92,6 +93,7 @@ def build_views(
     confidence: ViewMirror | None = None,
     index: TaskIndex | None = None,
     memo: RoundMemo | None = None,
+    graphs: dict[str, GraphView] | None = None,
 ) -> Views:
     """Assemble the decide input from the mirrors (the tasks from ``index`` when given: then the
     views share its live dicts, valid until the next await; ``memo``: what rounds share, kept by
@@ -104,6 +106,9 @@ def build_views(
         task_map = {(v.graph_id, v.task_id): v for k, v in tasks.values.items() if k.startswith("task.")}
         ready = ready_set = None
     node_map = {v.node_id: v for k, v in nodes.values.items() if k.startswith("node.")}
+    graph_map = graphs
+    if graph_map is None:
+        graph_map = {v.graph_id: v for k, v in tasks.values.items() if k.startswith("graph.")}
     types = {v.type: v for k, v in nodes.values.items() if k.startswith("type.")}
     patterns = {k: v for k, v in nodes.values.items() if k.startswith("pattern.")}
     seqs = {"readiness": tasks.seq, "node-scores": nodes.seq}
@@ -129,6 +134,8 @@ def build_views(
         ready=ready,
         ready_set=ready_set,
         memo=memo,
+        graphs=graph_map,
+        health=tasks.values.get("health"),
         **judged,
     )
 
@@ -198,6 +205,24 @@ async def _act_each(eventlog: EventLog, chunk: list[Dispatch], state: DeciderSta
     for r in results:
         if isinstance(r, BaseException):
             raise r
+
+
+async def act_actions(eventlog: EventLog, actions: list[Action], state: DeciderState) -> None:
+    """Append the round's pauses and resumes, each guarded by its scope's last pause event (a
+    conflict: another decider or a person acted first; dropped), a pause with its `Alert`."""
+    for a in actions:
+        try:
+            seq = await eventlog.append_event(a.event, expected_seq=a.expected_seq)
+        except ConcurrencyConflict as e:
+            state.conflicts += 1
+            log.info("dropped stale action %s: %s", a.event.event_id, e.detail)
+            continue
+        state.last_append_seq = max(state.last_append_seq, seq)
+        state.signals += 1
+        log.warning("%s %s: %s", type(a.event).__name__, a.event.graph_id or "*", a.event.reason)
+        if isinstance(a.event, GraphPaused):
+            with contextlib.suppress(ConcurrencyConflict):  # the same alert's id twice: it is recorded
+                await eventlog.append_event(alert_of(a.event))
 
 
 async def read_autonomy(eventlog: EventLog, state: DeciderState) -> None:
@@ -310,13 +335,7 @@ async def run_decider(
         await eventlog.ensure_stream()
         for bucket in S.VIEW_BUCKETS:
             await ensure_bucket(nc, bucket)
-        readiness: dict[str, type[Any]] = {
-            "task": TaskView,
-            "graph": GraphView,
-            "cache": CacheEntry,
-            "cachelast": CacheLast,
-        }
-        tasks = ViewMirror(nc, S.KV_READINESS, readiness, changed)
+        tasks = ViewMirror(nc, S.KV_READINESS, dict(MIRROR_TYPES), changed)
         nodes = ViewMirror(
             nc, S.KV_NODE_SCORES, {"node": NodeView, "type": TypeEstimate, "pattern": PatternView}, changed
         )
@@ -349,9 +368,9 @@ async def run_decider(
             for m in mirrors:
                 m.first_change_at = None
             now = datetime.now(UTC)  # pure-ok: the shell reads the clock and passes it in
-            views = build_views(tasks, nodes, confidence, index, memo)
+            views = build_views(tasks, nodes, confidence, index, memo, graphs.graphs)
             built = time.time_ns()
-            decisions = decide(views, now, config)
+            actions, decisions = decide_round(views, now, config)
             decided_at = time.time_ns()
             scan = time.monotonic() - last_scan >= scan_interval(len(index.ready))
             last_scan = time.monotonic() if scan else last_scan
@@ -360,6 +379,8 @@ async def run_decider(
             work = followup.plan(views, graphs.graphs, now, config, graphs.quiet)  # generated work (rules, backlog)
             del views  # shares the mirrors' live dicts: not valid after the next await
             decided = time.time_ns()
+            if actions:
+                await act_actions(eventlog, actions, state)
             if any(isinstance(d.event, TaskCacheHit) for d in decisions):
                 decisions = await _verified(eventlog, decisions, store, now)
             acked = await act(eventlog, decisions, state)

@@ -77,21 +77,25 @@ def _balanced_cuts(positions: list[int], jobs: int, weight: float) -> list[int]:
     return best
 
 
-def _check(lo: int, hi: int, until: int | None, graph: str | None) -> dict[str, Any]:
+def _check(lo: int, hi: int, until: int | None, graph: str | None, base: Any = None) -> dict[str, Any]:
     assert _shared is not None
-    return check_range(_shared, lo, hi, until=until, graph=graph)
+    return check_range(_shared, lo, hi, until=until, graph=graph, base=base)
 
 
 def run(
-    messages: Sequence[Stored], ranges: list[tuple[int, int]], until: int | None, graph: str | None
+    messages: Sequence[Stored],
+    ranges: list[tuple[int, int]],
+    until: int | None,
+    graph: str | None,
+    base: Any = None,
 ) -> dict[str, Any]:
     """Check each range (the first here, the others in forked processes) and sum the reports."""
     global _shared
     _shared = messages
     try:
         with multiprocessing.get_context("fork").Pool(len(ranges) - 1) as pool:
-            pending = [pool.apply_async(_check, (lo, hi, until, graph)) for lo, hi in ranges[1:]]
-            parts = [check_range(messages, *ranges[0], until=until, graph=graph)]
+            pending = [pool.apply_async(_check, (lo, hi, until, graph, base)) for lo, hi in ranges[1:]]
+            parts = [check_range(messages, *ranges[0], until=until, graph=graph, base=base)]
             parts += [p.get() for p in pending]
     finally:
         _shared = None

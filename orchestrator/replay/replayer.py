@@ -11,6 +11,7 @@ differs, recorded against replayed.
 
 from __future__ import annotations
 
+import dataclasses
 import gc
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -18,7 +19,7 @@ from typing import Any, Protocol
 
 import msgspec
 
-from orchestrator.decision.decide import DeciderConfig, Views, decide
+from orchestrator.decision.decide import DeciderConfig, Views, decide_round
 from orchestrator.decision.readyset import ReadySet
 from orchestrator.decision.scoring import ScoringConfig
 from orchestrator.decision.slots import RoundMemo
@@ -207,11 +208,14 @@ class Replayer:
             ready_set=ready_set,
             memo=self._memo,
             cache=r.cache,
+            graphs=r.graphs,
+            health=r.health,
         )
 
 
-Recorded = ev.TaskDispatched | ev.TaskCacheHit
-DECISION_SUBJECT_ENDS = (".TaskCacheHit",)  # decisions besides dispatches (whose node follows the name)
+Recorded = ev.TaskDispatched | ev.TaskCacheHit | ev.GraphPaused | ev.GraphResumed
+# decisions besides dispatches (whose node follows the name); a person's pause or resume is not one (``by``)
+DECISION_SUBJECT_ENDS = (".TaskCacheHit", ".GraphPaused", ".GraphResumed")
 
 
 def is_decision_subject(subject: str) -> bool:
@@ -219,13 +223,19 @@ def is_decision_subject(subject: str) -> bool:
     return ".TaskDispatched." in subject or subject.endswith(DECISION_SUBJECT_ENDS)
 
 
-def _phase(e: Recorded) -> str:
-    """What a decision did to its task: ``run``, ``preflight`` or ``cache hit``."""
-    return e.phase if isinstance(e, ev.TaskDispatched) else "cache hit"
-
-
 def _said(e: Recorded) -> str:
-    return f"{e.phase} to {e.node_id}" if isinstance(e, ev.TaskDispatched) else f"cache hit of {e.key[:12]}"
+    if isinstance(e, ev.TaskDispatched):
+        return f"{e.phase} to {e.node_id}"
+    if isinstance(e, ev.TaskCacheHit):
+        return f"cache hit of {e.key[:12]}"
+    return type(e).__name__
+
+
+def decision_key(e: Recorded) -> tuple[str, str]:
+    """What a round decides once: a task (dispatch, cache hit), or a pause scope (pause, resume)."""
+    if isinstance(e, ev.GraphPaused | ev.GraphResumed):
+        return ("pause", e.graph_id)
+    return (e.graph_id, e.task_id)
 
 
 def _diff(recorded: Recorded, replayed: Recorded | None) -> list[dict[str, Any]]:
@@ -240,23 +250,36 @@ def _diff(recorded: Recorded, replayed: Recorded | None) -> list[dict[str, Any]]
 
 
 def check(
-    messages: Sequence[Stored], *, until: int | None = None, graph: str | None = None, jobs: int = 1
+    messages: Sequence[Stored],
+    *,
+    until: int | None = None,
+    graph: str | None = None,
+    jobs: int = 1,
+    base: DeciderConfig | None = None,
 ) -> dict[str, Any]:
     """Re-run every recorded decision (optionally of one graph, up to ``until``) and compare.
 
     With ``jobs`` > 1 (and enough decisions to be worth a process, and fork available) the
     decisions are split into contiguous ranges checked by forked processes at once
-    (`replay_jobs`), each folding the log from the start on its own; the report is the same."""
+    (`replay_jobs`), each folding the log from the start on its own; the report is the same.
+    ``base``: the config the decider ran with (``niyantra decider --config``; its thresholds are
+    not in the log); each decision's own decider id, version and policy replace its fields."""
     from orchestrator.replay import jobs as replay_jobs
 
     ranges = replay_jobs.split(messages, until, jobs)
     if len(ranges) > 1:
-        return replay_jobs.run(messages, ranges, until, graph)
-    return check_range(messages, 0, len(messages), until=until, graph=graph) | {"jobs": 1}
+        return replay_jobs.run(messages, ranges, until, graph, base)
+    return check_range(messages, 0, len(messages), until=until, graph=graph, base=base) | {"jobs": 1}
 
 
 def check_range(
-    messages: Sequence[Stored], lo: int, hi: int, *, until: int | None = None, graph: str | None = None
+    messages: Sequence[Stored],
+    lo: int,
+    hi: int,
+    *,
+    until: int | None = None,
+    graph: str | None = None,
+    base: DeciderConfig | None = None,
 ) -> dict[str, Any]:
     """`check` of the decisions among ``messages[lo:hi]`` (the views folded from the first message)."""
     replayer = Replayer(messages)
@@ -264,7 +287,7 @@ def check_range(
     mismatches: list[dict[str, Any]] = []
     last_round: tuple[Any, ...] | None = None
     by_task: dict[tuple[str, str], Recorded] = {}
-    configs: dict[tuple[str, str, str], DeciderConfig] = {}
+    configs: dict[Any, DeciderConfig] = {}
     generations = 0
     freeze = gc.isenabled()
     try:
@@ -287,26 +310,20 @@ def check_range(
             recorded = replayer.event(i)  # decoded once: the folds use it when they pass it
             if not isinstance(recorded, Recorded) or (graph and recorded.graph_id != graph):
                 continue
+            if isinstance(recorded, ev.GraphPaused | ev.GraphResumed) and (recorded.by or recorded.now is None):
+                continue  # a person's pause or resume: a fact, not a decision
             decisions += 1
             now = recorded.now or recorded.occurred_at
             seqs = recorded.view_seqs
             round_key = (seqs, now, recorded.decider_id, recorded.decider_version, recorded.policy)
             if round_key != last_round:  # the decisions of one round share their inputs: decide once per round
-                key = (recorded.decider_id, recorded.decider_version, recorded.policy)
-                config = configs.get(key)
-                if config is None:
-                    config = configs[key] = DeciderConfig(
-                        decider_id=recorded.decider_id,
-                        version=recorded.decider_version,
-                        scoring=ScoringConfig(policy=recorded.policy or "eft"),
-                    )
-                by_task = {
-                    (d.event.graph_id, d.event.task_id): d.event
-                    for d in decide(replayer.views(dict(seqs), config.scoring), now, config)
-                }
+                config = _config_of(recorded, base, configs)
+                actions, dispatches = decide_round(replayer.views(dict(seqs), config.scoring), now, config)
+                by_task = {decision_key(a.event): a.event for a in actions}
+                by_task.update({decision_key(d.event): d.event for d in dispatches})
                 last_round = round_key
                 rounds += 1
-            replayed = by_task.get((recorded.graph_id, recorded.task_id))  # (one decision per task a round)
+            replayed = by_task.get(decision_key(recorded))  # (one decision per task, or pause scope, a round)
             if replayed is not None and _same_bytes(replayed, recorded, m.data):
                 reproduced += 1
                 continue
@@ -314,7 +331,7 @@ def check_range(
                 {
                     "seq": m.seq,
                     "graph": recorded.graph_id,
-                    "task": recorded.task_id,
+                    "task": getattr(recorded, "task_id", "(pause)"),
                     "attempt": getattr(recorded, "attempt", 0),
                     "differences": _diff(recorded, replayed),
                 }
@@ -330,6 +347,22 @@ def check_range(
         "view_rebuilds": replayer.rebuilds,
         "rounds": rounds,
     }
+
+
+def _config_of(recorded: Recorded, base: DeciderConfig | None, configs: dict[Any, DeciderConfig]) -> DeciderConfig:
+    """The config a decision was made with: ``base`` (or the defaults) with its decider id,
+    version and policy (kept in ``configs``, one per triple)."""
+    key = (recorded.decider_id, recorded.decider_version, recorded.policy)
+    config = configs.get(key)
+    if config is None:
+        base = base or DeciderConfig()
+        config = configs[key] = dataclasses.replace(
+            base,
+            decider_id=recorded.decider_id,
+            version=recorded.decider_version,
+            scoring=dataclasses.replace(base.scoring, policy=recorded.policy or "eft"),
+        )
+    return config
 
 
 def _same_bytes(replayed: Any, recorded: Any, stored: bytes) -> bool:

@@ -137,12 +137,14 @@ def simulate(
     names: list[str] | None = None,
     assignments: dict[str, str] | None = None,
     network: Network | None = None,
+    record: list[ev.Event] | None = None,
 ) -> SimResult:
     """Run ``spec`` on nodes of the given speeds (one slot each); return the makespan and bounds.
 
     ``runtimes`` are the true durations at speed 1 (default: the estimates, which the decider
     sees either way); ``names`` name the nodes; ``assignments`` (if given) receives task → node;
-    ``network`` (if given) makes the outputs real and their transfers cost time.
+    ``network`` (if given) makes the outputs real and their transfers cost time;
+    ``record`` (if given) receives every decision event in order (scripts/benchmarks/decision_digest.py).
     """
     if not speeds or min(speeds) <= 0:
         raise ValueError("speeds must be positive numbers, one per node")
@@ -156,6 +158,7 @@ def simulate(
         world.apply(submitted)
     true_s = {t.id: t.estimate_s or 0.0 for t in spec.tasks}
     true_s.update(runtimes or {})
+    keep = (record if record is not None else []).append
     running: list[tuple[float, int, ev.TaskDispatched, tuple[int, float]]] = []
     now, busy, decisions, n = 0.0, 0.0, 0, 0
     done = 0
@@ -163,6 +166,7 @@ def simulate(
         at = T0 + timedelta(seconds=now)
         for d in decide(world.views(), at, config):
             e = d.event
+            keep(e)
             if not isinstance(e, ev.TaskDispatched):
                 continue  # a cache hit: the simulated graphs have no cache
             world.apply(e)

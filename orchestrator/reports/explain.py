@@ -107,6 +107,13 @@ def summary(e: ev.AnyEvent) -> str:
             )
         case ev.AutonomyChanged():
             return f"autonomy {e.previous or '?'} -> {e.level}: {e.reason}"
+        case ev.GraphPaused() | ev.GraphResumed():
+            verb = "paused" if isinstance(e, ev.GraphPaused) else "resumed"
+            return (
+                f"dispatches of {e.graph_id or 'every graph'} {verb}"
+                + (f" by {e.by}" if e.by else "")
+                + f": {e.reason}"
+            )
         case _:
             return type(e).__name__
 

@@ -135,7 +135,8 @@ def role_permissions(user: str) -> dict[str, Any]:
     """The publish/subscribe permissions of ``user`` (admin has none: it may do anything)."""
     if user == DECIDER:
         # the watchdog's too; "cache": revoking an entry whose blobs do not verify (a hit is a task event)
-        roots = ("task", "node", "system", "prediction", "unschedulable", "backlog", "cache")
+        # "pause": a graph's dispatches paused or resumed on its failure rate
+        roots = ("task", "node", "system", "prediction", "unschedulable", "backlog", "cache", "pause")
         allow = [f"{S.ROOT}.{root}.>" for root in roots] + _JS_READER
         allow += [f"{S.ROOT}.graph.*.TasksGenerated", f"{S.ROOT}.graph.*.GenerationLimitReached"]
     elif user == PROJECTOR:

@@ -281,6 +281,8 @@ _RULES: dict[type, Callable[[ConfidenceView, Any, int], None]] = {
     ev.BacklogItemTaken: _nothing,
     ev.TaskCacheHit: _nothing,  # no node ran anything: nothing to learn about nodes or predictions
     ev.CacheEntryRevoked: _nothing,
+    ev.GraphPaused: _nothing,
+    ev.GraphResumed: _nothing,
 }
 
 

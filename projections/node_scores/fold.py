@@ -345,6 +345,8 @@ _RULES: dict[type, Callable[[NodeScoresView, Any, int], None]] = {
     ev.BacklogItemTaken: _nothing,
     ev.TaskCacheHit: _nothing,  # no node ran anything: nothing to learn about nodes or predictions
     ev.CacheEntryRevoked: _nothing,
+    ev.GraphPaused: _nothing,
+    ev.GraphResumed: _nothing,
 }
 
 

@@ -8,6 +8,7 @@ from datetime import datetime
 
 import msgspec
 
+from projections.decay import Decayed
 from schemas import events as ev
 
 HELD = frozenset({"dispatched", "running"})
@@ -68,6 +69,25 @@ class TaskView(msgspec.Struct, frozen=True, kw_only=True, gc=False):
     source_tree: str = ""
 
 
+class Pause(msgspec.Struct, frozen=True, kw_only=True, gc=False):
+    """A recorded dispatch pause: since when, by whom ("" the decider) and why."""
+
+    since: datetime
+    by: str = ""
+    reason: str = ""
+    rate: float = 0.0
+
+
+class Health(msgspec.Struct, frozen=True, kw_only=True, gc=False):
+    """Every graph's run completions together (KV ``health``): the overall decayed failure rate
+    and the pause of every graph; the same fields a `GraphView` has for its own graph."""
+
+    failures: Decayed = Decayed()
+    pause: Pause | None = None
+    pause_seq: int = 0
+    seq: int = 0
+
+
 class GraphView(msgspec.Struct, frozen=True, kw_only=True, gc=False):
     """Totals of one graph (the article's 'Total tasks: 14 | Completed: 3 | ...' line)."""
 
@@ -90,6 +110,11 @@ class GraphView(msgspec.Struct, frozen=True, kw_only=True, gc=False):
     graph_seq: int = 0  # stream sequence of the last of them (the guard of the next)
     backlog_priority: int | None = None  # a backlog graph: nothing runs until the decider takes it
     backlog_taken: bool = False
+    # The dispatch pause (`projections.readiness.health`): the decayed failure rate of its run
+    # completions, and the pause the decider or a person recorded (`GraphPaused`/`GraphResumed`).
+    failures: Decayed = Decayed()
+    pause: Pause | None = None
+    pause_seq: int = 0  # stream sequence of its last pause event (the guard of the next)
 
     @property
     def done(self) -> bool:
@@ -133,3 +158,12 @@ class CacheLast(msgspec.Struct, frozen=True, kw_only=True, gc=False):
     task_id: str
     key: str
     seq: int = 0
+
+
+MIRROR_TYPES: dict[str, type[msgspec.Struct]] = {  # each readiness KV key's first token and its value's type
+    "task": TaskView,
+    "graph": GraphView,
+    "health": Health,
+    "cache": CacheEntry,
+    "cachelast": CacheLast,
+}

@@ -42,6 +42,7 @@ from orchestrator.decision import lifecycle as lc
 from projections.feedback import judged_event
 from projections.fold import rule_for
 from projections.readiness import cache as cache_rules
+from projections.readiness import health
 from projections.readiness.entries import HELD as HELD
 from projections.readiness.entries import GraphView as GraphView
 from projections.readiness.entries import TaskView as TaskView
@@ -282,6 +283,7 @@ def _completed(view: ReadinessView, e: ev.TaskCompleted, seq: int, fast: bool = 
     key = (e.graph_id, e.task_id)
     before = view.tasks.get(key)
     _task_event(view, judged, seq, fast)
+    health.learn(view, before, judged, seq)
     if before is not None and before.action_key:
         after = view.tasks[key]
         entry = cache_rules.entry_of(before, after, judged, seq)
@@ -334,6 +336,8 @@ _RULES: dict[type, Callable[[ReadinessView, Any, int], None]] = {
     ev.AutonomyChanged: _nothing,
     ev.Unschedulable: _nothing,
     ev.Alert: _nothing,
+    ev.GraphPaused: health.paused,
+    ev.GraphResumed: health.paused,
 }
 
 
@@ -360,6 +364,9 @@ def readiness_values(view: ReadinessView, keys: set[str]) -> dict[str, msgspec.S
         kind, _, rest = key.partition(".")
         if kind == "graph":
             out[key] = view.graphs[from_token(rest)]
+        elif kind == health.HEALTH_KEY:
+            assert view.health is not None
+            out[key] = view.health
         elif kind in _CACHE_KINDS:
             out[key] = view.cache[key]
         else:
@@ -370,7 +377,8 @@ def readiness_values(view: ReadinessView, keys: set[str]) -> dict[str, msgspec.S
 
 def readiness_keys(view: ReadinessView) -> set[str]:
     """Every KV key the view holds (for a rebuild)."""
-    return {graph_key(g) for g in view.graphs} | {readiness_key(g, t) for g, t in view.tasks} | set(view.cache)
+    keys = {graph_key(g) for g in view.graphs} | {readiness_key(g, t) for g, t in view.tasks} | set(view.cache)
+    return keys | ({health.HEALTH_KEY} if view.health is not None else set())
 
 
 _CACHE_KINDS = frozenset({"cache", "cachelast"})

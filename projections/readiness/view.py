@@ -15,7 +15,7 @@ import msgspec
 
 from orchestrator.graphs.submission import GraphAssembly
 from projections.feedback import QualityGate
-from projections.readiness.entries import GraphView, TaskView
+from projections.readiness.entries import GraphView, Health, TaskView
 from schemas import events as ev
 from schemas.subjects import graph_key, readiness_key
 
@@ -34,6 +34,7 @@ class ReadinessView:
     quality: QualityGate = field(default_factory=QualityGate)  # the quality threshold (fold state)
     # cache entries and each task id's last key, by their KV keys (`projections.readiness.cache`)
     cache: dict[str, msgspec.Struct] = field(default_factory=dict)
+    health: Health | None = None  # every graph's failure rate and pause (`projections.readiness.health`)
 
 
 def _done(counts: dict[str, int], total: int) -> bool:

@@ -251,7 +251,8 @@ def test_touched_holds_exactly_the_changed_keys():
     view = fold(DIAMOND, ran("g", "a", "n"), dispatched("g", "b", "n"))
     view.touched.clear()
     view = evolve_readiness(view, completed("g", "b", "n"), 5)
-    assert view.touched == {"task.g.b", "task.g.d", "graph.g"}  # b, its dependent, the totals
+    # b, its dependent, the totals, and every graph's failure rate (`projections.readiness.health`)
+    assert view.touched == {"task.g.b", "task.g.d", "graph.g", "health"}
     view.touched.clear()
     view = evolve_readiness(view, dispatched("g", "c", "n"), 6)
     assert view.touched == {"task.g.c", "graph.g"}
