@@ -172,6 +172,7 @@ class TaskDispatched(Event, frozen=True, kw_only=True):
     timeout_s: float | None = None
     expected_duration_s: float | None = None
     candidates: tuple[Candidate, ...] = ()
+    timeout_rule: str = ""  # a learned timeout (`orchestrator.decision.timeouts`): how it was computed
     confidence: float = 1.0
     autonomy: str = "full"
     policy: str = ""

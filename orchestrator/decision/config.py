@@ -2,7 +2,8 @@
 
 Top-level keys are the scoring knobs (`ScoringConfig`: ``policy``, ``aging_per_s``, ...) and
 ``node_ttl_s``, ``max_dispatches``, ``unschedulable_after_s``; each action of the loop has its
-own sub-table (``[decider.pause]``: `PauseConfig`). An unknown key is an error naming it and
+own sub-table (``[decider.pause]``: `PauseConfig`,
+``[decider.timeouts]``: `TimeoutConfig`). An unknown key is an error naming it and
 the keys that are known.
 """
 
@@ -14,9 +15,10 @@ from typing import Any
 from orchestrator.decision.decide import DeciderConfig
 from orchestrator.decision.pause import PauseConfig
 from orchestrator.decision.scoring import ScoringConfig
+from orchestrator.decision.timeouts import TimeoutConfig
 
 TOP_KEYS = ("node_ttl_s", "max_dispatches", "unschedulable_after_s")
-ACTIONS: dict[str, type[Any]] = {"pause": PauseConfig}
+ACTIONS: dict[str, type[Any]] = {"pause": PauseConfig, "timeouts": TimeoutConfig}
 
 
 def _names(cls: type[Any]) -> set[str]:

@@ -35,6 +35,7 @@ from orchestrator.decision.pause import Action, PauseConfig, Paused, Stamp, paus
 from orchestrator.decision.readyset import ReadySet, digest_of, ranked
 from orchestrator.decision.scoring import ScoringConfig, backoff_until, task_estimate
 from orchestrator.decision.slots import RoundMemo, RoundSlots
+from orchestrator.decision.timeouts import TimeoutConfig
 from projections.node_scores.fold import NodeView, TypeEstimate
 from projections.node_scores.patterns import PatternView
 from projections.readiness.entries import GraphView, Health
@@ -60,6 +61,9 @@ class DeciderConfig:
     scoring: ScoringConfig = field(default_factory=ScoringConfig)
     unschedulable_after_s: float = 300.0
     pause: PauseConfig = field(default_factory=PauseConfig)  # pause on error rate (`orchestrator.decision.pause`)
+    timeouts: TimeoutConfig = field(
+        default_factory=TimeoutConfig
+    )  # learned timeouts (`orchestrator.decision.timeouts`)
 
     @property
     def policy(self) -> str:

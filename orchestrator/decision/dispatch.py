@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING
 
 from orchestrator.decision.cachehit import cache_miss
 from orchestrator.decision.scoring import ScoringConfig, backoff_until
+from orchestrator.decision.timeouts import learned_timeout
 from projections.readiness.fold import TaskView
 from schemas.events import ArtifactRecord, Candidate, TaskDispatched
 from schemas.ids import task_ref
@@ -20,11 +21,15 @@ if TYPE_CHECKING:
     from orchestrator.decision.decide import DeciderConfig, Views
 
 
-def _timeout(task: TaskView, cfg: ScoringConfig) -> float | None:
-    """A retry after a timeout gets ``retry_timeout_factor`` times the timeout."""
+def _timeout(task: TaskView, views: Views, config: DeciderConfig) -> tuple[float | None, str]:
+    """The run's timeout and, when learned, how: a retry after a timeout gets
+    ``retry_timeout_factor`` times the task's own timeout; a task without one gets its type's
+    learned timeout (`orchestrator.decision.timeouts`), if any."""
+    cfg = config.scoring
     if task.failure_kind == "timeout" and task.timeout_s is not None:
-        return round(task.timeout_s * cfg.retry_timeout_factor, 6)
-    return task.timeout_s
+        return round(task.timeout_s * cfg.retry_timeout_factor, 6), ""
+    learned = learned_timeout(task, views.types, config.timeouts, cfg.retry_timeout_factor)
+    return (task.timeout_s, "") if learned is None else learned
 
 
 def _strategy(task: TaskView, best: Candidate, cfg: ScoringConfig) -> str:
@@ -66,6 +71,7 @@ def dispatch_event(
     preflight = task.tier == 2 and task.preflight_state != "passed" and task.preflight is not None
     attempt = task.attempt if preflight else task.attempt + 1
     kind = "preflight" if preflight else "dispatch"
+    timeout, rule = _timeout(task, views, config) if not preflight else (task.timeout_s, "")
     return TaskDispatched(
         event_id=f"{kind}:{task_ref(task.graph_id, task.task_id)}:{attempt}",
         occurred_at=now,
@@ -76,7 +82,8 @@ def dispatch_event(
         node_id=best.node_id,
         attempt=attempt,
         command=task.preflight if preflight and task.preflight else task.command,
-        timeout_s=_timeout(task, config.scoring) if not preflight else task.timeout_s,
+        timeout_s=timeout,
+        timeout_rule=rule,
         expected_duration_s=round(duration, 6),
         candidates=candidates,
         confidence=views.confidence,

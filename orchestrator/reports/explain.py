@@ -20,6 +20,8 @@ def decision_record(seq: int, d: ev.TaskDispatched) -> dict[str, Any]:
     out = _dispatch_record(seq, d)
     if d.action_key:
         out |= {"action_key": d.action_key, "cache_miss": d.cache_miss}
+    if d.timeout_rule:
+        out |= {"timeout_s": d.timeout_s, "timeout_rule": d.timeout_rule}  # a learned timeout
     return out
 
 
@@ -129,7 +131,8 @@ def _dispatched(e: ev.TaskDispatched) -> str:
     what = "preflight" if e.phase == "preflight" else f"attempt {e.attempt}"
     extra = f", strategy {e.strategy}" if e.strategy else ""
     miss = f", cache: {e.cache_miss}" if e.cache_miss else ""
-    return f"{what} dispatched to {e.node_id} ({len(e.candidates)} candidates, policy {e.policy}{extra}{miss})"
+    learned = f", timeout {e.timeout_s:g}s learned ({e.timeout_rule})" if e.timeout_rule else ""
+    return f"{what} dispatched to {e.node_id} ({len(e.candidates)} candidates, policy {e.policy}{extra}{miss}{learned})"
 
 
 def _cached(e: ev.TaskCacheHit | ev.CacheEntryRevoked) -> str:

@@ -61,6 +61,10 @@ class TypeEstimate(msgspec.Struct, frozen=True, kw_only=True, gc=False):
     type: str
     duration: Decayed = Decayed()
     seq: int = 0
+    # A run that timed out and whose retry succeeded taking longer: the timeout was too short
+    # (`orchestrator.decision.timeouts` loosens the type's learned timeout to at least this).
+    proven_s: float = 0.0
+    short_timeouts: int = 0
 
 
 class Holder(msgspec.Struct, frozen=True, gc=False):

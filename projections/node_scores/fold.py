@@ -78,6 +78,7 @@ class NodeScoresView:
     patterns: dict[str, PatternView] = field(default_factory=dict)  # command × error signature
     by_command: dict[str, list[str]] = field(default_factory=dict)  # command → its pattern keys
     quality: QualityGate = field(default_factory=QualityGate)
+    timed_out: dict[tuple[str, str], float] = field(default_factory=dict)  # task -> how long its timed-out run ran
 
 
 def attempt_key(graph_id: str, task_id: str, attempt: int) -> str:
@@ -191,6 +192,8 @@ def _learned_scores(
         if failed or streak.failures:
             streak = streak_after(streak, failed, at, e.error)
     if outcome == "failure":
+        if e.error.startswith("timed out"):
+            view.timed_out[(e.graph_id, e.task_id)] = e.duration_s
         success = add(score.success, 0.0, at, hl)
         return {**scores, task_type: TypeScore(efficiency=efficiency, success=success, streak=streak)}
     key = type_key(task_type)
@@ -205,9 +208,19 @@ def _learned_scores(
         success = add(score.success, SUCCESS_VALUE[outcome], at, hl)
     if est is None:
         est = TypeEstimate(type=task_type)
-    view.types[key] = TypeEstimate(type=est.type, duration=add(est.duration, e.duration_s, at, hl), seq=seq)
+    view.types[key] = _proven(
+        view, e, msgspec.structs.replace(est, duration=add(est.duration, e.duration_s, at, hl), seq=seq)
+    )
     view.touched.add(key)
     return {**scores, task_type: TypeScore(efficiency=efficiency, success=success, streak=streak)}
+
+
+def _proven(view: NodeScoresView, e: ev.TaskCompleted, est: TypeEstimate) -> TypeEstimate:
+    """A success of a task whose earlier run timed out, taking longer than that run: the timeout was too short."""
+    ran = view.timed_out.pop((e.graph_id, e.task_id), None) if view.timed_out else None
+    if ran is None or e.duration_s <= ran:
+        return est
+    return msgspec.structs.replace(est, proven_s=max(est.proven_s, e.duration_s), short_timeouts=est.short_timeouts + 1)
 
 
 def _release(view: NodeScoresView, e: ev.TaskCompleted | ev.TaskLost, seq: int) -> None:
