@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, NamedTuple
 from orchestrator.decision.availability import missing_labels
 from orchestrator.decision.scoring import ScoringConfig, expected_value, priority, task_estimate
 from orchestrator.decision.slots import NodeFacts, RoundSlots
-from orchestrator.decision.transfer import Fetch, Need, fetch_for, fetch_words, task_need
+from orchestrator.decision.transfer import Fetch, Need, fetch_for, fetch_words, sent_to, task_need
 from projections.node_scores.fold import NodeView
 from projections.readiness.fold import TaskView
 from schemas.events import Candidate
@@ -78,6 +78,8 @@ def choose(
             for nid in node_order
         )
     chosen = next(c for c in candidates if c.node_id == best.node_id)
+    if best.fetch is not None and best.fetch.missing:
+        sent_to(task, best.node_id, slots.held)  # the rest of the round counts it as held there
     return chosen, candidates, best.start, held
 
 

@@ -86,6 +86,17 @@ def task_need(
     return Need(tuple((sizes[d], holders[d]) for d in sorted(sizes)), sum(sizes.values()))
 
 
+def sent_to(task: TaskView, node_id: str, held: MutableMapping[tuple[str, str], frozenset[str]]) -> None:
+    """Note in a round's ``held`` that the task was just sent to ``node_id``: its dependencies'
+    outputs will be there, for the tasks the round looks at after it (the views say so only
+    from the next round on, when the dispatch is in them)."""
+    for dep_id in task.depends_on:
+        key = (task.graph_id, dep_id)
+        nodes = held.get(key)
+        if nodes is not None and node_id not in nodes:
+            held[key] = nodes | {node_id}
+
+
 def missing_bytes(need: Need, node_id: str) -> int:
     """Bytes of the task's inputs the node does not hold."""
     return sum(size for size, nodes in need.blobs if node_id not in nodes)

@@ -78,23 +78,38 @@ def output_records(sizes: Mapping[str, tuple[tuple[str, int], ...]]) -> dict[str
 
 @dataclass
 class Network:
-    """The simulated links and what each node holds: every fetch at ``bandwidth_bps``."""
+    """The simulated links and what each node holds: every fetch at ``bandwidth_bps``.
+
+    ``links``: ``"node"`` (default) gives each node one link, so a task's missing inputs arrive
+    one after another (their summed size / bandwidth); ``"edge"`` is HEFT's model (Topcuoglu et
+    al. 2002): each dependency's data comes over its own link at the full bandwidth, all at once
+    (the largest dependency's missing bytes / bandwidth)."""
 
     bandwidth_bps: float
     outputs: Mapping[str, tuple[ev.ArtifactRecord, ...]]  # task id → what its success stores
+    links: str = "node"
     held: dict[str, set[str]] = field(default_factory=dict)  # digest → nodes holding the blob
     bytes: int = 0
     seconds: float = 0.0
+    producer: dict[str, str] = field(default_factory=dict)  # digest → the task that stores it
+
+    def __post_init__(self) -> None:
+        if self.links not in ("node", "edge"):
+            raise ValueError(f"links must be 'node' or 'edge', not {self.links!r}")
+        self.producer = {r.digest: task for task, records in sorted(self.outputs.items()) for r in records}
 
     def fetch(self, e: ev.TaskDispatched) -> tuple[int, float]:
         """Bytes and seconds the dispatch's node fetches before the run (then it holds them)."""
-        missing = 0
+        by_dep: dict[str, int] = {}
         for r in e.dep_outputs:
             nodes = self.held.setdefault(r.digest, set())
             if e.node_id not in nodes:
-                missing += r.size
+                dep = self.producer.get(r.digest, "")
+                by_dep[dep] = by_dep.get(dep, 0) + r.size
                 nodes.add(e.node_id)
-        took = missing / self.bandwidth_bps
+        missing = sum(by_dep.values())
+        slowest = max(by_dep.values(), default=0) if self.links == "edge" else missing
+        took = slowest / self.bandwidth_bps
         self.bytes += missing
         self.seconds += took
         return missing, took

@@ -11,7 +11,10 @@ every runtime, speed and size: an edge costs the parent's output bytes / bandwid
 processors (every child of these instances reads all of its parents' outputs). HEFT with zero
 communication is checked against reference.csv's HEFT on the way (``heft0_over_reference``).
 The ablation ``blind`` is the same decider blind to transfers (its transfer term ~0), the
-files still costing their time: what locality in node choice buys.
+files still costing their time: what locality in node choice buys. ``edge_links`` runs the
+simulator under HEFT's own communication model (every dependency's data over its own link, all
+at once; the default gives a node one link, so its fetches add up): how much of the gap is the
+model rather than the choices.
 Prints JSON: per row both makespans and their ratio, the geometric mean of the ratios (all
 rows and per platform), the bandwidth.
 """
@@ -93,6 +96,7 @@ def row(path: Path, where: str, platform: str, bps: float, ref: dict[tuple[str, 
     sim = simulate(spec, speeds, network=Network(bps, output_records(sizes)))
     sim_s = time.perf_counter() - t
     blind = simulate(spec, speeds, BLIND, network=Network(bps, output_records(sizes)))
+    edge = simulate(spec, speeds, network=Network(bps, output_records(sizes), links="edge"))
     heft = heft_makespan(spec, speeds, out_bytes, bps)
     heft0 = heft_makespan(spec, speeds, out_bytes, None)
     reference = ref.get((path.name, len(speeds)))
@@ -108,6 +112,8 @@ def row(path: Path, where: str, platform: str, bps: float, ref: dict[tuple[str, 
         "niyantra_transfer_s": sim.transfer_s,
         "blind_s": blind.makespan_s,
         "blind_over_heft": round(blind.makespan_s / heft, 4),
+        "edge_links_s": edge.makespan_s,
+        "edge_links_over_heft": round(edge.makespan_s / heft, 4),
         "heft0_s": round(heft0, 3),
         "heft0_over_reference": round(heft0 / reference, 4) if reference else None,
         "sim_s": round(sim_s, 2),
@@ -137,6 +143,7 @@ def main() -> None:
         "geomean_over_heft": geomean([r["over_heft"] for r in rows]),
         "by_platform": by_platform,
         "blind_geomean_over_heft": geomean([r["blind_over_heft"] for r in rows]),
+        "edge_links_geomean_over_heft": geomean([r["edge_links_over_heft"] for r in rows]),
         "heft0_over_reference_geomean": geomean([r["heft0_over_reference"] for r in rows if r["heft0_over_reference"]]),
         "workloads": {
             "examples/workloads/wfcommons": sum(1 for _, w in files if w == "examples/workloads"),

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import msgspec
 import pytest
 from typer.testing import CliRunner
 
@@ -16,6 +17,7 @@ from orchestrator.graphs.validation import GraphSpec
 from orchestrator.graphs.wfformat import wf_output_sizes
 from orchestrator.replay.simulator import Network, output_records, simulate
 from schemas.events import TaskSpec
+from tests.unit.builders import dispatched
 
 WORKLOADS = Path(__file__).resolve().parents[2] / "examples" / "workloads" / "wfcommons"
 MB = 1_000_000
@@ -135,3 +137,38 @@ def test_cli_simulate_refuses_a_bad_bandwidth(bad):
     r = run("--speeds", "2,1,1", "--bandwidth", bad)
     assert r.exit_code == 2
     assert "--bandwidth" in r.output and repr(bad) in r.output
+
+
+def test_edge_links_fetch_every_dependency_at_once_node_links_one_after_another():
+    # j needs 100 MB from a and 50 MB from b; a, b ran on n1 and n2 (both 10 s): j pays the sum of
+    # what its node lacks on one link, the largest dependency's share on HEFT's per-edge links
+    tasks = (
+        TaskSpec(id="a", command="x", estimate_s=10.0),
+        TaskSpec(id="b", command="x", estimate_s=10.0),
+        TaskSpec(id="j", command="x", estimate_s=10.0, depends_on=("a", "b")),
+    )
+    spec = GraphSpec(id="j", title="", tasks=tasks)
+    sizes = {"a": (("a.out", 100 * MB),), "b": (("b1", 30 * MB), ("b2", 20 * MB))}
+    cfg = DeciderConfig(scoring=ScoringConfig(transfer_prior_bps=1 * MB))
+    node = simulate(spec, [1.0, 1.0], cfg, network=Network(1 * MB, output_records(sizes)))
+    edge = simulate(spec, [1.0, 1.0], cfg, network=Network(1 * MB, output_records(sizes), links="edge"))
+    assert (node.makespan_s, node.transfer_s) == (70.0, 50.0)  # j on a's node: b's 50 MB come in
+    assert (edge.makespan_s, edge.transfer_s) == (70.0, 50.0)  # (one dependency missing: the same)
+
+
+@pytest.mark.parametrize(("links", "seconds"), [("node", 90.0), ("edge", 50.0)])
+def test_a_node_lacking_two_dependencies_outputs_pays_by_its_links(links, seconds):
+    sizes = {"a": (("a.out", 40 * MB),), "b": (("b1", 30 * MB), ("b2", 20 * MB))}
+    net = Network(1 * MB, output_records(sizes), links=links)
+    net.produced("a", "n1")
+    net.produced("b", "n2")
+    records = output_records(sizes)
+    d = dispatched("g", "j", "n3")
+    d = msgspec.structs.replace(d, dep_outputs=records["a"] + records["b"])
+    assert net.fetch(d) == (90 * MB, seconds)
+    assert net.fetch(d) == (0, 0.0)  # n3 holds them now
+
+
+def test_links_must_be_node_or_edge():
+    with pytest.raises(ValueError, match="links must be 'node' or 'edge'"):
+        Network(1.0, {}, links="star")

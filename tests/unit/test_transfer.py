@@ -164,3 +164,59 @@ def test_without_sizes_the_reasons_are_the_old_ones():
     r, n = fold(registered("n1", slots=1), registered("n2", slots=1), g, *produced("a", "n1"))
     (d,) = decide(_views(r, n), at(3), DeciderConfig(node_ttl_s=1e9))
     assert all("fetch" not in c.reason and "holds" not in c.reason for c in d.event.candidates)
+
+
+def test_replay_reproduces_decisions_with_a_transfer_term_and_explain_shows_it():
+    import dataclasses
+
+    from orchestrator.replay.replayer import Replayer, check
+    from orchestrator.reports.explain import explain
+    from orchestrator.writeside.eventlog import StoredMessage
+    from schemas import codec
+    from schemas import subjects as S
+    from tests.unit.builders import observed
+
+    messages: list[StoredMessage] = []
+
+    def append(e) -> None:
+        messages.append(StoredMessage(seq=len(messages) + 1, subject=S.route(e)[1], headers={}, data=codec.encode(e)))
+
+    def round_at(t: float):
+        seq = messages[-1].seq
+        seqs = {"readiness": seq, "node-scores": seq}
+        views = dataclasses.replace(Replayer(messages).views(seqs), seqs=seqs)
+        decided = decide(views, at(t), DeciderConfig())
+        for d in decided:
+            append(d.event)
+        return [(d.event.task_id, d.event.node_id) for d in decided]
+
+    g = graph("g", spec("a", estimate_s=1.0), spec("c", "a", estimate_s=10.0), spec("d", "a", estimate_s=10.0))
+    for e in (g, registered("n1", slots=1), registered("n2", slots=1)):
+        append(e)
+    assert round_at(0.5) == [("a", "n1")]
+    done = msgspec.structs.replace(completed("g", "a", "n1", t=2), outputs=(BIG,), fetched_bytes=MB, fetch_seconds=0.5)
+    for e in (started("g", "a", "n1", t=1), done, observed("n1", t=3), observed("n2", t=3)):
+        append(e)
+    assert round_at(4) == [("c", "n1"), ("d", "n2")]  # d: 8 s of fetching on n2 beats waiting 10 s for n1
+    report = check(messages)
+    assert (report["decisions"], report["reproduced"], report["mismatches"]) == (3, 3, [])
+    # d's record: n2 must fetch a's 800 MB at n2's prior rate (n1 learned its own: 1 MB in 0.5 s)
+    events = [(m.seq, codec.decode(m.data)) for m in messages]
+    shown = explain([(q, e) for q, e in events if getattr(e, "task_id", None) == "d"])
+    by = {c["node"]: c["reason"] for c in shown["decisions"][0]["candidates"]}
+    assert "fetch 800.0 MB of 800.0 MB in 8.0s at 100.0 MB/s (prior)" in by["n2"]
+
+
+def test_a_round_counts_what_it_just_sent_to_a_node_as_held_there():
+    # a's producer n1 drains; c and d both need a's 800 MB; k (2 slots) gets c, and for d the
+    # round already counts the blob as on k (its agent fetches it once, for both)
+    g = graph("g", spec("a", estimate_s=1.0), spec("c", "a", estimate_s=10.0), spec("d", "a", estimate_s=10.0))
+    drain = ev.NodeDrainRequested(event_id="dr", occurred_at=at(2.5), node_id="n1", by="ops")
+    nodes = (registered("n1", slots=1), registered("k", slots=2), registered("m", slots=1))
+    r, n = fold(*nodes, g, *produced("a", "n1", BIG), drain)
+    decided = decide(_views(r, n), at(3), DeciderConfig(node_ttl_s=1e9))
+    assert [(d.event.task_id, d.event.node_id) for d in decided] == [("c", "k"), ("d", "k")]
+    first, second = ({c.node_id: c.reason for c in d.event.candidates} for d in decided)
+    assert first["k"].startswith("finish in 18.0s: fetch 800.0 MB")
+    assert second["k"].startswith("finish in 10.0s: holds its inputs (800.0 MB)")
+    assert second["m"].startswith("finish in 18.0s: fetch 800.0 MB")
