@@ -33,12 +33,17 @@ class Schedule:
     rank: dict[str, float]
 
 
-def _topological(tasks: Sequence[str], preds: Mapping[str, Sequence[str]]) -> list[str]:
-    indeg = {t: len(preds.get(t, ())) for t in tasks}
+def _successors(tasks: Sequence[str], preds: Mapping[str, Sequence[str]]) -> dict[str, list[str]]:
     succ: dict[str, list[str]] = {t: [] for t in tasks}
     for t in tasks:
         for p in preds.get(t, ()):
             succ[p].append(t)
+    return succ
+
+
+def _topological(tasks: Sequence[str], preds: Mapping[str, Sequence[str]]) -> list[str]:
+    indeg = {t: len(preds.get(t, ())) for t in tasks}
+    succ = _successors(tasks, preds)
     order, ready = [], [t for t in tasks if indeg[t] == 0]
     while ready:
         t = ready.pop()
@@ -60,10 +65,7 @@ def upward_ranks(
 ) -> tuple[dict[str, float], list[str]]:
     """``rank_u`` of every task, and a topological order."""
     order = _topological(tasks, preds)
-    succ: dict[str, list[str]] = {t: [] for t in tasks}
-    for t in tasks:
-        for p in preds.get(t, ()):
-            succ[p].append(t)
+    succ = _successors(tasks, preds)
     rank: dict[str, float] = {}
     for t in reversed(order):
         w = sum(comp[t]) / len(comp[t])
