@@ -47,7 +47,9 @@ def choose(
     task: TaskView, views: Views, now: datetime, config: DeciderConfig, slots: RoundSlots, node_order: list[str]
 ) -> Choice | None:
     """The chosen candidate (eligible: dispatch now; not eligible: a reservation), all candidates,
-    and the chosen slot's expected start and the run's expected duration (seconds)."""
+    and the chosen slot's expected start and how long the task is expected to hold it: the fetch
+    of its inputs (eft) and the run (seconds; the dispatch's expected duration, which confidence
+    checks against the completion's time, the fetch included)."""
     cfg = config.scoring
     est, source = task_estimate(task, views.types, cfg)
     need = task_need(task, views.tasks, slots.held) if task.depends_on and cfg.policy == "eft" else None
