@@ -20,7 +20,11 @@ whether the goal is met. The parts:
   (archive_bench.py);
 - ``makespan``: the decider on the simulator against HEFT over examples/workloads (makespan.py);
 - ``locality``: the same with data transfer at 10MB/s against HEFT with communication costs
-  (locality.py, `scripts/bench_locality`).
+  (locality.py, `scripts/bench_locality`);
+- ``peers``: the durable orchestrators (Celery on Redis with ``appendfsync always``, DBOS and
+  Prefect on SQLite, Airflow) and Dask running the same shell command as niyantra's tasks, on the
+  throughput part's two workloads, each in its own venv (peers/run.py); the summary sets them
+  beside niyantra's throughput figures of the same run.
 
 ``--quick`` runs each at a tenth of its size or less (minutes instead of a quarter hour; the
 goals are stated for the full sizes). Options this script does not know go to throughput.py.
@@ -39,7 +43,17 @@ from pathlib import Path
 from typing import Any
 
 SCRIPTS = Path(__file__).resolve().parents[1]
-PARTS = ("throughput", "decision_latency", "decision_latency_paced", "view_rebuild", "archive", "makespan", "locality")
+PARTS = (
+    "throughput",
+    "peers",
+    "decision_latency",
+    "decision_latency_paced",
+    "view_rebuild",
+    "archive",
+    "makespan",
+    "locality",
+)
+DURABLE_PEERS = ("celery", "dbos", "prefect", "airflow")
 
 
 def commands(quick: bool, throughput_args: list[str]) -> dict[str, list[str]]:
@@ -63,6 +77,7 @@ def commands(quick: bool, throughput_args: list[str]) -> dict[str, list[str]]:
         ],
         "makespan": [*py, str(bench / "makespan.py"), "--policies", "eft" if quick else "eft,seed,fifo"],
         "locality": [*py, str(bench / "locality.py"), "--bandwidth", "10MB/s", *(["--only", "n200"] if quick else [])],
+        "peers": [*py, str(bench / "peers" / "run.py"), *(["--scale", "0.1"] if quick else [])],
     }
 
 
@@ -192,10 +207,55 @@ def _locality_rows(m: Any) -> list[dict[str, Any]]:
     return [_row(measure, "<= 1.00", {"all": g, **(_get(m, "by_platform") or {})}, g <= 1.0)]
 
 
+def _peer_figures(fig: Any) -> Any:
+    """A peer's (or niyantra's) figures for one workload in one line, or what it said instead."""
+    if not isinstance(fig, dict):
+        return fig if fig is not None else "not run"
+    cpu = fig.get("cpu_ms_per_task") or {}
+    return {
+        "tasks_per_s": fig.get("tasks_per_s"),
+        "cpu_ms_per_task": cpu.get("total_with_task_processes", cpu.get("total")),
+        "stored_per_task": fig.get("stored_per_task") or fig.get("stored_bytes_per_task"),
+    }
+
+
+def _peer_rows(t: Any, p: Any) -> list[dict[str, Any]]:
+    peers = _get(p, "peers")
+    if not isinstance(peers, dict):
+        return []
+    rows: list[dict[str, Any]] = []
+    for name in ("independent", "layered"):
+        ours = _get(t, "niyantra", name, "tasks_per_s")
+        rate = {k: _get(v, name, "tasks_per_s") for k, v in peers.items()}
+        durable = {k: r for k, r in rate.items() if k in DURABLE_PEERS and isinstance(r, int | float)}
+        table = {"niyantra": _peer_figures(_get(t, "niyantra", name))}
+        table |= {k: _peer_figures(v.get(name) if isinstance(v, dict) else v) for k, v in sorted(peers.items())}
+        rows.append(
+            _row(
+                f"peers, {name} (tasks/s, CPU ms per task with the task shells, stored per task)",
+                "reported",
+                table,
+                None,
+            )
+        )
+        if durable and ours:
+            best = max(durable, key=durable.__getitem__)
+            ratio = round(ours / durable[best], 3)
+            figure = f"{ours} / {best} {durable[best]} = {ratio}"
+            rows.append(_row(f"throughput {name}, niyantra / best durable peer", ">= 2x", figure, ratio >= 2.0))
+        shell = rate.get("dask_shell")
+        if isinstance(shell, int | float) and ours:
+            ratio = round(ours / shell, 3)
+            figure = f"{ours} / {shell} = {ratio}"
+            rows.append(_row(f"throughput {name}, niyantra / Dask running the shell", ">= 1x", figure, ratio >= 1.0))
+    return rows
+
+
 def summarize(parts: dict[str, Any]) -> list[dict[str, Any]]:
     """One row per measure the issues name, from whichever parts ran (pure: parts in, rows out)."""
     return [
         *_throughput_rows(parts.get("throughput")),
+        *_peer_rows(parts.get("throughput"), parts.get("peers")),
         *_latency_rows(parts.get("decision_latency"), "saturated"),
         *_latency_rows(parts.get("decision_latency_paced"), "paced: tasks take 0.5-1.5 s"),
         *_views_rows(parts.get("view_rebuild")),
@@ -229,12 +289,14 @@ def main() -> None:
     if unknown or not chosen:
         sys.exit(f"error: --parts: unknown part {', '.join(unknown) or '(none given)'}; choose from {', '.join(PARTS)}")
     cmds = commands(args.quick, rest)
+    load = [round(x, 2) for x in os.getloadavg()]
     parts: dict[str, Any] = {}
     seconds: dict[str, float] = {}
     for name in chosen:
         parts[name], seconds[name] = run_part(name, cmds[name])
     out = {
-        "machine": {"cpus": os.cpu_count(), "python": platform.python_version(), "load": os.getloadavg()},
+        "machine": {"cpus": os.cpu_count(), "python": platform.python_version(), "load": load},
+        "notes": f"2 cores shared with other work; load averages (1, 5, 15 min) at start {load}: noisy figures",
         "quick": args.quick,
         "seconds": seconds,
         "summary": summarize(parts),

@@ -40,25 +40,15 @@ from typing import Any
 
 ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(Path(__file__).resolve().parent / "peers"))
 
-WIDTH = 100
+from common import WIDTH, workloads  # noqa: E402 - the workloads every peer runs (peers/common.py)
+
+__all__ = ["WIDTH", "workloads"]
 
 
 def say(msg: str) -> None:
     print(f"[bench] {msg}", file=sys.stderr, flush=True)
-
-
-def workloads(scale: float) -> dict[str, dict[str, list[str]]]:
-    """Each workload as ``{task id: [dependency ids]}`` (the same shape for both systems)."""
-    n = max(1, round(20_000 * scale))
-    independent: dict[str, list[str]] = {f"T-{i}": [] for i in range(n)}
-    layers = max(2, round(100 * scale))
-    layered: dict[str, list[str]] = {}
-    for layer in range(layers):
-        for k in range(WIDTH):
-            deps = [] if layer == 0 else [f"L{layer - 1}-{k}", f"L{layer - 1}-{(k + 1) % WIDTH}"]
-            layered[f"L{layer}-{k}"] = deps
-    return {"independent": independent, "layered": layered}
 
 
 # --- niyantra ---------------------------------------------------------------------------------
@@ -108,18 +98,19 @@ def cpu_per_task(
         fig.get("children_cpu_s", 0.0) - before.get(name, {}).get("children_cpu_s", 0.0) for name, fig in after.items()
     )
     out["task_processes"] = round(children * 1000 / max(tasks, 1), 3)  # not in the total: the tasks' own shells
+    out["total_with_task_processes"] = round(out["total"] + out["task_processes"], 3)  # as the peers count
     return out
 
 
-async def stream_heads(url: str) -> dict[str, int]:
-    """Each JetStream stream's last sequence (the event log, the log store, every view bucket).
+async def stream_heads(url: str) -> dict[str, tuple[int, int]]:
+    """Each JetStream stream's last sequence and bytes (the event log, the log store, every view bucket).
     The file streams (EVENTS, LOGS) fsync every message (``sync_interval: always``); the view
     buckets (``KV_*``) are memory storage, written but never fsynced."""
     import nats
 
     nc = await nats.connect(url)
     try:
-        return {s.config.name: int(s.state.last_seq) for s in await nc.jetstream().streams_info()}
+        return {s.config.name: (int(s.state.last_seq), int(s.state.bytes)) for s in await nc.jetstream().streams_info()}
     finally:
         await nc.close()
 
@@ -199,7 +190,14 @@ def run_niyantra(
         "processes": procs,
         "cpu_ms_per_task": cpu_per_task(before, procs, len(tasks)),
         "stored_messages_per_task": {
-            name: round((last - stored_before.get(name, 0)) / len(tasks), 2) for name, last in stored_after.items()
+            name: round((last - stored_before.get(name, (0, 0))[0]) / len(tasks), 2)
+            for name, (last, _) in stored_after.items()
+        },
+        # the file streams only (the KV_* view buckets are memory storage, not durable)
+        "stored_bytes_per_task": {
+            name: round((size - stored_before.get(name, (0, 0))[1]) / len(tasks), 1)
+            for name, (_, size) in stored_after.items()
+            if not name.startswith("KV_")
         },
     }
     say(f"niyantra {name}: {result['tasks_per_s']} tasks/s ({elapsed:.2f} s)")
