@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, NamedTuple
 from orchestrator.decision.availability import missing_labels
 from orchestrator.decision.scoring import ScoringConfig, expected_value, priority, task_estimate
 from orchestrator.decision.slots import NodeFacts, RoundSlots
-from orchestrator.decision.transfer import Fetch, Need, fetch_for, fetch_words, sent_to, task_need
+from orchestrator.decision.transfer import Fetch, Need, fetch_for, fetch_words, fleet_rate, sent_to, task_need
 from projections.node_scores.fold import NodeView
 from projections.readiness.fold import TaskView
 from schemas.events import Candidate
@@ -157,7 +157,9 @@ def _options(
             if need is None:
                 options.append(_option(Option, (start + dur / p_floor, nid, start, dur, 0, f, None)))
                 continue
-            fetch = fetch_for(need, node, cfg.transfer_prior_bps, cfg.transfer_prior_s)
+            if slots.fleet is None:  # (once per round, and only for a task with inputs in the store)
+                slots.fleet = fleet_rate(views.nodes, node_order, cfg.transfer_prior_bps, cfg.transfer_prior_s)
+            fetch = fetch_for(need, node, slots.fleet, cfg.transfer_prior_s)
             options.append(_option(Option, (start + fetch.seconds + dur / p_floor, nid, start, dur, 0, f, fetch)))
             continue
         if start > 0.0:

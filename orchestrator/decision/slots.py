@@ -75,6 +75,7 @@ class RoundSlots:
     memo: RoundMemo | None = None  # kept across rounds by the caller (see `RoundMemo`)
     runs: dict[str, tuple[str, str]] = field(default_factory=dict)  # see run_task()
     held: dict[tuple[str, str], frozenset[str]] = field(default_factory=dict)  # dependency → nodes with its outputs
+    fleet: tuple[float, str] | None = None  # every node's transfer rate pooled (`transfer.fleet_rate`)
 
     def __post_init__(self) -> None:
         self.reopen()

@@ -9,7 +9,9 @@ fetched the blob then and keeps it in its local content-addressed cache. Both ar
 readiness view (a task's ``node`` and ``outputs``), so no new view is needed; the blobs of a
 cache hit's reused outputs are held by no node. The rate is learned per node from its own
 fetches (the bytes and seconds its completions report, decayed together in the node-scores
-view), shrunk toward a prior: ``(bytes + prior_rate × prior_s) / (seconds + prior_s)``.
+view), shrunk toward a prior: ``(bytes + prior_rate × prior_s) / (seconds + prior_s)``, where
+the prior is every node's fetches pooled the same way (`fleet_rate`: a node new to the
+cluster starts from what the others measured), else the configured rate.
 
 Pure: everything comes from the views and the scoring config; a round's answers per dependency
 are kept in the dict the caller passes (the round owns it). Rates in words both ways:
@@ -19,7 +21,7 @@ are kept in the dict the caller passes (the round owns it). Rates in words both 
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping, MutableMapping
+from collections.abc import Mapping, MutableMapping, Sequence
 from typing import NamedTuple
 
 from projections.node_scores.fold import NodeView
@@ -102,20 +104,38 @@ def missing_bytes(need: Need, node_id: str) -> int:
     return sum(size for size, nodes in need.blobs if node_id not in nodes)
 
 
-def transfer_rate(node: NodeView, prior_bps: float, prior_s: float) -> tuple[float, str]:
+def transfer_rate(node: NodeView, prior_bps: float, prior_s: float, prior_words: str = "prior") -> tuple[float, str]:
     """The node's transfer rate (bytes per second) from its own decayed fetches, shrunk toward
     ``prior_bps`` by ``prior_s`` seconds of pseudo-evidence, and the evidence in words."""
     got, took = node.fetched_bytes, node.fetch_seconds
     if got.n == 0 or took.s1 <= 0:
-        return prior_bps, "prior"
+        return prior_bps, prior_words
     rate = (got.s1 + prior_bps * prior_s) / (took.s1 + prior_s)
     return rate, f"{got.n} fetches"
 
 
-def fetch_for(need: Need, node: NodeView, prior_bps: float, prior_s: float) -> Fetch:
-    """What the node would fetch for the task, and how long it is expected to take."""
+def fleet_rate(
+    nodes: Mapping[str, NodeView], node_order: Sequence[str], prior_bps: float, prior_s: float
+) -> tuple[float, str]:
+    """The prior of a node that has not fetched yet: every node's fetches pooled (shrunk toward
+    the configured prior like one node's), else the configured prior; summed in node order (the
+    same bits whatever the mapping's order)."""
+    got = took = 0.0
+    count = 0
+    for nid in node_order:
+        n = nodes[nid]
+        if n.fetched_bytes.n and n.fetch_seconds.s1 > 0:
+            got, took, count = got + n.fetched_bytes.s1, took + n.fetch_seconds.s1, count + n.fetched_bytes.n
+    if not count:
+        return prior_bps, "prior"
+    return (got + prior_bps * prior_s) / (took + prior_s), f"all nodes' {count} fetches"
+
+
+def fetch_for(need: Need, node: NodeView, prior: tuple[float, str], prior_s: float) -> Fetch:
+    """What the node would fetch for the task, and how long it is expected to take, its rate
+    shrunk toward ``prior`` (a rate and its words: `fleet_rate`)."""
     missing = missing_bytes(need, node.node_id)
-    rate, evidence = transfer_rate(node, prior_bps, prior_s)
+    rate, evidence = transfer_rate(node, prior[0], prior_s, prior[1])
     return Fetch(missing / rate if missing else 0.0, missing, rate, evidence)
 
 

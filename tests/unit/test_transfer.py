@@ -9,7 +9,15 @@ import pytest
 
 from orchestrator.decision.decide import DeciderConfig, Views, decide
 from orchestrator.decision.scoring import ScoringConfig
-from orchestrator.decision.transfer import Need, fetch_for, missing_bytes, size_words, task_need, transfer_rate
+from orchestrator.decision.transfer import (
+    Need,
+    fetch_for,
+    fleet_rate,
+    missing_bytes,
+    size_words,
+    task_need,
+    transfer_rate,
+)
 from projections.decay import Decayed
 from projections.node_scores.entries import NodeView
 from projections.node_scores.fold import NodeScoresView, evolve_node_scores
@@ -61,6 +69,24 @@ def test_transfer_rate_is_learned_from_the_nodes_own_fetches(fetches, prior_bps,
     got, words = transfer_rate(node_with(fetches), prior_bps, prior_s)
     assert got == pytest.approx(rate, rel=1e-3)
     assert words == evidence
+
+
+@pytest.mark.parametrize(
+    ("fetches", "rate", "words"),
+    [
+        ({}, 100 * MB, "prior"),
+        ({"n1": []}, 100 * MB, "prior"),
+        ({"n1": [(100 * MB, 9.0)]}, 20 * MB, "all nodes' 1 fetches"),
+        ({"n1": [(100 * MB, 4.0)], "n2": [(100 * MB, 5.0)]}, 30 * MB, "all nodes' 2 fetches"),  # (300 MB / 10 s)
+    ],
+)
+def test_a_node_that_never_fetched_starts_from_what_all_nodes_measured(fetches, rate, words):
+    nodes = {nid: node_with(f) for nid, f in fetches.items()}
+    nodes = {nid: msgspec.structs.replace(n, node_id=nid) for nid, n in nodes.items()}
+    got, said = fleet_rate(nodes, sorted(nodes), 100 * MB, 1.0)
+    assert (got, said) == (pytest.approx(rate), words)
+    fresh = fetch_for(Need(((50 * MB, frozenset()),), 50 * MB), NodeView(node_id="new"), (got, said), 1.0)
+    assert (fresh.rate, fresh.evidence) == (got, said)
 
 
 def test_older_fetches_weigh_less_than_recent_ones():
@@ -121,7 +147,7 @@ def test_missing_bytes_per_node(name, events, expect):
 )
 def test_fetch_seconds_are_missing_bytes_over_the_rate(missing, rate_bps, seconds):
     need = Need(((missing, frozenset({"other"})),), missing) if missing else Need(((5, frozenset({"n1"})),), 5)
-    f = fetch_for(need, NodeView(node_id="n1"), rate_bps, 1.0)
+    f = fetch_for(need, NodeView(node_id="n1"), (rate_bps, "prior"), 1.0)
     assert (f.missing, f.seconds) == (missing, pytest.approx(seconds))
 
 
@@ -194,17 +220,20 @@ def test_replay_reproduces_decisions_with_a_transfer_term_and_explain_shows_it()
     for e in (g, registered("n1", slots=1), registered("n2", slots=1)):
         append(e)
     assert round_at(0.5) == [("a", "n1")]
-    done = msgspec.structs.replace(completed("g", "a", "n1", t=2), outputs=(BIG,), fetched_bytes=MB, fetch_seconds=0.5)
+    done = msgspec.structs.replace(
+        completed("g", "a", "n1", t=2), outputs=(BIG,), fetched_bytes=100 * MB, fetch_seconds=0.5
+    )
     for e in (started("g", "a", "n1", t=1), done, observed("n1", t=3), observed("n2", t=3)):
         append(e)
     assert round_at(4) == [("c", "n1"), ("d", "n2")]  # d: 8 s of fetching on n2 beats waiting 10 s for n1
     report = check(messages)
     assert (report["decisions"], report["reproduced"], report["mismatches"]) == (3, 3, [])
-    # d's record: n2 must fetch a's 800 MB at n2's prior rate (n1 learned its own: 1 MB in 0.5 s)
+    # d's record: n2 has not fetched yet, so it must fetch a's 800 MB at the rate all nodes measured
+    # (n1's 100 MB in 0.5 s, shrunk toward 100 MB/s by 1 s: 133.3 MB/s)
     events = [(m.seq, codec.decode(m.data)) for m in messages]
     shown = explain([(q, e) for q, e in events if getattr(e, "task_id", None) == "d"])
     by = {c["node"]: c["reason"] for c in shown["decisions"][0]["candidates"]}
-    assert "fetch 800.0 MB of 800.0 MB in 8.0s at 100.0 MB/s (prior)" in by["n2"]
+    assert "fetch 800.0 MB of 800.0 MB in 6.0s at 133.3 MB/s (all nodes' 1 fetches)" in by["n2"]
 
 
 def test_a_round_counts_what_it_just_sent_to_a_node_as_held_there():
