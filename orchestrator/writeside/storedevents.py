@@ -33,11 +33,21 @@ class SubjectStoredEvent(StoredEvent):
     subject: str
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False)
 class PositionedStoredEvent(StoredEvent):
-    """A stored event read back with its stream sequence (its place in the one log)."""
+    """A stored event read back with its stream sequence (its place in the one log). It equals
+    the `StoredEvent` of the same four fields (the position is where it was found, not what it is)."""
 
     position: int
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, StoredEvent):
+            return NotImplemented
+        mine = (self.originator_id, self.originator_version, self.topic, self.state)
+        return mine == (other.originator_id, other.originator_version, other.topic, other.state)
+
+    def __hash__(self) -> int:
+        return hash((self.originator_id, self.originator_version, self.topic, self.state))
 
 
 @dataclass(frozen=True)
