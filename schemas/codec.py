@@ -9,11 +9,13 @@ import msgspec
 
 from schemas.errors import MalformedEvent
 from schemas.events import AnyEvent, Event, SourceManifest
+from schemas.instance import ArchiveLocation
 
 _encoder = msgspec.json.Encoder()
 SCHEMA_VERSION = 1  # the newest event schema version this code reads (upcasters would go before the check)
 # Production decoders accept unknown fields so that newer writers do not break older readers.
 _decoder: msgspec.json.Decoder[AnyEvent] = msgspec.json.Decoder(AnyEvent)
+_location_decoder = msgspec.json.Decoder(ArchiveLocation)
 
 
 def encode(event: Event) -> bytes:
@@ -35,6 +37,19 @@ def decode(data: bytes, *, subject: str = "?", seq: int | None = None) -> AnyEve
         name, version = type(event).__name__, event.schema_version
         raise MalformedEvent(subject, seq, f"{name} schema version {version} is unknown here (1-{SCHEMA_VERSION})")
     return event
+
+
+def encode_location(location: ArchiveLocation) -> bytes:
+    """Serialize the archive's location (the value of ``KV_INSTANCE``'s ``archive`` key)."""
+    return _encoder.encode(location)
+
+
+def decode_location(data: bytes) -> ArchiveLocation | None:
+    """The archive's location, or None when the stored value is not one (nothing to trust)."""
+    try:
+        return _location_decoder.decode(data)
+    except (msgspec.DecodeError, msgspec.ValidationError):
+        return None
 
 
 def encode_manifest(manifest: SourceManifest) -> bytes:

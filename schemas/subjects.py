@@ -26,6 +26,11 @@ KV_CONFIDENCE = "view_confidence"
 VIEW_BUCKETS = (KV_READINESS, KV_NODE_SCORES, KV_CONFIDENCE)
 CHECKPOINT_KEY = "_checkpoint"
 
+# What the instance says about itself (schemas/instance.py): not derived from the log, written
+# once when a process starts, so file storage; key ``archive``: where the archive projector writes.
+KV_INSTANCE = "niyantra_instance"
+INSTANCE_ARCHIVE_KEY = "archive"
+
 AGENT_CONSUMER_PREFIX = "agent-"
 
 # Task output lives in its own stream (EVENTS denies delete; logs may be aged out): one message

@@ -8,14 +8,13 @@ from __future__ import annotations
 import asyncio
 import json
 import sys
-from pathlib import Path
 from typing import Annotated, Any, cast
 
 import typer
 from rich.markup import escape
 from rich.table import Table
 
-from orchestrator.cli.archive import DEFAULT_ARCHIVE, ArchiveDir
+from orchestrator.cli.archive import ArchiveDir, InstanceDir, find_archive
 from orchestrator.cli.main import DEFAULT_URL, NatsUrl, _connect, app, console, fail
 from schemas import subjects as S
 from schemas.ids import token
@@ -209,14 +208,31 @@ def _render(seq: int, msg: Any, node: str | None, types: set[str], as_json: bool
 
 
 @app.command()
-def metrics(*, as_json: JsonOpt = False, archive_dir: ArchiveDir = DEFAULT_ARCHIVE) -> None:
-    """The article's "Real Numbers" table, computed from the event archive."""
+def metrics(
+    *,
+    as_json: JsonOpt = False,
+    archive_dir: ArchiveDir = None,
+    data_dir: InstanceDir = None,
+    nats_url: NatsUrl = DEFAULT_URL,
+) -> None:
+    """The article's "Real Numbers" table, computed from the instance's event archive.
+
+    A figure with nothing to compute it from yet (no retries, no decisions) is "—" in the table
+    and absent from --json, never a zero or a null."""
     from orchestrator.reports.metrics import compute_metrics
     from projections.archive.query import run_query
     from schemas import codec
     from schemas.errors import MalformedEvent
 
-    _, rows = run_query(archive_dir, "SELECT seq, stored_at, json FROM events WHERE type <> '_malformed' ORDER BY seq")
+    choice = find_archive(archive_dir, data_dir, nats_url)
+    sql = "SELECT seq, stored_at, json FROM events WHERE type <> '_malformed' ORDER BY seq"
+    _, rows = run_query(choice.directory, sql)
+    if not rows:  # an empty stream too (find_archive refuses an empty archive beside a full stream)
+        if as_json:
+            sys.stdout.write("{}\n")
+        else:
+            console.print(f"no data yet: no events in the archive {choice.directory} ({choice.how})")
+        return
 
     def decoded() -> Any:
         for seq, stored_at, text in rows:
@@ -227,12 +243,16 @@ def metrics(*, as_json: JsonOpt = False, archive_dir: ArchiveDir = DEFAULT_ARCHI
 
     result = compute_metrics(decoded())
     if as_json:
-        sys.stdout.write(json.dumps(result, indent=2) + "\n")
+        sys.stdout.write(json.dumps({k: v for k, v in result.items() if v is not None}, indent=2) + "\n")
         return
-    table = Table("metric", "value", title=f"niyantra metrics ({Path(archive_dir)})")
+    if not result.get("graphs_submitted"):
+        console.print(f"no data yet: no graph submitted (archive {choice.directory}, through seq {rows[-1][0]})")
+        return
+    table = Table("metric", "value", title="niyantra metrics")
     for k, v in result.items():
-        table.add_row(k.replace("_", " "), "-" if v is None else str(v))
+        table.add_row(k.replace("_", " "), "—" if v is None else str(v))
     console.print(table)
+    console.print(f"from the archive {choice.directory} ({choice.how}), through seq {rows[-1][0]}", soft_wrap=True)
 
 
 async def _all_events(url: str) -> tuple[list[tuple[int, Any]], int]:

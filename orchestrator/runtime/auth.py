@@ -140,7 +140,9 @@ def role_permissions(user: str) -> dict[str, Any]:
         allow = [f"{S.ROOT}.{root}.>" for root in roots] + _JS_READER
         allow += [f"{S.ROOT}.graph.*.TasksGenerated", f"{S.ROOT}.graph.*.GenerationLimitReached"]
     elif user == PROJECTOR:
+        # and the archive projector's one record of where it archives (projections/archive/location.py)
         allow = [f"$KV.{bucket}.>" for bucket in S.VIEW_BUCKETS] + _JS_READER
+        allow += [f"$KV.{S.KV_INSTANCE}.{S.INSTANCE_ARCHIVE_KEY}"]
     elif user.startswith("agent-"):
         allow = _agent_publish(S.check_id("node id", user.removeprefix("agent-")))
     else:

@@ -102,6 +102,7 @@ async def _create_assets(url: str, replicas: int, login: dict[str, str]) -> None
     from node_agent.logstore import LogStore
     from orchestrator.runtime.connection import connect
     from orchestrator.writeside.eventlog import EventLog
+    from projections.archive.location import ensure_instance_bucket
     from projections.runner import ensure_bucket
     from schemas import subjects as S
 
@@ -112,13 +113,15 @@ async def _create_assets(url: str, replicas: int, login: dict[str, str]) -> None
         await ArtifactStore(nc, StoreSettings(replicas=replicas)).ensure_bucket()
         for bucket in S.VIEW_BUCKETS:
             await ensure_bucket(nc, bucket, replicas=replicas)
+        await ensure_instance_bucket(nc, replicas=replicas)
     finally:
         await nc.close()
 
 
 def create_assets(url: str, replicas: int, timeout: float, login: dict[str, str] | None = None) -> None:
-    """Create the EVENTS and LOGS streams, the artifact bucket and every view bucket at ``replicas`` before
-    any client starts (a fresh cluster answers concurrent creates of one R3 stream slowly; one creator avoids that).
+    """Create the EVENTS and LOGS streams, the artifact bucket, every view bucket and the instance bucket at
+    ``replicas`` before any client starts (a fresh cluster answers concurrent creates of one R3 stream
+    slowly; one creator avoids that).
     """
     deadline = time.monotonic() + timeout
     while True:

@@ -219,13 +219,16 @@ class Archiver:
 async def run_archiver(
     url: str, directory: Path, stop: asyncio.Event, on_ready: Callable[[], Any] | None = None
 ) -> None:
-    """Connect, make sure the stream exists, and archive."""
+    """Connect, make sure the stream exists, publish where the archive is, and archive."""
 
     from orchestrator.writeside.eventlog import EventLog
+    from projections.archive.location import publish_location
 
     nc = await nats_connect(url, name="projector-archive", max_reconnect_attempts=-1)
     try:
         await EventLog(nc).ensure_stream()
+        location = await publish_location(nc, directory)  # the read commands find the archive here
+        log.info("archive: published its folder %s (host %s)", location.directory, location.host)
         await Archiver(nc, directory).run(stop, on_ready)
     finally:
         await nc.close()
