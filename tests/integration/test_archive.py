@@ -138,15 +138,22 @@ async def test_query_views_over_a_real_run_and_bad_sql(nats_server, tmp_path):
     assert len(decisions) == 6 and all(d[3] == 2 for d in decisions)
     _, nodes = run_query(directory, "SELECT node, slots, dispatched FROM nodes ORDER BY node")
     assert [(n[0], n[1]) for n in nodes] == [("node-1", 2), ("node-2", 2)] and sum(n[2] for n in nodes) == 6
-    result = runner.invoke(
-        app, ["query", "SELECT task, outcome FROM tasks", "--format", "json", "--archive-dir", str(directory)]
+    # query asks the instance over NATS (asyncio.run), so it runs off this test's event loop
+    result = await asyncio.to_thread(
+        runner.invoke,
+        app,
+        ["query", "SELECT task, outcome FROM tasks", "--format", "json", "--archive-dir", str(directory)],
     )
     assert result.exit_code == 0 and len(json.loads(result.output)) == 6
-    csv_out = runner.invoke(
-        app, ["query", "SELECT count(*) AS n FROM events", "--format", "csv", "--archive-dir", str(directory)]
+    csv_out = await asyncio.to_thread(
+        runner.invoke,
+        app,
+        ["query", "SELECT count(*) AS n FROM events", "--format", "csv", "--archive-dir", str(directory)],
     )
     assert csv_out.exit_code == 0 and csv_out.output.splitlines()[0] == "n"
-    bad = runner.invoke(app, ["query", "SELECT nope FROM tasks", "--archive-dir", str(directory)])
+    bad = await asyncio.to_thread(
+        runner.invoke, app, ["query", "SELECT nope FROM tasks", "--archive-dir", str(directory)]
+    )
     assert bad.exit_code == 2 and len(bad.output.strip().splitlines()) == 1 and "nope" in bad.output
 
 
