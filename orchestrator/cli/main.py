@@ -66,7 +66,7 @@ def fail(message: str, code: int = 2) -> typer.Exit:
 def server(
     *,
     config: Annotated[Path | None, typer.Option(help="nats.conf to use.")] = None,
-    port: Annotated[int, typer.Option(help="Client port.")] = 4222,
+    port: Annotated[int, typer.Option(help="Client port.", envvar="NIYANTRA_PORT")] = 4222,
     data_dir: DataDir = Path(".niyantra"),
 ) -> None:
     """Run the venv's nats-server with nats.conf in the foreground."""
@@ -83,7 +83,7 @@ def up(
     agents: Annotated[int, typer.Option(help="Node agents to start.")] = 3,
     slots: Annotated[int, typer.Option(help="Task slots per agent.")] = 2,
     detach: Annotated[bool, typer.Option(help="Return once everything is ready.")] = False,
-    port: Annotated[int, typer.Option(help="Client port of nats-server.")] = 4222,
+    port: Annotated[int, typer.Option(help="Client port of nats-server.", envvar="NIYANTRA_PORT")] = 4222,
     data_dir: DataDir = Path(".niyantra"),
     config: Annotated[Path | None, typer.Option(help="nats.conf to use.")] = None,
     cluster: Annotated[
