@@ -58,3 +58,9 @@ def test_the_pages_exist_and_link_somewhere() -> None:
 def test_every_relative_link_points_to_a_file(page: Path) -> None:
     missing = [t for t in relative_files(links(page.read_text())) if not (page.parent / t).exists()]
     assert not missing, f"{page.relative_to(ROOT)}: links to missing files: {missing}"
+
+
+def test_every_docs_page_is_linked_from_the_readme() -> None:
+    linked = {(ROOT / t).resolve() for t in relative_files(links((ROOT / "README.md").read_text()))}
+    unlinked = [p.name for p in PAGES[1:] if p.resolve() not in linked]
+    assert not unlinked, f"docs pages the README does not link: {unlinked}"
