@@ -1,4 +1,4 @@
-"""`niyantra` commands about agents (registered on the app of `orchestrator.cli.main`).
+"""`niyantra` commands about agents (registered on the app of `orchestrator.cli.app`).
 
 - ``niyantra agent --node NAME [options]`` runs a node agent (the process entry point);
 - ``niyantra agent drain NODE`` asks a node to finish what it runs and take no more;
@@ -17,7 +17,7 @@ from typing import Annotated, Any
 
 import typer
 
-from orchestrator.cli.main import DEFAULT_URL, NatsUrl, ReadyFile, _connect, app, console, err, fail
+from orchestrator.cli.app import DEFAULT_URL, NatsUrl, ReadyFile, _connect, app, console, err, fail
 from orchestrator.errors import OrchestratorError
 from schemas.errors import SchemaError
 

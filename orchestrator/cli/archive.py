@@ -1,5 +1,5 @@
 """`niyantra query`: DuckDB SQL over the Parquet archive, and how the read commands find that
-archive (`find_archive`; registered on `orchestrator.cli.main.app`).
+archive (`find_archive`; registered on `orchestrator.cli.app.app`).
 
 The folder: ``--archive-dir`` (``NIYANTRA_ARCHIVE_DIR``), else ``--data-dir`` (``NIYANTRA_DATA_DIR``)
 ``/archive``, else the one the instance at ``--nats-url`` published, else ``.niyantra/archive``
@@ -25,7 +25,7 @@ import typer
 from rich.markup import escape
 from rich.table import Table
 
-from orchestrator.cli.main import DEFAULT_URL, NatsUrl, app, console, err, fail
+from orchestrator.cli.app import DEFAULT_URL, NatsUrl, app, console, err, fail
 from orchestrator.runtime.connection import connect as nats_connect
 from projections.archive.location import HINT, ArchiveChoice, Instance, ask_instance, choose_archive, has_files
 from projections.archive.projector import archived_through
@@ -95,7 +95,9 @@ def find_archive(archive_dir: Path | None, data_dir: Path | None, url: str) -> A
     why = HINT
     if asked.owns(choice.directory):
         why = "the archive projector writes within a second of an event; if this lasts, see its log (logs/ beside it)"
-    raise fail(f"no archive in {where} while the stream at {url} holds events (through seq {asked.head}); {why}", code=1)
+    raise fail(
+        f"no archive in {where} while the stream at {url} holds events (through seq {asked.head}); {why}", code=1
+    )
 
 
 def _plain(v: Any) -> Any:

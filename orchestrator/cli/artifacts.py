@@ -1,4 +1,4 @@
-"""`niyantra artifacts list|get|gc`: the content-addressed artifact store (registered on `orchestrator.cli.main.app`)."""
+"""`niyantra artifacts list|get|gc`: the content-addressed artifact store."""
 
 from __future__ import annotations
 
@@ -13,7 +13,7 @@ import typer
 from rich.markup import escape
 from rich.table import Table
 
-from orchestrator.cli.main import DEFAULT_URL, NatsUrl, _connect, app, console, err, fail
+from orchestrator.cli.app import DEFAULT_URL, NatsUrl, _connect, app, console, err, fail
 
 artifacts_app = typer.Typer(help="Build artifacts in the store: list, fetch, collect garbage.", no_args_is_help=True)
 app.add_typer(artifacts_app, name="artifacts")

@@ -1,6 +1,6 @@
 """`niyantra backlog add FILE --priority N` and `niyantra backlog list` (see `orchestrator.decision.backlog`).
 
-Registered on the app of `orchestrator.cli.main` when that module is imported.
+Registered on the app of `orchestrator.cli.app` when `orchestrator.cli.main` imports it.
 """
 
 from __future__ import annotations
@@ -16,8 +16,8 @@ import typer
 from rich.markup import escape
 from rich.table import Table
 
+from orchestrator.cli.app import DEFAULT_URL, NatsUrl, _connect, app, console
 from orchestrator.cli.graph import MaxBytes, MaxTasks, _load, _submission, _with_app, store_source
-from orchestrator.cli.main import DEFAULT_URL, NatsUrl, _connect, app, console
 from orchestrator.graphs.validation import DEFAULT_MAX_BYTES, DEFAULT_MAX_TASKS
 from orchestrator.graphs.wfformat import DEFAULT_TEMPLATE
 

@@ -1,4 +1,4 @@
-"""`niyantra import ninja` and `niyantra build`: a Ninja build in as a graph (on `orchestrator.cli.main.app`).
+"""`niyantra import ninja` and `niyantra build`: a Ninja build in as a graph (on `orchestrator.cli.app.app`).
 
 ``import ninja build.ninja [-o graph.toml]`` writes the graph file and submits nothing (the same
 file submitted twice is accepted once, as any graph file). ``build BUILD_DIR`` imports the folder's
@@ -16,8 +16,8 @@ from typing import Annotated, Any
 
 import typer
 
+from orchestrator.cli.app import DEFAULT_URL, LazyLive, NatsUrl, app, console, fail
 from orchestrator.cli.graph import _print_problems, _submission, _with_app, store_source
-from orchestrator.cli.main import DEFAULT_URL, LazyLive, NatsUrl, app, console, fail
 from orchestrator.errors import GraphFileError, NinjaFileError, SourceTreeError
 
 import_app = typer.Typer(help="Turn another build system's files into a niyantra graph file.", no_args_is_help=True)

@@ -1,6 +1,6 @@
 """`niyantra` commands about graphs: validate, submit, and the human decisions on tasks.
 
-Registered on the app of `orchestrator.cli.main` when that module is imported.
+Registered on the app of `orchestrator.cli.app` when `orchestrator.cli.main` imports it.
 """
 
 from __future__ import annotations
@@ -19,7 +19,7 @@ from typing import Annotated, Any, TypeVar
 import typer
 from rich.markup import escape
 
-from orchestrator.cli.main import DEFAULT_URL, NatsUrl, app, console, err, fail
+from orchestrator.cli.app import DEFAULT_URL, NatsUrl, app, console, err, fail
 from orchestrator.errors import GraphFileError, OrchestratorError
 from orchestrator.graphs.validation import DEFAULT_MAX_BYTES, DEFAULT_MAX_TASKS, GraphSpec, Limits
 from orchestrator.graphs.wfformat import DEFAULT_TEMPLATE, WfOptions

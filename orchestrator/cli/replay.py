@@ -1,4 +1,4 @@
-"""`niyantra replay`: re-run recorded decisions, or show the world at a sequence (on `orchestrator.cli.main.app`)."""
+"""`niyantra replay`: re-run recorded decisions, or show the world at a sequence (on `orchestrator.cli.app.app`)."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ from typing import Annotated, Any
 import typer
 from rich.markup import escape
 
-from orchestrator.cli.main import (
+from orchestrator.cli.app import (
     DEFAULT_URL,
     NatsUrl,
     _connect,
@@ -18,10 +18,9 @@ from orchestrator.cli.main import (
     console,
     err,
     fail,
-    load_decider_config,
-    render_status,
-    totals_line,
 )
+from orchestrator.cli.instance import load_decider_config
+from orchestrator.cli.status import render_status, totals_line
 from schemas import subjects as S
 
 

@@ -1,4 +1,4 @@
-"""`niyantra simulate`: the real decide and folds on a virtual clock (registered on `orchestrator.cli.main.app`)."""
+"""`niyantra simulate`: the real decide and folds on a virtual clock (registered on `orchestrator.cli.app.app`)."""
 
 from __future__ import annotations
 
@@ -9,8 +9,8 @@ from typing import Annotated, Any
 
 import typer
 
+from orchestrator.cli.app import app, console, err, fail
 from orchestrator.cli.graph import WfCommand, WfScale, _load, _print_problems
-from orchestrator.cli.main import app, console, err, fail
 from orchestrator.decision.transfer import parse_bandwidth
 from orchestrator.errors import GraphFileError
 from orchestrator.graphs.validation import DEFAULT_MAX_BYTES, DEFAULT_MAX_TASKS

@@ -1,4 +1,5 @@
-"""`niyantra snapshot` and `niyantra watch`: the article's status tree, once or live (on `orchestrator.cli.main.app`)."""
+"""`niyantra status`, `snapshot` and `watch`: the status table (`render_status`, `totals_line`) and
+the article's status tree, once or live."""
 
 from __future__ import annotations
 
@@ -11,9 +12,11 @@ from typing import Annotated, Any
 
 import typer
 from rich.markup import escape
+from rich.table import Table
 from rich.tree import Tree
 
-from orchestrator.cli.main import DEFAULT_URL, STATE_STYLE, LazyLive, NatsUrl, _connect, app, console
+from orchestrator.cli.app import DEFAULT_URL, STATE_STYLE, LazyLive, NatsUrl, _connect, app, console, fail
+from orchestrator.errors import OrchestratorError
 
 GraphOpt = Annotated[str | None, typer.Option("--graph", help="Only this graph.")]
 
@@ -87,6 +90,71 @@ async def _snapshot(url: str, graph: str | None, with_feedback: bool = False) ->
     now = datetime.now(UTC)  # the shell reads the clock
     graphs = build(views, now, DeciderConfig(), graph)
     return (graphs, feedback(views, now, DeciderConfig())) if with_feedback else graphs
+
+
+def render_status(report: Any) -> Table:
+    """A rich table of the status report."""
+    table = Table(title=f"niyantra status (seq {report.seq})")
+    for col in ("graph", "task", "state", "node", "try", "title / waiting for"):
+        table.add_column(col)
+    for t in report.tasks:
+        style = STATE_STYLE.get(t["state"], "")
+        detail = t["title"] or ""
+        if t["waiting_for"]:
+            detail = f"{detail}  [dim](waiting for {', '.join(t['waiting_for'])})[/dim]"
+        if t["reason"]:
+            detail = f"{detail}  [dim]{t['reason']}[/dim]"
+        table.add_row(
+            t["graph"],
+            t["id"],
+            f"[{style}]{t['state'].upper()}[/{style}]",
+            t["node"] or "",
+            str(t["attempt"] or ""),
+            detail,
+        )
+    return table
+
+
+def totals_line(g: dict[str, Any]) -> str:
+    """The article's totals line for one graph."""
+    c = g["counts"]
+    return (
+        f"{g['id']}: Total tasks: {g['total']} | Completed: {c.get('succeeded', 0)} | Running: "
+        f"{c.get('running', 0) + c.get('dispatched', 0)} | Ready: {c.get('ready', 0)} | Blocked: "
+        f"{c.get('pending', 0)} | Failed: {c.get('failed', 0) + c.get('cancelled', 0)}"
+    )
+
+
+def _status(url: str, graph: str | None) -> Any:
+    from orchestrator.reports.queries import read_status
+
+    async def go() -> Any:
+        nc = await _connect(url)
+        try:
+            return await read_status(nc, graph)
+        finally:
+            await nc.close()
+
+    try:
+        return asyncio.run(go())
+    except OrchestratorError as e:
+        raise fail(str(e)) from e
+
+
+@app.command()
+def status(
+    *,
+    graph: Annotated[str | None, typer.Option(help="Only this graph.")] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
+    nats_url: NatsUrl = DEFAULT_URL,
+) -> None:
+    """The article's snapshot: every task's state, times, blockers, next node, priority (--json: rows)."""
+    if as_json:
+        import msgspec
+
+        sys.stdout.write(msgspec.json.encode(_status(nats_url, graph)).decode() + "\n")
+        return
+    console.print(render(asyncio.run(_snapshot(nats_url, graph))))
 
 
 @app.command()

@@ -1,6 +1,6 @@
 """`niyantra` commands about views: the watchdog process and ``views rebuild [--verify]``.
 
-Registered on the app of `orchestrator.cli.main` when that module imports this one.
+Registered on the app of `orchestrator.cli.app` when `orchestrator.cli.main` imports it.
 """
 
 from __future__ import annotations
@@ -13,7 +13,7 @@ from typing import Annotated
 import typer
 from rich.markup import escape
 
-from orchestrator.cli.main import DEFAULT_URL, NatsUrl, ReadyFile, _connect, app, console, fail
+from orchestrator.cli.app import DEFAULT_URL, NatsUrl, ReadyFile, _connect, app, console, fail
 from orchestrator.errors import OrchestratorError
 
 views_app = typer.Typer(help="Read models: rebuild and verify.", no_args_is_help=True)

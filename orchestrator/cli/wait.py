@@ -1,4 +1,4 @@
-"""`niyantra wait`: a live view until every task of the graph(s) has ended (on `orchestrator.cli.main.app`).
+"""`niyantra wait`: a live view until every task of the graph(s) has ended (on `orchestrator.cli.app.app`).
 
 It holds one connection and one watch of the readiness view for the whole wait, so it receives
 each change once (it used to read every key again twice a second: on a 10,000-task graph that
@@ -19,16 +19,15 @@ import typer
 from rich.console import Group
 from rich.text import Text
 
-from orchestrator.cli.main import (
+from orchestrator.cli.app import (
     DEFAULT_URL,
     LazyLive,
     NatsUrl,
     _connect,
     app,
     fail,
-    render_status,
-    totals_line,
 )
+from orchestrator.cli.status import render_status, totals_line
 from orchestrator.reports.queries import StatusReport, build_status
 from projections.readiness.fold import GraphView, TaskView
 from projections.runner import ensure_bucket

@@ -1,4 +1,4 @@
-"""`niyantra why`, `pause` and `resume` (registered on `orchestrator.cli.main.app`)."""
+"""`niyantra why`, `pause` and `resume` (registered on `orchestrator.cli.app.app`)."""
 
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ from typing import Annotated, Any, cast
 import typer
 from rich.markup import escape
 
-from orchestrator.cli.main import DEFAULT_URL, NatsUrl, _connect, app, console, fail
+from orchestrator.cli.app import DEFAULT_URL, NatsUrl, _connect, app, console, fail
 from schemas import subjects as S
 
 
