@@ -26,7 +26,8 @@ from orchestrator.graphs.iocheck import parse_sources
 from orchestrator.graphs.problem import Problem
 from orchestrator.graphs.shape import find_cycle
 from orchestrator.graphs.sourcetree import source_paths, walk_manifest
-from orchestrator.graphs.validation import GraphSpec, Limits, build_graph, parse_duration
+from orchestrator.graphs.taskfields import parse_duration
+from orchestrator.graphs.validation import GraphSpec, Limits, build_graph
 from orchestrator.graphs.wfformat import WfOptions, is_wfformat, wf_document, wf_output_sizes
 from schemas.codec import manifest_digest
 

@@ -26,7 +26,7 @@ import re
 from typing import Any
 
 from orchestrator.graphs.problem import Problem
-from orchestrator.graphs.validation import _task, _type_name, _unknown
+from orchestrator.graphs.taskfields import parse_task, type_name, unknown_keys
 from schemas.events import FollowUpRule, TaskSelector
 from schemas.subjects import is_safe_id
 
@@ -60,14 +60,14 @@ def check_rules(
     limit = DEFAULT_LIMIT
     if raw_limit is not None:
         if isinstance(raw_limit, bool) or not isinstance(raw_limit, int) or not 0 <= raw_limit <= MAX_LIMIT:
-            msg = f"must be an integer from 0 to {MAX_LIMIT}, got {_type_name(raw_limit)}"
+            msg = f"must be an integer from 0 to {MAX_LIMIT}, got {type_name(raw_limit)}"
             problems.append(Problem(file, None, "generation_limit", msg, scope="graph"))
         else:
             limit = raw_limit
     if raw is None:
         return (), limit, problems
     if not isinstance(raw, list):
-        problems.append(Problem(file, None, "rules", f"must be an array of tables ([[rules]]), got {_type_name(raw)}"))
+        problems.append(Problem(file, None, "rules", f"must be an array of tables ([[rules]]), got {type_name(raw)}"))
         return (), limit, problems
     rules: list[FollowUpRule] = []
     names: set[str] = set()
@@ -87,8 +87,8 @@ def _rule(
 ) -> tuple[FollowUpRule | None, list[Problem]]:
     at = f"rules[{i}]"
     if not isinstance(raw, dict):
-        return None, [Problem(file, None, at, f"must be a table, got {_type_name(raw)}")]
-    problems = [p.at(field=f"{at}.{p.field}") for p in _unknown(Problem(file, None, None, ""), raw, RULE_FIELDS)]
+        return None, [Problem(file, None, at, f"must be a table, got {type_name(raw)}")]
+    problems = [p.at(field=f"{at}.{p.field}") for p in unknown_keys(Problem(file, None, None, ""), raw, RULE_FIELDS)]
     name = raw.get("name")
     if not isinstance(name, str) or not is_safe_id(name):
         what = "is missing" if name is None else f"must be 1-128 characters from A-Z a-z 0-9 _ -, got {name!r}"
@@ -109,7 +109,7 @@ def _before(file: str, at: str, v: Any, task_ids: set[str], problems: list[Probl
     if isinstance(v, str):
         v = [v]
     if not isinstance(v, list) or not all(isinstance(b, str) for b in v):
-        problems.append(Problem(file, None, f"{at}.before", f"must be a list of task ids, got {_type_name(v)}"))
+        problems.append(Problem(file, None, f"{at}.before", f"must be a list of task ids, got {type_name(v)}"))
         return ()
     for b in v:
         _known_placeholders(file, f"{at}.before", b, problems)
@@ -121,7 +121,7 @@ def _before(file: str, at: str, v: Any, task_ids: set[str], problems: list[Probl
 def _outcomes(file: str, at: str, v: Any, problems: list[Problem]) -> tuple[str, ...]:
     vals = [v] if isinstance(v, str) else v
     if not isinstance(vals, list) or not vals or not all(isinstance(o, str) for o in vals):
-        problems.append(Problem(file, None, f"{at}.on", f"must be a list of outcomes, got {_type_name(v)}"))
+        problems.append(Problem(file, None, f"{at}.on", f"must be a list of outcomes, got {type_name(v)}"))
         return ()
     out: set[str] = set()
     for o in vals:
@@ -139,22 +139,24 @@ def _outcomes(file: str, at: str, v: Any, problems: list[Problem]) -> tuple[str,
 def _selector(file: str, at: str, raw: Any, problems: list[Problem]) -> TaskSelector | None:
     if not isinstance(raw, dict):
         problems.append(
-            Problem(file, None, at, f"must be a table (type, id, labels, depends_on), got {_type_name(raw)}")
+            Problem(file, None, at, f"must be a table (type, id, labels, depends_on), got {type_name(raw)}")
         )
         return None
-    problems += [p.at(field=f"{at}.{p.field}") for p in _unknown(Problem(file, None, None, ""), raw, SELECTOR_FIELDS)]
+    problems += [
+        p.at(field=f"{at}.{p.field}") for p in unknown_keys(Problem(file, None, None, ""), raw, SELECTOR_FIELDS)
+    ]
     fields: dict[str, Any] = {}
     for key in ("type", "id", "depends_on"):
         if key in raw:
             if not isinstance(raw[key], str):
-                problems.append(Problem(file, None, f"{at}.{key}", f"must be a string, got {_type_name(raw[key])}"))
+                problems.append(Problem(file, None, f"{at}.{key}", f"must be a string, got {type_name(raw[key])}"))
             else:
                 fields[key] = raw[key]
                 _known_placeholders(file, f"{at}.{key}", raw[key], problems)
     labels = raw.get("labels", {})
     if not isinstance(labels, dict) or not all(isinstance(v, str) for v in labels.values()):
         problems.append(
-            Problem(file, None, f"{at}.labels", f"must be a table of key = string, got {_type_name(labels)}")
+            Problem(file, None, f"{at}.labels", f"must be a table of key = string, got {type_name(labels)}")
         )
     else:
         fields["labels"] = {str(k): v for k, v in labels.items()}
@@ -174,7 +176,7 @@ def _template(
     """The task template as a `TaskSpec` whose id, title, command and depends_on are patterns."""
     where = f"{at}.task"
     if not isinstance(raw, dict):
-        what = "is missing: add a [rules.task] table" if raw is None else f"must be a table, got {_type_name(raw)}"
+        what = "is missing: add a [rules.task] table" if raw is None else f"must be a table, got {type_name(raw)}"
         problems.append(Problem(file, None, where, what))
         return None
     pattern = raw.get("id", "{task}-{rule}")
@@ -184,7 +186,7 @@ def _template(
     trial["depends_on"] = (
         [expand(d, sample) if isinstance(d, str) else d for d in deps] if isinstance(deps, list) else deps
     )
-    spec, found = _task(file, 0, trial, defaults)
+    spec, found = parse_task(file, 0, trial, defaults)
     problems += [p.at(task=None, field=f"{where}.{p.field or ''}".rstrip(".")) for p in found]
     for key, text in (("id", pattern), ("title", raw.get("title", ""))):
         if isinstance(text, str):
