@@ -79,7 +79,7 @@ def replay(
     if at is not None:
         _world_at(messages, at, graph, as_json)
         return
-    from orchestrator.replay.replayer import check as run_check
+    from orchestrator.replay.check import check as run_check
 
     base = load_decider_config(config_file) if config_file else None
     report = run_check(messages, until=until, graph=graph, jobs=jobs, base=base)

@@ -1,25 +1,18 @@
-"""Replay: the world at any sequence, and every recorded decision re-run with its recorded inputs.
+"""Replay's world at any sequence: `Replayer` folds the stored messages through the real
+projections (`projections.fold.Fold`, the code the projector processes run) and gives the
+decider's views at the sequences a recorded decision names.
 
-`Replayer` folds the stored messages through the real projections (`projections.fold.Fold`,
-the code the projector processes run). ``check`` re-runs the pure `decide` at each recorded
-`TaskDispatched` and `TaskCacheHit` (a decision too) with the views at exactly the sequences the
-decision names (``view_seqs``), its ``now`` and its policy, and compares the bytes of the decision
-the decider made for that task.
-A decision is *reproduced* when they are identical; otherwise the report names each field that
-differs, recorded against replayed.
+The check of recorded decisions against re-derived ones is in `orchestrator.replay.decisions`
+(one range) and `orchestrator.replay.check` (the whole log, on one or several processes).
 """
 
 from __future__ import annotations
 
-import dataclasses
-import gc
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
-import msgspec
-
-from orchestrator.decision.decide import DeciderConfig, Views, decide_round
+from orchestrator.decision.decide import Views
 from orchestrator.decision.readyset import ReadySet
 from orchestrator.decision.scoring import ScoringConfig
 from orchestrator.decision.slots import RoundMemo
@@ -27,7 +20,6 @@ from projections.fold import Fold
 from projections.node_scores.fold import TypeEstimate
 from projections.runner import PROJECTIONS
 from schemas import codec
-from schemas import events as ev
 from schemas import subjects as S
 from schemas.errors import MalformedEvent
 
@@ -211,213 +203,3 @@ class Replayer:
             graphs=r.graphs,
             health=r.health,
         )
-
-
-Recorded = ev.TaskDispatched | ev.TaskCacheHit | ev.GraphPaused | ev.GraphResumed
-# decisions besides dispatches (whose node follows the name); a person's pause or resume is not one (``by``)
-DECISION_SUBJECT_ENDS = (".TaskCacheHit", ".GraphPaused", ".GraphResumed")
-
-
-def is_decision_subject(subject: str) -> bool:
-    """The message is a dispatch or a cache hit (by its subject alone: no decode)."""
-    return ".TaskDispatched." in subject or subject.endswith(DECISION_SUBJECT_ENDS)
-
-
-def _said(e: Recorded) -> str:
-    if isinstance(e, ev.TaskDispatched):
-        return f"{e.phase} to {e.node_id}"
-    if isinstance(e, ev.TaskCacheHit):
-        return f"cache hit of {e.key[:12]}"
-    return type(e).__name__
-
-
-def decision_key(e: Recorded) -> tuple[str, str]:
-    """What a round decides once: a task (dispatch, cache hit), or a pause scope (pause, resume)."""
-    if isinstance(e, ev.GraphPaused | ev.GraphResumed):
-        return ("pause", e.graph_id)
-    return (e.graph_id, e.task_id)
-
-
-def _diff(recorded: Recorded, replayed: Recorded | None) -> list[dict[str, Any]]:
-    if replayed is None or type(replayed) is not type(recorded):
-        return [{"field": "decision", "recorded": _said(recorded), "replayed": _said(replayed) if replayed else "none"}]
-    a, b = msgspec.to_builtins(recorded), msgspec.to_builtins(replayed)
-    out = []
-    for k in sorted(set(a) | set(b)):
-        if a.get(k) != b.get(k):
-            out.append({"field": k, "recorded": a.get(k), "replayed": b.get(k)})
-    return out
-
-
-def check(
-    messages: Sequence[Stored],
-    *,
-    until: int | None = None,
-    graph: str | None = None,
-    jobs: int = 1,
-    base: DeciderConfig | None = None,
-) -> dict[str, Any]:
-    """Re-run every recorded decision (optionally of one graph, up to ``until``) and compare.
-
-    With ``jobs`` > 1 (and enough decisions to be worth a process, and fork available) the
-    decisions are split into contiguous ranges checked by forked processes at once
-    (`replay_jobs`), each folding the log from the start on its own; the report is the same.
-    ``base``: the config the decider ran with (``niyantra decider --config``; its thresholds are
-    not in the log); each decision's own decider id, version and policy replace its fields."""
-    from orchestrator.replay import jobs as replay_jobs
-
-    ranges = replay_jobs.split(messages, until, jobs)
-    if len(ranges) > 1:
-        return replay_jobs.run(messages, ranges, until, graph, base)
-    return check_range(messages, 0, len(messages), until=until, graph=graph, base=base) | {"jobs": 1}
-
-
-def check_range(
-    messages: Sequence[Stored],
-    lo: int,
-    hi: int,
-    *,
-    until: int | None = None,
-    graph: str | None = None,
-    base: DeciderConfig | None = None,
-) -> dict[str, Any]:
-    """`check` of the decisions among ``messages[lo:hi]`` (the views folded from the first message)."""
-    replayer = Replayer(messages)
-    decisions = reproduced = rounds = 0
-    mismatches: list[dict[str, Any]] = []
-    last_round: tuple[Any, ...] | None = None
-    by_task: dict[tuple[str, str], Recorded] = {}
-    configs: dict[Any, DeciderConfig] = {}
-    generations = 0
-    freeze = gc.isenabled()
-    try:
-        for i in range(lo, min(hi, len(messages))):
-            if freeze and i % FREEZE_EVERY == 0:
-                gc.freeze()  # see FREEZE_EVERY
-            m = messages[i]
-            if until is not None and m.seq > until:
-                break
-            if m.subject.endswith(GENERATION_SUBJECTS):
-                found = check_generation(replayer, m, graph, replayer.event(i))
-                if found is not None:
-                    generations += 1
-                    decisions += 1
-                    reproduced += not found
-                    mismatches += found
-                continue
-            if not is_decision_subject(m.subject):
-                continue
-            recorded = replayer.event(i)  # decoded once: the folds use it when they pass it
-            if not isinstance(recorded, Recorded) or (graph and recorded.graph_id != graph):
-                continue
-            if isinstance(recorded, ev.GraphPaused | ev.GraphResumed) and (recorded.by or recorded.now is None):
-                continue  # a person's pause or resume: a fact, not a decision
-            decisions += 1
-            now = recorded.now or recorded.occurred_at
-            seqs = recorded.view_seqs
-            round_key = (seqs, now, recorded.decider_id, recorded.decider_version, recorded.policy)
-            if round_key != last_round:  # the decisions of one round share their inputs: decide once per round
-                config = _config_of(recorded, base, configs)
-                actions, dispatches = decide_round(replayer.views(dict(seqs), config.scoring), now, config)
-                by_task = {decision_key(a.event): a.event for a in actions}
-                by_task.update({decision_key(d.event): d.event for d in dispatches})
-                last_round = round_key
-                rounds += 1
-            replayed = by_task.get(decision_key(recorded))  # (one decision per task, or pause scope, a round)
-            if replayed is not None and _same_bytes(replayed, recorded, m.data):
-                reproduced += 1
-                continue
-            mismatches.append(
-                {
-                    "seq": m.seq,
-                    "graph": recorded.graph_id,
-                    "task": getattr(recorded, "task_id", "(pause)"),
-                    "attempt": getattr(recorded, "attempt", 0),
-                    "differences": _diff(recorded, replayed),
-                }
-            )
-    finally:
-        if freeze:
-            gc.unfreeze()
-    return {
-        "decisions": decisions,
-        "reproduced": reproduced,
-        "mismatches": mismatches,
-        "generations": generations,
-        "view_rebuilds": replayer.rebuilds,
-        "rounds": rounds,
-    }
-
-
-def _config_of(recorded: Recorded, base: DeciderConfig | None, configs: dict[Any, DeciderConfig]) -> DeciderConfig:
-    """The config a decision was made with: ``base`` (or the defaults) with its decider id,
-    version and policy (kept in ``configs``, one per triple)."""
-    key = (recorded.decider_id, recorded.decider_version, recorded.policy)
-    config = configs.get(key)
-    if config is None:
-        base = base or DeciderConfig()
-        config = configs[key] = dataclasses.replace(
-            base,
-            decider_id=recorded.decider_id,
-            version=recorded.decider_version,
-            scoring=dataclasses.replace(base.scoring, policy=recorded.policy or "eft"),
-        )
-    return config
-
-
-def _same_bytes(replayed: Any, recorded: Any, stored: bytes) -> bool:
-    """The replayed decision encodes to the recorded one's bytes: compared with the stored bytes
-    first (the recorded event re-encodes to them whenever the writer was this codec), else with
-    the recorded event re-encoded."""
-    mine = codec.encode(replayed)
-    return mine == stored or mine == codec.encode(recorded)
-
-
-GENERATION_SUBJECTS = (".TasksGenerated", ".GenerationLimitReached", ".BacklogItemTaken")
-
-
-def _replay_work(replayer: Replayer, recorded: Any) -> Any:
-    """The generated-work decision `decide`'s siblings make at the recorded views and ``now``."""
-    from orchestrator.decision.backlog import take
-    from orchestrator.decision.generate import generate
-
-    views = replayer.views(dict(recorded.view_seqs))
-    graphs = replayer.at("readiness", recorded.view_seqs.get("readiness", 0)).view.graphs
-    decider = getattr(recorded, "decider_id", "")
-    version = getattr(recorded, "decider_version", "")
-    if isinstance(recorded, ev.BacklogItemTaken) and recorded.now is not None:
-        t = take(graphs, views.autonomy, recorded.view_seqs, recorded.now, decider, version)
-        return t.event if t is not None else None
-    mine = {recorded.graph_id: graphs[recorded.graph_id]} if recorded.graph_id in graphs else {}
-    return next(
-        (g.event for g in generate(views.tasks, mine, recorded.view_seqs, recorded.now, decider, version)), None
-    )
-
-
-def check_generation(
-    replayer: Replayer, m: Stored, graph: str | None, recorded: Any = None
-) -> list[dict[str, Any]] | None:
-    """Re-run a recorded generated-work decision (tasks generated, the limit, a backlog graph
-    taken) with the views at its recorded sequences and its ``now``: None when the message is
-    not one to check, else the mismatches (empty when reproduced byte for byte)."""
-    if recorded is None:
-        try:
-            recorded = codec.decode(m.data, subject=m.subject, seq=m.seq)
-        except MalformedEvent:
-            return None
-    kinds = ev.TasksGenerated | ev.GenerationLimitReached | ev.BacklogItemTaken
-    if not isinstance(recorded, kinds) or recorded.now is None or (graph and recorded.graph_id != graph):
-        return None
-    replayed = _replay_work(replayer, recorded)
-    if replayed is not None and _same_bytes(replayed, recorded, m.data):
-        return []
-    diff = [{"field": "decision", "recorded": type(recorded).__name__, "replayed": "none"}]
-    if replayed is not None:
-        a, b = msgspec.to_builtins(recorded), msgspec.to_builtins(replayed)
-        diff = [
-            {"field": k, "recorded": a.get(k), "replayed": b.get(k)}
-            for k in sorted(set(a) | set(b))
-            if a.get(k) != b.get(k)
-        ]
-    what = "(backlog graph taken)" if isinstance(recorded, ev.BacklogItemTaken) else "(generated tasks)"
-    return [{"seq": m.seq, "graph": recorded.graph_id, "task": what, "attempt": 0, "differences": diff}]

@@ -171,7 +171,7 @@ def replay_throughput(tasks: int) -> dict[str, object]:
     run, in one process and in as many as the CPUs this process may use (``replay --check --jobs N``)."""
     import os
 
-    from orchestrator.replay.replayer import check
+    from orchestrator.replay.check import check
 
     messages = recorded_run(tasks)
     out: dict[str, object] = {"folds_only": _folds_only(messages)}

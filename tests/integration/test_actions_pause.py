@@ -12,7 +12,7 @@ from orchestrator.decision.decide import DeciderConfig
 from orchestrator.decision.pause import PauseConfig
 from orchestrator.decision.scoring import ScoringConfig
 from orchestrator.graphs.graphfile import GraphSpec
-from orchestrator.replay.replayer import check
+from orchestrator.replay.check import check
 from schemas import codec
 from schemas import events as ev
 from tests.conftest import assert_eventually

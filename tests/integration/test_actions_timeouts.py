@@ -12,7 +12,7 @@ from orchestrator.cli.why import read_views
 from orchestrator.decision.decide import DeciderConfig
 from orchestrator.decision.timeouts import TimeoutConfig
 from orchestrator.graphs.graphfile import GraphSpec
-from orchestrator.replay.replayer import check
+from orchestrator.replay.check import check
 from schemas import codec
 from schemas import events as ev
 from tests.conftest import assert_eventually

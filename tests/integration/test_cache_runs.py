@@ -21,7 +21,7 @@ from node_agent.artifacts.digest import hash_file
 from node_agent.artifacts.store import ArtifactStore
 from orchestrator.cli.replay import read_messages
 from orchestrator.graphs.graphfile import load_graph
-from orchestrator.replay.replayer import check
+from orchestrator.replay.check import check
 from orchestrator.replay.verify import verify
 from orchestrator.reports.queries import read_status
 from orchestrator.writeside.eventlog import EventLog

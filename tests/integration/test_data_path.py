@@ -22,7 +22,7 @@ from orchestrator.cli.replay import read_messages
 from orchestrator.decision.decide import DeciderConfig
 from orchestrator.graphs.graphfile import load_graph
 from orchestrator.processes.decider import run_decider
-from orchestrator.replay.replayer import check
+from orchestrator.replay.check import check
 from orchestrator.runtime.natsserver import RunningServer
 from orchestrator.writeside.eventlog import EventLog
 from projections.runner import run_projector

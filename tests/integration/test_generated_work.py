@@ -16,7 +16,7 @@ import pytest
 
 from orchestrator.cli.replay import read_messages
 from orchestrator.graphs.graphfile import build_graph
-from orchestrator.replay.replayer import check
+from orchestrator.replay.check import check
 from orchestrator.replay.verify import verify
 from orchestrator.writeside.eventlog import EventLog
 from schemas import codec
@@ -81,7 +81,9 @@ async def test_two_deciders_generate_run_and_take_the_backlog_once(nats_server, 
 
 
 def _cli(*args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", "orchestrator.cli.main", *args], capture_output=True, text=True, timeout=60)
+    return subprocess.run(
+        [sys.executable, "-m", "orchestrator.cli.main", *args], capture_output=True, text=True, timeout=60
+    )
 
 
 @pytest.mark.timeout(120)

@@ -41,7 +41,7 @@ async def test_two_deciders_never_dispatch_a_task_twice(nats_server, tmp_path):
         assert counts[f"g2/{t.id}/TaskStarted"] == 1, t.id
         assert counts[f"g2/{t.id}/TaskCompleted"] == 1, t.id
     from orchestrator.cli.replay import read_messages
-    from orchestrator.replay.replayer import check
+    from orchestrator.replay.check import check
     from orchestrator.replay.verify import verify
     from schemas import codec
 

@@ -12,7 +12,7 @@ from typer.testing import CliRunner
 from orchestrator.cli.main import app
 from orchestrator.cli.replay import read_messages
 from orchestrator.graphs.validation import GraphSpec
-from orchestrator.replay.replayer import check
+from orchestrator.replay.check import check
 from projections.archive.projector import Archiver
 from projections.archive.query import run_query
 from schemas.events import TaskSpec

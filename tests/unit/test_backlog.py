@@ -13,7 +13,7 @@ from orchestrator.decision.backlog import choose, idle, take, waiting
 from orchestrator.decision.generate import generate
 from orchestrator.graphs.graphfile import build_graph
 from orchestrator.graphs.submission import graph_events
-from orchestrator.replay.replayer import check
+from orchestrator.replay.check import check
 from orchestrator.reports.metrics import compute_metrics
 from projections.readiness.fold import GraphView, ReadinessView, evolve_readiness
 from schemas import codec

@@ -12,7 +12,7 @@ from orchestrator.decision.decide import DeciderConfig
 from orchestrator.decision.pause import PauseConfig, Paused, Stamp, judge
 from orchestrator.decision.scoring import ScoringConfig
 from orchestrator.decision.why import why
-from orchestrator.replay.replayer import check
+from orchestrator.replay.check import check
 from projections.decay import Decayed, add
 from projections.readiness.entries import GraphView, Pause
 from schemas import events as ev

@@ -8,7 +8,8 @@ from datetime import timedelta
 import msgspec
 
 from orchestrator.decision.decide import DeciderConfig, decide
-from orchestrator.replay.replayer import Replayer, check
+from orchestrator.replay.check import check
+from orchestrator.replay.replayer import Replayer
 from orchestrator.writeside.eventlog import StoredMessage
 from schemas import codec
 from schemas import subjects as S

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 import msgspec
 
 from orchestrator.decision.decide import DeciderConfig, Views, decide
-from orchestrator.replay.replayer import check
+from orchestrator.replay.check import check
 from projections.node_scores.fold import NodeScoresView, evolve_node_scores
 from projections.readiness.fold import ReadinessView, evolve_readiness
 from projections.runner import project

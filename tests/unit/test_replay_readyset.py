@@ -9,7 +9,8 @@ import dataclasses
 from orchestrator.decision.decide import DECIDER_VERSION, DeciderConfig, decide
 from orchestrator.decision.readyset import digest_of, ranked
 from orchestrator.decision.scoring import ScoringConfig
-from orchestrator.replay.replayer import Replayer, check
+from orchestrator.replay.check import check
+from orchestrator.replay.replayer import Replayer
 from schemas import codec
 from schemas import events as ev
 from tests.unit.builders import at, completed, graph, observed, registered, spec, started

@@ -9,7 +9,7 @@ import pytest
 
 from orchestrator.decision.decide import DeciderConfig
 from orchestrator.decision.timeouts import TimeoutConfig, learned_timeout
-from orchestrator.replay.replayer import check
+from orchestrator.replay.check import check
 from projections.decay import Decayed, add
 from projections.node_scores.entries import TypeEstimate
 from projections.readiness.entries import TaskView

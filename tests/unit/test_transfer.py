@@ -195,7 +195,8 @@ def test_without_sizes_the_reasons_are_the_old_ones():
 def test_replay_reproduces_decisions_with_a_transfer_term_and_explain_shows_it():
     import dataclasses
 
-    from orchestrator.replay.replayer import Replayer, check
+    from orchestrator.replay.check import check
+    from orchestrator.replay.replayer import Replayer
     from orchestrator.reports.explain import explain
     from orchestrator.writeside.eventlog import StoredMessage
     from schemas import codec

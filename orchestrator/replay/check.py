@@ -1,6 +1,7 @@
-"""`replay --check` on several processes: the recorded decisions split into contiguous ranges.
+"""`replay --check` (`check`): every recorded decision re-run, in one process or, split into
+contiguous ranges, on several.
 
-Each range is checked by `orchestrator.replay.replayer.check_range` exactly as a single process checks
+Each range is checked by `orchestrator.replay.decisions.check_range` exactly as a single process checks
 the whole log: its own folds from the first message, the real ``decide`` at each decision of the
 range with the views at the recorded sequences. Only the work is divided, never what is checked.
 A later range folds a longer prefix before its first decision, so the ranges are cut to balance
@@ -16,7 +17,9 @@ import multiprocessing
 from collections.abc import Sequence
 from typing import Any
 
-from orchestrator.replay.replayer import GENERATION_SUBJECTS, Stored, check_range, is_decision_subject
+from orchestrator.decision.decide import DeciderConfig
+from orchestrator.replay.decisions import GENERATION_SUBJECTS, check_range, is_decision_subject
+from orchestrator.replay.replayer import Stored
 
 DECIDE_WEIGHT = 6.0  # a decision costs about as much as folding six messages (measured: ~160 µs vs ~27 µs)
 MIN_DECISIONS_PER_JOB = 1000  # fewer, and a process is not worth forking
@@ -106,3 +109,24 @@ def run(
             report[k] = report[k] + v
     report["jobs"] = len(ranges)
     return report
+
+
+def check(
+    messages: Sequence[Stored],
+    *,
+    until: int | None = None,
+    graph: str | None = None,
+    jobs: int = 1,
+    base: DeciderConfig | None = None,
+) -> dict[str, Any]:
+    """Re-run every recorded decision (optionally of one graph, up to ``until``) and compare.
+
+    With ``jobs`` > 1 (and enough decisions to be worth a process, and fork available) the
+    decisions are split into contiguous ranges checked by forked processes at once
+    (`run`), each folding the log from the start on its own; the report is the same.
+    ``base``: the config the decider ran with (``niyantra decider --config``; its thresholds are
+    not in the log); each decision's own decider id, version and policy replace its fields."""
+    ranges = split(messages, until, jobs)
+    if len(ranges) > 1:
+        return run(messages, ranges, until, graph, base)
+    return check_range(messages, 0, len(messages), until=until, graph=graph, base=base) | {"jobs": 1}
