@@ -210,7 +210,7 @@ class ProjectorRunner:
         ordered consumer's rate) before following it live; what changed after the stored
         checkpoint is written once per ``high_water`` events, as the live loop would."""
         pending = 0
-        freeze = gc.isenabled()  # as in `projections.rebuild.advance`: the view's entries live on
+        freeze = gc.isenabled()  # as in `projections.rebuild.build.advance`: the view's entries live on
         try:
             async for chunk in read_chunks(self.nc, 1, head):
                 for seq, subject, data in chunk:

@@ -76,8 +76,8 @@ def views_rebuild(
     nats_url: NatsUrl = DEFAULT_URL,
 ) -> None:
     """Rebuild every view from sequence 1 (in memory); with --verify, compare with the live KV views."""
-    from projections.rebuild import rebuild
-    from projections.rebuild import verify as verify_views
+    from projections.rebuild.build import rebuild
+    from projections.rebuild.verify import verify as verify_views
     from projections.runner import PROJECTIONS
 
     names = view or list(PROJECTIONS)

@@ -10,7 +10,7 @@ Measured:
 - ``bulk_read``: the read ``views rebuild`` uses (`projections.logread`) without folding (the floor);
 - ``rebuild``: ``niyantra views rebuild``'s rebuild of all three views (readiness, node-scores,
   confidence): with ``--processes 2`` readiness is read and folded here and the chunks are fed
-  to a worker process folding the other two (`projections.rebuild_worker`); with ``1`` all
+  to a worker process folding the other two (`projections.rebuild.worker`); with ``1`` all
   three are folded here (each event decoded once); ``auto`` (default) does what ``views
   rebuild`` does (two when a core is idle). Its ``cpu_s`` includes the worker's (``worker_cpu_s``);
 - ``projector_catch_up_s``: the three projector processes started on the full stream until each
@@ -59,8 +59,8 @@ from views_log import GENERATOR, generate  # noqa: E402  (this script's folder i
 from orchestrator.runtime.natsserver import server_args, start_server  # noqa: E402
 from orchestrator.writeside.eventlog import Append, EventLog, event_append  # noqa: E402
 from projections.logread import read_chunks  # noqa: E402
-from projections.rebuild import rebuild, stream_head  # noqa: E402
-from projections.rebuild_worker import BuiltView  # noqa: E402
+from projections.rebuild.build import rebuild, stream_head  # noqa: E402
+from projections.rebuild.worker import BuiltView  # noqa: E402
 from projections.runner import PROJECTIONS, ensure_bucket, read_checkpoint  # noqa: E402
 from schemas import events as ev  # noqa: E402
 from schemas import subjects as S  # noqa: E402
@@ -311,7 +311,7 @@ if __name__ == "__main__":
         "--processes",
         choices=["auto", "1", "2"],
         default="auto",
-        help="Rebuild in one process, split over two (projections.rebuild_worker), or as views rebuild decides.",
+        help="Rebuild in one process, split over two (projections.rebuild.worker), or as views rebuild decides.",
     )
     ap.add_argument("--no-uvloop", action="store_true", help="Use the default asyncio loop.")
     ap.add_argument("--digest", action="store_true", help="Add a SHA-256 of every rebuilt view's keys and values.")

@@ -14,7 +14,8 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from orchestrator.writeside.eventlog import Append, EventLog, event_append
-from projections.rebuild import stream_head, verify_one
+from projections.rebuild.build import stream_head
+from projections.rebuild.verify import verify_one
 from projections.runner import PROJECTIONS, ensure_bucket, read_checkpoint
 from schemas import events as ev
 from schemas import subjects as S

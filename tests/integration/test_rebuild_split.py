@@ -1,4 +1,4 @@
-"""A rebuild split over two processes (`projections.rebuild_worker`) gives exactly the views of
+"""A rebuild split over two processes (`projections.rebuild.worker`) gives exactly the views of
 one process: every key byte for byte, dead letters included; a worker that fails fails it."""
 
 from __future__ import annotations
@@ -10,8 +10,8 @@ import pytest
 
 from orchestrator.writeside.eventlog import Append, EventLog
 from projections.errors import ProjectionError
-from projections.rebuild import rebuild
-from projections.rebuild_worker import BuiltView, Feed, frame, read_frames
+from projections.rebuild.build import rebuild
+from projections.rebuild.worker import BuiltView, Feed, frame, read_frames
 from projections.runner import PROJECTIONS
 from tests.unit.test_views_property import messages
 

@@ -1,9 +1,9 @@
 """The second process of a split rebuild: some views folded from the log the caller reads.
 
 A rebuild of several views is bound by one core: reading, decoding and folding every event in
-one Python process. `rebuild` (``projections.rebuild``) therefore splits the views in two: the
+one Python process. `rebuild` (``projections.rebuild.build``) therefore splits the views in two: the
 first stays in the calling process, the others go to one worker process
-(``python -m projections.rebuild_worker <view>...``). The caller reads the log once and hands
+(``python -m projections.rebuild.worker <view>...``). The caller reads the log once and hands
 each chunk it folds to the worker too (`Feed`: one frame per chunk on the worker's stdin); the
 worker decodes and folds it with the same `Rebuild` code (`Rebuild.apply_chunk`, which also
 refuses a gap in the sequence) and, at the end of its input, writes every key of its views
@@ -42,8 +42,9 @@ import msgspec
 
 from projections.errors import ProjectionError
 from projections.fold import Checkpoint, DeadLetter
+from projections.rebuild.folds import new_rebuild
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 _HEADER = struct.Struct("<QIII")
 _QUEUED = 64  # frames the caller may run ahead of the worker before it waits (a frame: one chunk)
 _PIPE_BYTES = 1024 * 1024
@@ -129,7 +130,7 @@ class Feed:
     def start(cls, names: Sequence[str]) -> Feed:
         """Start a worker for ``names`` (this checkout's code, this interpreter)."""
         env = {**os.environ, "PYTHONPATH": os.pathsep.join(p for p in (str(ROOT), os.environ.get("PYTHONPATH")) if p)}
-        cmd = [sys.executable, "-m", "projections.rebuild_worker", *names]
+        cmd = [sys.executable, "-m", "projections.rebuild.worker", *names]
         proc = subprocess.Popen(cmd, stdin=subprocess.PIPE, stdout=subprocess.PIPE, env=env)
         assert proc.stdin is not None
         with contextlib.suppress(OSError, AttributeError):  # a larger pipe (Linux): fewer wake-ups
@@ -200,12 +201,10 @@ def run_worker(names: Sequence[str], src: BinaryIO, dst: BinaryIO) -> None:
     """Fold the chunks framed on ``src`` into ``names``; write the views to ``dst``."""
     import gc
 
-    from projections.rebuild import new_rebuild
-
     rb = new_rebuild(names)
     for chunk in read_frames(src):
         rb.apply_chunk(chunk)
-        gc.freeze()  # as `projections.rebuild.advance` does: the views' entries live to the end
+        gc.freeze()  # as `projections.rebuild.build.advance` does: the views' entries live to the end
     enc = msgspec.json.Encoder()
     out: dict[str, _Result] = {}
     for name, f in rb.folds.items():
@@ -217,13 +216,13 @@ def run_worker(names: Sequence[str], src: BinaryIO, dst: BinaryIO) -> None:
 
 
 def main(names: Sequence[str]) -> int:
-    """``python -m projections.rebuild_worker <view>...``: frames on stdin, views on stdout."""
+    """``python -m projections.rebuild.worker <view>...``: frames on stdin, views on stdout."""
     from projections.runner import PROJECTIONS
 
     unknown = sorted(set(names) - set(PROJECTIONS))
     if not names or unknown:
         sys.stderr.write(
-            f"usage: python -m projections.rebuild_worker <view>... (unknown: {unknown}; views: {list(PROJECTIONS)})\n"
+            f"usage: python -m projections.rebuild.worker <view>... (unknown: {unknown}; views: {list(PROJECTIONS)})\n"
         )
         return 2
     try:
