@@ -32,6 +32,7 @@ import psutil
 from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy
 
 from node_agent.artifacts.publish import TaskData
+from node_agent.careful import CarefulFollower
 from node_agent.control import Control
 from node_agent.execution import Execution, ExecutionSettings
 from node_agent.logstore import LogStore
@@ -93,6 +94,7 @@ class Agent:
         self.running: dict[int, Running] = {}  # dispatch stream seq → what it runs
         self.delivery: dict[int, Any] = {}  # dispatch stream seq → its newest delivery (acked, beaten)
         self.control = Control(self)
+        self.careful = CarefulFollower(nc)  # careful mode's heartbeat interval, while it lasts
         self.slot_free = asyncio.Event()
 
     @property
@@ -130,15 +132,16 @@ class Agent:
                 load1=os.getloadavg()[0],
                 running_tasks=len(self.running),
                 draining=self.draining,
+                observe_interval_s=self.careful.interval(self.s.observe_interval_s),
             )
         )
 
     async def observe_forever(self, stop: asyncio.Event) -> None:
-        """Append a NodeObserved reading every ``observe_interval_s`` seconds."""
+        """Append a NodeObserved reading every ``observe_interval_s`` seconds (in careful mode the
+        shorter interval it asks for; a change of it is observed at once: `node_agent.careful`)."""
         psutil.cpu_percent(None)
         while not stop.is_set():
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(stop.wait(), self.s.observe_interval_s)
+            await self.careful.wait(stop, self.s.observe_interval_s)
             if stop.is_set():
                 return
             try:
@@ -392,6 +395,7 @@ async def run_agent(settings: AgentSettings, stop: asyncio.Event, on_ready: Any 
         await agent.log.ensure_stream()
         await agent.logs.ensure_stream()
         await agent.control.start()
+        await agent.careful.start()
         await agent.register()
         observer = asyncio.create_task(agent.observe_forever(stop))
         worker = asyncio.create_task(agent.work(stop))
@@ -406,4 +410,5 @@ async def run_agent(settings: AgentSettings, stop: asyncio.Event, on_ready: Any 
         await asyncio.gather(observer, worker, *agent.active.values(), return_exceptions=True)
     finally:
         await agent.control.close()
+        await agent.careful.close()
         await nc.close()

@@ -147,6 +147,7 @@ class NodeObserved(Event, frozen=True, kw_only=True):
     load1: float
     running_tasks: int
     draining: bool = False
+    observe_interval_s: float | None = None  # the interval the agent observes at now (shorter in careful mode)
 
 
 # --- decisions ----------------------------------------------------------------------------
@@ -481,6 +482,36 @@ class GraphResumed(Event, frozen=True, kw_only=True):
     now: datetime | None = None
 
 
+class CarefulModeEntered(Event, frozen=True, kw_only=True):
+    """Confidence fell under ``threshold``: the agents observe every ``observe_interval_s`` and
+    dispatch prefers the tasks with the smallest estimate, until a `CarefulModeLeft` (a decision
+    like a dispatch: view sequences, ``now``, re-run by ``replay --check``)."""
+
+    confidence: float = 0.0
+    threshold: float = 0.0
+    observe_interval_s: float = 0.0  # the heartbeat (NodeObserved) interval the agents use meanwhile
+    reason: str = ""
+    view_seqs: dict[str, int] = {}
+    decider_id: str = ""
+    decider_version: str = ""
+    policy: str = ""
+    now: datetime | None = None
+
+
+class CarefulModeLeft(Event, frozen=True, kw_only=True):
+    """Confidence came back to ``threshold`` (higher than the one that entered: hysteresis): the
+    agents return to their own observation interval and dispatch to its usual order."""
+
+    confidence: float = 0.0
+    threshold: float = 0.0
+    reason: str = ""
+    view_seqs: dict[str, int] = {}
+    decider_id: str = ""
+    decider_version: str = ""
+    policy: str = ""
+    now: datetime | None = None
+
+
 Observation = GraphSubmitted | NodeRegistered | NodeObserved
 Decision = TaskDispatched | TaskCacheHit
 Completion = TaskStarted | TaskCompleted
@@ -510,6 +541,8 @@ AnyEvent = (
     | CacheEntryRevoked
     | GraphPaused
     | GraphResumed
+    | CarefulModeEntered
+    | CarefulModeLeft
 )
 
 TaskEvent = TaskDispatched | TaskStarted | TaskCompleted | TaskCacheHit

@@ -210,6 +210,22 @@ def cache_last_key(domain: str, task_id: str) -> str:
     return f"cachelast.{domain_token(domain)}.{domain_token(task_id)}"
 
 
+CAREFUL_AGGREGATE = "system.careful"  # careful mode's events: guarded by its subject tree, followed by every agent
+
+
+_SYSTEM = {  # the system-wide events' aggregates, by event name
+    "AutonomyChanged": "system.autonomy",
+    "Alert": "system.alert",
+    "CarefulModeEntered": CAREFUL_AGGREGATE,
+    "CarefulModeLeft": CAREFUL_AGGREGATE,
+}
+
+
+def careful_subjects() -> tuple[str, str]:
+    """The subjects of careful mode's two events (entered, left): an agent reads the last of each."""
+    return f"{ROOT}.{CAREFUL_AGGREGATE}.CarefulModeEntered", f"{ROOT}.{CAREFUL_AGGREGATE}.CarefulModeLeft"
+
+
 def pause_aggregate(graph_id: str) -> str:
     """Aggregate of a graph's dispatch pause (``""``: the pause of every graph): its events are
     guarded by its subject tree, so two deciders never both pause or resume it."""
@@ -267,10 +283,8 @@ def route(event: object) -> tuple[str, str]:
             agg = f"unschedulable.{token(g)}.{token(t)}"
         case ev.GraphPaused(graph_id=g) | ev.GraphResumed(graph_id=g):
             agg = pause_aggregate(g)
-        case ev.AutonomyChanged():
-            agg = "system.autonomy"
-        case ev.Alert():
-            agg = "system.alert"
+        case ev.AutonomyChanged() | ev.Alert() | ev.CarefulModeEntered() | ev.CarefulModeLeft():
+            agg = _SYSTEM[name]
         case _:
             raise TypeError(f"no subject for {name}")
     return agg, subject(agg, name)

@@ -63,6 +63,12 @@ def render(graphs: list[dict[str, Any]]) -> Tree:
     return root
 
 
+def _render_careful(root: Tree, fb: dict[str, Any]) -> None:
+    """Careful mode's line under the graphs, while it lasts."""
+    if fb.get("careful"):
+        root.add(f"[yellow]{escape(fb['careful'])}[/yellow]")
+
+
 def _render_feedback(root: Tree, fb: dict[str, Any]) -> None:
     """The feedback loop's state under the graphs: 'quality threshold 0.72 · 2 flagged', then each
     flagged pattern."""
@@ -154,7 +160,10 @@ def status(
 
         sys.stdout.write(msgspec.json.encode(_status(nats_url, graph)).decode() + "\n")
         return
-    console.print(render(asyncio.run(_snapshot(nats_url, graph))))
+    graphs, fb = asyncio.run(_snapshot(nats_url, graph, with_feedback=True))
+    tree = render(graphs)
+    _render_careful(tree, fb)
+    console.print(tree)
 
 
 @app.command()
@@ -170,6 +179,7 @@ def snapshot(
         sys.stdout.write(json.dumps(graphs, indent=2) + "\n")
         return
     tree = render(graphs)
+    _render_careful(tree, fb)
     _render_feedback(tree, fb)
     console.print(tree)
 

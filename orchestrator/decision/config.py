@@ -2,9 +2,9 @@
 
 Top-level keys are the scoring knobs (`ScoringConfig`: ``policy``, ``aging_per_s``, ...) and
 ``node_ttl_s``, ``max_dispatches``, ``unschedulable_after_s``; each action of the loop has its
-own sub-table (``[decider.pause]``: `PauseConfig`,
-``[decider.timeouts]``: `TimeoutConfig`). An unknown key is an error naming it and
-the keys that are known.
+own sub-table (``[decider.pause]``: `PauseConfig`, ``[decider.timeouts]``: `TimeoutConfig`,
+``[decider.careful]``: `CarefulConfig`). An unknown key is an error naming it and the keys that
+are known.
 """
 
 from __future__ import annotations
@@ -12,13 +12,14 @@ from __future__ import annotations
 import dataclasses
 from typing import Any
 
+from orchestrator.decision.careful import CarefulConfig
 from orchestrator.decision.decide import DeciderConfig
 from orchestrator.decision.pause import PauseConfig
 from orchestrator.decision.scoring import ScoringConfig
 from orchestrator.decision.timeouts import TimeoutConfig
 
 TOP_KEYS = ("node_ttl_s", "max_dispatches", "unschedulable_after_s")
-ACTIONS: dict[str, type[Any]] = {"pause": PauseConfig, "timeouts": TimeoutConfig}
+ACTIONS: dict[str, type[Any]] = {"pause": PauseConfig, "timeouts": TimeoutConfig, "careful": CarefulConfig}
 
 
 def _names(cls: type[Any]) -> set[str]:

@@ -8,7 +8,8 @@ no free slot, or its expected finish and value). The policy picks one eligible n
 reserves a busy node that would still finish first and leaves the task for the next decision.
 Tier-2 tasks get their preflight dispatched first; tier-3 tasks wait for an approval; the
 autonomy level narrows what may run (cautious: tier 1 only, one task per node, shortest
-first; supervised: only approved work). Flagged patterns (`orchestrator.decision.flags`) make a node
+first; supervised: only approved work); careful mode (`orchestrator.decision.careful`, entered
+when confidence falls) takes the ready tasks shortest estimate first as well. Flagged patterns (`orchestrator.decision.flags`) make a node
 avoided for a task type, or escalate a task to approval when they cannot be avoided. Same
 views + ``now`` + config give the same decisions byte for byte: no clock, no randomness, and
 every iteration is over sorted keys. Before any node is looked at, a ready cacheable task whose
@@ -29,6 +30,8 @@ import msgspec
 from orchestrator.decision.availability import node_down, unavailable
 from orchestrator.decision.cachehit import cache_hits
 from orchestrator.decision.candidates import choose
+from orchestrator.decision.careful import NOTE as CAREFUL_NOTE
+from orchestrator.decision.careful import CarefulConfig, careful_actions, careful_now
 from orchestrator.decision.dispatch import dispatch_event
 from orchestrator.decision.flags import FlagIndex, approve_hint, escalation_reason, flag_index
 from orchestrator.decision.pause import Action, PauseConfig, Paused, Stamp, pause_actions
@@ -36,11 +39,12 @@ from orchestrator.decision.readyset import ReadySet, digest_of, ranked
 from orchestrator.decision.scoring import ScoringConfig, backoff_until, task_estimate
 from orchestrator.decision.slots import RoundMemo, RoundSlots
 from orchestrator.decision.timeouts import TimeoutConfig
+from projections.confidence.entries import Careful
 from projections.node_scores.fold import NodeView, TypeEstimate
 from projections.node_scores.patterns import PatternView
 from projections.readiness.entries import GraphView, Health
 from projections.readiness.fold import TaskView
-from schemas.events import Candidate, TaskCacheHit, TaskDispatched
+from schemas.events import Candidate, GraphPaused, GraphResumed, TaskCacheHit, TaskDispatched
 
 __all__ = ["DECIDER_VERSION", "DeciderConfig", "Dispatch", "Views", "decide", "decide_round", "escalated", "gate"]
 __all__ += ["plan"]
@@ -64,6 +68,7 @@ class DeciderConfig:
     timeouts: TimeoutConfig = field(
         default_factory=TimeoutConfig
     )  # learned timeouts (`orchestrator.decision.timeouts`)
+    careful: CarefulConfig = field(default_factory=CarefulConfig)  # careful mode (`orchestrator.decision.careful`)
 
     @property
     def policy(self) -> str:
@@ -89,6 +94,8 @@ class Views:
     cache: Mapping[str, Any] = field(default_factory=dict)  # the readiness view's cache entries, by KV key
     graphs: Mapping[str, GraphView] = field(default_factory=dict)  # the readiness view's graphs (failure rates, pauses)
     health: Health | None = None  # every graph's failure rate and pause
+    careful: Careful | None = None  # careful mode, while it lasts (the confidence view's)
+    careful_seq: int = 0  # the last careful-mode event's sequence (the guard of the next)
 
     def ready_tasks(self) -> list[TaskView]:
         """Every task in state ready, in key order (from the index when given)."""
@@ -219,10 +226,15 @@ def stamp_of(views: Views, config: DeciderConfig) -> Stamp:
 
 
 def round_actions(views: Views, now: datetime, config: DeciderConfig) -> list[Action]:
-    """The round's pauses and resumes (`orchestrator.decision.pause`)."""
-    if not views.graphs and views.health is None:
-        return []
-    return pause_actions(views.graphs, views.health, now, config.pause, stamp_of(views, config))
+    """The round's pauses and resumes (`orchestrator.decision.pause`), then its careful-mode
+    action (`orchestrator.decision.careful`)."""
+    out: list[Action] = []
+    if views.graphs or views.health is not None:
+        out = pause_actions(views.graphs, views.health, now, config.pause, stamp_of(views, config))
+    if views.careful is not None or views.confidence < config.careful.enter_below:
+        stamp = stamp_of(views, config)
+        out += careful_actions(views.confidence, views.careful, views.careful_seq, now, config.careful, stamp)
+    return out
 
 
 def paused_of(views: Views, now: datetime, config: DeciderConfig, actions: list[Action] | None = None) -> Paused | None:
@@ -230,6 +242,7 @@ def paused_of(views: Views, now: datetime, config: DeciderConfig, actions: list[
     if actions is None:
         actions = round_actions(views, now, config)
     health = views.health
+    actions = [a for a in actions if isinstance(a.event, GraphPaused | GraphResumed)]
     if not actions and (health is None or health.pause is None) and not any(g.pause for g in views.graphs.values()):
         return None
     return Paused(views.graphs, health, actions, now, config.pause)
@@ -244,15 +257,25 @@ def plan(
     hits = [
         Dispatch(event=e, expected_seq=t.last_seq, version=t.version + 1) for t, e in cache_hits(views, now, config)
     ]
+    if actions is None:
+        actions = round_actions(views, now, config)
     paused = paused_of(views, now, config, actions)
-    dispatches, reserved = _plan(views, now, config, {(d.event.graph_id, d.event.task_id) for d in hits}, paused)
+    careful = careful_now(views.careful, actions)
+    hit = {(d.event.graph_id, d.event.task_id) for d in hits}
+    dispatches, reserved = _plan(views, now, config, hit, paused, careful)
     return hits + dispatches, reserved
 
 
 def _plan(
-    views: Views, now: datetime, config: DeciderConfig, hit: set[tuple[str, str]], paused: Paused | None = None
+    views: Views,
+    now: datetime,
+    config: DeciderConfig,
+    hit: set[tuple[str, str]],
+    paused: Paused | None = None,
+    careful: bool = False,
 ) -> tuple[list[Dispatch], dict[tuple[str, str], tuple[str, float]]]:
-    """`plan`'s dispatches and reservations, for the ready tasks not in ``hit``."""
+    """`plan`'s dispatches and reservations, for the ready tasks not in ``hit`` (``careful``:
+    shortest estimate first, as under cautious autonomy)."""
     cfg = config.scoring
     reserved: dict[tuple[str, str], tuple[str, float]] = {}
     if not views.nodes:
@@ -268,7 +291,7 @@ def _plan(
     node_order = sorted(views.nodes)
     digest: str | None = None
     out: list[Dispatch] = []
-    for task in ranked(views, now, cfg, cautious):
+    for task in ranked(views, now, cfg, shortest_first=cautious or careful):
         if len(out) >= config.max_dispatches or not _any_free(slots):
             break
         if hit and (task.graph_id, task.task_id) in hit:
@@ -288,6 +311,7 @@ def _plan(
             digest = digest or world_hash(views, now)
             d = _dispatch(task, best, candidates, duration, views, now, config, digest)
             d = _approved_past_flags(d, task, views, now, config, flags) if flags else d
+            d = _noted(d, CAREFUL_NOTE) if careful else d
             out.append(_probe(d, paused) if paused and paused.take(task.graph_id) else d)
         else:  # the node is reserved: it frees up first and the task waits for it
             reserved[(task.graph_id, task.task_id)] = (best.node_id, start)
@@ -328,8 +352,12 @@ def _approved_past_flags(
 
 def _probe(d: Dispatch, paused: Paused) -> Dispatch:
     """A dispatch of a paused graph's task says it is a probe, in its strategy."""
+    return _noted(d, "probe of a paused graph (its outcome moves the failure rate)")
+
+
+def _noted(d: Dispatch, note: str) -> Dispatch:
+    """The dispatch with ``note`` added to its strategy."""
     assert isinstance(d.event, TaskDispatched)
-    note = "probe of a paused graph (its outcome moves the failure rate)"
     strategy = f"{d.event.strategy}; {note}" if d.event.strategy else note
     return msgspec.structs.replace(d, event=msgspec.structs.replace(d.event, strategy=strategy))
 

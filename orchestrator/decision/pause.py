@@ -66,9 +66,9 @@ class Stamp(msgspec.Struct, frozen=True, kw_only=True):
 
 
 class Action(msgspec.Struct, frozen=True, kw_only=True):
-    """A non-dispatch decision to append, guarded by its scope's last pause event."""
+    """A non-dispatch decision to append, guarded by its scope's last event (a pause's, careful mode's)."""
 
-    event: ev.GraphPaused | ev.GraphResumed
+    event: ev.GraphPaused | ev.GraphResumed | ev.CarefulModeEntered | ev.CarefulModeLeft
     expected_seq: int
 
 
@@ -150,6 +150,8 @@ class Paused:
         pauses.update({g: v.pause for g, v in graphs.items() if v.pause is not None})
         for a in actions:  # this round's own pauses and resumes hold for its dispatches already
             e = a.event
+            if not isinstance(e, ev.GraphPaused | ev.GraphResumed):
+                continue  # (careful mode's)
             paused = isinstance(e, ev.GraphPaused)
             pauses[e.graph_id] = Pause(since=now, reason=e.reason, rate=e.rate) if paused else None
         self.pauses = {k: p for k, p in pauses.items() if p is not None}

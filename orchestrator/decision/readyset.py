@@ -8,9 +8,10 @@ The others (ready in the future of ``now``, or without a ``ready_since``) have p
 they are set aside, sorted by (−base, graph, task) and merged in: at each step the next task of
 the static order (its priority ``static + rate × now``) is compared with the next set-aside one
 by (−priority, graph, task). The order is *defined* by this procedure, so the kept structure and
-a computation from scratch agree exactly, float rounding included. Cautious autonomy orders by
-estimate (shortest first), which depends on the learned types; that order is computed from
-scratch each round (O(ready); cautious runs one task per node).
+a computation from scratch agree exactly, float rounding included. Cautious autonomy and careful
+mode (`orchestrator.decision.careful`) order by estimate (`task_estimate`: the task's own, else
+its type's learned mean, else the default; shortest first, ties by key), which depends on the
+learned types; that order is computed from scratch each round (O(ready)).
 
 **Digest.** The ready set's digest is the count of ready tasks and the sum (mod 2^128) of a hash
 of each one's (graph, task, seq): a commutative combination, kept current by adding and
@@ -193,11 +194,11 @@ def _from_scratch(ready: list[TaskView], now: datetime, cfg: ScoringConfig) -> I
     return _merged(popped(), aside, rate, now_s)
 
 
-def ranked(views: Views, now: datetime, cfg: ScoringConfig, cautious: bool) -> Iterator[TaskView]:
-    """The ready tasks, most urgent first (cautious: shortest estimate first), ties by key,
-    lazily: from the views' `ReadySet` when it was kept for ``cfg``, else from scratch."""
+def ranked(views: Views, now: datetime, cfg: ScoringConfig, shortest_first: bool = False) -> Iterator[TaskView]:
+    """The ready tasks, most urgent first (``shortest_first``: smallest estimate first), ties by
+    key, lazily: from the views' `ReadySet` when it was kept for ``cfg``, else from scratch."""
     tasks: Mapping[Key, TaskView] = views.tasks
-    if cautious:
+    if shortest_first:
         heap = [(task_estimate(t, views.types, cfg)[0], t.graph_id, t.task_id) for t in _ready(views)]
         heapq.heapify(heap)
         keys: Iterator[Key] = ((g, t) for _, g, t in (heapq.heappop(heap) for _ in range(len(heap))))

@@ -12,6 +12,7 @@ from typing import Any
 from orchestrator.decision.cachehit import cache_miss, usable_entry
 from orchestrator.decision.decide import DeciderConfig, Views, escalated, gate, paused_of, plan, unavailable
 from orchestrator.decision.flags import flag_index
+from orchestrator.decision.readyset import ranked
 from orchestrator.decision.scoring import priority, task_estimate
 from projections.readiness.fold import TaskView
 from schemas.events import TaskDispatched
@@ -55,6 +56,9 @@ def why(task: TaskView, views: Views, now: datetime, config: DeciderConfig) -> d
         head = f"awaiting approval: niyantra approve {task.graph_id}/{task.task_id} --by NAME"
     else:
         head, details = _ready(task, views, now, config)
+        if views.careful is not None:
+            c = views.careful
+            details.append(f"careful mode since {c.since.strftime('%H:%M:%S')}: {c.reason}")
     return {"graph": task.graph_id, "task": task.task_id, "state": task.state, "headline": head, "details": details}
 
 
@@ -97,10 +101,13 @@ def _not_cached(task: TaskView, views: Views, now: datetime, config: DeciderConf
         return (f"no live node with label {labels}" if labels else "no live node"), details
     if all(len(views.nodes[n].active) >= views.nodes[n].slots for n in usable):
         return f"every usable node is busy ({', '.join(usable)})", details
+    shortest = views.autonomy == "cautious" or views.careful is not None
     ready = sorted(
         (t for t in views.tasks.values() if t.state == "ready"),
         key=lambda t: (-priority(t, now, config.scoring), t.graph_id, t.task_id),
     )
+    if shortest:  # cautious autonomy and careful mode: smallest estimate first (`readyset.ranked`)
+        ready = list(ranked(views, now, config.scoring, shortest_first=True))
     rank = next(
         i for i, t in enumerate(ready, 1) if t is task or (t.graph_id, t.task_id) == (task.graph_id, task.task_id)
     )
@@ -114,4 +121,8 @@ def _not_cached(task: TaskView, views: Views, now: datetime, config: DeciderConf
     if key in reserved:
         node, wait = reserved[key]
         return f"ready, waiting for {node}: it frees up in about {wait:.0f}s and still finishes the task first", details
+    if shortest:
+        est, _ = task_estimate(task, views.types, config.scoring)
+        head = f"ready, {rank} of {len(ready)} by estimate ({est:g}s): shorter tasks take the free slots first"
+        return head, details
     return f"ready, priority {rank} of {len(ready)}: higher-priority tasks take the free slots first", details

@@ -122,6 +122,8 @@ def build_views(
             "confidence": summary.confidence,
             "autonomy": summary.level,
             "quality_threshold": summary.quality_threshold,
+            "careful": summary.careful,
+            "careful_seq": summary.careful_seq,
         }
     )
     return Views(
@@ -208,8 +210,8 @@ async def _act_each(eventlog: EventLog, chunk: list[Dispatch], state: DeciderSta
 
 
 async def act_actions(eventlog: EventLog, actions: list[Action], state: DeciderState) -> None:
-    """Append the round's pauses and resumes, each guarded by its scope's last pause event (a
-    conflict: another decider or a person acted first; dropped), a pause with its `Alert`."""
+    """Append the round's pauses and resumes and careful-mode changes, each guarded by its scope's
+    last event (a conflict: another decider or a person acted first; dropped), a pause with its `Alert`."""
     for a in actions:
         try:
             seq = await eventlog.append_event(a.event, expected_seq=a.expected_seq)
@@ -219,7 +221,7 @@ async def act_actions(eventlog: EventLog, actions: list[Action], state: DeciderS
             continue
         state.last_append_seq = max(state.last_append_seq, seq)
         state.signals += 1
-        log.warning("%s %s: %s", type(a.event).__name__, a.event.graph_id or "*", a.event.reason)
+        log.warning("%s %s: %s", type(a.event).__name__, getattr(a.event, "graph_id", "") or "*", a.event.reason)
         if isinstance(a.event, GraphPaused):
             with contextlib.suppress(ConcurrencyConflict):  # the same alert's id twice: it is recorded
                 await eventlog.append_event(alert_of(a.event))

@@ -22,9 +22,11 @@ from schemas import codec
 from schemas import events as ev
 from schemas.errors import MalformedEvent
 
-Recorded = ev.TaskDispatched | ev.TaskCacheHit | ev.GraphPaused | ev.GraphResumed
+Recorded = (
+    ev.TaskDispatched | ev.TaskCacheHit | ev.GraphPaused | ev.GraphResumed | ev.CarefulModeEntered | ev.CarefulModeLeft
+)
 # decisions besides dispatches (whose node follows the name); a person's pause or resume is not one (``by``)
-DECISION_SUBJECT_ENDS = (".TaskCacheHit", ".GraphPaused", ".GraphResumed")
+DECISION_SUBJECT_ENDS = (".TaskCacheHit", ".GraphPaused", ".GraphResumed", ".CarefulModeEntered", ".CarefulModeLeft")
 
 
 def is_decision_subject(subject: str) -> bool:
@@ -41,9 +43,12 @@ def _said(e: Recorded) -> str:
 
 
 def decision_key(e: Recorded) -> tuple[str, str]:
-    """What a round decides once: a task (dispatch, cache hit), or a pause scope (pause, resume)."""
+    """What a round decides once: a task (dispatch, cache hit), a pause scope (pause, resume), or
+    careful mode (enter, leave)."""
     if isinstance(e, ev.GraphPaused | ev.GraphResumed):
         return ("pause", e.graph_id)
+    if isinstance(e, ev.CarefulModeEntered | ev.CarefulModeLeft):
+        return ("careful", "")
     return (e.graph_id, e.task_id)
 
 
@@ -94,7 +99,7 @@ def check_range(
             if not is_decision_subject(m.subject):
                 continue
             recorded = replayer.event(i)  # decoded once: the folds use it when they pass it
-            if not isinstance(recorded, Recorded) or (graph and recorded.graph_id != graph):
+            if not isinstance(recorded, Recorded) or (graph and getattr(recorded, "graph_id", "") != graph):
                 continue
             if isinstance(recorded, ev.GraphPaused | ev.GraphResumed) and (recorded.by or recorded.now is None):
                 continue  # a person's pause or resume: a fact, not a decision
@@ -116,8 +121,8 @@ def check_range(
             mismatches.append(
                 {
                     "seq": m.seq,
-                    "graph": recorded.graph_id,
-                    "task": getattr(recorded, "task_id", "(pause)"),
+                    "graph": getattr(recorded, "graph_id", ""),
+                    "task": getattr(recorded, "task_id", "(pause)" if hasattr(recorded, "graph_id") else "(careful)"),
                     "attempt": getattr(recorded, "attempt", 0),
                     "differences": _diff(recorded, replayed),
                 }

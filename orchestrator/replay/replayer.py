@@ -182,11 +182,13 @@ class Replayer:
             if ready_set is None:
                 ready_set = self._ready_sets[cfg] = ReadySet(cfg, (r.tasks[k] for k in sorted(r.ready)))
         confidence, autonomy, threshold = 1.0, "full", None  # (Views' defaults: no confidence view)
+        careful, careful_seq = None, 0
         if "confidence" in seqs:
             c = self.folds["confidence"].view
             s = c.summary  # as `summary_value` renders it: its confidence and level as they are
             assert s is not None
             confidence, autonomy, threshold = s.confidence, s.level, c.quality.threshold
+            careful, careful_seq = s.careful, s.careful_seq
         return Views(
             tasks=r.tasks,
             nodes=n.nodes,
@@ -202,4 +204,6 @@ class Replayer:
             cache=r.cache,
             graphs=r.graphs,
             health=r.health,
+            careful=careful,
+            careful_seq=careful_seq,
         )

@@ -141,7 +141,14 @@ def _cached(e: ev.TaskCacheHit | ev.CacheEntryRevoked) -> str:
     return f"cache entry {e.key[:12]} in domain {e.domain!r} revoked: {e.reason}"
 
 
+def _careful(e: ev.CarefulModeEntered | ev.CarefulModeLeft) -> str:
+    verb = "entered" if isinstance(e, ev.CarefulModeEntered) else "left"
+    return f"careful mode {verb}: {e.reason}"
+
+
 _SAID: dict[type, Callable[[Any], str]] = {
+    ev.CarefulModeEntered: _careful,
+    ev.CarefulModeLeft: _careful,
     ev.TaskDispatched: _dispatched,
     ev.TaskCompleted: _completed,
     ev.TaskCacheHit: _cached,

@@ -112,8 +112,21 @@ def totals_text(g: dict[str, Any]) -> str:
 
 
 def feedback(views: Views, now: datetime, config: DeciderConfig) -> dict[str, Any]:
-    """What the feedback loop holds now: the quality threshold and every flagged pattern."""
+    """What the feedback loop holds now: the quality threshold, every flagged pattern, careful mode."""
     return {
         "quality_threshold": views.quality_threshold,
         "flagged": flagged_patterns(views.nodes, views.patterns, now, config.scoring),
+        "careful": careful_line(views, now),
     }
+
+
+def careful_line(views: Views, now: datetime) -> str | None:
+    """Careful mode in one line while it lasts (`orchestrator.decision.careful`), else None."""
+    c = views.careful
+    if c is None:
+        return None
+    since = (now - c.since).total_seconds()
+    return (
+        f"careful mode for {since:.0f}s (confidence {views.confidence:.2f}; entered at {c.confidence:.2f} < "
+        f"{c.threshold:.2f}): agents observe every {c.observe_interval_s:g}s, shortest estimate first"
+    )

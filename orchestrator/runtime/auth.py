@@ -127,6 +127,7 @@ def _agent_publish(node: str) -> list[str]:
         f"$JS.FC.{S.STREAM}.>",
         f"{_API}.DIRECT.GET.{S.STREAM}.{graph_cancels}",
         f"{_API}.DIRECT.GET.{S.STREAM}.{S.result_filter('TaskStarted', node)}",
+        *(f"{_API}.DIRECT.GET.{S.STREAM}.{subject}" for subject in S.careful_subjects()),  # careful mode's state
         *_ARTIFACT_RIGHTS,
     ]
 

@@ -41,6 +41,17 @@ class NodeConfidence(msgspec.Struct, frozen=True, kw_only=True, gc=False):
     seq: int = 0
 
 
+class Careful(msgspec.Struct, frozen=True, kw_only=True, gc=False):
+    """Careful mode as the decider entered it (`CarefulModeEntered`): since when, why, and the
+    observation interval the agents were asked for."""
+
+    since: datetime
+    confidence: float
+    threshold: float
+    observe_interval_s: float
+    reason: str = ""
+
+
 class ConfidenceSummary(msgspec.Struct, frozen=True, kw_only=True, gc=False):
     """System-wide confidence, the autonomy level it implies, and node staleness as of the log's time."""
 
@@ -59,3 +70,5 @@ class ConfidenceSummary(msgspec.Struct, frozen=True, kw_only=True, gc=False):
     seq: int = 0
     quality_threshold: float | None = None  # the quality threshold now (`projections.feedback`)
     quality_average: float | None = None  # the recent average quality it follows
+    careful: Careful | None = None  # careful mode, while it lasts (`orchestrator.decision.careful`)
+    careful_seq: int = 0  # sequence of the last careful-mode event: the guard of the next one

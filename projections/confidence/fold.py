@@ -31,6 +31,10 @@ confidence could never recover). An ``AutonomyChanged`` without ``by`` is inform
 The values of its keys (`Prediction`, `NodeConfidence`, `ConfidenceSummary`) are
 `confidence_entries`; the fold's state (`ConfidenceView`) is `confidence_view`.
 
+**Careful mode**: a `CarefulModeEntered` sets the summary's ``careful`` (since, confidence,
+threshold, the agents' ``observe_interval_s``) and a `CarefulModeLeft` clears it; both set
+``careful_seq``, the guard of the decider's next careful-mode event (`orchestrator.decision.careful`).
+
 **Staleness**: ``as_of`` is the latest event time in the log; each node's staleness is
 ``as_of − last_seen`` (its last registration or observation), so it too is a function of the log.
 """
@@ -43,6 +47,7 @@ from typing import Any
 
 import msgspec
 
+from projections.confidence.entries import Careful as Careful
 from projections.confidence.entries import ConfidenceSummary as ConfidenceSummary
 from projections.confidence.entries import NodeConfidence as NodeConfidence
 from projections.confidence.entries import Prediction as Prediction
@@ -210,6 +215,15 @@ def _pin(view: ConfidenceView, e: ev.AutonomyChanged) -> None:
     )
 
 
+def _careful(view: ConfidenceView, e: ev.CarefulModeEntered | ev.CarefulModeLeft, seq: int) -> None:
+    """Careful mode starts (`CarefulModeEntered`) or ends (`CarefulModeLeft`); its guard moves."""
+    careful = None
+    if isinstance(e, ev.CarefulModeEntered):
+        careful = Careful(since=e.occurred_at, confidence=e.confidence, threshold=e.threshold,
+                          observe_interval_s=e.observe_interval_s, reason=e.reason)  # fmt: skip
+    view.summary = msgspec.structs.replace(_summary(view), careful=careful, careful_seq=seq)
+
+
 def _ended(view: ConfidenceView, e: ev.TaskLost | ev.TaskCancelled | ev.TaskRejected, seq: int) -> None:
     if isinstance(e, ev.TaskLost):
         pr = _open(view, e.graph_id, e.task_id, e.node_id, e.attempt)
@@ -283,6 +297,8 @@ _RULES: dict[type, Callable[[ConfidenceView, Any, int], None]] = {
     ev.CacheEntryRevoked: _nothing,
     ev.GraphPaused: _nothing,
     ev.GraphResumed: _nothing,
+    ev.CarefulModeEntered: _careful,
+    ev.CarefulModeLeft: _careful,
 }
 
 

@@ -360,6 +360,8 @@ _RULES: dict[type, Callable[[NodeScoresView, Any, int], None]] = {
     ev.CacheEntryRevoked: _nothing,
     ev.GraphPaused: _nothing,
     ev.GraphResumed: _nothing,
+    ev.CarefulModeEntered: _nothing,
+    ev.CarefulModeLeft: _nothing,
 }
 
 

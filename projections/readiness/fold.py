@@ -338,6 +338,8 @@ _RULES: dict[type, Callable[[ReadinessView, Any, int], None]] = {
     ev.Alert: _nothing,
     ev.GraphPaused: health.paused,
     ev.GraphResumed: health.paused,
+    ev.CarefulModeEntered: _nothing,
+    ev.CarefulModeLeft: _nothing,
 }
 
 

@@ -19,8 +19,9 @@ from schemas import subjects as S
 class Loop:
     """The stream, and the rounds and runs a test drives over it."""
 
-    def __init__(self, config: DeciderConfig, *events: object) -> None:
+    def __init__(self, config: DeciderConfig, *events: object, confidence: bool = False) -> None:
         self.config = config
+        self.confidence = confidence  # the views include the confidence view (careful mode reads it)
         self.messages: list[StoredMessage] = []
         self.running: list[ev.TaskDispatched] = []
         for e in events:
@@ -33,7 +34,8 @@ class Loop:
 
     def views(self):
         seq = self.messages[-1].seq
-        return Replayer(self.messages).views({"readiness": seq, "node-scores": seq}, self.config.scoring)
+        seqs = {"readiness": seq, "node-scores": seq} | ({"confidence": seq} if self.confidence else {})
+        return Replayer(self.messages).views(seqs, self.config.scoring)
 
     def round(self, now: datetime) -> tuple[list[object], list[ev.TaskDispatched]]:
         """One decider round at ``now``: its actions (and a pause's alert) and dispatches appended."""

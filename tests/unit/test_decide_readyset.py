@@ -70,8 +70,8 @@ def test_kept_order_and_digest_equal_the_computation_from_scratch(changes, now_s
     now = T0 + timedelta(seconds=now_s)
     scratch = Views(tasks=tasks, nodes={})
     with_set = dataclasses.replace(scratch, ready_set=kept)
-    order = [(t.graph_id, t.task_id) for t in ranked(scratch, now, cfg, cautious=False)]
-    assert [(t.graph_id, t.task_id) for t in ranked(with_set, now, cfg, cautious=False)] == order
+    order = [(t.graph_id, t.task_id) for t in ranked(scratch, now, cfg, shortest_first=False)]
+    assert [(t.graph_id, t.task_id) for t in ranked(with_set, now, cfg, shortest_first=False)] == order
     assert digest_of(with_set) == digest_of(scratch)
     ready = sorted(k for k, t in tasks.items() if t.state == "ready")
     assert sorted(order) == ready  # every ready task, once
@@ -103,7 +103,7 @@ def test_order_at_ten_seconds(name, tasks, expected):
         )
         for g, t, r, s in tasks
     }
-    got = ranked(Views(tasks=ts, nodes={}), at(10.0), ScoringConfig(), cautious=False)
+    got = ranked(Views(tasks=ts, nodes={}), at(10.0), ScoringConfig(), shortest_first=False)
     assert " ".join(t.graph_id + t.task_id for t in got) == expected, name
 
 
