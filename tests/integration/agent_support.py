@@ -85,11 +85,13 @@ async def wait_event(log: EventLog, graph: str, task: str, kind: type, timeout: 
     return await assert_eventually(found, timeout=timeout, message=f"{kind.__name__} {fields} for {graph}/{task}")
 
 
-def niyantra(*args: str, url: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+def niyantra(
+    *args: str, url: str, env: dict[str, str] | None = None, timeout: float = 60
+) -> subprocess.CompletedProcess[str]:
     """Run the CLI as a separate process."""
     full_env = {**os.environ, "NIYANTRA_NATS_URL": url, **(env or {})}
     return subprocess.run(
-        [*NIYANTRA, *args], cwd=REPO, env=full_env, capture_output=True, text=True, timeout=60, check=False
+        [*NIYANTRA, *args], cwd=REPO, env=full_env, capture_output=True, text=True, timeout=timeout, check=False
     )
 
 
