@@ -35,8 +35,10 @@ async def system(
     slots: int = 2,
     deciders: int = 1,
     decider_config: DeciderConfig | None = None,
+    confidence: bool = False,
 ) -> AsyncIterator[asyncio.Event]:
-    """Start the whole pipeline; yields the stop event; stops everything on exit."""
+    """Start the whole pipeline (``confidence``: with the confidence view's projector too); yields
+    the stop event; stops everything on exit."""
     stop = asyncio.Event()
     ready: list[asyncio.Event] = []
 
@@ -45,7 +47,8 @@ async def system(
         ready.append(e)
         return e.set
 
-    tasks = [asyncio.create_task(run_projector(n, url, stop, marker())) for n in ("readiness", "node-scores")]
+    views = ("readiness", "node-scores", *(("confidence",) if confidence else ()))
+    tasks = [asyncio.create_task(run_projector(n, url, stop, marker())) for n in views]
     tasks += [
         asyncio.create_task(
             run_decider(

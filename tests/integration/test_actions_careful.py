@@ -1,17 +1,26 @@
 """Careful mode on a real agent and nats-server: after a `CarefulModeEntered` the agent's heartbeats
 (`NodeObserved`) come at the interval it names, an agent started mid-episode is careful too, and
 after `CarefulModeLeft` each goes back to its own (long) interval. Measured by counting
-observations, with deadline-based waits; the agents' own interval (60 s) is far longer than any wait."""
+observations, with deadline-based waits; the agents' own interval (60 s) is far longer than any wait.
+Then the whole system: a miss makes the real decider enter careful mode, hits make it leave."""
 
 from __future__ import annotations
 
 import asyncio
 
+from orchestrator.cli.replay import read_messages
+from orchestrator.decision.careful import NOTE, CarefulConfig
+from orchestrator.decision.decide import DeciderConfig
+from orchestrator.decision.scoring import ScoringConfig
+from orchestrator.graphs.graphfile import GraphSpec
+from orchestrator.replay.check import check
 from orchestrator.writeside.eventlog import EventLog
+from schemas import codec
 from schemas import events as ev
 from schemas import subjects as S
 from tests.conftest import assert_eventually
 from tests.integration.agent_support import agent_running, now
+from tests.integration.harness import submit, system
 
 OWN_S = 60.0  # the agents' own interval: no second observation of theirs within a test
 CAREFUL_S = 0.2
@@ -70,3 +79,49 @@ async def test_agents_observe_at_the_careful_interval_while_it_lasts(nc, nats_se
             await asyncio.sleep(2.0)  # a window 10 careful intervals long: back at 60 s, none fall in it
             after = {n: len(await observed(log, n, back[n])) for n in ("n1", "n2")}
     assert after == {"n1": 0, "n2": 0}
+
+
+CONFIG = DeciderConfig(
+    careful=CarefulConfig(enter_below=0.99, leave_at=1.0, observe_interval_s=CAREFUL_S),
+    scoring=ScoringConfig(flag_after=1000),
+)
+
+
+async def test_a_miss_enters_careful_mode_on_a_real_system_and_successes_leave_it(nats_server, tmp_path):
+    """The real decider, projectors (confidence too) and agent: one failing task is a miss (0.95 <
+    0.99): careful mode, the agent observes every 0.2 s, five tasks go shortest estimate first and
+    their hits (1.00) end it; ``replay --check`` re-derives every decision, both careful events too."""
+    url = nats_server.url
+
+    async def events() -> list[object]:
+        return [codec.decode(m.data) for m in await read_messages(url)]
+
+    def first(kind: type) -> object:
+        async def found() -> object:
+            return next((e for e in await events() if isinstance(e, kind)), None)
+
+        return found
+
+    async with system(url, tmp_path / "work", agents=1, slots=1, decider_config=CONFIG, confidence=True):
+        await submit(url, GraphSpec(id="bad", title="", tasks=(ev.TaskSpec(id="x", command="false"),)))
+        entered = await assert_eventually(first(ev.CarefulModeEntered), timeout=30, message="careful mode entered")
+        assert isinstance(entered, ev.CarefulModeEntered) and entered.observe_interval_s == CAREFUL_S
+
+        async def careful_observations() -> bool:
+            return (
+                sum(1 for e in await events() if isinstance(e, ev.NodeObserved) and e.observe_interval_s == CAREFUL_S)
+                >= 5
+            )
+
+        await assert_eventually(careful_observations, timeout=30, message="node-1 observes every 0.2 s")
+        tasks = tuple(ev.TaskSpec(id=f"t{s}", command="true", estimate_s=float(s)) for s in (5, 3, 1, 4, 2))
+        await submit(url, GraphSpec(id="ok", title="", tasks=tasks))
+        await assert_eventually(first(ev.CarefulModeLeft), timeout=60, message="careful mode left after five hits")
+    log = await events()
+    order = [e.task_id for e in log if isinstance(e, ev.TaskDispatched) and e.graph_id == "ok"]
+    assert order == ["t1", "t2", "t3", "t4", "t5"]  # smallest estimate first (eft alone: t5 first)
+    assert all(NOTE in e.strategy for e in log if isinstance(e, ev.TaskDispatched) and e.graph_id == "ok")
+    kinds = [type(e).__name__ for e in log]
+    assert kinds.count("CarefulModeEntered") == 1 and kinds.count("CarefulModeLeft") == 1
+    report = check(await read_messages(url), base=CONFIG)
+    assert report["mismatches"] == [] and report["decisions"] == 8, report["mismatches"][:2]
