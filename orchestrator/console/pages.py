@@ -127,6 +127,9 @@ def trust_page(summary: Any, history: Sequence[tuple[datetime, Any]], waiting: S
             f'autonomy <b id="autonomy">{esc(summary.level)}</b>'
             f"{pinned} · derived {esc(summary.derived_level)} · hits {summary.hits}, misses {summary.misses}</p>"
         )
+        c = getattr(summary, "careful", None)  # careful mode while it lasts (`orchestrator.decision.careful`)
+        if c is not None:
+            head += f'<p id="careful">careful mode since {c.since.strftime("%H:%M:%S")}: {esc(c.reason)}</p>'
     changes = [
         [esc(at.isoformat(timespec="seconds")), esc(e.previous), esc(e.level), esc(e.by or "confidence"), esc(e.reason)]
         for at, e in history

@@ -230,3 +230,16 @@ def test_why_status_and_the_event_lines_show_careful_mode():
     assert "every 0.5s" in line
     entered = judge(0.7, None, at(1), CC, STAMP)
     assert entered is not None and summary(entered) == f"careful mode entered: {entered.reason}"
+
+
+def test_the_consoles_trust_page_shows_careful_mode():
+    from orchestrator.console.pages import trust_page
+    from projections.confidence.entries import ConfidenceSummary
+
+    summary = ConfidenceSummary(confidence=0.7, level="cautious", derived_level="cautious")
+    assert 'id="careful"' not in trust_page(summary, [], [], can_judge=False)
+    on = msgspec.structs.replace(ON, reason="confidence 0.70 < 0.80: agents observe every 0.5s")
+    page = trust_page(msgspec.structs.replace(summary, careful=on), [], [], can_judge=False)
+    assert (
+        '<p id="careful">careful mode since 03:47:00: confidence 0.70 &lt; 0.80: agents observe every 0.5s</p>' in page
+    )
