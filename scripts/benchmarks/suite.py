@@ -52,6 +52,7 @@ PARTS = (
     "archive",
     "makespan",
     "locality",
+    "build",
 )
 DURABLE_PEERS = ("celery", "dbos", "prefect", "airflow")
 
@@ -78,6 +79,7 @@ def commands(quick: bool, throughput_args: list[str]) -> dict[str, list[str]]:
         "makespan": [*py, str(bench / "makespan.py"), "--policies", "eft" if quick else "eft,seed,fifo"],
         "locality": [*py, str(bench / "locality.py"), "--bandwidth", "10MB/s", *(["--only", "n200"] if quick else [])],
         "peers": [*py, str(bench / "peers" / "run.py"), *(["--scale", "0.1"] if quick else [])],
+        "build": [*py, str(bench / "build_bench.py")],
     }
 
 
@@ -207,6 +209,14 @@ def _locality_rows(m: Any) -> list[dict[str, Any]]:
     return [_row(measure, "<= 1.00", {"all": g, **(_get(m, "by_platform") or {})}, g <= 1.0)]
 
 
+def _build_rows(b: Any) -> list[dict[str, Any]]:
+    ratio = _get(b, "cached_over_cold")
+    if ratio is None:
+        return []
+    measured = {"cold_s": _get(b, "cold", "wall_s"), "cached_s": _get(b, "cached", "wall_s"), "ratio": ratio}
+    return [_row(f"cached build / cold build wall time ({_get(b, 'project')})", "<= 0.05", measured, ratio <= 0.05)]
+
+
 def _peer_figures(fig: Any) -> Any:
     """A peer's (or niyantra's) figures for one workload in one line, or what it said instead."""
     if not isinstance(fig, dict):
@@ -262,6 +272,7 @@ def summarize(parts: dict[str, Any]) -> list[dict[str, Any]]:
         *_archive_rows(parts.get("archive")),
         *_makespan_rows(parts.get("makespan")),
         *_locality_rows(parts.get("locality")),
+        *_build_rows(parts.get("build")),
     ]
 
 
