@@ -98,12 +98,30 @@ async def get_blob(nc: Any, digest: str, dest: Path) -> int:
 
 
 async def get_output(nc: Any, graph_id: str, task_id: str, path: str, dest: Path) -> ev.ArtifactRecord:
-    """Fetch output ``path`` of a task's last successful attempt into ``dest``, with its recorded mode."""
+    """Fetch output ``path`` of a task's last successful attempt (or of the success a cache hit
+    reused for it) into ``dest``, with its recorded mode."""
     completions = await read_completions(nc, _task_completions(graph_id, task_id))
+    if latest_outputs(completions) is None:  # a cache hit completed it: the outputs it reused
+        completions += [_as_completion(h) for h in await _read_hits(nc, graph_id, task_id)]
     record = pick_output(completions, graph_id, task_id, path)
     await ArtifactStore(nc).fetch(record.digest, dest)
     os.chmod(dest, file_mode(record.mode))
     return record
+
+
+async def _read_hits(nc: Any, graph_id: str, task_id: str) -> list[ev.TaskCacheHit]:
+    from orchestrator.writeside.eventlog import EventLog
+
+    events = await EventLog(nc).read_events(S.subject(S.task_aggregate(graph_id, task_id), "TaskCacheHit"))
+    return [e for _, e in events if isinstance(e, ev.TaskCacheHit)]
+
+
+def _as_completion(hit: ev.TaskCacheHit) -> ev.TaskCompleted:
+    """A cache hit read as the successful completion whose outputs it reused."""
+    return ev.TaskCompleted(
+        event_id=hit.event_id, occurred_at=hit.occurred_at, graph_id=hit.graph_id, task_id=hit.task_id,
+        node_id="", attempt=hit.reused_attempt, outcome="success", outputs=hit.outputs,
+    )  # fmt: skip
 
 
 def _task_completions(graph_id: str, task_id: str) -> str:
