@@ -466,6 +466,27 @@ class GraphPaused(Event, frozen=True, kw_only=True):
     now: datetime | None = None
 
 
+class NodeScaleDownProposed(Event, frozen=True, kw_only=True):
+    """The decider proposes taking a node away: it has been idle (no attempt on it) for
+    ``idle_s`` seconds, past ``idle_after_s``, while no ready task matches its labels. Once per
+    idle episode (``idle_since``); a proposal only: the ``[decider.scaling] command`` hook (or
+    ``up --autoscale``) acts on it. ``drain``: made at full autonomy, where the node may be drained.
+    A decision like a dispatch (view sequences, ``now``), re-run by ``replay --check``."""
+
+    node_id: str
+    idle_s: float = 0.0
+    idle_since: datetime | None = None
+    idle_after_s: float = 0.0
+    labels: dict[str, str] = {}
+    drain: bool = False
+    reason: str = ""
+    view_seqs: dict[str, int] = {}
+    decider_id: str = ""
+    decider_version: str = ""
+    policy: str = ""
+    now: datetime | None = None
+
+
 class GraphResumed(Event, frozen=True, kw_only=True):
     """A pause ends: the failure rate fell under the lower threshold (the decider, hysteresis) or a
     person resumed (``by``)."""
@@ -543,6 +564,7 @@ AnyEvent = (
     | GraphResumed
     | CarefulModeEntered
     | CarefulModeLeft
+    | NodeScaleDownProposed
 )
 
 TaskEvent = TaskDispatched | TaskStarted | TaskCompleted | TaskCacheHit

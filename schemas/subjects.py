@@ -258,6 +258,7 @@ def route(event: object) -> tuple[str, str]:
             | ev.NodeObserved(node_id=n)
             | ev.NodeLost(node_id=n)
             | ev.NodeDrainRequested(node_id=n)
+            | ev.NodeScaleDownProposed(node_id=n)
         ):
             agg = node_aggregate(n)
         case (

@@ -3,8 +3,8 @@
 Top-level keys are the scoring knobs (`ScoringConfig`: ``policy``, ``aging_per_s``, ...) and
 ``node_ttl_s``, ``max_dispatches``, ``unschedulable_after_s``; each action of the loop has its
 own sub-table (``[decider.pause]``: `PauseConfig`, ``[decider.timeouts]``: `TimeoutConfig`,
-``[decider.careful]``: `CarefulConfig`). An unknown key is an error naming it and the keys that
-are known.
+``[decider.careful]``: `CarefulConfig`, ``[decider.scaling]``: `ScalingConfig`). An unknown key
+is an error naming it and the keys that are known.
 """
 
 from __future__ import annotations
@@ -15,11 +15,17 @@ from typing import Any
 from orchestrator.decision.careful import CarefulConfig
 from orchestrator.decision.decide import DeciderConfig
 from orchestrator.decision.pause import PauseConfig
+from orchestrator.decision.scaling import ScalingConfig
 from orchestrator.decision.scoring import ScoringConfig
 from orchestrator.decision.timeouts import TimeoutConfig
 
 TOP_KEYS = ("node_ttl_s", "max_dispatches", "unschedulable_after_s")
-ACTIONS: dict[str, type[Any]] = {"pause": PauseConfig, "timeouts": TimeoutConfig, "careful": CarefulConfig}
+ACTIONS: dict[str, type[Any]] = {
+    "pause": PauseConfig,
+    "timeouts": TimeoutConfig,
+    "careful": CarefulConfig,
+    "scaling": ScalingConfig,
+}
 
 
 def _names(cls: type[Any]) -> set[str]:

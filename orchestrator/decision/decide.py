@@ -36,6 +36,7 @@ from orchestrator.decision.dispatch import dispatch_event
 from orchestrator.decision.flags import FlagIndex, approve_hint, escalation_reason, flag_index
 from orchestrator.decision.pause import Action, PauseConfig, Paused, Stamp, pause_actions
 from orchestrator.decision.readyset import ReadySet, digest_of, ranked
+from orchestrator.decision.scaling import ScaleAction, ScalingConfig, scale_down_actions
 from orchestrator.decision.scoring import ScoringConfig, backoff_until, task_estimate
 from orchestrator.decision.slots import RoundMemo, RoundSlots
 from orchestrator.decision.timeouts import TimeoutConfig
@@ -69,6 +70,9 @@ class DeciderConfig:
         default_factory=TimeoutConfig
     )  # learned timeouts (`orchestrator.decision.timeouts`)
     careful: CarefulConfig = field(default_factory=CarefulConfig)  # careful mode (`orchestrator.decision.careful`)
+    scaling: ScalingConfig = field(
+        default_factory=ScalingConfig
+    )  # scale idle nodes down (`orchestrator.decision.scaling`)
 
     @property
     def policy(self) -> str:
@@ -208,11 +212,24 @@ def decide(views: Views, now: datetime, config: DeciderConfig) -> list[Dispatch]
     return plan(views, now, config)[0]
 
 
-def decide_round(views: Views, now: datetime, config: DeciderConfig) -> tuple[list[Action], list[Dispatch]]:
+def decide_round(
+    views: Views, now: datetime, config: DeciderConfig
+) -> tuple[list[Action | ScaleAction], list[Dispatch]]:
     """A whole round: the actions besides dispatch (pauses and resumes, first: they hold for the
-    round's own dispatches), then the dispatches."""
+    round's own dispatches; then scale-down proposals), then the dispatches."""
     actions = round_actions(views, now, config)
-    return actions, plan(views, now, config, actions)[0]
+    dispatches = plan(views, now, config, actions)[0]
+    return [*actions, *scale_actions(views, now, config)], dispatches
+
+
+def scale_actions(views: Views, now: datetime, config: DeciderConfig) -> list[ScaleAction]:
+    """The round's scale-down proposals (`orchestrator.decision.scaling`; none unless enabled)."""
+    if not config.scaling.enabled or not views.nodes:
+        return []
+    stamp = stamp_of(views, config)
+    return scale_down_actions(
+        views.nodes, views.ready_tasks(), now, config.node_ttl_s, config.scaling, stamp, views.autonomy
+    )
 
 
 def stamp_of(views: Views, config: DeciderConfig) -> Stamp:

@@ -23,12 +23,14 @@ from node_agent.artifacts.store import ArtifactStore
 from orchestrator.decision.decide import DeciderConfig, Dispatch, Views, decide_round
 from orchestrator.decision.pause import Action, alert_of
 from orchestrator.decision.readyset import ReadySet
+from orchestrator.decision.scaling import ScaleAction
 from orchestrator.decision.scoring import ScoringConfig
 from orchestrator.decision.signals import autonomy_change, unschedulable
 from orchestrator.decision.slots import RoundMemo
 from orchestrator.errors import ConcurrencyConflict, EventLogUnavailable
 from orchestrator.processes import followup
 from orchestrator.processes.cacheguard import verify_hits
+from orchestrator.processes.scalehook import start_hook
 from orchestrator.runtime.connection import connect as nats_connect
 from orchestrator.writeside.eventlog import EventLog, event_append
 from projections.confidence.fold import ConfidenceSummary
@@ -209,9 +211,13 @@ async def _act_each(eventlog: EventLog, chunk: list[Dispatch], state: DeciderSta
             raise r
 
 
-async def act_actions(eventlog: EventLog, actions: list[Action], state: DeciderState) -> None:
+async def act_actions(
+    eventlog: EventLog, actions: list[Action | ScaleAction], state: DeciderState, hook: str = ""
+) -> None:
     """Append the round's pauses and resumes and careful-mode changes, each guarded by its scope's
-    last event (a conflict: another decider or a person acted first; dropped), a pause with its `Alert`."""
+    last event (a conflict: another decider or a person acted first; dropped), a pause with its
+    `Alert`; and its scaling proposals, guarded by their node's last event, each handed to the
+    ``hook`` command (`orchestrator.processes.scalehook`) once recorded."""
     for a in actions:
         try:
             seq = await eventlog.append_event(a.event, expected_seq=a.expected_seq)
@@ -221,6 +227,10 @@ async def act_actions(eventlog: EventLog, actions: list[Action], state: DeciderS
             continue
         state.last_append_seq = max(state.last_append_seq, seq)
         state.signals += 1
+        if isinstance(a, ScaleAction):
+            log.warning("%s %s: %s", type(a.event).__name__, a.event.node_id, a.event.reason)
+            start_hook(eventlog, hook, a.event)
+            continue
         log.warning("%s %s: %s", type(a.event).__name__, getattr(a.event, "graph_id", "") or "*", a.event.reason)
         if isinstance(a.event, GraphPaused):
             with contextlib.suppress(ConcurrencyConflict):  # the same alert's id twice: it is recorded
@@ -382,7 +392,7 @@ async def run_decider(
             del views  # shares the mirrors' live dicts: not valid after the next await
             decided = time.time_ns()
             if actions:
-                await act_actions(eventlog, actions, state)
+                await act_actions(eventlog, actions, state, config.scaling.command)
             if any(isinstance(d.event, TaskCacheHit) for d in decisions):
                 decisions = await _verified(eventlog, decisions, store, now)
             acked = await act(eventlog, decisions, state)

@@ -1,6 +1,7 @@
 """Recorded decisions re-run and compared over one range of the log (`check_range`).
 
-At each recorded `TaskDispatched`, `TaskCacheHit`, `GraphPaused` or `GraphResumed` the pure
+At each recorded `TaskDispatched`, `TaskCacheHit`, `GraphPaused`, `GraphResumed` or
+`NodeScaleDownProposed` the pure
 `decide` runs again with the views at exactly the sequences the decision names (``view_seqs``),
 its ``now`` and its policy; generated work (tasks generated, the limit, a backlog graph taken) is
 re-derived the same way (`check_generation`). A decision is *reproduced* when the bytes are
@@ -23,10 +24,23 @@ from schemas import events as ev
 from schemas.errors import MalformedEvent
 
 Recorded = (
-    ev.TaskDispatched | ev.TaskCacheHit | ev.GraphPaused | ev.GraphResumed | ev.CarefulModeEntered | ev.CarefulModeLeft
+    ev.TaskDispatched
+    | ev.TaskCacheHit
+    | ev.GraphPaused
+    | ev.GraphResumed
+    | ev.CarefulModeEntered
+    | ev.CarefulModeLeft
+    | ev.NodeScaleDownProposed
 )
 # decisions besides dispatches (whose node follows the name); a person's pause or resume is not one (``by``)
-DECISION_SUBJECT_ENDS = (".TaskCacheHit", ".GraphPaused", ".GraphResumed", ".CarefulModeEntered", ".CarefulModeLeft")
+DECISION_SUBJECT_ENDS = (
+    ".TaskCacheHit",
+    ".GraphPaused",
+    ".GraphResumed",
+    ".CarefulModeEntered",
+    ".CarefulModeLeft",
+    ".NodeScaleDownProposed",
+)
 
 
 def is_decision_subject(subject: str) -> bool:
@@ -49,6 +63,8 @@ def decision_key(e: Recorded) -> tuple[str, str]:
         return ("pause", e.graph_id)
     if isinstance(e, ev.CarefulModeEntered | ev.CarefulModeLeft):
         return ("careful", "")
+    if isinstance(e, ev.NodeScaleDownProposed):
+        return ("scale-down", e.node_id)
     return (e.graph_id, e.task_id)
 
 
@@ -106,9 +122,9 @@ def check_range(
             decisions += 1
             now = recorded.now or recorded.occurred_at
             seqs = recorded.view_seqs
-            round_key = (seqs, now, recorded.decider_id, recorded.decider_version, recorded.policy)
+            round_key = (seqs, now, recorded.decider_id, recorded.decider_version, recorded.policy, _scaled(recorded))
             if round_key != last_round:  # the decisions of one round share their inputs: decide once per round
-                config = _config_of(recorded, base, configs)
+                config = _with_scaling(_config_of(recorded, base, configs), recorded)
                 actions, dispatches = decide_round(replayer.views(dict(seqs), config.scoring), now, config)
                 by_task = {decision_key(a.event): a.event for a in actions}
                 by_task.update({decision_key(d.event): d.event for d in dispatches})
@@ -122,7 +138,15 @@ def check_range(
                 {
                     "seq": m.seq,
                     "graph": getattr(recorded, "graph_id", ""),
-                    "task": getattr(recorded, "task_id", "(pause)" if hasattr(recorded, "graph_id") else "(careful)"),
+                    "task": getattr(
+                        recorded,
+                        "task_id",
+                        "(pause)"
+                        if hasattr(recorded, "graph_id")
+                        else "(careful)"
+                        if not hasattr(recorded, "node_id")
+                        else "(scale-down)",
+                    ),
                     "attempt": getattr(recorded, "attempt", 0),
                     "differences": _diff(recorded, replayed),
                 }
@@ -138,6 +162,21 @@ def check_range(
         "view_rebuilds": replayer.rebuilds,
         "rounds": rounds,
     }
+
+
+def _scaled(recorded: Recorded) -> float | None:
+    """The idle threshold a scale-down proposal was made with (None: not one)."""
+    return recorded.idle_after_s if isinstance(recorded, ev.NodeScaleDownProposed) else None
+
+
+def _with_scaling(config: DeciderConfig, recorded: Recorded) -> DeciderConfig:
+    """The config a scale-down proposal is re-derived with: scaling on, at the threshold it names
+    (a decider's ``[decider.scaling]`` is not in the log; its dispatches do not depend on it)."""
+    idle = _scaled(recorded)
+    if idle is None:
+        return config
+    scaling = dataclasses.replace(config.scaling, enabled=True, idle_after_s=idle)
+    return dataclasses.replace(config, scaling=scaling)
 
 
 def _config_of(recorded: Recorded, base: DeciderConfig | None, configs: dict[Any, DeciderConfig]) -> DeciderConfig:

@@ -153,6 +153,7 @@ _SAID: dict[type, Callable[[Any], str]] = {
     ev.TaskCompleted: _completed,
     ev.TaskCacheHit: _cached,
     ev.CacheEntryRevoked: _cached,
+    ev.NodeScaleDownProposed: lambda e: f"scale-down of {e.node_id} proposed: {e.reason}",
 }
 
 

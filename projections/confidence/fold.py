@@ -299,6 +299,7 @@ _RULES: dict[type, Callable[[ConfidenceView, Any, int], None]] = {
     ev.GraphResumed: _nothing,
     ev.CarefulModeEntered: _careful,
     ev.CarefulModeLeft: _careful,
+    ev.NodeScaleDownProposed: _nothing,
 }
 
 

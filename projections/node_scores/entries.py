@@ -48,6 +48,10 @@ class NodeView(msgspec.Struct, frozen=True, kw_only=True, gc=False):
     lost_count: int = 0
     draining: bool = False
     drain_reason: str = ""
+    # Idle since (the end of its last attempt; None while it runs one or before any ended: then
+    # since it registered), and the idle episode a scale-down was proposed for (`NodeScaleDownProposed`).
+    idle_since: datetime | None = None
+    scale_down_for: datetime | None = None
     scores: dict[str, TypeScore] = {}
     # Its fetches from the artifact store (decayed sums of bytes and of seconds, one sample per
     # completion that fetched): the transfer rate locality is scored by (`orchestrator.decision.transfer`).

@@ -37,6 +37,7 @@ from __future__ import annotations
 import hashlib
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Any
 
 import msgspec
@@ -135,6 +136,8 @@ def _node_event(view: NodeScoresView, e: ev.AnyEvent, seq: int) -> None:
             n = replace(n, lost=True, lost_at=e.occurred_at, lost_reason=e.reason, lost_count=n.lost_count + 1)
         case ev.NodeDrainRequested():
             n = replace(_node(view, e.node_id), draining=True, drain_reason=f"by {e.by}: {e.reason}".rstrip(": "))
+        case ev.NodeScaleDownProposed():
+            n = replace(_node(view, e.node_id), scale_down_for=e.idle_since)
         case _:
             raise TypeError(f"node-scores: not a node event: {type(e).__name__}")
     _put(view, replace(n, seq=seq, subject_seq=seq))
@@ -245,6 +248,8 @@ def _release(view: NodeScoresView, e: ev.TaskCompleted | ev.TaskLost, seq: int) 
     if key in active:  # the same tuple without ``key`` (each attempt is in it once)
         i = active.index(key)
         active = active[:i] + active[i + 1 :]
+        if not active:
+            n = msgspec.structs.replace(n, idle_since=e.occurred_at)
     if run:
         ok = e.outcome != "failure"  # type: ignore[union-attr]
         n = msgspec.structs.replace(
@@ -283,18 +288,19 @@ def _dispatch(view: NodeScoresView, e: ev.TaskDispatched, seq: int) -> None:
         active = (key,)
     elif key not in active:
         active = (*active, key) if key > active[-1] else tuple(sorted((*active, key)))
-    _put(view, msgspec.structs.replace(n, active=active, seq=seq))
+    _put(view, msgspec.structs.replace(n, active=active, seq=seq, idle_since=None))
     view.holders[(e.graph_id, e.task_id)] = Holder(e.node_id, e.attempt, e.expected_duration_s, e.command)
 
 
-def _drop(view: NodeScoresView, graph_id: str, task_id: str | None, seq: int) -> None:
+def _drop(view: NodeScoresView, graph_id: str, task_id: str | None, seq: int, at: datetime) -> None:
     """A cancel frees the slots of the attempts it ends (their agents kill them)."""
     prefix = f"{token(graph_id)}/{token(task_id)}#" if task_id is not None else f"{token(graph_id)}/"
     for node_id in sorted(view.nodes):
         n = view.nodes[node_id]
         keep = tuple(a for a in n.active if not a.startswith(prefix))
         if keep != n.active:
-            _put(view, msgspec.structs.replace(n, active=keep, seq=seq))
+            idle = {"idle_since": at} if not keep else {}
+            _put(view, msgspec.structs.replace(n, active=keep, seq=seq, **idle))
     for k in [k for k in view.holders if k[0] == graph_id and (task_id is None or k[1] == task_id)]:
         del view.holders[k]
 
@@ -312,11 +318,11 @@ def _completed(view: NodeScoresView, e: ev.TaskCompleted, seq: int) -> None:
 
 
 def _task_cancelled(view: NodeScoresView, e: ev.TaskCancelled | ev.TaskRejected, seq: int) -> None:
-    _drop(view, e.graph_id, e.task_id, seq)
+    _drop(view, e.graph_id, e.task_id, seq, e.occurred_at)
 
 
 def _graph_cancelled(view: NodeScoresView, e: ev.GraphCancelled, seq: int) -> None:
-    _drop(view, e.graph_id, None, seq)
+    _drop(view, e.graph_id, None, seq, e.occurred_at)
 
 
 def _graph_part(view: NodeScoresView, e: ev.GraphSubmitted | ev.GraphTasksAdded, seq: int) -> None:
@@ -362,6 +368,7 @@ _RULES: dict[type, Callable[[NodeScoresView, Any, int], None]] = {
     ev.GraphResumed: _nothing,
     ev.CarefulModeEntered: _nothing,
     ev.CarefulModeLeft: _nothing,
+    ev.NodeScaleDownProposed: _node_event,
 }
 
 

@@ -340,6 +340,7 @@ _RULES: dict[type, Callable[[ReadinessView, Any, int], None]] = {
     ev.GraphResumed: health.paused,
     ev.CarefulModeEntered: _nothing,
     ev.CarefulModeLeft: _nothing,
+    ev.NodeScaleDownProposed: _nothing,
 }
 
 
