@@ -1,7 +1,7 @@
 """Stored events on JetStream: subjects, guards and conversions the eventsourcing recorders use.
 
 Pure functions: they build `Append` plans and `Notification`s from data and raise eventsourcing's
-errors; the recorders in `orchestrator.writeside.eventstore` do the I/O.
+errors; the recorders in `orchestrator.writeside.recorders` do the I/O.
 """
 
 from __future__ import annotations

@@ -4,9 +4,9 @@
 frozen entries it touches and records their KV keys in ``touched`` so that the runner writes
 only what an event changed (a completion rewrites the task, its direct dependents and the
 graph's totals). Ranks, depths and downstream counts are static per graph (`graphrank`),
-computed once when the graph is complete. Graph events are folded by `readiness_graphs`; the
-view's state and its one write path (`put_task`) are `readiness_view`; the entries themselves
-(`TaskView`, `GraphView`) are `readiness_entries`. This module folds a task's own events.
+computed once when the graph is complete. Graph events are folded by `graphevents`; the
+view's state and its one write path (`put_task`) are in `view`; the entries themselves
+(`TaskView`, `GraphView`) in `entries`. This module folds a task's own events.
 
 Every event on a task's subject tree (``ev.task.<g>.<t>.>``) advances that task's ``last_seq``
 and ``version``, also one the view ignores (a late result), because the decider guards its next

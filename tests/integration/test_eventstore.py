@@ -33,15 +33,15 @@ from eventsourcing.utils import Environment, get_topic
 
 from orchestrator.runtime.natsserver import RunningServer
 from orchestrator.writeside.eventlog import EventLog
-from orchestrator.writeside.eventstore import (
-    Factory,
+from orchestrator.writeside.eventstore import Factory
+from orchestrator.writeside.mapper import MsgspecMapper, Recorded, recorded
+from orchestrator.writeside.recorders import (
     JetStreamAggregateRecorder,
     JetStreamApplicationRecorder,
     JetStreamProcessRecorder,
     JetStreamRecorder,
     JetStreamTrackingRecorder,
 )
-from orchestrator.writeside.mapper import MsgspecMapper, Recorded, recorded
 from orchestrator.writeside.storedevents import SubjectStoredEvent, plan_tracking
 from schemas import events as ev
 from schemas import subjects as S
