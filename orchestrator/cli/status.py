@@ -199,7 +199,7 @@ async def follow(
     every graph is done when ``until_done``."""
     from orchestrator.cli.why import start_mirrors
     from orchestrator.decision.decide import DeciderConfig
-    from orchestrator.processes.decider import build_views
+    from orchestrator.processes.deciderviews import build_views
     from orchestrator.reports.snapshot import snapshot as build
 
     nc = await _connect(url)

@@ -39,7 +39,7 @@ async def start_mirrors(nc: Any) -> list[Any]:
 
 async def read_views(nc: Any) -> Any:
     """The decide input from the live KV views (as the decider sees them)."""
-    from orchestrator.processes.decider import build_views
+    from orchestrator.processes.deciderviews import build_views
 
     mirrors = await start_mirrors(nc)
     for m in mirrors:

@@ -17,7 +17,7 @@ from datetime import datetime
 from typing import Any
 
 from orchestrator.decision.decide import Views
-from orchestrator.processes.decider import build_views
+from orchestrator.processes.deciderviews import build_views
 from orchestrator.runtime.ordered import subscribe_ordered
 from schemas import codec
 from schemas import subjects as S

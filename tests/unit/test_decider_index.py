@@ -7,7 +7,7 @@ import pytest
 
 from orchestrator.decision.readyset import digest_of, ranked
 from orchestrator.decision.scoring import ScoringConfig
-from orchestrator.processes.decider import TaskIndex, build_views
+from orchestrator.processes.deciderviews import TaskIndex, build_views
 from projections.readiness.fold import TaskView
 from projections.viewmirror import ViewMirror
 from schemas import subjects as S
