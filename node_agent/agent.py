@@ -34,9 +34,10 @@ from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy
 from node_agent.artifacts.publish import TaskData
 from node_agent.careful import CarefulFollower
 from node_agent.control import Control
-from node_agent.execution import Execution, ExecutionSettings
+from node_agent.execution import Execution
 from node_agent.logstore import LogStore
 from node_agent.report import RunReport, completion, lost
+from node_agent.settings import AgentSettings
 from orchestrator import __version__
 from orchestrator.errors import ConcurrencyConflict, DuplicateAppend, EventLogUnavailable
 from orchestrator.runtime.connection import connect as nats_connect
@@ -50,21 +51,7 @@ from schemas.ids import task_ref
 log = logging.getLogger("niyantra.agent")
 STOP_REPORT_TIMEOUT_S = 3.0
 START_RETRY_S = 1.0  # a start not recorded (the stream electing a leader): redelivered this much later
-ACK_WAIT_S = 5.0  # a dispatch neither acked nor beaten this long is delivered again (see `Agent.handle`)
 FETCH_MORE_S = 0.01  # after one dispatch arrived: how long to wait for the rest of its round
-
-
-@dataclass(frozen=True)
-class AgentSettings:
-    """One agent's configuration, built at the edge from flags and environment."""
-
-    node_id: str
-    url: str = "nats://127.0.0.1:4222"
-    slots: int = 2
-    labels: dict[str, str] = field(default_factory=dict)
-    observe_interval_s: float = 5.0
-    ack_wait_s: float = ACK_WAIT_S
-    execution: ExecutionSettings = field(default_factory=ExecutionSettings)
 
 
 def _now() -> datetime:

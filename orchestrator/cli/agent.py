@@ -36,8 +36,8 @@ def _split(values: list[str] | None, env: str) -> tuple[str, ...] | None:
 
 
 def _settings(node: str, url: str, slots: int, label: list[str] | None, o: dict[str, Any]) -> Any:
-    from node_agent.agent import AgentSettings
     from node_agent.execution import ExecutionSettings
+    from node_agent.settings import AgentSettings
     from node_agent.workspace import WORKSPACE_MODES
     from schemas.subjects import check_id
 

@@ -27,9 +27,10 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
-from node_agent.agent import Agent, AgentSettings  # noqa: E402
+from node_agent.agent import Agent  # noqa: E402
 from node_agent.report import RunReport  # noqa: E402
 from node_agent.runner import RunResult  # noqa: E402
+from node_agent.settings import AgentSettings  # noqa: E402
 from orchestrator.runtime.connection import connect as nats_connect  # noqa: E402
 from schemas import events as ev  # noqa: E402
 

@@ -13,8 +13,9 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from node_agent.agent import ACK_WAIT_S, AgentSettings, run_agent
+from node_agent.agent import run_agent
 from node_agent.execution import ExecutionSettings
+from node_agent.settings import ACK_WAIT_S, AgentSettings
 from orchestrator.writeside.eventlog import EventLog
 from schemas import events as ev
 from schemas import subjects as S

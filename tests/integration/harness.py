@@ -12,8 +12,9 @@ from pathlib import Path
 
 import nats
 
-from node_agent.agent import AgentSettings, run_agent
+from node_agent.agent import run_agent
 from node_agent.execution import ExecutionSettings
+from node_agent.settings import AgentSettings
 from orchestrator.decision.decide import DeciderConfig
 from orchestrator.graphs.graphfile import GraphSpec
 from orchestrator.graphs.submission import graph_events

@@ -11,7 +11,8 @@ from __future__ import annotations
 import asyncio
 import time
 
-from node_agent.agent import Agent, AgentSettings
+from node_agent.agent import Agent
+from node_agent.settings import AgentSettings
 from orchestrator.writeside.eventlog import EventLog
 from schemas import events as ev
 from schemas import subjects as S

@@ -15,9 +15,10 @@ from pathlib import Path
 
 import nats
 
-from node_agent.agent import AgentSettings, run_agent
+from node_agent.agent import run_agent
 from node_agent.artifacts.store import ArtifactStore
 from node_agent.execution import ExecutionSettings
+from node_agent.settings import AgentSettings
 from orchestrator.cli.replay import read_messages
 from orchestrator.decision.decide import DeciderConfig
 from orchestrator.graphs.graphfile import load_graph
