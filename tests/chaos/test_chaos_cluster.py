@@ -7,7 +7,8 @@ import json
 
 import pytest
 
-from tests.chaos.scenario import ChaosPlan, run_plan
+from tests.chaos.plan import ChaosPlan
+from tests.chaos.scenario import run_plan
 
 pytestmark = pytest.mark.timeout(300)
 

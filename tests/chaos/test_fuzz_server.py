@@ -22,7 +22,8 @@ from orchestrator.runtime.auth import ADMIN, inbox_prefix, read_credentials
 from projections.archive.query import run_query
 from projections.fold import dead_key
 from schemas import subjects as S
-from tests.chaos.scenario import Chaos, ChaosPlan
+from tests.chaos.plan import ChaosPlan
+from tests.chaos.scenario import Chaos
 from tests.chaos.test_fuzz_input import LIMITS, bad_submissions, malformed
 from tests.conftest import assert_eventually
 
