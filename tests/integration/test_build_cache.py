@@ -101,5 +101,5 @@ async def test_zlib_on_three_machines_then_all_hits_then_one_file_changed(
         )
         assert got.returncode == 0, got.stderr
     env = {**os.environ, "LD_LIBRARY_PATH": str(fetched)}
-    run = subprocess.run([str(fetched / "example")], capture_output=True, text=True, timeout=60, env=env)
+    run = subprocess.run([str(fetched / "example")], capture_output=True, text=True, timeout=60, env=env, cwd=fetched)
     assert run.returncode == 0 and "zlib version" in run.stdout, run.stdout + run.stderr

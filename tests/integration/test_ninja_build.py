@@ -44,6 +44,6 @@ async def test_build_runs_zlib_on_an_agent_with_folders_mapped(nats_server: Runn
         twice = await asyncio.to_thread(niyantra, "submit", str(graph_file), url=url)
         assert f"submitted graph zlib: {n} tasks" in once.stdout, once.stdout + once.stderr
         assert "already submitted with the same content" in twice.stdout, twice.stdout + twice.stderr
-    done = subprocess.run([str(workdir / "build" / "example")], capture_output=True, text=True, timeout=60)
+    done = subprocess.run([str(workdir / "build" / "example")], capture_output=True, text=True, timeout=60, cwd=tmp_path)
     assert done.returncode == 0 and "zlib version" in done.stdout, done.stdout + done.stderr
     assert not (build / "example").exists()  # built in the agent's workspace, not in CMake's folder

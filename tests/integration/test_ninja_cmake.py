@@ -56,7 +56,7 @@ def test_zlib_builds_in_workspaces_that_share_nothing(tmp_path: Path) -> None:
     got = import_ninja(configure(ZLIB, tmp_path / "b"))
     spaces = run_in_separate_workspaces(got.document, tmp_path / "nodes")
     ws = spaces["example"]
-    done = subprocess.run([str(ws / "build" / "example")], capture_output=True, text=True, timeout=60)
+    done = subprocess.run([str(ws / "build" / "example")], capture_output=True, text=True, timeout=60, cwd=tmp_path)
     assert done.returncode == 0, done.stdout + done.stderr
     assert "zlib version" in done.stdout
 
