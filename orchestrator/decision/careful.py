@@ -13,6 +13,8 @@ outcomes), so replay sees what the decider saw; whether careful mode is on is th
   ``enter_below``: the gap is the hysteresis, one episode does not flap); both revert;
 - **keep** (nothing appended) otherwise: one event per episode each way.
 
+Turned off (``enabled = false``) careful mode never starts, and an episode already on is left.
+
 The decider appends either event guarded by the last sequence of ``ev.system.careful.>``, so two
 deciders never both enter one episode.
 """
@@ -50,10 +52,14 @@ class CarefulConfig:
 def judge(
     confidence: float, careful: Careful | None, now: datetime, cc: CarefulConfig, stamp: Stamp
 ) -> CarefulEvent | None:
-    """The action: enter, leave, or None (keep)."""
-    if not cc.enabled:
-        return None
+    """The action: enter, leave, or None (keep); off (``enabled`` false), an episode on is left."""
     common = dict(occurred_at=now, now=now, confidence=round(confidence, 6), **msgspec.structs.asdict(stamp))
+    if not cc.enabled:
+        if careful is None:
+            return None
+        reason = "careful mode is off in the decider's config: agents back to their own interval, usual order"
+        return ev.CarefulModeLeft(event_id=f"careful:leave:{now.isoformat()}", threshold=cc.leave_at, reason=reason,
+                                  **common)  # fmt: skip
     if careful is None:
         if confidence >= cc.enter_below:
             return None

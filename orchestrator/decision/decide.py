@@ -9,8 +9,9 @@ reserves a busy node that would still finish first and leaves the task for the n
 Tier-2 tasks get their preflight dispatched first; tier-3 tasks wait for an approval; the
 autonomy level narrows what may run (cautious: tier 1 only, one task per node, shortest
 first; supervised: only approved work); careful mode (`orchestrator.decision.careful`, entered
-when confidence falls) takes the ready tasks shortest estimate first as well. Flagged patterns (`orchestrator.decision.flags`) make a node
-avoided for a task type, or escalate a task to approval when they cannot be avoided. Same
+when confidence falls) takes the ready tasks shortest estimate first as well. Flagged patterns
+(`orchestrator.decision.flags`) make a node avoided for a task type, or escalate a task to
+approval when they cannot be avoided. Same
 views + ``now`` + config give the same decisions byte for byte: no clock, no randomness, and
 every iteration is over sorted keys. Before any node is looked at, a ready cacheable task whose
 action key has a usable cache entry becomes a cache hit (`orchestrator.decision.cachehit`): a
@@ -248,7 +249,7 @@ def round_actions(views: Views, now: datetime, config: DeciderConfig) -> list[Ac
     out: list[Action] = []
     if views.graphs or views.health is not None:
         out = pause_actions(views.graphs, views.health, now, config.pause, stamp_of(views, config))
-    if views.careful is not None or views.confidence < config.careful.enter_below:
+    if views.careful is not None or (config.careful.enabled and views.confidence < config.careful.enter_below):
         stamp = stamp_of(views, config)
         out += careful_actions(views.confidence, views.careful, views.careful_seq, now, config.careful, stamp)
     return out

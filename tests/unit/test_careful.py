@@ -54,8 +54,11 @@ def test_the_events_name_confidence_thresholds_interval_and_inputs():
     assert isinstance(left, ev.CarefulModeLeft) and left.threshold == 0.9 and "0.91 >= 0.90" in left.reason
 
 
-def test_off_is_off():
-    assert judge(0.0, None, at(1), dataclasses.replace(CC, enabled=False), STAMP) is None
+def test_off_is_off_and_leaves_an_episode_on():
+    off = dataclasses.replace(CC, enabled=False)
+    assert judge(0.0, None, at(1), off, STAMP) is None
+    left = judge(0.0, ON, at(1), off, STAMP)
+    assert isinstance(left, ev.CarefulModeLeft) and "off in the decider's config" in left.reason
 
 
 @pytest.mark.parametrize(
