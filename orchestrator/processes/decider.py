@@ -57,7 +57,20 @@ class DeciderState:
     reported: set[tuple[str, str, str]] = field(default_factory=set)
 
 
-MAX_IN_FLIGHT = 256  # dispatches of one round appended together
+MAX_IN_FLIGHT = 256  # dispatches of one round appended together, at most
+FIRST_BATCH = 4  # a round's first batch: its first dispatches are not held up by a long round's bytes
+
+
+def batches(n: int) -> list[tuple[int, int]]:
+    """The (start, end) of a round's batches of ``n`` dispatches: FIRST_BATCH, then each twice the
+    one before (at most MAX_IN_FLIGHT), so a long round's first dispatches are appended at once
+    and the round still costs only a few flushes."""
+    out: list[tuple[int, int]] = []
+    i, size = 0, FIRST_BATCH
+    while i < n:
+        out.append((i, min(n, i + size)))
+        i, size = i + size, min(MAX_IN_FLIGHT, size * 2)
+    return out
 
 
 async def act(eventlog: EventLog, decisions: list[Dispatch], state: DeciderState) -> list[int]:
@@ -66,15 +79,16 @@ async def act(eventlog: EventLog, decisions: list[Dispatch], state: DeciderState
     append.
 
     A round's dispatches are about different tasks, each guarded by its own task's last
-    sequence, so they go as one atomic batch: one flush of the durable stream for the round
+    sequence, so they go in atomic batches (`batches`: a few, growing, so the first dispatches
+    are not held up by the rest of a long round): one flush of the durable stream per batch
     instead of one per dispatch. If any guard fails (another decider won a task) or the batch is
-    refused, nothing of it was written and the round is appended dispatch by dispatch instead,
+    refused, nothing of that batch was written and it is appended dispatch by dispatch instead,
     concurrently, each conflict counted on its own. Any other error is raised once every append
     of the round has settled.
     """
     acked: list[int] = []
-    for i in range(0, len(decisions), MAX_IN_FLIGHT):
-        chunk = decisions[i : i + MAX_IN_FLIGHT]
+    for i, j in batches(len(decisions)):
+        chunk = decisions[i:j]
         if len(chunk) > 1 and await _act_atomic(eventlog, chunk, state, acked):
             continue
         await _act_each(eventlog, chunk, state, acked)
