@@ -20,8 +20,8 @@ import nats.errors
 import nats.js.errors
 
 from orchestrator.runtime.ordered import subscribe_ordered
+from schemas import actions as act
 from schemas import codec
-from schemas import events as ev
 from schemas import subjects as S
 from schemas.errors import MalformedEvent
 
@@ -67,10 +67,10 @@ class CarefulFollower:
         except MalformedEvent as e:
             log.warning("skipped %s", e)
             return
-        if isinstance(event, ev.CarefulModeEntered) and event.observe_interval_s > 0:
+        if isinstance(event, act.CarefulModeEntered) and event.observe_interval_s > 0:
             self.observe_interval_s = event.observe_interval_s
             log.warning("careful mode: observing every %gs (%s)", event.observe_interval_s, event.reason)
-        elif isinstance(event, ev.CarefulModeLeft):
+        elif isinstance(event, act.CarefulModeLeft):
             self.observe_interval_s = None
             log.warning("careful mode left: %s", event.reason)
         else:

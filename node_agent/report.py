@@ -32,6 +32,7 @@ from node_agent.output import redact_text
 from node_agent.runner import RunResult
 from node_agent.scope import Change, describe
 from schemas import events as ev
+from schemas import records as rec
 from schemas.ids import task_ref
 
 TAIL_CHARS = 2000
@@ -73,14 +74,14 @@ class RunReport:
     log_subject: str = ""
     cancel_reason: str = ""
     notes: tuple[str, ...] = field(default_factory=tuple)
-    outputs: tuple[ev.ArtifactRecord, ...] = ()  # the declared outputs as stored
+    outputs: tuple[rec.ArtifactRecord, ...] = ()  # the declared outputs as stored
     data_error: str = ""  # inputs not laid out, or outputs not stored (`node_agent.artifacts.publish`)
     data_retryable: bool = True
     fetched_bytes: int = 0  # inputs the node's cache lacked, fetched before the run (`artifacts.stage`)
     fetch_seconds: float = 0.0
 
 
-def outcome_of(r: RunReport) -> tuple[ev.Outcome, str, bool]:
+def outcome_of(r: RunReport) -> tuple[rec.Outcome, str, bool]:
     """(outcome, error, retryable) of a run, by the table in the module docstring."""
     res = r.result
     if res.cancelled:

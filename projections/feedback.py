@@ -43,6 +43,7 @@ from datetime import datetime
 import msgspec
 
 from schemas import events as ev
+from schemas import records as rec
 
 FLAG_AFTER = 3
 FLAG_COOLDOWN_S = 1800.0
@@ -163,7 +164,7 @@ def next_threshold(threshold: float, average: float, rule: QualityRule = QUALITY
     return threshold
 
 
-def judge(gate: QualityGate, e: ev.TaskCompleted, rule: QualityRule = QUALITY_RULE) -> tuple[QualityGate, ev.Outcome]:
+def judge(gate: QualityGate, e: ev.TaskCompleted, rule: QualityRule = QUALITY_RULE) -> tuple[QualityGate, rec.Outcome]:
     """The gate after one completion, and the completion's judged outcome.
 
     Only run completions that did not fail and report a quality are judged; a success below the
@@ -171,7 +172,7 @@ def judge(gate: QualityGate, e: ev.TaskCompleted, rule: QualityRule = QUALITY_RU
     """
     if e.phase != "run" or e.quality is None or e.outcome == "failure":
         return gate, e.outcome
-    outcome: ev.Outcome = "partial" if e.outcome == "success" and e.quality < gate.threshold else e.outcome
+    outcome: rec.Outcome = "partial" if e.outcome == "success" and e.quality < gate.threshold else e.outcome
     recent = (*gate.recent, e.quality)[-rule.window :]
     average = sum(recent) / len(recent)
     return (

@@ -8,8 +8,10 @@ from typing import Any
 import msgspec
 
 from schemas.errors import MalformedEvent
-from schemas.events import AnyEvent, Event, SourceManifest
+from schemas.eventbase import Event
+from schemas.events import AnyEvent
 from schemas.instance import ArchiveLocation
+from schemas.records import SourceManifest
 
 _encoder = msgspec.json.Encoder()
 SCHEMA_VERSION = 1  # the newest event schema version this code reads (upcasters would go before the check)

@@ -8,79 +8,19 @@ a field never changes type or meaning, and a tag is never reused.
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Literal
 
-import msgspec
-
-TaskState = Literal["pending", "ready", "dispatched", "running", "succeeded", "failed", "cancelled"]
-Outcome = Literal["success", "partial", "failure"]
-Phase = Literal["run", "preflight"]
-AutonomyLevel = Literal["full", "cautious", "supervised"]
-TERMINAL_STATES: frozenset[str] = frozenset({"succeeded", "failed", "cancelled"})
-
-
-# Every record here is frozen (it can only refer to what existed before it), so it can never be
-# part of a reference cycle: ``gc=False`` keeps it out of the cyclic collector, whose full passes
-# over a large heap of tracked records paused the decider for up to ~0.9 s on a 10,000-task graph.
-class Event(msgspec.Struct, frozen=True, gc=False, kw_only=True, tag_field="type", tag=True):
-    """Base of every event: identity, time and lineage."""
-
-    event_id: str
-    occurred_at: datetime
-    causation_id: str | None = None
-    correlation_id: str | None = None
-    schema_version: int = 1
-
-
-class TaskSpec(msgspec.Struct, frozen=True, gc=False, kw_only=True):
-    """One task of a submitted graph, as the user declared it."""
-
-    id: str
-    command: str
-    depends_on: tuple[str, ...] = ()
-    title: str = ""
-    type: str = ""
-    estimate_s: float | None = None
-    timeout_s: float | None = None
-    max_attempts: int = 1
-    tier: int = 1
-    priority: int | None = None
-    labels: dict[str, str] = {}
-    preflight: str | None = None
-    scope: tuple[str, ...] = ()
-    env: tuple[str, ...] = ()
-    # Workspace-relative paths or globs (``*``, ``?``, ``[...]``, ``**``): what the task reads
-    # (source files, other tasks' outputs; ``@name`` stands for the graph's fileset ``name``) and
-    # what it writes for its dependents (stored and laid out for them).
-    inputs: tuple[str, ...] = ()
-    outputs: tuple[str, ...] = ()
-
-
-class TaskSelector(msgspec.Struct, frozen=True, gc=False, kw_only=True):
-    """Which tasks a follow-up rule is about: every given part must match ("" / {} match all).
-
-    ``id`` is a glob (``T-00*``); ``depends_on`` names a task the matching task must depend on
-    (``{task}`` is the triggering task).
-    """
-
-    type: str = ""
-    id: str = ""
-    labels: dict[str, str] = {}
-    depends_on: str = ""
-
-
-class FollowUpRule(msgspec.Struct, frozen=True, gc=False, kw_only=True):
-    """When a task matching ``when`` ends with an outcome in ``on``, generate ``task`` (a template
-    whose id, title, command and depends_on may use ``{task}``, ``{title}``, ``{type}``,
-    ``{outcome}``, ``{graph}``, ``{rule}`` and ``{n}``), unless a task matching ``unless`` exists."""
-
-    name: str
-    when: TaskSelector = TaskSelector()
-    on: tuple[str, ...] = ("success",)
-    unless: TaskSelector | None = None
-    task: TaskSpec
-    before: tuple[str, ...] = ()  # tasks that also wait for the generated one (if not released yet)
-
+from schemas.actions import Alert, CarefulModeEntered, CarefulModeLeft, GraphPaused, GraphResumed, NodeScaleDownProposed
+from schemas.eventbase import Event
+from schemas.records import (
+    ArtifactRecord,
+    AutonomyLevel,
+    Candidate,
+    FollowUpRule,
+    GeneratedTask,
+    Outcome,
+    Phase,
+    TaskSpec,
+)
 
 # --- observations -------------------------------------------------------------------------
 
@@ -153,15 +93,6 @@ class NodeObserved(Event, frozen=True, kw_only=True):
 # --- decisions ----------------------------------------------------------------------------
 
 
-class Candidate(msgspec.Struct, frozen=True, gc=False, kw_only=True):
-    """One option the decider considered, with its score and the reason in words."""
-
-    node_id: str
-    score: float
-    reason: str
-    eligible: bool = True
-
-
 class TaskDispatched(Event, frozen=True, kw_only=True):
     """The decider sent a task attempt to a node, with everything it used to decide."""
 
@@ -230,18 +161,6 @@ class CacheEntryRevoked(Event, frozen=True, kw_only=True):
     task_id: str = ""
 
 
-class GeneratedTask(msgspec.Struct, frozen=True, gc=False, kw_only=True):
-    """One task a follow-up rule generated, with the rule, the trigger and the reason in words."""
-
-    spec: TaskSpec
-    rule: str
-    trigger_task: str
-    trigger_outcome: str
-    trigger_seq: int
-    reason: str
-    before: tuple[str, ...] = ()  # tasks to hold back until this one succeeds (see readiness)
-
-
 class TasksGenerated(Event, frozen=True, kw_only=True):
     """The decider added tasks to a live graph by its follow-up rules (a decision: it records
     the view sequences and ``now`` it used, so replay re-runs it)."""
@@ -280,31 +199,6 @@ class BacklogItemTaken(Event, frozen=True, kw_only=True):
 
 
 # --- completions --------------------------------------------------------------------------
-
-
-class ArtifactRecord(msgspec.Struct, frozen=True, gc=False, kw_only=True):
-    """One stored file: its path in the workspace, the SHA-256 of its content, its size and mode.
-
-    ``digest`` is the lowercase hex SHA-256 of the content and the blob's name in the artifact
-    store (one blob per content, however many records name it). ``path`` is relative to the
-    workspace, ``/``-separated and normalized (no ``.``/``..`` parts). ``mode`` is 0o755 when the
-    file is executable and 0o644 otherwise (like git's file modes: a umask never changes it).
-    """
-
-    path: str
-    digest: str
-    size: int = 0
-    mode: int = 0o644
-
-
-class SourceManifest(msgspec.Struct, frozen=True, gc=False, kw_only=True):
-    """A source tree as stored: every regular file's workspace path, digest, size and mode, sorted by path.
-
-    Its identity is `schemas.codec.manifest_digest`: the SHA-256 of its canonical JSON encoding.
-    Folders are implied by the paths (an empty folder is not recorded).
-    """
-
-    files: tuple[ArtifactRecord, ...] = ()
 
 
 class TaskStarted(Event, frozen=True, kw_only=True):
@@ -436,101 +330,7 @@ class Unschedulable(Event, frozen=True, kw_only=True):
     since: datetime | None = None
 
 
-class Alert(Event, frozen=True, kw_only=True):
-    """Something needs a person: a kind, the subject it is about, and a message."""
-
-    kind: str
-    about: str = ""
-    message: str
-
-
 # --- actions of the decision loop besides dispatch (`orchestrator.decision.actions`) -------------
-
-
-class GraphPaused(Event, frozen=True, kw_only=True):
-    """New dispatches of a graph (``graph_id`` "": of every graph) stop: its decayed failure rate
-    over recent completions crossed ``threshold`` (the decider), or a person paused it (``by``).
-    A decision like a dispatch when the decider made it (view sequences, ``now``), re-run by
-    ``replay --check``; it holds until a `GraphResumed`."""
-
-    graph_id: str = ""
-    rate: float = 0.0
-    threshold: float = 0.0
-    weight: float = 0.0  # the decayed number of completions the rate is over
-    reason: str = ""
-    by: str = ""  # a person; "" for the decider
-    view_seqs: dict[str, int] = {}
-    decider_id: str = ""
-    decider_version: str = ""
-    policy: str = ""
-    now: datetime | None = None
-
-
-class NodeScaleDownProposed(Event, frozen=True, kw_only=True):
-    """The decider proposes taking a node away: it has been idle (no attempt on it) for
-    ``idle_s`` seconds, past ``idle_after_s``, while no ready task matches its labels. Once per
-    idle episode (``idle_since``); a proposal only: the ``[decider.scaling] command`` hook (or
-    ``up --autoscale``) acts on it. ``drain``: made at full autonomy, where the node may be drained.
-    A decision like a dispatch (view sequences, ``now``), re-run by ``replay --check``."""
-
-    node_id: str
-    idle_s: float = 0.0
-    idle_since: datetime | None = None
-    idle_after_s: float = 0.0
-    labels: dict[str, str] = {}
-    drain: bool = False
-    reason: str = ""
-    view_seqs: dict[str, int] = {}
-    decider_id: str = ""
-    decider_version: str = ""
-    policy: str = ""
-    now: datetime | None = None
-
-
-class GraphResumed(Event, frozen=True, kw_only=True):
-    """A pause ends: the failure rate fell under the lower threshold (the decider, hysteresis) or a
-    person resumed (``by``)."""
-
-    graph_id: str = ""
-    rate: float = 0.0
-    threshold: float = 0.0
-    reason: str = ""
-    by: str = ""
-    view_seqs: dict[str, int] = {}
-    decider_id: str = ""
-    decider_version: str = ""
-    policy: str = ""
-    now: datetime | None = None
-
-
-class CarefulModeEntered(Event, frozen=True, kw_only=True):
-    """Confidence fell under ``threshold``: the agents observe every ``observe_interval_s`` and
-    dispatch prefers the tasks with the smallest estimate, until a `CarefulModeLeft` (a decision
-    like a dispatch: view sequences, ``now``, re-run by ``replay --check``)."""
-
-    confidence: float = 0.0
-    threshold: float = 0.0
-    observe_interval_s: float = 0.0  # the heartbeat (NodeObserved) interval the agents use meanwhile
-    reason: str = ""
-    view_seqs: dict[str, int] = {}
-    decider_id: str = ""
-    decider_version: str = ""
-    policy: str = ""
-    now: datetime | None = None
-
-
-class CarefulModeLeft(Event, frozen=True, kw_only=True):
-    """Confidence came back to ``threshold`` (higher than the one that entered: hysteresis): the
-    agents return to their own observation interval and dispatch to its usual order."""
-
-    confidence: float = 0.0
-    threshold: float = 0.0
-    reason: str = ""
-    view_seqs: dict[str, int] = {}
-    decider_id: str = ""
-    decider_version: str = ""
-    policy: str = ""
-    now: datetime | None = None
 
 
 Observation = GraphSubmitted | NodeRegistered | NodeObserved

@@ -239,6 +239,7 @@ def route(event: object) -> tuple[str, str]:
     completion is guarded by that subject tree's last sequence, so clock signals about a task
     (a prediction expired, a task unschedulable) have their own roots and never fence it.
     """
+    from schemas import actions as act
     from schemas import events as ev
 
     name = type(event).__name__
@@ -258,7 +259,7 @@ def route(event: object) -> tuple[str, str]:
             | ev.NodeObserved(node_id=n)
             | ev.NodeLost(node_id=n)
             | ev.NodeDrainRequested(node_id=n)
-            | ev.NodeScaleDownProposed(node_id=n)
+            | act.NodeScaleDownProposed(node_id=n)
         ):
             agg = node_aggregate(n)
         case (
@@ -282,9 +283,9 @@ def route(event: object) -> tuple[str, str]:
             agg = f"prediction.{token(g)}.{token(t)}"
         case ev.Unschedulable(graph_id=g, task_id=t):
             agg = f"unschedulable.{token(g)}.{token(t)}"
-        case ev.GraphPaused(graph_id=g) | ev.GraphResumed(graph_id=g):
+        case act.GraphPaused(graph_id=g) | act.GraphResumed(graph_id=g):
             agg = pause_aggregate(g)
-        case ev.AutonomyChanged() | ev.Alert() | ev.CarefulModeEntered() | ev.CarefulModeLeft():
+        case ev.AutonomyChanged() | act.Alert() | act.CarefulModeEntered() | act.CarefulModeLeft():
             agg = _SYSTEM[name]
         case _:
             raise TypeError(f"no subject for {name}")

@@ -30,7 +30,7 @@ from node_agent.artifacts.errors import NotAFile, OutputMissing
 from node_agent.artifacts.paths import clean_relpath, resolve_inside
 from node_agent.artifacts.store import ArtifactStore
 from node_agent.workspace import META_DIR
-from schemas.events import ArtifactRecord
+from schemas.records import ArtifactRecord
 
 GLOB_CHARS = frozenset("*?[")
 

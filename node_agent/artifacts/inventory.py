@@ -16,6 +16,7 @@ from node_agent.artifacts.errors import NoSuchOutput
 from node_agent.artifacts.paths import clean_relpath
 from node_agent.artifacts.store import BlobInfo
 from schemas import events as ev
+from schemas import records as rec
 
 
 @dataclass(frozen=True, order=True)
@@ -80,7 +81,7 @@ def latest_outputs(completions: Sequence[ev.TaskCompleted]) -> ev.TaskCompleted 
     return max(done, key=lambda c: c.attempt) if done else None
 
 
-def pick_output(completions: Sequence[ev.TaskCompleted], graph_id: str, task_id: str, path: str) -> ev.ArtifactRecord:
+def pick_output(completions: Sequence[ev.TaskCompleted], graph_id: str, task_id: str, path: str) -> rec.ArtifactRecord:
     """The record of output ``path`` of the task's last successful attempt, or `NoSuchOutput` saying why."""
     done = latest_outputs(completions)
     if done is None:

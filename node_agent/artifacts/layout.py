@@ -39,7 +39,7 @@ _counter = itertools.count()
 
 
 class Entry(Protocol):
-    """One file of a manifest (`schemas.events.ArtifactRecord` is one)."""
+    """One file of a manifest (`schemas.records.ArtifactRecord` is one)."""
 
     @property
     def path(self) -> str: ...

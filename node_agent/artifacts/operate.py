@@ -26,6 +26,7 @@ from node_agent.artifacts.inventory import (
 from node_agent.artifacts.retention import GcPlan, needed_digests, plan_gc
 from node_agent.artifacts.store import ArtifactStore
 from schemas import events as ev
+from schemas import records as rec
 from schemas import subjects as S
 
 COMPLETIONS = S.result_filter("TaskCompleted", "*")
@@ -97,7 +98,7 @@ async def get_blob(nc: Any, digest: str, dest: Path) -> int:
     return size
 
 
-async def get_output(nc: Any, graph_id: str, task_id: str, path: str, dest: Path) -> ev.ArtifactRecord:
+async def get_output(nc: Any, graph_id: str, task_id: str, path: str, dest: Path) -> rec.ArtifactRecord:
     """Fetch output ``path`` of a task's last successful attempt (or of the success a cache hit
     reused for it) into ``dest``, with its recorded mode."""
     completions = await read_completions(nc, _task_completions(graph_id, task_id))
@@ -133,7 +134,7 @@ async def live_needs(nc: Any, completions: list[ev.TaskCompleted]) -> set[str]:
     from orchestrator.reports.queries import read_status
 
     report = await read_status(nc)
-    outputs: dict[tuple[str, str], tuple[ev.ArtifactRecord, ...]] = {}
+    outputs: dict[tuple[str, str], tuple[rec.ArtifactRecord, ...]] = {}
     by_task: dict[tuple[str, str], list[ev.TaskCompleted]] = {}
     for c in completions:
         by_task.setdefault((c.graph_id, c.task_id), []).append(c)

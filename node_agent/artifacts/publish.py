@@ -36,7 +36,8 @@ from node_agent.artifacts.layout import LinkMode
 from node_agent.artifacts.stage import Staged, stage
 from node_agent.artifacts.store import ArtifactStore
 from node_agent.workspace import META_DIR
-from schemas.events import ArtifactRecord, TaskDispatched
+from schemas.events import TaskDispatched
+from schemas.records import ArtifactRecord
 
 log = logging.getLogger("niyantra.agent")
 

@@ -20,7 +20,7 @@ from datetime import datetime, timedelta
 
 from node_agent.artifacts.inventory import Reference
 from node_agent.artifacts.store import BlobInfo
-from schemas import events as ev
+from schemas import records as rec
 
 LIVE_STATES = frozenset({"pending", "ready", "dispatched", "running"})
 
@@ -77,7 +77,7 @@ def _keep_reason(b: BlobInfo, ref: Reference | None, needed: Collection[str], no
 
 def needed_digests(
     tasks: Iterable[tuple[str, str, str, Iterable[str]]],
-    outputs: Mapping[tuple[str, str], Iterable[ev.ArtifactRecord]],
+    outputs: Mapping[tuple[str, str], Iterable[rec.ArtifactRecord]],
 ) -> set[str]:
     """Pure: the digests that tasks not yet ended will lay out: their dependencies' recorded outputs.
 

@@ -29,7 +29,7 @@ import msgspec
 from node_agent.artifacts.cache import BlobSource, LocalCache
 from node_agent.artifacts.errors import ArtifactError, InputUnavailable
 from node_agent.artifacts.layout import LayoutResult, LinkMode, Placement, check_layout, lay_out, plan_layout
-from schemas.events import ArtifactRecord, SourceManifest
+from schemas.records import ArtifactRecord, SourceManifest
 
 FETCH_CONCURRENCY = 4
 _manifest = msgspec.json.Decoder(SourceManifest)

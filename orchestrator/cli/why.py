@@ -83,7 +83,8 @@ def why(
 
 
 def _autonomy(level: str, by: str, reason: str, url: str) -> int:
-    from schemas.events import AutonomyChanged, AutonomyLevel
+    from schemas.events import AutonomyChanged
+    from schemas.records import AutonomyLevel
 
     event = AutonomyChanged(
         event_id=f"autonomy:{uuid.uuid4().hex}",
@@ -112,7 +113,7 @@ def _append(event: Any, url: str) -> int:
 
 def _graph_pause(graph: str, paused: bool, by: str, reason: str, url: str) -> int:
     """A person's `GraphPaused` or `GraphResumed` of a graph (``*``: of every graph)."""
-    from schemas import events as ev
+    from schemas import actions as act
     from schemas.errors import InvalidId
     from schemas.ids import check_user_id
 
@@ -120,7 +121,7 @@ def _graph_pause(graph: str, paused: bool, by: str, reason: str, url: str) -> in
         gid = "" if graph == "*" else check_user_id("graph id", graph)
     except InvalidId as e:
         raise fail(str(e)) from e
-    kind = ev.GraphPaused if paused else ev.GraphResumed
+    kind = act.GraphPaused if paused else act.GraphResumed
     verb = "paused" if paused else "resumed"
     event = kind(
         event_id=f"{verb}:{uuid.uuid4().hex}",

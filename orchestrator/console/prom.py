@@ -19,11 +19,12 @@ from prometheus_client.registry import Collector, CollectorRegistry
 
 from orchestrator.reports.metrics import compute_metrics, decision_cause
 from schemas import events as ev
+from schemas import records as rec
 
 LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0)
 WAIT_BUCKETS = (0.01, 0.05, 0.1, 0.5, 1.0, 5.0, 10.0, 30.0, 60.0, 300.0, 1800.0)
 DURATION_BUCKETS = (0.1, 0.5, 1.0, 5.0, 10.0, 30.0, 60.0, 300.0, 900.0, 3600.0)
-LEVELS = get_args(ev.AutonomyLevel)
+LEVELS = get_args(rec.AutonomyLevel)
 # `niyantra metrics` figures: (key, metric name, help, scale to base units)
 FIGURES = (
     ("graphs_submitted", "niyantra_graphs_submitted", "Graphs submitted", 1.0),
@@ -105,7 +106,7 @@ def _log_families(rows: Sequence[tuple[int, datetime, Any]]) -> list[Metric]:
 
 
 def _view_families(tasks: Iterable[Any], nodes: Mapping[str, Any], summary: Any) -> list[Metric]:
-    by_state = dict.fromkeys(get_args(ev.TaskState), 0)
+    by_state = dict.fromkeys(get_args(rec.TaskState), 0)
     durations: dict[str, list[float]] = {}
     for t in tasks:
         by_state[t.state] = by_state.get(t.state, 0) + 1

@@ -33,7 +33,7 @@ from typing import Any
 import msgspec
 
 from orchestrator.graphs.globs import matches
-from schemas.events import ArtifactRecord, TaskSpec
+from schemas.records import ArtifactRecord, TaskSpec
 
 FORM_VERSION = "1"  # part of every key: a change of what the form holds changes every key
 FORM_FIELDS = ("command", "preflight", "type", "inputs", "outputs", "labels", "scope", "env", "sources", "deps")

@@ -21,7 +21,7 @@ from orchestrator.decision.slots import NodeFacts, RoundSlots
 from orchestrator.decision.transfer import Fetch, Need, fetch_for, fetch_words, fleet_rate, sent_to, task_need
 from projections.node_scores.fold import NodeView
 from projections.readiness.fold import TaskView
-from schemas.events import Candidate
+from schemas.records import Candidate
 
 if TYPE_CHECKING:
     from orchestrator.decision.decide import DeciderConfig, Views

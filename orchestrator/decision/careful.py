@@ -28,9 +28,9 @@ import msgspec
 
 from orchestrator.decision.pause import Action, Stamp
 from projections.confidence.entries import Careful
-from schemas import events as ev
+from schemas import actions as act
 
-CarefulEvent = ev.CarefulModeEntered | ev.CarefulModeLeft
+CarefulEvent = act.CarefulModeEntered | act.CarefulModeLeft
 
 
 @dataclass(frozen=True)
@@ -58,7 +58,7 @@ def judge(
         if careful is None:
             return None
         reason = "careful mode is off in the decider's config: agents back to their own interval, usual order"
-        return ev.CarefulModeLeft(event_id=f"careful:leave:{now.isoformat()}", threshold=cc.leave_at, reason=reason,
+        return act.CarefulModeLeft(event_id=f"careful:leave:{now.isoformat()}", threshold=cc.leave_at, reason=reason,
                                   **common)  # fmt: skip
     if careful is None:
         if confidence >= cc.enter_below:
@@ -67,12 +67,12 @@ def judge(
             f"confidence {confidence:.2f} < {cc.enter_below:.2f}: agents observe every {cc.observe_interval_s:g}s, "
             f"shortest estimate first, until confidence is back to {cc.leave_at:.2f}"
         )
-        return ev.CarefulModeEntered(event_id=f"careful:enter:{now.isoformat()}", threshold=cc.enter_below,
+        return act.CarefulModeEntered(event_id=f"careful:enter:{now.isoformat()}", threshold=cc.enter_below,
                                      observe_interval_s=cc.observe_interval_s, reason=reason, **common)  # fmt: skip
     if confidence < cc.leave_at:
         return None
     reason = f"confidence {confidence:.2f} >= {cc.leave_at:.2f}: agents back to their own interval, usual order"
-    return ev.CarefulModeLeft(event_id=f"careful:leave:{now.isoformat()}", threshold=cc.leave_at, reason=reason,
+    return act.CarefulModeLeft(event_id=f"careful:leave:{now.isoformat()}", threshold=cc.leave_at, reason=reason,
                               **common)  # fmt: skip
 
 
@@ -87,9 +87,9 @@ def careful_actions(
 def careful_now(careful: Careful | None, actions: list[Action]) -> bool:
     """Whether a round's dispatches are careful: as the view says, or as this round's own action made it."""
     for a in actions:
-        if isinstance(a.event, ev.CarefulModeEntered):
+        if isinstance(a.event, act.CarefulModeEntered):
             return True
-        if isinstance(a.event, ev.CarefulModeLeft):
+        if isinstance(a.event, act.CarefulModeLeft):
             return False
     return careful is not None
 

@@ -46,7 +46,9 @@ from projections.node_scores.fold import NodeView, TypeEstimate
 from projections.node_scores.patterns import PatternView
 from projections.readiness.entries import GraphView, Health
 from projections.readiness.fold import TaskView
-from schemas.events import Candidate, GraphPaused, GraphResumed, TaskCacheHit, TaskDispatched
+from schemas.actions import GraphPaused, GraphResumed
+from schemas.events import TaskCacheHit, TaskDispatched
+from schemas.records import Candidate
 
 __all__ = ["DECIDER_VERSION", "DeciderConfig", "Dispatch", "Views", "decide", "decide_round", "escalated", "gate"]
 __all__ += ["plan"]

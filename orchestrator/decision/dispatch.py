@@ -14,8 +14,9 @@ from orchestrator.decision.cachehit import cache_miss
 from orchestrator.decision.scoring import ScoringConfig, backoff_until
 from orchestrator.decision.timeouts import learned_timeout
 from projections.readiness.fold import TaskView
-from schemas.events import ArtifactRecord, Candidate, TaskDispatched
+from schemas.events import TaskDispatched
 from schemas.ids import task_ref
+from schemas.records import ArtifactRecord, Candidate
 
 if TYPE_CHECKING:
     from orchestrator.decision.decide import DeciderConfig, Views

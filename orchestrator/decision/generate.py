@@ -1,7 +1,7 @@
 """Generating follow-up work: the decision loop's "generate tasks" candidate, pure.
 
 ``generate(tasks, graphs, seqs, now, ...)`` looks at each live graph that has follow-up rules
-(`schemas.events.FollowUpRule`, validated by `orchestrator.graphs.rulecheck`) and returns at most one
+(`schemas.records.FollowUpRule`, validated by `orchestrator.graphs.rulecheck`) and returns at most one
 decision per graph:
 
 - `TasksGenerated` with a task for each (rule, finished task) pair not yet acted on whose task
@@ -28,6 +28,7 @@ import msgspec
 from orchestrator.graphs.rulecheck import expand, placeholders
 from projections.readiness.fold import GraphView, TaskView
 from schemas import events as ev
+from schemas import records as rec
 from schemas.ids import token
 
 PER_EVENT = 200  # generated tasks per event: the rest come next round (one message stays far below 1 MB)
@@ -41,7 +42,7 @@ class Generation(msgspec.Struct, frozen=True, kw_only=True):
     version: int
 
 
-def selects(sel: ev.TaskSelector, t: TaskView, values: Mapping[str, str]) -> bool:
+def selects(sel: rec.TaskSelector, t: TaskView, values: Mapping[str, str]) -> bool:
     """Whether task ``t`` matches selector ``sel`` (``values`` fill its placeholders)."""
     if sel.type and t.type != sel.type:
         return False
@@ -52,7 +53,7 @@ def selects(sel: ev.TaskSelector, t: TaskView, values: Mapping[str, str]) -> boo
     return not sel.depends_on or expand(sel.depends_on, dict(values)) in t.depends_on
 
 
-def _may_select(sel: ev.TaskSelector, t: TaskView) -> bool:
+def _may_select(sel: rec.TaskSelector, t: TaskView) -> bool:
     """The placeholder-free part of `selects`: a cheap first filter (most tasks fail it)."""
     if sel.type and t.type != sel.type:
         return False
@@ -63,7 +64,7 @@ class _Cover:
     """Which triggers an ``unless`` selector covers, from one pass over the graph's tasks (so a
     round costs O(tasks) per rule, not O(tasks) per trigger)."""
 
-    def __init__(self, sel: ev.TaskSelector, tasks: Iterable[TaskView]) -> None:
+    def __init__(self, sel: rec.TaskSelector, tasks: Iterable[TaskView]) -> None:
         self.sel = sel
         self.dynamic_id = bool(placeholders(sel.id))
         self.static = [
@@ -84,7 +85,7 @@ class _Cover:
         return expand(self.sel.depends_on, dict(values)) in self.deps
 
 
-def _describe(sel: ev.TaskSelector, values: Mapping[str, str]) -> str:
+def _describe(sel: rec.TaskSelector, values: Mapping[str, str]) -> str:
     parts = [f"type {sel.type}"] if sel.type else []
     parts += [f"id {sel.id}"] if sel.id else []
     parts += [f"{k}={v}" for k, v in sorted(sel.labels.items())]
@@ -92,7 +93,7 @@ def _describe(sel: ev.TaskSelector, values: Mapping[str, str]) -> str:
     return ", ".join(parts) or "any task"
 
 
-def expand_task(rule: ev.FollowUpRule, values: Mapping[str, str]) -> ev.TaskSpec:
+def expand_task(rule: rec.FollowUpRule, values: Mapping[str, str]) -> rec.TaskSpec:
     """The rule's template with its placeholders filled."""
     v = dict(values)
     t = rule.task
@@ -105,7 +106,7 @@ def expand_task(rule: ev.FollowUpRule, values: Mapping[str, str]) -> ev.TaskSpec
     )
 
 
-def _values(g: GraphView, rule: ev.FollowUpRule, t: TaskView, n: int) -> dict[str, str]:
+def _values(g: GraphView, rule: rec.FollowUpRule, t: TaskView, n: int) -> dict[str, str]:
     return {
         "task": t.task_id,
         "title": t.title,
@@ -117,13 +118,13 @@ def _values(g: GraphView, rule: ev.FollowUpRule, t: TaskView, n: int) -> dict[st
     }
 
 
-def _wanted(g: GraphView, tasks: list[TaskView]) -> list[ev.GeneratedTask]:
+def _wanted(g: GraphView, tasks: list[TaskView]) -> list[rec.GeneratedTask]:
     """Every task the graph's rules want now, before the limit."""
     by_id = {t.task_id: t for t in tasks}
     ids = set(by_id)
     fired = set(g.fired)
     covers: dict[str, _Cover] = {}
-    out: list[ev.GeneratedTask] = []
+    out: list[rec.GeneratedTask] = []
     for t in tasks:
         if t.state not in ("succeeded", "failed") or not t.outcome:
             continue
@@ -141,13 +142,13 @@ def _wanted(g: GraphView, tasks: list[TaskView]) -> list[ev.GeneratedTask]:
 
 def _fire(
     g: GraphView,
-    rule: ev.FollowUpRule,
+    rule: rec.FollowUpRule,
     t: TaskView,
     by_id: Mapping[str, TaskView],
     ids: set[str],
     cover: _Cover | None,
     n: int,
-) -> ev.GeneratedTask | None:
+) -> rec.GeneratedTask | None:
     """The task ``rule`` generates after ``t`` ended, or None (no match, covered, or already there)."""
     values = _values(g, rule, t, n)
     if (rule.when.id or rule.when.depends_on) and not selects(rule.when, t, values):
@@ -163,7 +164,7 @@ def _fire(
         + (f" and no task matches {_describe(rule.unless, values)}" if rule.unless is not None else "")
         + (f"; {', '.join(before)} wait for it" if before else "")
     )
-    return ev.GeneratedTask(
+    return rec.GeneratedTask(
         spec=spec,
         rule=rule.name,
         trigger_task=t.task_id,
@@ -188,7 +189,7 @@ def _upstream(by_id: Mapping[str, TaskView], start: tuple[str, ...]) -> set[str]
 
 
 def held_back(
-    rule: ev.FollowUpRule, spec: ev.TaskSpec, by_id: Mapping[str, TaskView], values: Mapping[str, str]
+    rule: rec.FollowUpRule, spec: rec.TaskSpec, by_id: Mapping[str, TaskView], values: Mapping[str, str]
 ) -> tuple[str, ...]:
     """The rule's ``before`` tasks that may wait for the generated task: they exist, are not
     released yet (still waiting for a dependency) and are not upstream of it (no cycle)."""

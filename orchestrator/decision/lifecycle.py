@@ -44,9 +44,10 @@ from typing import Literal, NamedTuple, Protocol
 import msgspec
 
 from schemas import events as ev
+from schemas import records as rec
 
 LifeState = Literal["waiting", "dispatched", "running", "succeeded", "failed", "cancelled"]
-TERMINAL: frozenset[str] = ev.TERMINAL_STATES
+TERMINAL: frozenset[str] = rec.TERMINAL_STATES
 HELD: frozenset[str] = frozenset({"dispatched", "running"})
 QUARANTINE_AFTER = 3  # runs that killed their agent before the task is failed (Dask's rule)
 
@@ -96,7 +97,7 @@ class Life(msgspec.Struct, frozen=True, kw_only=True, gc=False):
     state: LifeState = "waiting"
     attempt: int = 0  # the last run attempt dispatched (a preflight runs under the current one)
     node: str | None = None  # of the last attempt dispatched (the holder's while held)
-    phase: ev.Phase = "run"  # of the held attempt
+    phase: rec.Phase = "run"  # of the held attempt
     preflight: str = ""  # "", "running", "passed" or "failed"
     lost: int = 0
     approved_by: str | None = None
@@ -121,7 +122,7 @@ _OF_TASK_STATE: dict[str, LifeState] = {
 }
 
 
-def of_task_state(state: ev.TaskState) -> LifeState:
+def of_task_state(state: rec.TaskState) -> LifeState:
     """The lifecycle state a view's task state stands for (``pending`` and ``ready`` both wait)."""
     return _OF_TASK_STATE[state]
 

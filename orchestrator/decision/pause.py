@@ -33,7 +33,7 @@ import msgspec
 
 from projections.decay import Decayed
 from projections.readiness.entries import GraphView, Health, Pause
-from schemas import events as ev
+from schemas import actions as act
 from schemas.ids import token
 
 
@@ -68,7 +68,7 @@ class Stamp(msgspec.Struct, frozen=True, kw_only=True):
 class Action(msgspec.Struct, frozen=True, kw_only=True):
     """A non-dispatch decision to append, guarded by its scope's last event (a pause's, careful mode's)."""
 
-    event: ev.GraphPaused | ev.GraphResumed | ev.CarefulModeEntered | ev.CarefulModeLeft
+    event: act.GraphPaused | act.GraphResumed | act.CarefulModeEntered | act.CarefulModeLeft
     expected_seq: int
 
 
@@ -78,7 +78,7 @@ def _scope(graph_id: str) -> str:
 
 def judge(
     graph_id: str, failures: Decayed, pause: Pause | None, now: datetime, pc: PauseConfig, stamp: Stamp
-) -> ev.GraphPaused | ev.GraphResumed | None:
+) -> act.GraphPaused | act.GraphResumed | None:
     """The action for one scope: a pause, a resume, or None (keep)."""
     rate = failures.mean
     if rate is None:
@@ -94,12 +94,12 @@ def judge(
             f"failure rate {rate:.2f} over {weight:.1f} recent completions >= {pc.threshold:.2f}: new dispatches of "
             f"{scope} paused until it falls under {pc.resume_below:.2f} (probes after {pc.probe_after_s:.0f}s) or {how}"
         )
-        return ev.GraphPaused(event_id=f"pause:{rid}:{now.isoformat()}", rate=round(rate, 6), threshold=pc.threshold,
+        return act.GraphPaused(event_id=f"pause:{rid}:{now.isoformat()}", rate=round(rate, 6), threshold=pc.threshold,
                               weight=round(weight, 6), reason=reason, **common)  # fmt: skip
     if pause.by or rate >= pc.resume_below:
         return None
     reason = f"failure rate {rate:.2f} < {pc.resume_below:.2f}: dispatches of {scope} resume"
-    return ev.GraphResumed(event_id=f"resume:{rid}:{now.isoformat()}", rate=round(rate, 6),
+    return act.GraphResumed(event_id=f"resume:{rid}:{now.isoformat()}", rate=round(rate, 6),
                            threshold=pc.resume_below, reason=reason, **common)  # fmt: skip
 
 
@@ -129,9 +129,9 @@ def _failing(graphs: Mapping[str, GraphView], pc: PauseConfig) -> int:
     return sum(1 for g in graphs.values() if g.failures.n and (g.failures.mean or 0.0) >= pc.threshold)
 
 
-def alert_of(e: ev.GraphPaused) -> ev.Alert:
+def alert_of(e: act.GraphPaused) -> act.Alert:
     """The `Alert` a person gets with a pause."""
-    return ev.Alert(
+    return act.Alert(
         event_id=f"alert:{e.event_id}",
         occurred_at=e.occurred_at,
         causation_id=e.event_id,
@@ -150,9 +150,9 @@ class Paused:
         pauses.update({g: v.pause for g, v in graphs.items() if v.pause is not None})
         for a in actions:  # this round's own pauses and resumes hold for its dispatches already
             e = a.event
-            if not isinstance(e, ev.GraphPaused | ev.GraphResumed):
+            if not isinstance(e, act.GraphPaused | act.GraphResumed):
                 continue  # (careful mode's)
-            paused = isinstance(e, ev.GraphPaused)
+            paused = isinstance(e, act.GraphPaused)
             pauses[e.graph_id] = Pause(since=now, reason=e.reason, rate=e.rate) if paused else None
         self.pauses = {k: p for k, p in pauses.items() if p is not None}
         self.budget: dict[str, int] = {}

@@ -26,7 +26,7 @@ from orchestrator.decision.availability import missing_labels, node_down
 from orchestrator.decision.pause import Stamp
 from projections.node_scores.fold import NodeView
 from projections.readiness.fold import TaskView
-from schemas import events as ev
+from schemas import actions as act
 from schemas.ids import token
 
 
@@ -46,7 +46,7 @@ class ScalingConfig:
 class ScaleAction(msgspec.Struct, frozen=True, kw_only=True):
     """A scaling proposal to append, guarded by its node's last event."""
 
-    event: ev.NodeScaleDownProposed
+    event: act.NodeScaleDownProposed
     expected_seq: int
 
 
@@ -83,7 +83,7 @@ def scale_down_actions(
         reason = f"idle {idle:.0f}s >= {sc.idle_after_s:.0f}s and no ready task matches its labels ({labels}): " + (
             "scale it down (it may be drained)" if drain else "scale it down"
         )
-        e = ev.NodeScaleDownProposed(
+        e = act.NodeScaleDownProposed(
             event_id=f"scale-down:{token(nid)}:{since.isoformat()}",
             occurred_at=now,
             node_id=nid,

@@ -19,32 +19,35 @@ from orchestrator.decision.availability import unavailable
 from orchestrator.decision.decide import DeciderConfig, Views, escalated, gate
 from orchestrator.decision.flags import flag_index
 from orchestrator.decision.why import why
+from schemas import actions as act
+from schemas import eventbase as evbase
 from schemas import events as ev
+from schemas import records as rec
 from schemas.ids import task_ref
 
 UNSCHEDULABLE_AFTER_S = 300.0
 
 
-def autonomy_change(views: Views, now: datetime, last_level: str | None) -> list[ev.Event]:
+def autonomy_change(views: Views, now: datetime, last_level: str | None) -> list[evbase.Event]:
     """`AutonomyChanged` (and an `Alert` when supervised) if the level moved since ``last_level``."""
     level = views.autonomy
     if level == (last_level or "full"):
         return []
     eid = f"autonomy:{level}:{now.isoformat()}"
     reason = f"confidence {views.confidence:.2f} implies {level} (was {last_level or 'full'})"
-    out: list[ev.Event] = [
+    out: list[evbase.Event] = [
         ev.AutonomyChanged(
             event_id=eid,
             occurred_at=now,
-            level=cast(ev.AutonomyLevel, level),
-            previous=cast(ev.AutonomyLevel, last_level or "full"),
+            level=cast(rec.AutonomyLevel, level),
+            previous=cast(rec.AutonomyLevel, last_level or "full"),
             confidence=views.confidence,
             reason=reason,
         )
     ]
     if level == "supervised":
         out.append(
-            ev.Alert(
+            act.Alert(
                 event_id=f"alert:{eid}",
                 occurred_at=now,
                 causation_id=eid,

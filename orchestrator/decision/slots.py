@@ -16,8 +16,8 @@ from typing import Any, NamedTuple
 from orchestrator.decision.flags import FlagIndex
 from orchestrator.decision.scoring import ScoringConfig, node_efficiency, success_probability
 from projections.node_scores.fold import NodeView
-from schemas.events import Candidate
 from schemas.ids import from_token
+from schemas.records import Candidate
 
 
 class NodeFacts(NamedTuple):

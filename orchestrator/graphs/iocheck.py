@@ -21,7 +21,7 @@ from typing import Any
 from orchestrator.graphs.globs import glob_regex, is_glob, literal_prefix, may_overlap, path_problem
 from orchestrator.graphs.problem import Problem
 from orchestrator.graphs.sourcetree import SourceMount
-from schemas.events import TaskSpec
+from schemas.records import TaskSpec
 
 FILESET_NAME = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.\-]{0,127}$")
 MOUNT_KEYS = ("dir", "at", "exclude")

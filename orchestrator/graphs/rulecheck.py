@@ -27,7 +27,7 @@ from typing import Any
 
 from orchestrator.graphs.problem import Problem
 from orchestrator.graphs.taskfields import parse_task, type_name, unknown_keys
-from schemas.events import FollowUpRule, TaskSelector
+from schemas.records import FollowUpRule, TaskSelector
 from schemas.subjects import is_safe_id
 
 PLACEHOLDERS = ("task", "title", "type", "outcome", "graph", "rule", "n")

@@ -29,7 +29,7 @@ from pathlib import Path
 
 from orchestrator.errors import SourceTreeError
 from orchestrator.graphs.globs import matches
-from schemas.events import ArtifactRecord, SourceManifest
+from schemas.records import ArtifactRecord, SourceManifest
 
 EXECUTABLE, REGULAR = 0o755, 0o644
 _EXEC_BITS = stat.S_IXUSR | stat.S_IXGRP | stat.S_IXOTH

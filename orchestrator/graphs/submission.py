@@ -23,8 +23,9 @@ from datetime import datetime
 import msgspec
 
 from orchestrator.graphs.validation import GraphSpec
-from schemas.events import ArtifactRecord, GraphSubmitted, GraphTasksAdded, TaskSpec
+from schemas.events import GraphSubmitted, GraphTasksAdded
 from schemas.ids import check_user_id
+from schemas.records import ArtifactRecord, TaskSpec
 
 # Bytes of encoded tasks per message: far below the 1 MB default max_payload of nats-server.
 PART_BYTES = 512 * 1024

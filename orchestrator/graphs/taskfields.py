@@ -14,8 +14,8 @@ from typing import Any
 
 from orchestrator.graphs.iocheck import inputs_field, outputs_field
 from orchestrator.graphs.problem import Problem
-from schemas.events import TaskSpec
 from schemas.ids import id_problem
+from schemas.records import TaskSpec
 
 MAX_ATTEMPTS_LIMIT = 100
 

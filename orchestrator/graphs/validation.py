@@ -22,8 +22,8 @@ from orchestrator.graphs.rulecheck import check_rules
 from orchestrator.graphs.shape import find_cycles, topological_order
 from orchestrator.graphs.sourcetree import SourceMount
 from orchestrator.graphs.taskfields import id_list, parse_defaults, parse_task, type_name, unknown_keys
-from schemas.events import ArtifactRecord, FollowUpRule, TaskSpec
 from schemas.ids import id_problem
+from schemas.records import ArtifactRecord, FollowUpRule, TaskSpec
 
 DEFAULT_MAX_TASKS = 100_000
 DEFAULT_MAX_BYTES = 16 * 1024 * 1024

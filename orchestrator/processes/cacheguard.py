@@ -16,7 +16,8 @@ from datetime import datetime
 from typing import Any
 
 from orchestrator.decision.decide import Dispatch
-from schemas.events import ArtifactRecord, CacheEntryRevoked, TaskCacheHit
+from schemas.events import CacheEntryRevoked, TaskCacheHit
+from schemas.records import ArtifactRecord
 from schemas.subjects import domain_token
 
 log = logging.getLogger("niyantra.decider")

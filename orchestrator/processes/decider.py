@@ -39,7 +39,8 @@ from projections.readiness.entries import MIRROR_TYPES
 from projections.runner import ensure_bucket
 from projections.viewmirror import ViewMirror
 from schemas import subjects as S
-from schemas.events import AutonomyChanged, GraphPaused, TaskCacheHit
+from schemas.actions import GraphPaused
+from schemas.events import AutonomyChanged, TaskCacheHit
 
 log = logging.getLogger("niyantra.decider")
 

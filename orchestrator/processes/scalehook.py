@@ -17,19 +17,19 @@ import msgspec
 
 from orchestrator.errors import ConcurrencyConflict
 from orchestrator.writeside.eventlog import EventLog
-from schemas import events as ev
+from schemas import actions as act
 
 log = logging.getLogger("niyantra.decider.scaling")
 HOOK_TIMEOUT_S = 60.0
 _running: set[asyncio.Task[None]] = set()  # the hooks in flight (a task needs a reference to run)
 
 
-def payload(e: ev.NodeScaleDownProposed) -> bytes:
+def payload(e: act.NodeScaleDownProposed) -> bytes:
     """What the hook reads on stdin: the proposal, with its type (``"type"``)."""
     return msgspec.json.encode({"type": type(e).__name__, **msgspec.to_builtins(e)})
 
 
-async def run_hook(command: str, e: ev.NodeScaleDownProposed, timeout: float = HOOK_TIMEOUT_S) -> str | None:
+async def run_hook(command: str, e: act.NodeScaleDownProposed, timeout: float = HOOK_TIMEOUT_S) -> str | None:
     """Run ``command`` with the proposal on stdin; what went wrong in words, or None."""
     try:
         proc = await asyncio.create_subprocess_shell(
@@ -50,7 +50,7 @@ async def run_hook(command: str, e: ev.NodeScaleDownProposed, timeout: float = H
     return None
 
 
-async def _hook(eventlog: EventLog, command: str, e: ev.NodeScaleDownProposed) -> None:
+async def _hook(eventlog: EventLog, command: str, e: act.NodeScaleDownProposed) -> None:
     try:
         problem = await run_hook(command, e)
     except Exception as err:  # noqa: BLE001 - a hook never takes the decider down
@@ -59,7 +59,7 @@ async def _hook(eventlog: EventLog, command: str, e: ev.NodeScaleDownProposed) -
         log.info("scaling hook ran for %s", e.event_id)
         return
     log.warning("scaling hook for %s failed: %s", e.event_id, problem)
-    alert = ev.Alert(
+    alert = act.Alert(
         event_id=f"alert:hook:{e.event_id}",
         occurred_at=e.occurred_at,
         causation_id=e.event_id,
@@ -71,7 +71,7 @@ async def _hook(eventlog: EventLog, command: str, e: ev.NodeScaleDownProposed) -
         await eventlog.append_event(alert)
 
 
-def start_hook(eventlog: EventLog, command: str, e: ev.NodeScaleDownProposed) -> None:
+def start_hook(eventlog: EventLog, command: str, e: act.NodeScaleDownProposed) -> None:
     """Run the hook for a recorded proposal in the background (nothing when ``command`` is "")."""
     if not command:
         return

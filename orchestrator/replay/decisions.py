@@ -19,6 +19,7 @@ import msgspec
 
 from orchestrator.decision.decide import DeciderConfig, decide_round
 from orchestrator.replay.replayer import FREEZE_EVERY, Replayer, Stored
+from schemas import actions as act
 from schemas import codec
 from schemas import events as ev
 from schemas.errors import MalformedEvent
@@ -26,11 +27,11 @@ from schemas.errors import MalformedEvent
 Recorded = (
     ev.TaskDispatched
     | ev.TaskCacheHit
-    | ev.GraphPaused
-    | ev.GraphResumed
-    | ev.CarefulModeEntered
-    | ev.CarefulModeLeft
-    | ev.NodeScaleDownProposed
+    | act.GraphPaused
+    | act.GraphResumed
+    | act.CarefulModeEntered
+    | act.CarefulModeLeft
+    | act.NodeScaleDownProposed
 )
 # decisions besides dispatches (whose node follows the name); a person's pause or resume is not one (``by``)
 DECISION_SUBJECT_ENDS = (
@@ -59,11 +60,11 @@ def _said(e: Recorded) -> str:
 def decision_key(e: Recorded) -> tuple[str, str]:
     """What a round decides once: a task (dispatch, cache hit), a pause scope (pause, resume), or
     careful mode (enter, leave)."""
-    if isinstance(e, ev.GraphPaused | ev.GraphResumed):
+    if isinstance(e, act.GraphPaused | act.GraphResumed):
         return ("pause", e.graph_id)
-    if isinstance(e, ev.CarefulModeEntered | ev.CarefulModeLeft):
+    if isinstance(e, act.CarefulModeEntered | act.CarefulModeLeft):
         return ("careful", "")
-    if isinstance(e, ev.NodeScaleDownProposed):
+    if isinstance(e, act.NodeScaleDownProposed):
         return ("scale-down", e.node_id)
     return (e.graph_id, e.task_id)
 
@@ -117,7 +118,7 @@ def check_range(
             recorded = replayer.event(i)  # decoded once: the folds use it when they pass it
             if not isinstance(recorded, Recorded) or (graph and getattr(recorded, "graph_id", "") != graph):
                 continue
-            if isinstance(recorded, ev.GraphPaused | ev.GraphResumed) and (recorded.by or recorded.now is None):
+            if isinstance(recorded, act.GraphPaused | act.GraphResumed) and (recorded.by or recorded.now is None):
                 continue  # a person's pause or resume: a fact, not a decision
             decisions += 1
             now = recorded.now or recorded.occurred_at
@@ -166,7 +167,7 @@ def check_range(
 
 def _scaled(recorded: Recorded) -> float | None:
     """The idle threshold a scale-down proposal was made with (None: not one)."""
-    return recorded.idle_after_s if isinstance(recorded, ev.NodeScaleDownProposed) else None
+    return recorded.idle_after_s if isinstance(recorded, act.NodeScaleDownProposed) else None
 
 
 def _with_scaling(config: DeciderConfig, recorded: Recorded) -> DeciderConfig:

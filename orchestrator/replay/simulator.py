@@ -31,7 +31,9 @@ from orchestrator.graphs.submission import graph_events
 from orchestrator.graphs.validation import GraphSpec
 from projections.node_scores.fold import NodeScoresView, evolve_node_scores
 from projections.readiness.fold import ReadinessView, evolve_readiness
+from schemas import eventbase as evbase
 from schemas import events as ev
+from schemas import records as rec
 
 T0 = datetime(2026, 1, 1, tzinfo=UTC)
 
@@ -67,11 +69,11 @@ def lower_bound(spec: GraphSpec, speeds: list[float]) -> float:
     return max(shape.critical_path_s / max(speeds), sum(est.values()) / sum(speeds))
 
 
-def output_records(sizes: Mapping[str, tuple[tuple[str, int], ...]]) -> dict[str, tuple[ev.ArtifactRecord, ...]]:
+def output_records(sizes: Mapping[str, tuple[tuple[str, int], ...]]) -> dict[str, tuple[rec.ArtifactRecord, ...]]:
     """Each task's outputs as stored records: (file id, size) → path and size, the digest the
     SHA-256 of the file id (a simulated file's content is its name)."""
     return {
-        task: tuple(ev.ArtifactRecord(path=f, digest=hashlib.sha256(f.encode()).hexdigest(), size=n) for f, n in files)
+        task: tuple(rec.ArtifactRecord(path=f, digest=hashlib.sha256(f.encode()).hexdigest(), size=n) for f, n in files)
         for task, files in sizes.items()
     }
 
@@ -86,7 +88,7 @@ class Network:
     (the largest dependency's missing bytes / bandwidth)."""
 
     bandwidth_bps: float
-    outputs: Mapping[str, tuple[ev.ArtifactRecord, ...]]  # task id → what its success stores
+    outputs: Mapping[str, tuple[rec.ArtifactRecord, ...]]  # task id → what its success stores
     links: str = "node"
     held: dict[str, set[str]] = field(default_factory=dict)  # digest → nodes holding the blob
     bytes: int = 0
@@ -114,7 +116,7 @@ class Network:
         self.seconds += took
         return missing, took
 
-    def produced(self, task_id: str, node_id: str) -> tuple[ev.ArtifactRecord, ...]:
+    def produced(self, task_id: str, node_id: str) -> tuple[rec.ArtifactRecord, ...]:
         """The task's stored outputs (its node holds them)."""
         records = self.outputs.get(task_id, ())
         for r in records:
@@ -152,7 +154,7 @@ def simulate(
     names: list[str] | None = None,
     assignments: dict[str, str] | None = None,
     network: Network | None = None,
-    record: list[ev.Event] | None = None,
+    record: list[evbase.Event] | None = None,
 ) -> SimResult:
     """Run ``spec`` on nodes of the given speeds (one slot each); return the makespan and bounds.
 

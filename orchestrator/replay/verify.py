@@ -18,6 +18,7 @@ import msgspec
 from orchestrator.decision import lifecycle as lc
 from orchestrator.graphs.submission import GraphAssembly
 from schemas import events as ev
+from schemas import records as rec
 
 INVARIANTS = {
     "I1": "no task dispatched twice for one attempt",
@@ -31,7 +32,7 @@ INVARIANTS = {
 
 @dataclass
 class _Task:
-    spec: ev.TaskSpec
+    spec: rec.TaskSpec
     life: lc.Life = lc.Life()
     terminal: list[str] = field(default_factory=list)  # every end the log gave it (I3: at most one)
 

@@ -12,6 +12,7 @@ from typing import Any
 
 import msgspec
 
+from schemas import actions as act
 from schemas import events as ev
 
 
@@ -109,8 +110,8 @@ def summary(e: ev.AnyEvent) -> str:
             )
         case ev.AutonomyChanged():
             return f"autonomy {e.previous or '?'} -> {e.level}: {e.reason}"
-        case ev.GraphPaused() | ev.GraphResumed():
-            verb = "paused" if isinstance(e, ev.GraphPaused) else "resumed"
+        case act.GraphPaused() | act.GraphResumed():
+            verb = "paused" if isinstance(e, act.GraphPaused) else "resumed"
             return (
                 f"dispatches of {e.graph_id or 'every graph'} {verb}"
                 + (f" by {e.by}" if e.by else "")
@@ -141,19 +142,19 @@ def _cached(e: ev.TaskCacheHit | ev.CacheEntryRevoked) -> str:
     return f"cache entry {e.key[:12]} in domain {e.domain!r} revoked: {e.reason}"
 
 
-def _careful(e: ev.CarefulModeEntered | ev.CarefulModeLeft) -> str:
-    verb = "entered" if isinstance(e, ev.CarefulModeEntered) else "left"
+def _careful(e: act.CarefulModeEntered | act.CarefulModeLeft) -> str:
+    verb = "entered" if isinstance(e, act.CarefulModeEntered) else "left"
     return f"careful mode {verb}: {e.reason}"
 
 
 _SAID: dict[type, Callable[[Any], str]] = {
-    ev.CarefulModeEntered: _careful,
-    ev.CarefulModeLeft: _careful,
+    act.CarefulModeEntered: _careful,
+    act.CarefulModeLeft: _careful,
     ev.TaskDispatched: _dispatched,
     ev.TaskCompleted: _completed,
     ev.TaskCacheHit: _cached,
     ev.CacheEntryRevoked: _cached,
-    ev.NodeScaleDownProposed: lambda e: f"scale-down of {e.node_id} proposed: {e.reason}",
+    act.NodeScaleDownProposed: lambda e: f"scale-down of {e.node_id} proposed: {e.reason}",
 }
 
 

@@ -33,6 +33,7 @@ from orchestrator.writeside.taskrules import (
     evolve_task,
 )
 from schemas import events as ev
+from schemas import records as evrec
 from schemas import subjects as S
 
 
@@ -43,7 +44,7 @@ class GraphState(msgspec.Struct, frozen=True, kw_only=True):
     version: int
     digest: str = ""
     source: str = ""
-    tasks: dict[str, ev.TaskSpec] = {}
+    tasks: dict[str, evrec.TaskSpec] = {}
     parts: int = 1
     cancelled_by: str | None = None
     cancelled_at: int = 0  # the cancel's log position

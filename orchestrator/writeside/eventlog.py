@@ -30,7 +30,8 @@ if TYPE_CHECKING:
     from nats.aio.client import Client
     from nats.js.client import JetStreamContext
 
-    from schemas.events import AnyEvent, Event
+    from schemas.eventbase import Event
+    from schemas.events import AnyEvent
 
 
 @dataclass(frozen=True)

@@ -16,7 +16,8 @@ from eventsourcing.persistence import Mapper, MapperDeserialisationError
 from orchestrator.writeside.storedevents import SubjectStoredEvent
 from schemas import codec
 from schemas import subjects as S
-from schemas.events import AnyEvent, Event
+from schemas.eventbase import Event
+from schemas.events import AnyEvent
 
 if TYPE_CHECKING:
     from datetime import datetime

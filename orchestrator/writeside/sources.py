@@ -22,7 +22,7 @@ from typing import Any
 from node_agent.artifacts.store import ArtifactStore
 from orchestrator.graphs.validation import GraphSpec
 from schemas.codec import encode_manifest
-from schemas.events import SourceManifest
+from schemas.records import SourceManifest
 
 UPLOAD_CONCURRENCY = 8
 

@@ -28,6 +28,7 @@ import msgspec
 from orchestrator.decision import lifecycle as lc
 from orchestrator.errors import InvariantViolation
 from schemas import events as ev
+from schemas import records as rec
 
 FINAL: frozenset[str] = lc.TERMINAL
 
@@ -36,7 +37,7 @@ class TaskRecord(msgspec.Struct, frozen=True, kw_only=True):
     """What the write side knows of one task: its spec and where its events put it."""
 
     graph_id: str
-    spec: ev.TaskSpec
+    spec: rec.TaskSpec
     life: lc.Life = lc.Life()
     reason: str = ""
     ended_at: int = 0  # the log position of the event that ended it (0: unfinished, or not read from the log)

@@ -8,7 +8,7 @@ from datetime import datetime
 
 import msgspec
 
-from schemas.events import AutonomyLevel
+from schemas.records import AutonomyLevel
 
 
 class Prediction(msgspec.Struct, frozen=True, kw_only=True, gc=False):

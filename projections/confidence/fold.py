@@ -60,9 +60,10 @@ from projections.confidence.view import prediction_key as prediction_key
 from projections.decay import Decayed, add
 from projections.feedback import judged_event
 from projections.fold import rule_for
+from schemas import actions as act
 from schemas import events as ev
-from schemas.events import AutonomyLevel
 from schemas.ids import from_token
+from schemas.records import AutonomyLevel
 
 
 def _summary(view: ConfidenceView) -> ConfidenceSummary:
@@ -215,10 +216,10 @@ def _pin(view: ConfidenceView, e: ev.AutonomyChanged) -> None:
     )
 
 
-def _careful(view: ConfidenceView, e: ev.CarefulModeEntered | ev.CarefulModeLeft, seq: int) -> None:
+def _careful(view: ConfidenceView, e: act.CarefulModeEntered | act.CarefulModeLeft, seq: int) -> None:
     """Careful mode starts (`CarefulModeEntered`) or ends (`CarefulModeLeft`); its guard moves."""
     careful = None
-    if isinstance(e, ev.CarefulModeEntered):
+    if isinstance(e, act.CarefulModeEntered):
         careful = Careful(since=e.occurred_at, confidence=e.confidence, threshold=e.threshold,
                           observe_interval_s=e.observe_interval_s, reason=e.reason)  # fmt: skip
     view.summary = msgspec.structs.replace(_summary(view), careful=careful, careful_seq=seq)
@@ -290,16 +291,16 @@ _RULES: dict[type, Callable[[ConfidenceView, Any, int], None]] = {
     ev.NodeLost: _nothing,
     ev.NodeDrainRequested: _nothing,
     ev.Unschedulable: _nothing,
-    ev.Alert: _nothing,
+    act.Alert: _nothing,
     ev.GenerationLimitReached: _nothing,
     ev.BacklogItemTaken: _nothing,
     ev.TaskCacheHit: _nothing,  # no node ran anything: nothing to learn about nodes or predictions
     ev.CacheEntryRevoked: _nothing,
-    ev.GraphPaused: _nothing,
-    ev.GraphResumed: _nothing,
-    ev.CarefulModeEntered: _careful,
-    ev.CarefulModeLeft: _careful,
-    ev.NodeScaleDownProposed: _nothing,
+    act.GraphPaused: _nothing,
+    act.GraphResumed: _nothing,
+    act.CarefulModeEntered: _careful,
+    act.CarefulModeLeft: _careful,
+    act.NodeScaleDownProposed: _nothing,
 }
 
 

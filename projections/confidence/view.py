@@ -11,8 +11,8 @@ from orchestrator.graphs.submission import GraphAssembly
 from projections.confidence.entries import ConfidenceSummary, NodeConfidence, Prediction
 from projections.decay import Decayed
 from projections.feedback import QualityGate
-from schemas.events import AutonomyLevel
 from schemas.ids import token
+from schemas.records import AutonomyLevel
 
 CONFIDENCE_PARAMS: dict[str, float] = {
     "initial": 1.0,

@@ -51,6 +51,7 @@ from projections.node_scores.entries import NodeView as NodeView
 from projections.node_scores.entries import TypeEstimate as TypeEstimate
 from projections.node_scores.entries import TypeScore as TypeScore
 from projections.node_scores.patterns import PATTERN_PREFIX, PatternView, learn_command
+from schemas import actions as act
 from schemas import events as ev
 from schemas.ids import token
 from schemas.subjects import is_safe_id, node_key
@@ -136,7 +137,7 @@ def _node_event(view: NodeScoresView, e: ev.AnyEvent, seq: int) -> None:
             n = replace(n, lost=True, lost_at=e.occurred_at, lost_reason=e.reason, lost_count=n.lost_count + 1)
         case ev.NodeDrainRequested():
             n = replace(_node(view, e.node_id), draining=True, drain_reason=f"by {e.by}: {e.reason}".rstrip(": "))
-        case ev.NodeScaleDownProposed():
+        case act.NodeScaleDownProposed():
             n = replace(_node(view, e.node_id), scale_down_for=e.idle_since)
         case _:
             raise TypeError(f"node-scores: not a node event: {type(e).__name__}")
@@ -359,16 +360,16 @@ _RULES: dict[type, Callable[[NodeScoresView, Any, int], None]] = {
     ev.PredictionExpired: _nothing,
     ev.AutonomyChanged: _nothing,
     ev.Unschedulable: _nothing,
-    ev.Alert: _nothing,
+    act.Alert: _nothing,
     ev.GenerationLimitReached: _nothing,
     ev.BacklogItemTaken: _nothing,
     ev.TaskCacheHit: _nothing,  # no node ran anything: nothing to learn about nodes or predictions
     ev.CacheEntryRevoked: _nothing,
-    ev.GraphPaused: _nothing,
-    ev.GraphResumed: _nothing,
-    ev.CarefulModeEntered: _nothing,
-    ev.CarefulModeLeft: _nothing,
-    ev.NodeScaleDownProposed: _node_event,
+    act.GraphPaused: _nothing,
+    act.GraphResumed: _nothing,
+    act.CarefulModeEntered: _nothing,
+    act.CarefulModeLeft: _nothing,
+    act.NodeScaleDownProposed: _node_event,
 }
 
 

@@ -30,12 +30,13 @@ import msgspec
 from orchestrator.decision import actionkey
 from projections.readiness.entries import CacheEntry, CacheLast, TaskView
 from schemas import events as ev
+from schemas import records as rec
 from schemas.subjects import cache_key, cache_last_key
 
-_NO_OUTPUTS = actionkey.static_form(ev.TaskSpec(id="-", command="-"))["outputs"]
+_NO_OUTPUTS = actionkey.static_form(rec.TaskSpec(id="-", command="-"))["outputs"]
 
 
-def cacheable(g: ev.GraphSubmitted, t: ev.TaskSpec) -> bool:
+def cacheable(g: ev.GraphSubmitted, t: rec.TaskSpec) -> bool:
     """The task's successes are recorded and reused (see the module's docstring)."""
     return g.cache and t.tier == 1 and t.id not in g.uncached and bool(g.source_tree or t.inputs or t.outputs)
 
@@ -45,7 +46,7 @@ def domain_of(g: ev.GraphSubmitted) -> str:
     return g.cache_domain or g.source
 
 
-def with_form(g: ev.GraphSubmitted, t: ev.TaskSpec, new: TaskView) -> TaskView:
+def with_form(g: ev.GraphSubmitted, t: rec.TaskSpec, new: TaskView) -> TaskView:
     """The submitted task's entry with its cache fields (unchanged when it is not cacheable)."""
     if not cacheable(g, t):
         return new
@@ -68,7 +69,7 @@ def keyed(dep: TaskView, tasks: Mapping[tuple[str, str], TaskView]) -> dict[str,
     return {"action_form": form, "action_key": actionkey.action_key(form)}
 
 
-def _outputs(t: TaskView | None) -> tuple[ev.ArtifactRecord, ...]:
+def _outputs(t: TaskView | None) -> tuple[rec.ArtifactRecord, ...]:
     return t.outputs if t is not None else ()
 
 

@@ -9,7 +9,7 @@ from datetime import datetime
 import msgspec
 
 from projections.decay import Decayed
-from schemas import events as ev
+from schemas import records as rec
 
 HELD = frozenset({"dispatched", "running"})
 
@@ -22,7 +22,7 @@ class TaskView(msgspec.Struct, frozen=True, kw_only=True, gc=False):
     title: str = ""
     type: str = ""
     command: str
-    state: ev.TaskState
+    state: rec.TaskState
     depends_on: tuple[str, ...] = ()
     waiting_for: tuple[str, ...] = ()
     dependents: tuple[str, ...] = ()
@@ -58,7 +58,7 @@ class TaskView(msgspec.Struct, frozen=True, kw_only=True, gc=False):
     outcome: str = ""  # of the last run attempt that ended: success, partial or failure
     origin: str = ""  # why a follow-up rule generated this task ("" for a task of the file)
     # The cache (`orchestrator.decision.actionkey`); all empty for a task that is not cacheable.
-    outputs: tuple[ev.ArtifactRecord, ...] = ()  # of its success (an agent's, or the reused ones of a hit)
+    outputs: tuple[rec.ArtifactRecord, ...] = ()  # of its success (an agent's, or the reused ones of a hit)
     action_form: dict[str, str] = {}  # its named form (without ``deps`` until its dependencies succeeded)
     action_key: str = ""  # set once it is ready: the key of the whole form
     cache_domain: str = ""  # where its success is recorded and looked up first
@@ -101,7 +101,7 @@ class GraphView(msgspec.Struct, frozen=True, kw_only=True, gc=False):
     depth: int = 0
     critical_path_s: float = 0.0
     cancelled_by: str | None = None
-    rules: tuple[ev.FollowUpRule, ...] = ()
+    rules: tuple[rec.FollowUpRule, ...] = ()
     generation_limit: int = 100
     generated: int = 0  # tasks its rules generated so far
     fired: tuple[str, ...] = ()  # "<rule>:<task>" triggers already acted on
@@ -119,7 +119,7 @@ class GraphView(msgspec.Struct, frozen=True, kw_only=True, gc=False):
     @property
     def done(self) -> bool:
         """Every task is in a terminal state."""
-        return sum(self.counts.get(s, 0) for s in ev.TERMINAL_STATES) == self.total
+        return sum(self.counts.get(s, 0) for s in rec.TERMINAL_STATES) == self.total
 
     def totals(self) -> dict[str, int]:
         """The article's totals: Total, Completed, Running (incl. dispatched), Ready, Blocked, Failed."""
@@ -144,7 +144,7 @@ class CacheEntry(msgspec.Struct, frozen=True, kw_only=True, gc=False):
     task_id: str
     attempt: int
     node_id: str
-    outputs: tuple[ev.ArtifactRecord, ...] = ()
+    outputs: tuple[rec.ArtifactRecord, ...] = ()
     form: dict[str, str] = {}
     seq: int = 0
     revoked: str = ""  # why it was revoked ("": usable)

@@ -50,7 +50,9 @@ from projections.readiness.graphevents import cancel_graph, generated, graph_par
 from projections.readiness.view import ReadinessView as ReadinessView
 from projections.readiness.view import put_known
 from projections.readiness.view import put_task as _put_task
+from schemas import actions as act
 from schemas import events as ev
+from schemas import records as rec
 from schemas.ids import from_token
 from schemas.subjects import graph_key, readiness_key
 
@@ -88,7 +90,7 @@ def _cancel_downstream(view: ReadinessView, root: TaskView, why: str, seq: int) 
     while stack:
         tid = stack.pop()
         dep = view.tasks.get((root.graph_id, tid))
-        if dep is None or dep.state in ev.TERMINAL_STATES:
+        if dep is None or dep.state in rec.TERMINAL_STATES:
             continue
         reason = f"dependency {root.task_id} {why}"
         new = msgspec.structs.replace(dep, state="cancelled", reason=reason, awaiting_approval=False, seq=seq)
@@ -335,12 +337,12 @@ _RULES: dict[type, Callable[[ReadinessView, Any, int], None]] = {
     ev.PredictionExpired: _nothing,
     ev.AutonomyChanged: _nothing,
     ev.Unschedulable: _nothing,
-    ev.Alert: _nothing,
-    ev.GraphPaused: health.paused,
-    ev.GraphResumed: health.paused,
-    ev.CarefulModeEntered: _nothing,
-    ev.CarefulModeLeft: _nothing,
-    ev.NodeScaleDownProposed: _nothing,
+    act.Alert: _nothing,
+    act.GraphPaused: health.paused,
+    act.GraphResumed: health.paused,
+    act.CarefulModeEntered: _nothing,
+    act.CarefulModeLeft: _nothing,
+    act.NodeScaleDownProposed: _nothing,
 }
 
 

@@ -18,6 +18,7 @@ from projections.readiness.view import ReadinessView
 from projections.readiness.view import put_graph_tasks as _put_graph_tasks
 from projections.readiness.view import put_task as _put_task
 from schemas import events as ev
+from schemas import records as rec
 from schemas.subjects import graph_key
 
 
@@ -132,7 +133,7 @@ def cancel_graph(view: ReadinessView, e: ev.GraphCancelled, seq: int) -> None:
     view.touched.add(graph_key(e.graph_id))
     why = f"graph cancelled by {e.by}" + (f": {e.reason}" if e.reason else "")
     for (gid, _), t in list(view.tasks.items()):
-        if gid == e.graph_id and t.state not in ev.TERMINAL_STATES:
+        if gid == e.graph_id and t.state not in rec.TERMINAL_STATES:
             new = msgspec.structs.replace(
                 t, state="cancelled", reason=why, awaiting_approval=False, finished_at=e.occurred_at, seq=seq
             )
@@ -160,7 +161,7 @@ def generated(view: ReadinessView, e: ev.TasksGenerated | ev.GenerationLimitReac
         _add_generated(view, e, x, seq)
 
 
-def _add_generated(view: ReadinessView, e: ev.TasksGenerated, x: ev.GeneratedTask, seq: int) -> None:
+def _add_generated(view: ReadinessView, e: ev.TasksGenerated, x: rec.GeneratedTask, seq: int) -> None:
     t, gid = x.spec, e.graph_id
     deps = [view.tasks[(gid, d)] for d in t.depends_on if (gid, d) in view.tasks]
     for d in deps:  # the new task joins its dependencies' dependents
@@ -174,7 +175,7 @@ def _add_generated(view: ReadinessView, e: ev.TasksGenerated, x: ev.GeneratedTas
     parked = graph.backlog_priority is not None and not graph.backlog_taken  # released when the graph is taken
     free = not waiting and not parked
     gate = free and t.tier == 3
-    state: ev.TaskState = "cancelled" if ended else ("ready" if free and not gate else "pending")
+    state: rec.TaskState = "cancelled" if ended else ("ready" if free and not gate else "pending")
     held = () if ended else _hold_back(view, gid, t, x.before, seq)
     _put_task(
         view,
@@ -199,14 +200,14 @@ def _source_tree(view: ReadinessView, gid: str, trigger: str) -> str:
     return t.source_tree if t is not None else ""
 
 
-def _hold_back(view: ReadinessView, gid: str, spec: ev.TaskSpec, before: tuple[str, ...], seq: int) -> tuple[str, ...]:
+def _hold_back(view: ReadinessView, gid: str, spec: rec.TaskSpec, before: tuple[str, ...], seq: int) -> tuple[str, ...]:
     """The ``before`` tasks not released yet (unfinished, still waiting for a dependency) also wait
     for the new task; those already ready or further are left alone. Returns the ones held."""
     new = spec.id
     held: list[str] = []
     for b in before:
         t = view.tasks.get((gid, b))
-        if t is None or t.state in ev.TERMINAL_STATES or not t.waiting_for or new in t.depends_on:
+        if t is None or t.state in rec.TERMINAL_STATES or not t.waiting_for or new in t.depends_on:
             continue
         if lc.closes_cycle(lambda k: spec.depends_on if k == new else _deps(view, gid, k), new, b):
             continue

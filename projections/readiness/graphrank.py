@@ -26,7 +26,7 @@ from collections.abc import Sequence
 
 import msgspec
 
-from schemas.events import TaskSpec
+from schemas.records import TaskSpec
 
 DEFAULT_ESTIMATE_S = 60.0
 EXACT_DOWNSTREAM_LIMIT = 20_000

@@ -17,6 +17,7 @@ import msgspec
 from projections.decay import add
 from projections.readiness.entries import HELD, Health, Pause, TaskView
 from projections.readiness.view import ReadinessView
+from schemas import actions as act
 from schemas import events as ev
 from schemas.subjects import graph_key
 
@@ -41,9 +42,10 @@ def learn(view: ReadinessView, before: TaskView | None, e: ev.TaskCompleted, seq
     view.touched.add(HEALTH_KEY)
 
 
-def paused(view: ReadinessView, e: ev.GraphPaused | ev.GraphResumed, seq: int) -> None:
+def paused(view: ReadinessView, e: act.GraphPaused | act.GraphResumed, seq: int) -> None:
     """Set (a `GraphPaused`) or clear (a `GraphResumed`) the pause of a graph or of every graph."""
-    pause = Pause(since=e.occurred_at, by=e.by, reason=e.reason, rate=e.rate) if isinstance(e, ev.GraphPaused) else None
+    is_pause = isinstance(e, act.GraphPaused)
+    pause = Pause(since=e.occurred_at, by=e.by, reason=e.reason, rate=e.rate) if is_pause else None
     replace = msgspec.structs.replace
     if not e.graph_id:
         view.health = replace(view.health or Health(), pause=pause, pause_seq=seq, seq=seq)

@@ -16,7 +16,7 @@ import msgspec
 from orchestrator.graphs.submission import GraphAssembly
 from projections.feedback import QualityGate
 from projections.readiness.entries import GraphView, Health, TaskView
-from schemas import events as ev
+from schemas import records as rec
 from schemas.subjects import graph_key, readiness_key
 
 
@@ -39,7 +39,7 @@ class ReadinessView:
 
 def _done(counts: dict[str, int], total: int) -> bool:
     """`GraphView.done` of these counts."""
-    return sum(counts.get(s, 0) for s in ev.TERMINAL_STATES) == total
+    return sum(counts.get(s, 0) for s in rec.TERMINAL_STATES) == total
 
 
 def put_task(view: ReadinessView, new: TaskView, seq: int) -> None:
@@ -63,7 +63,7 @@ def put_known(view: ReadinessView, key: tuple[str, str], old: TaskView | None, n
         if old is not None:
             counts[old.state] = counts.get(old.state, 0) - 1
         counts[state] = counts.get(state, 0) + 1
-        if state in ev.TERMINAL_STATES and g.finished_at is None and _done(counts, g.total):
+        if state in rec.TERMINAL_STATES and g.finished_at is None and _done(counts, g.total):
             g = msgspec.structs.replace(g, counts=counts, seq=seq, finished_at=new.finished_at)
         else:
             g = msgspec.structs.replace(g, counts=counts, seq=seq)
@@ -95,7 +95,7 @@ def put_graph_tasks(view: ReadinessView, graph_id: str, tasks: list[TaskView], s
             if old is not None:
                 counts[old.state] = counts.get(old.state, 0) - 1
             counts[state] = counts.get(state, 0) + 1
-            if state in ev.TERMINAL_STATES and finished_at is None and _done(counts, g.total):
+            if state in rec.TERMINAL_STATES and finished_at is None and _done(counts, g.total):
                 finished_at = new.finished_at
     if counts is not None:
         view.graphs[graph_id] = msgspec.structs.replace(g, counts=counts, seq=seq, finished_at=finished_at)

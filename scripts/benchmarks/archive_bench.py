@@ -74,11 +74,12 @@ def recorded_run(tasks: int, nodes: int = 8, slots: int = 2, width: int = 50) ->
     from orchestrator.replay.replayer import Replayer
     from orchestrator.replay.simulator import T0
     from schemas import events as ev
-    from schemas.events import TERMINAL_STATES
+    from schemas import records as rec
+    from schemas.records import TERMINAL_STATES
     from tests.unit.test_replay import Log  # an in-memory message log
 
     specs = tuple(
-        ev.TaskSpec(
+        rec.TaskSpec(
             id=f"L{i // width}-{i % width}",
             command="true",
             estimate_s=1.0 + i % 5,

@@ -24,6 +24,7 @@ from orchestrator.graphs.submission import graph_events  # noqa: E402
 from orchestrator.graphs.validation import GraphSpec  # noqa: E402
 from orchestrator.replay.simulator import T0, _World  # noqa: E402
 from schemas import events as ev  # noqa: E402
+from schemas import records as rec  # noqa: E402
 
 
 def layered(layers: int, width: int) -> GraphSpec:
@@ -32,7 +33,7 @@ def layered(layers: int, width: int) -> GraphSpec:
         for i in range(width):
             deps = () if layer == 0 else (f"L{layer - 1}-{i}", f"L{layer - 1}-{(i + 1) % width}")
             tasks.append(
-                ev.TaskSpec(
+                rec.TaskSpec(
                     id=f"L{layer}-{i}", command="true", estimate_s=1.0 + (i % 7), type=f"k{i % 5}", depends_on=deps
                 )
             )

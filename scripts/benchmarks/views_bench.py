@@ -63,6 +63,7 @@ from projections.rebuild.build import rebuild, stream_head  # noqa: E402
 from projections.rebuild.worker import BuiltView  # noqa: E402
 from projections.runner import PROJECTIONS, ensure_bucket, read_checkpoint  # noqa: E402
 from schemas import events as ev  # noqa: E402
+from schemas import records as rec  # noqa: E402
 from schemas import subjects as S  # noqa: E402
 
 
@@ -152,7 +153,7 @@ def pct(xs: list[float], p: float) -> float:
 async def latency(nc, samples: int) -> dict:
     log = EventLog(nc)
     js = nc.jetstream()
-    specs = tuple(ev.TaskSpec(id=f"t{i}", command="x") for i in range(samples))
+    specs = tuple(rec.TaskSpec(id=f"t{i}", command="x") for i in range(samples))
     await log.append_event(
         ev.GraphSubmitted(event_id="lat", occurred_at=datetime.now(UTC), graph_id="lat", tasks=specs)
     )

@@ -14,7 +14,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
 from orchestrator.decision.lifecycle import QUARANTINE_AFTER  # noqa: E402
 from schemas import codec  # noqa: E402
+from schemas import eventbase as evbase  # noqa: E402
 from schemas import events as ev  # noqa: E402
+from schemas import records as rec  # noqa: E402
 from schemas import subjects as S  # noqa: E402
 
 T0 = datetime(2026, 1, 1, tzinfo=UTC)
@@ -33,7 +35,7 @@ def generate(n: int, seed: int = 1):
     while count < n:
         gid = f"g{g}"
         specs = tuple(
-            ev.TaskSpec(
+            rec.TaskSpec(
                 id=f"t{i}",
                 command="make",
                 type=f"k{i % 7}",
@@ -54,7 +56,7 @@ def generate(n: int, seed: int = 1):
             t += 0.05
             at = T0 + timedelta(seconds=t)
             node = rng.choice(NODES)
-            batch: list[ev.Event] = []
+            batch: list[evbase.Event] = []
             for attempt in range(1, QUARANTINE_AFTER + 1):  # a lost attempt is tried again, as a real run does
                 common = dict(graph_id=gid, task_id=f"t{i}", node_id=node, attempt=attempt)
                 batch += [

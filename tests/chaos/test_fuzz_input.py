@@ -30,6 +30,7 @@ from projections.archive.projector import archive_row
 from projections.fold import Fold, dead_key
 from projections.runner import PROJECTIONS
 from schemas import codec
+from schemas import eventbase as evbase
 from schemas import events as ev
 from schemas.errors import MalformedEvent
 
@@ -178,7 +179,7 @@ def test_the_valid_graphs_the_fuzzer_mutates_are_accepted(tasks):  # the mutatio
 
 # --- malformed events ---------------------------------------------------------------------------
 
-SAMPLES: list[ev.Event] = [
+SAMPLES: list[evbase.Event] = [
     ev.TaskStarted(event_id="s", occurred_at=NOW, graph_id="g", task_id="t", node_id="n", attempt=1),
     ev.NodeObserved(
         event_id="o", occurred_at=NOW, node_id="n", cpu_percent=1.0, memory_percent=2.0, load1=0.1, running_tasks=0

@@ -24,7 +24,7 @@ from orchestrator.writeside.eventlog import EventLog
 from orchestrator.writeside.service import submit_graph
 from orchestrator.writeside.sources import store_source
 from projections.runner import run_projector
-from schemas.events import TaskSpec
+from schemas.records import TaskSpec
 
 
 @asynccontextmanager

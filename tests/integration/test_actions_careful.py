@@ -15,8 +15,10 @@ from orchestrator.decision.scoring import ScoringConfig
 from orchestrator.graphs.graphfile import GraphSpec
 from orchestrator.replay.check import check
 from orchestrator.writeside.eventlog import EventLog
+from schemas import actions as act
 from schemas import codec
 from schemas import events as ev
+from schemas import records as rec
 from schemas import subjects as S
 from tests.conftest import assert_eventually
 from tests.integration.agent_support import agent_running, now
@@ -36,8 +38,8 @@ async def observations(log: EventLog, node: str, after_seq: int, interval: float
     return sum(1 for _, e in await observed(log, node, after_seq) if e.observe_interval_s == interval)
 
 
-def entered(interval: float) -> ev.CarefulModeEntered:
-    return ev.CarefulModeEntered(event_id="careful:enter:t", occurred_at=now(), confidence=0.7, threshold=0.8,
+def entered(interval: float) -> act.CarefulModeEntered:
+    return act.CarefulModeEntered(event_id="careful:enter:t", occurred_at=now(), confidence=0.7, threshold=0.8,
                                  observe_interval_s=interval, reason="test")  # fmt: skip
 
 
@@ -62,7 +64,7 @@ async def test_agents_observe_at_the_careful_interval_while_it_lasts(nc, nats_se
                 return await observations(log, "n2", joined, CAREFUL_S) >= 5
 
             await assert_eventually(n2_careful, timeout=30, message="n2, started while careful, observes every 0.2 s")
-            left = ev.CarefulModeLeft(event_id="careful:leave:t", occurred_at=now(), confidence=0.95, threshold=0.9)
+            left = act.CarefulModeLeft(event_id="careful:leave:t", occurred_at=now(), confidence=0.95, threshold=0.9)
             left_seq = await log.append_event(left, expected_seq=await log.last_seq(careful))
 
             async def settled() -> dict[str, int] | None:  # each agent woke on the change and observed at 60 s
@@ -103,9 +105,9 @@ async def test_a_miss_enters_careful_mode_on_a_real_system_and_successes_leave_i
         return found
 
     async with system(url, tmp_path / "work", agents=1, slots=1, decider_config=CONFIG, confidence=True):
-        await submit(url, GraphSpec(id="bad", title="", tasks=(ev.TaskSpec(id="x", command="false"),)))
-        entered = await assert_eventually(first(ev.CarefulModeEntered), timeout=30, message="careful mode entered")
-        assert isinstance(entered, ev.CarefulModeEntered) and entered.observe_interval_s == CAREFUL_S
+        await submit(url, GraphSpec(id="bad", title="", tasks=(rec.TaskSpec(id="x", command="false"),)))
+        entered = await assert_eventually(first(act.CarefulModeEntered), timeout=30, message="careful mode entered")
+        assert isinstance(entered, act.CarefulModeEntered) and entered.observe_interval_s == CAREFUL_S
 
         async def careful_observations() -> bool:
             return (
@@ -114,9 +116,9 @@ async def test_a_miss_enters_careful_mode_on_a_real_system_and_successes_leave_i
             )
 
         await assert_eventually(careful_observations, timeout=30, message="node-1 observes every 0.2 s")
-        tasks = tuple(ev.TaskSpec(id=f"t{s}", command="true", estimate_s=float(s)) for s in (5, 3, 1, 4, 2))
+        tasks = tuple(rec.TaskSpec(id=f"t{s}", command="true", estimate_s=float(s)) for s in (5, 3, 1, 4, 2))
         await submit(url, GraphSpec(id="ok", title="", tasks=tasks))
-        await assert_eventually(first(ev.CarefulModeLeft), timeout=60, message="careful mode left after five hits")
+        await assert_eventually(first(act.CarefulModeLeft), timeout=60, message="careful mode left after five hits")
     log = await events()
     order = [e.task_id for e in log if isinstance(e, ev.TaskDispatched) and e.graph_id == "ok"]
     assert order == ["t1", "t2", "t3", "t4", "t5"]  # smallest estimate first (eft alone: t5 first)

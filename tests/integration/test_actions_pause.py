@@ -13,8 +13,10 @@ from orchestrator.decision.pause import PauseConfig
 from orchestrator.decision.scoring import ScoringConfig
 from orchestrator.graphs.graphfile import GraphSpec
 from orchestrator.replay.check import check
+from schemas import actions as act
 from schemas import codec
 from schemas import events as ev
+from schemas import records as rec
 from tests.conftest import assert_eventually
 from tests.integration.harness import submit, system
 
@@ -31,12 +33,12 @@ async def _events(url: str) -> list[object]:
 async def test_a_burst_of_failures_pauses_the_graph_and_successes_lift_it(nats_server, tmp_path):
     url, broken = nats_server.url, tmp_path / "broken"
     broken.write_text("the build is broken while this file exists\n")
-    tasks = tuple(ev.TaskSpec(id=f"t{i:02d}", command=f"test ! -e '{broken}'") for i in range(16))
+    tasks = tuple(rec.TaskSpec(id=f"t{i:02d}", command=f"test ! -e '{broken}'") for i in range(16))
     async with system(url, tmp_path / "work", agents=1, slots=2, decider_config=CONFIG):
         await submit(url, GraphSpec(id="g", title="", tasks=tasks))
 
         async def paused() -> list[object]:
-            return [e for e in await _events(url) if isinstance(e, ev.GraphPaused)]
+            return [e for e in await _events(url) if isinstance(e, act.GraphPaused)]
 
         [pause] = await assert_eventually(paused, timeout=30, message="the graph paused")
         broken.unlink()  # the build is fixed: probes succeed from here
@@ -48,11 +50,11 @@ async def test_a_burst_of_failures_pauses_the_graph_and_successes_lift_it(nats_s
 
         events = await assert_eventually(finished, timeout=60, message="every task ended")
     assert pause.graph_id == "g" and pause.rate >= 0.5 and pause.by == ""
-    alerts = [e for e in events if isinstance(e, ev.Alert) and e.kind == "pause"]
+    alerts = [e for e in events if isinstance(e, act.Alert) and e.kind == "pause"]
     assert len(alerts) == 1 and alerts[0].about == "g" and "niyantra resume g" in alerts[0].message
-    resumed = [e for e in events if isinstance(e, ev.GraphResumed)]
+    resumed = [e for e in events if isinstance(e, act.GraphResumed)]
     assert len(resumed) == 1 and resumed[0].rate < 0.45
-    order = [type(e).__name__ for e in events if isinstance(e, ev.GraphPaused | ev.GraphResumed | ev.TaskDispatched)]
+    order = [type(e).__name__ for e in events if isinstance(e, act.GraphPaused | act.GraphResumed | ev.TaskDispatched)]
     i, j = order.index("GraphPaused"), order.index("GraphResumed")
     assert i >= 2 and j > i + 1  # dispatches before the pause, probes between it and the resume
     dispatches = [e for e in events if isinstance(e, ev.TaskDispatched)]

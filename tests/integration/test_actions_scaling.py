@@ -10,8 +10,8 @@ from orchestrator.cli.replay import read_messages
 from orchestrator.decision.decide import DeciderConfig
 from orchestrator.decision.scaling import ScalingConfig
 from orchestrator.replay.check import check
+from schemas import actions as act
 from schemas import codec
-from schemas import events as ev
 from tests.conftest import assert_eventually
 from tests.integration.harness import system
 
@@ -32,7 +32,7 @@ async def test_an_idle_node_gets_a_scale_down_proposal_and_the_hook_receives_it(
             return json.loads(got.read_text()) if got.exists() else None
 
         said = await assert_eventually(received, timeout=30, message="the hook received the proposal")
-    [proposal] = [e for e in await _events(url) if isinstance(e, ev.NodeScaleDownProposed)]  # once per episode
+    [proposal] = [e for e in await _events(url) if isinstance(e, act.NodeScaleDownProposed)]  # once per episode
     assert said["type"] == "NodeScaleDownProposed" and said["node_id"] == proposal.node_id
     assert said["event_id"] == proposal.event_id and said["idle_s"] >= 1.0 and said["drain"] is True
     assert "no ready task matches its labels" in said["reason"]
@@ -45,8 +45,8 @@ async def test_a_failing_hook_is_recorded_as_an_alert(nats_server, tmp_path):
     config = DeciderConfig(scaling=ScalingConfig(enabled=True, idle_after_s=1.0, command="echo no fleet >&2; exit 3"))
     async with system(url, tmp_path / "work", agents=1, slots=1, decider_config=config):
 
-        async def alerted() -> list[ev.Alert]:
-            return [e for e in await _events(url) if isinstance(e, ev.Alert) and e.kind == "scaling-hook"]
+        async def alerted() -> list[act.Alert]:
+            return [e for e in await _events(url) if isinstance(e, act.Alert) and e.kind == "scaling-hook"]
 
         [alert] = await assert_eventually(alerted, timeout=30, message="the hook's failure recorded")
     assert "exit status 3: no fleet" in alert.message and alert.causation_id.startswith("scale-down:")

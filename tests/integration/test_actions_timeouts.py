@@ -15,6 +15,7 @@ from orchestrator.graphs.graphfile import GraphSpec
 from orchestrator.replay.check import check
 from schemas import codec
 from schemas import events as ev
+from schemas import records as rec
 from tests.conftest import assert_eventually
 from tests.integration.harness import submit, system
 
@@ -23,8 +24,8 @@ CONFIG = DeciderConfig(timeouts=TimeoutConfig(min_samples=10, floor_s=1.5, ceili
 
 async def test_a_hung_task_is_killed_at_its_types_learned_timeout(nats_server, tmp_path):
     url = nats_server.url
-    fast = tuple(ev.TaskSpec(id=f"fast-{i}", type="quick", command="true") for i in range(10))
-    hung = ev.TaskSpec(id="hung", type="quick", command="sleep 300")
+    fast = tuple(rec.TaskSpec(id=f"fast-{i}", type="quick", command="true") for i in range(10))
+    hung = rec.TaskSpec(id="hung", type="quick", command="sleep 300")
     async with system(url, tmp_path / "work", agents=1, slots=2, decider_config=CONFIG):
         await submit(url, GraphSpec(id="g", title="", tasks=fast))
 

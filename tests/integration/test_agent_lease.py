@@ -23,7 +23,7 @@ from orchestrator.processes.watchdog import WatchdogConfig, run_watchdog
 from orchestrator.writeside.eventlog import EventLog
 from projections.runner import PROJECTIONS, run_projector
 from schemas import events as ev
-from schemas.events import TaskSpec
+from schemas.records import TaskSpec
 from tests.conftest import assert_eventually
 from tests.integration.agent_support import NIYANTRA, REPO, gone, task_events, wait_event
 from tests.integration.harness import submit, task_status

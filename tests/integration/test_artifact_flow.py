@@ -105,7 +105,7 @@ async def test_an_output_over_the_limit_names_its_workspace_path(nc, tmp_path):
 
 
 async def test_a_layout_path_outside_the_workspace_fetches_nothing(store, nc, tmp_path):
-    from schemas.events import ArtifactRecord
+    from schemas.records import ArtifactRecord
 
     cache = LocalCache(tmp_path / "cache")
     bad = [ArtifactRecord(path="ok", digest="a" * 64), ArtifactRecord(path="../../etc/cron.d/x", digest="b" * 64)]

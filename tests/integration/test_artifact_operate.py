@@ -19,7 +19,7 @@ from orchestrator.graphs.validation import GraphSpec
 from orchestrator.writeside.eventlog import EventLog
 from projections.runner import run_projector
 from schemas import events as ev
-from schemas.events import TaskSpec
+from schemas.records import TaskSpec
 from tests.conftest import assert_eventually
 from tests.integration.harness import submit
 

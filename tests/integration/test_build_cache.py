@@ -18,6 +18,7 @@ import nats
 from orchestrator.graphs.ninja.load import import_ninja
 from orchestrator.runtime.natsserver import RunningServer
 from orchestrator.writeside.eventlog import EventLog
+from schemas import eventbase as evbase
 from schemas import events as ev
 from schemas import subjects as S
 from tests.integration.agent_support import niyantra
@@ -41,7 +42,7 @@ def dependents(tasks: dict[str, list[str]], roots: set[str]) -> set[str]:
     return seen
 
 
-async def _events(url: str, graph: str) -> list[ev.Event]:
+async def _events(url: str, graph: str) -> list[evbase.Event]:
     nc = await nats.connect(url)
     try:
         events = await EventLog(nc).read_events(f"{S.ROOT}.task.{S.token(graph)}.>")
@@ -50,11 +51,11 @@ async def _events(url: str, graph: str) -> list[ev.Event]:
         await nc.close()
 
 
-def _names(events: list[ev.Event], kind: type) -> set[str]:
+def _names(events: list[evbase.Event], kind: type) -> set[str]:
     return {e.task_id for e in events if isinstance(e, kind)}
 
 
-async def _build(url: str, build: Path, expect: str, n: int) -> list[ev.Event]:
+async def _build(url: str, build: Path, expect: str, n: int) -> list[evbase.Event]:
     done = await asyncio.to_thread(niyantra, "build", str(build), "--timeout", "600", url=url, timeout=660)
     assert done.returncode == 0, done.stdout + done.stderr
     assert f"submitted graph {expect}: {n} tasks" in done.stdout, done.stdout

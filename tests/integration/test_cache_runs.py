@@ -27,6 +27,7 @@ from orchestrator.reports.queries import read_status
 from orchestrator.writeside.eventlog import EventLog
 from schemas import codec
 from schemas import events as ev
+from schemas import records as rec
 from tests.conftest import assert_eventually
 from tests.integration.harness import subject_counts, submit, system
 
@@ -111,9 +112,9 @@ def _at() -> datetime:
     return datetime.now(UTC)
 
 
-async def _first_run_recorded(log: EventLog, outputs: dict[str, tuple[ev.ArtifactRecord, ...]]) -> None:
+async def _first_run_recorded(log: EventLog, outputs: dict[str, tuple[rec.ArtifactRecord, ...]]) -> None:
     """Graph g1 whose two tasks an agent 'ran': a dispatch and a completion with outputs, appended here."""
-    tasks = tuple(ev.TaskSpec(id=t, command=f"make {t}", outputs=(f"{t}.o",)) for t in outputs)
+    tasks = tuple(rec.TaskSpec(id=t, command=f"make {t}", outputs=(f"{t}.o",)) for t in outputs)
     await log.append_event(ev.GraphSubmitted(event_id="s1", occurred_at=_at(), graph_id="g1", tasks=tasks, source="f"))
     for t, outs in outputs.items():
         d = ev.TaskDispatched(event_id=f"d:{t}", occurred_at=_at(), graph_id="g1", task_id=t, node_id="n1", attempt=1,
@@ -132,7 +133,7 @@ async def test_a_hit_whose_blob_is_missing_is_revoked_and_one_whose_blob_is_stor
     kept.write_bytes(b"object code\n")
     lost.write_bytes(b"never stored\n")
     record = {
-        p: ev.ArtifactRecord(path=p.name, digest=hash_file(str(p))[0], size=p.stat().st_size) for p in (kept, lost)
+        p: rec.ArtifactRecord(path=p.name, digest=hash_file(str(p))[0], size=p.stat().st_size) for p in (kept, lost)
     }
     nc = await nats.connect(url)
     try:

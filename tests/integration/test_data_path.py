@@ -28,6 +28,7 @@ from orchestrator.runtime.natsserver import RunningServer
 from orchestrator.writeside.eventlog import EventLog
 from projections.runner import run_projector
 from schemas import events as ev
+from schemas import records as rec
 from schemas.codec import encode_manifest
 from tests.conftest import assert_eventually
 from tests.integration.agent_support import NIYANTRA, REPO, task_events
@@ -100,7 +101,7 @@ outputs = ["final.txt"]
 
 async def _done(url: str, graph: str, tasks: tuple[str, ...]) -> dict[str, dict]:
     rows = {t: await task_status(url, graph, t) for t in tasks}
-    return rows if all(r.get("state") in ev.TERMINAL_STATES for r in rows.values()) else {}
+    return rows if all(r.get("state") in rec.TERMINAL_STATES for r in rows.values()) else {}
 
 
 async def _completion(log: EventLog, graph: str, task: str) -> ev.TaskCompleted:
@@ -128,7 +129,7 @@ async def test_three_tasks_on_three_machines_pass_files_through_the_store(
         a, b, c = [await _completion(log, "chain", t) for t in ("a", "b", "c")]
         # The source manifest is a blob named by the tree's digest, stored before the submission.
         assert await _blob(store, spec.source_tree, tmp_path / "m") == encode_manifest(
-            ev.SourceManifest(files=spec.source_files)
+            rec.SourceManifest(files=spec.source_files)
         )
         assert [(o.path, o.size, o.mode) for o in a.outputs] == [("out/a.txt", 11, 0o644)]
         assert [(o.path, o.mode) for o in b.outputs] == [("b.txt", 0o755)]

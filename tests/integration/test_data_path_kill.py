@@ -21,6 +21,7 @@ from orchestrator.runtime.natsserver import RunningServer
 from orchestrator.writeside.eventlog import EventLog
 from projections.runner import PROJECTIONS, run_projector
 from schemas import events as ev
+from schemas import records as rec
 from tests.conftest import assert_eventually
 from tests.integration.agent_support import NIYANTRA, REPO, task_events
 from tests.integration.harness import submit, task_status
@@ -110,4 +111,4 @@ async def test_an_agent_killed_while_storing_outputs_leaves_no_event_naming_a_pa
 
 async def _finished(url: str) -> dict:
     row = await task_status(url, "big", "blob")
-    return row if row.get("state") in ev.TERMINAL_STATES else {}
+    return row if row.get("state") in rec.TERMINAL_STATES else {}

@@ -11,6 +11,7 @@ import pytest
 from orchestrator.decision.decide import DeciderConfig
 from orchestrator.writeside.eventlog import EventLog
 from schemas import events as ev
+from schemas import records as rec
 from tests.conftest import assert_eventually
 from tests.integration.harness import layered_graph, subject_counts, submit, system
 from tests.integration.test_pipeline import _all_done
@@ -62,7 +63,7 @@ async def _deciders(url: str) -> Counter[str]:
 async def test_a_task_no_node_can_take_is_reported_unschedulable_with_the_reason(nats_server, tmp_path):
     from orchestrator.graphs.validation import GraphSpec
 
-    spec = GraphSpec(id="u", title="", tasks=(ev.TaskSpec(id="mac", command="true", labels={"os": "macos"}),))
+    spec = GraphSpec(id="u", title="", tasks=(rec.TaskSpec(id="mac", command="true", labels={"os": "macos"}),))
     config = DeciderConfig(unschedulable_after_s=0.5)
     async with system(nats_server.url, tmp_path / "work", agents=1, decider_config=config):
         await submit(nats_server.url, spec)

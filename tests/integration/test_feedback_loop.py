@@ -17,7 +17,7 @@ from orchestrator.decision.decide import DeciderConfig
 from orchestrator.decision.why import why
 from orchestrator.graphs.graphfile import GraphSpec
 from projections.runner import run_projector
-from schemas.events import TaskSpec
+from schemas.records import TaskSpec
 from tests.conftest import assert_eventually
 from tests.integration.harness import subject_counts, submit, system, task_status
 

@@ -75,7 +75,7 @@ async def test_no_task_starts_before_its_dependencies_succeeded(nats_server, tmp
 
 async def test_a_failed_task_cancels_its_dependents_and_the_graph_ends(nats_server, tmp_path):
     from orchestrator.graphs.graphfile import GraphSpec
-    from schemas.events import TaskSpec
+    from schemas.records import TaskSpec
 
     spec = GraphSpec(
         id="g4",
@@ -105,7 +105,7 @@ async def test_the_write_side_aggregates_see_what_the_processes_recorded(nats_se
     from orchestrator.graphs.graphfile import GraphSpec
     from orchestrator.graphs.submission import graph_events
     from orchestrator.writeside.application import Orchestrator
-    from schemas.events import TaskSpec
+    from schemas.records import TaskSpec
     from tests.unit.builders import T0
 
     spec = GraphSpec(id="g5", title="", tasks=(TaskSpec(id="ok", command="true"), TaskSpec(id="bad", command="false")))

@@ -17,7 +17,9 @@ from orchestrator.writeside.eventlog import Append, EventLog, event_append
 from projections.rebuild.build import stream_head
 from projections.rebuild.verify import verify_one
 from projections.runner import PROJECTIONS, ensure_bucket, read_checkpoint
+from schemas import eventbase as evbase
 from schemas import events as ev
+from schemas import records as rec
 from schemas import subjects as S
 from tests.conftest import assert_eventually
 
@@ -25,11 +27,11 @@ T0 = datetime(2026, 1, 1, tzinfo=UTC)
 TASKS = 2000
 
 
-def task_events(rng: random.Random, i: int) -> list[ev.Event]:
+def task_events(rng: random.Random, i: int) -> list[evbase.Event]:
     t, node = f"t{i}", f"n{i % 3}"
     at = T0 + timedelta(seconds=i)
     common = dict(graph_id="g", task_id=t, node_id=node, attempt=1)
-    out: list[ev.Event] = [
+    out: list[evbase.Event] = [
         ev.TaskDispatched(event_id=f"d{i}", occurred_at=at, command="x", expected_duration_s=2.0, **common),
         ev.TaskStarted(event_id=f"s{i}", occurred_at=at, **common),
     ]
@@ -75,7 +77,7 @@ async def test_sigkill_mid_run_and_restart_leave_views_equal_to_a_rebuild(nats_s
     rng = random.Random(7)
     log = EventLog(nc)
     await log.ensure_stream()
-    specs = tuple(ev.TaskSpec(id=f"t{i}", command="x", type=f"k{i % 4}", max_attempts=2) for i in range(TASKS))
+    specs = tuple(rec.TaskSpec(id=f"t{i}", command="x", type=f"k{i % 4}", max_attempts=2) for i in range(TASKS))
     await log.append_event(ev.GraphSubmitted(event_id="s", occurred_at=T0, graph_id="g", tasks=specs))
     for p in PROJECTIONS.values():
         await ensure_bucket(nc, p.bucket)

@@ -15,8 +15,8 @@ from orchestrator.graphs.validation import GraphSpec
 from orchestrator.replay.check import check
 from projections.archive.projector import Archiver
 from projections.archive.query import run_query
-from schemas.events import TaskSpec
 from schemas.ids import token
+from schemas.records import TaskSpec
 from tests.conftest import assert_eventually
 from tests.integration.harness import submit, system
 from tests.integration.test_pipeline import _all_done, _status

@@ -12,7 +12,7 @@ from orchestrator.cli.main import app
 from orchestrator.cli.status import follow
 from orchestrator.cli.wait import wait_until_done
 from orchestrator.graphs.graphfile import GraphSpec
-from schemas.events import TaskSpec
+from schemas.records import TaskSpec
 from tests.integration.harness import submit, system
 
 runner = CliRunner()

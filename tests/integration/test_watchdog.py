@@ -18,6 +18,7 @@ from projections.node_scores.fold import NodeView
 from projections.readiness.fold import TaskView
 from projections.runner import run_projector
 from schemas import events as ev
+from schemas import records as rec
 from schemas import subjects as S
 from tests.conftest import assert_eventually
 
@@ -108,7 +109,7 @@ GRAPH = ev.GraphSubmitted(
     event_id="s:g",
     occurred_at=datetime(2026, 1, 1, tzinfo=UTC),
     graph_id="g",
-    tasks=(ev.TaskSpec(id="a", command="true"), ev.TaskSpec(id="b", command="true", depends_on=("a",))),
+    tasks=(rec.TaskSpec(id="a", command="true"), rec.TaskSpec(id="b", command="true", depends_on=("a",))),
 )
 
 

@@ -13,6 +13,7 @@ from orchestrator.graphs.validation import GraphSpec
 from orchestrator.writeside.application import Orchestrator
 from orchestrator.writeside.mapper import recorded
 from schemas import events as ev
+from schemas import records as rec
 from tests.unit.builders import T0, completed, dispatched, started
 
 runner = CliRunner()
@@ -20,9 +21,9 @@ SPEC = GraphSpec(
     id="g",
     title="",
     tasks=(
-        ev.TaskSpec(id="A", command="true"),
-        ev.TaskSpec(id="B", command="true", depends_on=("A",)),
-        ev.TaskSpec(id="R", command="deploy", tier=3),
+        rec.TaskSpec(id="A", command="true"),
+        rec.TaskSpec(id="B", command="true", depends_on=("A",)),
+        rec.TaskSpec(id="R", command="deploy", tier=3),
     ),
 )
 
@@ -100,8 +101,8 @@ def test_cancel_a_task_then_the_graph(nats_server, orchestrator):
 
 def _generate(orchestrator, task_id: str, before: tuple[str, ...], depends_on: tuple[str, ...] = ()) -> None:
     """Append a follow-up rule's `TasksGenerated` as the decider does (on the graph's aggregate)."""
-    spec = ev.TaskSpec(id=task_id, command="true", depends_on=depends_on)
-    made = ev.GeneratedTask(spec=spec, rule="r", trigger_task="A", trigger_outcome="success", trigger_seq=0,
+    spec = rec.TaskSpec(id=task_id, command="true", depends_on=depends_on)
+    made = rec.GeneratedTask(spec=spec, rule="r", trigger_task="A", trigger_outcome="success", trigger_seq=0,
                             reason="follow-up", before=before)  # fmt: skip
     e = ev.TasksGenerated(event_id=f"gen:{task_id}", occurred_at=T0, graph_id="g", generated=(made,))
     orchestrator.save(recorded(e, orchestrator.graph("g").version + 1))
@@ -136,7 +137,7 @@ def test_a_held_task_is_cancelled_when_its_holder_fails(orchestrator):
 
 
 def test_no_task_of_a_backlog_graph_runs_before_the_decider_takes_it(nats_server, orchestrator):
-    later = GraphSpec(id="later", title="", tasks=(ev.TaskSpec(id="docs", command="make docs"),), backlog_priority=5)
+    later = GraphSpec(id="later", title="", tasks=(rec.TaskSpec(id="docs", command="make docs"),), backlog_priority=5)
     orchestrator.submit_graph(graph_events(later, T0, "submit:later"))
     with pytest.raises(InvariantViolation, match="graph 'later' waits in the backlog"):
         orchestrator.dispatch(dispatched("later", "docs", "n1"))

@@ -11,6 +11,7 @@ from orchestrator.decision.decide import DeciderConfig, decide_round
 from orchestrator.decision.pause import alert_of
 from orchestrator.replay.replayer import Replayer
 from orchestrator.writeside.eventlog import StoredMessage
+from schemas import actions as act
 from schemas import codec
 from schemas import events as ev
 from schemas import subjects as S
@@ -42,7 +43,7 @@ class Loop:
         actions, dispatches = decide_round(self.views(), now, self.config)
         for a in actions:
             self.append(a.event)
-            if isinstance(a.event, ev.GraphPaused):
+            if isinstance(a.event, act.GraphPaused):
                 self.append(alert_of(a.event))
         out = []
         for d in dispatches:

@@ -5,6 +5,7 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 
 from schemas import events as ev
+from schemas import records as rec
 
 T0 = datetime(2026, 1, 1, 3, 47, tzinfo=UTC)
 
@@ -14,7 +15,7 @@ def at(seconds: float) -> datetime:
 
 
 def submitted(graph: str, *tasks: tuple[str, tuple[str, ...]], max_attempts: int = 1) -> ev.GraphSubmitted:
-    specs = tuple(ev.TaskSpec(id=t, command=f"run {t}", depends_on=d, max_attempts=max_attempts) for t, d in tasks)
+    specs = tuple(rec.TaskSpec(id=t, command=f"run {t}", depends_on=d, max_attempts=max_attempts) for t, d in tasks)
     return ev.GraphSubmitted(event_id=f"s:{graph}", occurred_at=T0, graph_id=graph, tasks=specs)
 
 
@@ -78,11 +79,11 @@ def lost(graph: str, task: str, node: str, attempt: int = 1, t: float = 4) -> ev
     )
 
 
-def spec(task: str, *deps: str, **kw: object) -> ev.TaskSpec:
-    return ev.TaskSpec(id=task, command=f"run {task}", depends_on=deps, **kw)  # type: ignore[arg-type]
+def spec(task: str, *deps: str, **kw: object) -> rec.TaskSpec:
+    return rec.TaskSpec(id=task, command=f"run {task}", depends_on=deps, **kw)  # type: ignore[arg-type]
 
 
-def graph(graph_id: str, *specs: ev.TaskSpec) -> ev.GraphSubmitted:
+def graph(graph_id: str, *specs: rec.TaskSpec) -> ev.GraphSubmitted:
     return ev.GraphSubmitted(event_id=f"s:{graph_id}", occurred_at=T0, graph_id=graph_id, tasks=specs)
 
 

@@ -5,25 +5,26 @@ from __future__ import annotations
 import msgspec
 
 from schemas import events as ev
+from schemas import records as rec
 from tests.unit.builders import T0, at
 
 SRC = (
-    ev.ArtifactRecord(path="src/a.c", digest="a" * 64, size=1),
-    ev.ArtifactRecord(path="src/b.c", digest="b" * 64, size=1),
+    rec.ArtifactRecord(path="src/a.c", digest="a" * 64, size=1),
+    rec.ArtifactRecord(path="src/b.c", digest="b" * 64, size=1),
 )
 OUT = {
-    "a": (ev.ArtifactRecord(path="a.o", digest="c" * 64, size=2),),
-    "b": (ev.ArtifactRecord(path="b.o", digest="d" * 64),),
-    "link": (ev.ArtifactRecord(path="app", digest="9" * 64, mode=0o755),),
+    "a": (rec.ArtifactRecord(path="a.o", digest="c" * 64, size=2),),
+    "b": (rec.ArtifactRecord(path="b.o", digest="d" * 64),),
+    "link": (rec.ArtifactRecord(path="app", digest="9" * 64, mode=0o755),),
 }
 
 
 def build(graph_id: str, src=SRC, **kw) -> ev.GraphSubmitted:
     """a.o from src/a.c, b.o from src/b.c, link from both: ``link`` depends on a and b."""
     tasks = (
-        ev.TaskSpec(id="a", command="cc a", inputs=("src/a.c",), outputs=("a.o",)),
-        ev.TaskSpec(id="b", command="cc b", inputs=("src/b.c",), outputs=("b.o",)),
-        ev.TaskSpec(id="link", command="ld", depends_on=("a", "b"), inputs=("a.o", "b.o"), outputs=("app",)),
+        rec.TaskSpec(id="a", command="cc a", inputs=("src/a.c",), outputs=("a.o",)),
+        rec.TaskSpec(id="b", command="cc b", inputs=("src/b.c",), outputs=("b.o",)),
+        rec.TaskSpec(id="link", command="ld", depends_on=("a", "b"), inputs=("a.o", "b.o"), outputs=("app",)),
     )
     tasks = tuple(msgspec.structs.replace(t, **kw.pop(t.id, {})) for t in tasks)
     return ev.GraphSubmitted(

@@ -15,7 +15,7 @@ from orchestrator.decision.actionkey import (
     static_form,
     with_deps,
 )
-from schemas.events import ArtifactRecord, TaskSpec
+from schemas.records import ArtifactRecord, TaskSpec
 
 A = "a" * 64
 B = "b" * 64

@@ -13,7 +13,7 @@ from node_agent.artifacts.cache import LocalCache
 from node_agent.artifacts.digest import file_mode, hash_file, is_digest
 from node_agent.artifacts.errors import LayoutFailed, UnsafePath
 from node_agent.artifacts.layout import Placement, lay_out, plan_layout
-from schemas.events import ArtifactRecord as R
+from schemas.records import ArtifactRecord as R
 
 
 def sha(data: bytes) -> str:

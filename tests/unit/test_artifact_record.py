@@ -9,6 +9,7 @@ import pytest
 
 from schemas import codec
 from schemas import events as ev
+from schemas import records as rec
 from schemas.errors import MalformedEvent
 
 # A completion exactly as the code before `outputs` existed wrote it.
@@ -42,8 +43,8 @@ def test_a_completion_recorded_before_outputs_existed_decodes_with_none():
 
 def test_outputs_round_trip_in_order():
     records = (
-        ev.ArtifactRecord(path="lib/libz.a", digest=DIGEST, size=123_456, mode=0o644),
-        ev.ArtifactRecord(path="bin/my tool:v2", digest="b" * 64, size=0, mode=0o755),
+        rec.ArtifactRecord(path="lib/libz.a", digest=DIGEST, size=123_456, mode=0o644),
+        rec.ArtifactRecord(path="bin/my tool:v2", digest="b" * 64, size=0, mode=0o755),
     )
     event = _completion(outputs=records)
     back = codec.decode(codec.encode(event))
@@ -51,12 +52,12 @@ def test_outputs_round_trip_in_order():
 
 
 def test_a_record_written_with_path_and_digest_only_gets_the_defaults():
-    record = msgspec.json.decode(b'{"path":"x","digest":"' + DIGEST.encode() + b'"}', type=ev.ArtifactRecord)
+    record = msgspec.json.decode(b'{"path":"x","digest":"' + DIGEST.encode() + b'"}', type=rec.ArtifactRecord)
     assert (record.size, record.mode) == (0, 0o644)
 
 
 def test_a_record_is_frozen():
-    record = ev.ArtifactRecord(path="x", digest=DIGEST)
+    record = rec.ArtifactRecord(path="x", digest=DIGEST)
     with pytest.raises(AttributeError):
         record.path = "y"  # type: ignore[misc]
 

@@ -11,6 +11,7 @@ from node_agent.artifacts.inventory import Reference, inventory, pick_output, re
 from node_agent.artifacts.retention import needed_digests, plan_gc
 from node_agent.artifacts.store import BlobInfo, blob_info, hex_of, nats_digest, orphan_nuids
 from schemas import events as ev
+from schemas import records as rec
 
 NOW = datetime(2026, 3, 1, 12, 0, tzinfo=UTC)
 DAY = timedelta(days=1)
@@ -27,7 +28,7 @@ def done(task: str, attempt: int, outputs: dict[str, str], *, outcome="success",
         attempt=attempt,
         outcome=outcome,
         phase=phase,
-        outputs=tuple(ev.ArtifactRecord(path=p, digest=d, size=1) for p, d in outputs.items()),
+        outputs=tuple(rec.ArtifactRecord(path=p, digest=d, size=1) for p, d in outputs.items()),
     )
 
 
@@ -119,9 +120,9 @@ def test_the_gc_plan_is_sorted_and_deterministic():
 
 def test_needed_digests_are_the_outputs_of_the_dependencies_of_tasks_not_ended():
     outputs = {
-        ("g", "compile"): [ev.ArtifactRecord(path="a.o", digest=D["a"])],
-        ("g", "gen"): [ev.ArtifactRecord(path="h.h", digest=D["b"])],
-        ("g", "old"): [ev.ArtifactRecord(path="o", digest=D["c"])],
+        ("g", "compile"): [rec.ArtifactRecord(path="a.o", digest=D["a"])],
+        ("g", "gen"): [rec.ArtifactRecord(path="h.h", digest=D["b"])],
+        ("g", "old"): [rec.ArtifactRecord(path="o", digest=D["c"])],
     }
     tasks = [
         ("g", "link", "ready", ["compile"]),
@@ -154,7 +155,7 @@ def test_blob_info_marks_a_foreign_or_replaced_object_as_not_intact():
 
 
 def test_a_graphs_source_files_and_manifest_are_references_so_gc_keeps_them():
-    files = (ev.ArtifactRecord(path="src/a.c", digest=D["a"], size=1),)
+    files = (rec.ArtifactRecord(path="src/a.c", digest=D["a"], size=1),)
     head = ev.GraphSubmitted(
         event_id="s", occurred_at=NOW, graph_id="g", tasks=(), parts=2, source_tree=D["b"], source_files=files
     )
@@ -164,7 +165,7 @@ def test_a_graphs_source_files_and_manifest_are_references_so_gc_keeps_them():
         graph_id="g",
         part=1,
         tasks=(),
-        source_files=(ev.ArtifactRecord(path="src/b.c", digest=D["c"], size=1),),
+        source_files=(rec.ArtifactRecord(path="src/b.c", digest=D["c"], size=1),),
     )
     refs = references_from_events([head, part])
     assert [(r.digest, r.task_id, r.path) for r in refs] == [

@@ -10,6 +10,7 @@ from orchestrator.graphs.graphfile import build_graph
 from orchestrator.graphs.submission import graph_digest, graph_events
 from orchestrator.replay.verify import verify
 from schemas import events as ev
+from schemas import records as rec
 from tests.unit.builders import T0
 from tests.unit.cachebuilders import build, done, hit
 
@@ -59,7 +60,7 @@ def _hit():
     return ev.TaskCacheHit(event_id="h", occurred_at=T0, graph_id="g", task_id="a", key="k")
 
 
-SPEC = ev.TaskSpec(id="a", command="x")
+SPEC = rec.TaskSpec(id="a", command="x")
 
 
 @pytest.mark.parametrize(
@@ -71,8 +72,8 @@ SPEC = ev.TaskSpec(id="a", command="x")
         (lc.Life(state="running", attempt=1, node="n"), SPEC, ""),
         (lc.Life(state="succeeded"), SPEC, ""),
         (lc.Life(state="cancelled"), SPEC, ""),
-        (lc.Life(), ev.TaskSpec(id="a", command="x", tier=2, preflight="true"), ""),
-        (lc.Life(approved_by="ana"), ev.TaskSpec(id="a", command="x", tier=3), ""),
+        (lc.Life(), rec.TaskSpec(id="a", command="x", tier=2, preflight="true"), ""),
+        (lc.Life(approved_by="ana"), rec.TaskSpec(id="a", command="x", tier=3), ""),
     ],
 )
 def test_a_cache_hit_in_the_lifecycle(life, spec, move):

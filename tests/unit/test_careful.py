@@ -17,6 +17,7 @@ from projections.confidence.entries import Careful
 from projections.node_scores.fold import NodeScoresView, evolve_node_scores
 from projections.readiness.fold import ReadinessView, evolve_readiness
 from projections.runner import project
+from schemas import actions as act
 from schemas import events as ev
 from tests.unit.actionloop import Loop
 from tests.unit.builders import at, graph, observed, registered, spec
@@ -31,12 +32,12 @@ ON = Careful(since=at(0), confidence=0.7, threshold=0.8, observe_interval_s=0.5)
     [
         (1.0, None, None),  # confident: nothing to do
         (0.8, None, None),  # at the threshold is not under it
-        (0.79, None, ev.CarefulModeEntered),  # under it: enter
-        (0.0, None, ev.CarefulModeEntered),
+        (0.79, None, act.CarefulModeEntered),  # under it: enter
+        (0.0, None, act.CarefulModeEntered),
         (0.5, ON, None),  # careful already: no second event in one episode
         (0.85, ON, None),  # back over enter_below but under leave_at: the hysteresis holds it
-        (0.9, ON, ev.CarefulModeLeft),  # at leave_at: leave
-        (1.0, ON, ev.CarefulModeLeft),
+        (0.9, ON, act.CarefulModeLeft),  # at leave_at: leave
+        (1.0, ON, act.CarefulModeLeft),
     ],
 )
 def test_judge_table(confidence, careful, expected):
@@ -46,19 +47,19 @@ def test_judge_table(confidence, careful, expected):
 
 def test_the_events_name_confidence_thresholds_interval_and_inputs():
     e = judge(0.75, None, at(5), CC, STAMP)
-    assert isinstance(e, ev.CarefulModeEntered)
+    assert isinstance(e, act.CarefulModeEntered)
     assert (e.confidence, e.threshold, e.observe_interval_s) == (0.75, 0.8, 0.5)
     assert "0.75 < 0.80" in e.reason and "every 0.5s" in e.reason and "0.90" in e.reason
     assert e.view_seqs == {"confidence": 7} and e.now == at(5) and e.decider_id == "d"
     left = judge(0.91, ON, at(6), CC, STAMP)
-    assert isinstance(left, ev.CarefulModeLeft) and left.threshold == 0.9 and "0.91 >= 0.90" in left.reason
+    assert isinstance(left, act.CarefulModeLeft) and left.threshold == 0.9 and "0.91 >= 0.90" in left.reason
 
 
 def test_off_is_off_and_leaves_an_episode_on():
     off = dataclasses.replace(CC, enabled=False)
     assert judge(0.0, None, at(1), off, STAMP) is None
     left = judge(0.0, ON, at(1), off, STAMP)
-    assert isinstance(left, ev.CarefulModeLeft) and "off in the decider's config" in left.reason
+    assert isinstance(left, act.CarefulModeLeft) and "off in the decider's config" in left.reason
 
 
 @pytest.mark.parametrize(

@@ -12,6 +12,7 @@ from projections.readiness.fold import ReadinessView, evolve_readiness
 from projections.runner import project
 from schemas import codec
 from schemas import events as ev
+from schemas import records as rec
 from tests.unit.builders import at, observed, registered
 from tests.unit.cachebuilders import SRC, build, done
 
@@ -72,7 +73,7 @@ def test_the_first_run_says_no_entry():
 
 
 def test_a_changed_input_misses_naming_the_field_and_the_rest_hits():
-    src2 = (SRC[0], ev.ArtifactRecord(path="src/b.c", digest="e" * 64, size=1))
+    src2 = (SRC[0], rec.ArtifactRecord(path="src/b.c", digest="e" * 64, size=1))
     out = decided(*FIRST, build("g2", src=src2))
     assert hits(out) == ["a"]
     assert misses(out) == {"b": "changed since the last hit: sources"}
@@ -81,7 +82,7 @@ def test_a_changed_input_misses_naming_the_field_and_the_rest_hits():
 
 
 def test_a_dependency_with_other_outputs_misses_on_deps():
-    other = (ev.ArtifactRecord(path="a.o", digest="f" * 64),)
+    other = (rec.ArtifactRecord(path="a.o", digest="f" * 64),)
     g2 = [build("g2", a=dict(command="cc -g a")), done("g2", "a", outputs=other), done("g2", "b", node="n1")]
     out = decided(*FIRST, *g2)
     assert misses(out) == {"link": "changed since the last hit: deps"}

@@ -18,6 +18,7 @@ from projections.node_scores.fold import NodeScoresView, evolve_node_scores
 from projections.readiness.fold import ReadinessView, evolve_readiness
 from projections.runner import project
 from schemas import events as ev
+from schemas import records as rec
 from tests.unit.builders import at, completed, dispatched, graph, observed, registered, spec, started
 
 CONFIG = DeciderConfig(node_ttl_s=20, scoring=ScoringConfig(flag_after=3, flag_cooldown_s=600))
@@ -133,7 +134,7 @@ def broken_command(*nodes_and_times, first: int = 0):
 
 def test_a_command_failing_the_same_way_three_times_is_escalated_whatever_the_nodes():
     base = [*TWO_NODES, *broken_command(("n1", 0), ("n2", 2), ("n1", 4)), *ALIVE]
-    base.append(graph("g", ev.TaskSpec(id="a", command="make release"), ev.TaskSpec(id="b", command="make test")))
+    base.append(graph("g", rec.TaskSpec(id="a", command="make release"), rec.TaskSpec(id="b", command="make test")))
     v = views(*base)
     decided = {d.event.task_id for d in decide(v, at(NOW), CONFIG) if d.event.graph_id == "g"}
     assert decided == {"b"}

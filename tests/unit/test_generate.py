@@ -16,6 +16,7 @@ from orchestrator.graphs.submission import graph_events
 from projections.readiness.fold import ReadinessView, TaskView, evolve_readiness
 from schemas import codec
 from schemas import events as ev
+from schemas import records as rec
 from schemas.subjects import route
 from tests.unit.builders import T0, at, completed, dispatched
 
@@ -203,25 +204,25 @@ def test_cancelled_graphs_generate_nothing() -> None:
 @pytest.mark.parametrize(
     ("selector", "tid", "deps", "match"),
     [
-        (ev.TaskSelector(), "a", (), True),
-        (ev.TaskSelector(type="build"), "a", (), True),
-        (ev.TaskSelector(type="test"), "a", (), False),
-        (ev.TaskSelector(id="T-00?"), "T-001", (), True),
-        (ev.TaskSelector(id="T-00?"), "T-010", (), False),
-        (ev.TaskSelector(depends_on="{task}"), "a", ("trig",), True),
-        (ev.TaskSelector(depends_on="{task}"), "a", ("other",), False),
-        (ev.TaskSelector(labels={"os": "linux"}), "a", (), False),
+        (rec.TaskSelector(), "a", (), True),
+        (rec.TaskSelector(type="build"), "a", (), True),
+        (rec.TaskSelector(type="test"), "a", (), False),
+        (rec.TaskSelector(id="T-00?"), "T-001", (), True),
+        (rec.TaskSelector(id="T-00?"), "T-010", (), False),
+        (rec.TaskSelector(depends_on="{task}"), "a", ("trig",), True),
+        (rec.TaskSelector(depends_on="{task}"), "a", ("other",), False),
+        (rec.TaskSelector(labels={"os": "linux"}), "a", (), False),
     ],
 )
-def test_selectors(selector: ev.TaskSelector, tid: str, deps: tuple[str, ...], match: bool) -> None:
+def test_selectors(selector: rec.TaskSelector, tid: str, deps: tuple[str, ...], match: bool) -> None:
     t = TaskView(graph_id="g", task_id=tid, command="c", state="pending", type="build", depends_on=deps)
     assert selects(selector, t, {"task": "trig"}) is match
 
 
 def test_expansion_fills_known_placeholders_and_keeps_shell_braces() -> None:
-    rule = ev.FollowUpRule(
+    rule = rec.FollowUpRule(
         name="r",
-        task=ev.TaskSpec(
+        task=rec.TaskSpec(
             id="{task}-{rule}-{n}", command="echo ${HOME} {graph}/{task}", depends_on=("{task}", "{task}")
         ),
     )

@@ -11,6 +11,7 @@ from orchestrator.graphs.submission import GraphAssembly, graph_digest, graph_ev
 from orchestrator.graphs.validation import build_graph
 from schemas import codec
 from schemas import events as ev
+from schemas import records as rec
 
 T0 = datetime(2026, 1, 2, tzinfo=UTC)
 DOC = {
@@ -34,8 +35,8 @@ OLD_EVENT = (
 )
 
 
-def _record(i: int) -> ev.ArtifactRecord:
-    return ev.ArtifactRecord(path=f"src/dir {i % 7}/file{i}.c", digest=f"{i:064x}", size=i, mode=0o644)
+def _record(i: int) -> rec.ArtifactRecord:
+    return rec.ArtifactRecord(path=f"src/dir {i % 7}/file{i}.c", digest=f"{i:064x}", size=i, mode=0o644)
 
 
 def test_a_graph_recorded_before_these_fields_decodes_with_their_defaults():

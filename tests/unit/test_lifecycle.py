@@ -8,15 +8,16 @@ from orchestrator.decision import lifecycle as lc
 from orchestrator.errors import InvariantViolation
 from orchestrator.writeside.taskrules import TaskRecord, check_cancel, effective_records, evolve_task
 from schemas import events as ev
+from schemas import records as rec
 from tests.unit.builders import T0, completed, dispatched
 from tests.unit.test_lifecycle_property import Checker, G, ReadSide, Snapshot, WriteSide
 
 
-def _spec(task: str = "t0", **kw: object) -> ev.TaskSpec:
-    return ev.TaskSpec(id=task, command="run", **kw)  # type: ignore[arg-type]
+def _spec(task: str = "t0", **kw: object) -> rec.TaskSpec:
+    return rec.TaskSpec(id=task, command="run", **kw)  # type: ignore[arg-type]
 
 
-def everywhere(specs: tuple[ev.TaskSpec, ...], *events: ev.AnyEvent) -> list[dict[str, Snapshot]]:
+def everywhere(specs: tuple[rec.TaskSpec, ...], *events: ev.AnyEvent) -> list[dict[str, Snapshot]]:
     """Each side's view of every task after ``events``: write side, readiness, verify."""
     head = ev.GraphSubmitted(event_id="s", occurred_at=T0, graph_id=G, tasks=specs)
     sides = (WriteSide(specs), ReadSide(head), Checker(head))
@@ -29,7 +30,7 @@ def everywhere(specs: tuple[ev.TaskSpec, ...], *events: ev.AnyEvent) -> list[dic
 def preflight(task: str, node: str, outcome: str) -> list[ev.AnyEvent]:
     d = ev.TaskDispatched(
         event_id="p", occurred_at=T0, graph_id=G, task_id=task, node_id=node, attempt=0, command="check",
-        phase="preflight", candidates=(ev.Candidate(node_id=node, score=1.0, reason="free"),),
+        phase="preflight", candidates=(rec.Candidate(node_id=node, score=1.0, reason="free"),),
     )  # fmt: skip
     c = ev.TaskCompleted(
         event_id="pc", occurred_at=T0, graph_id=G, task_id=task, node_id=node, attempt=0,

@@ -37,6 +37,7 @@ from orchestrator.writeside.taskrules import (
 )
 from projections.readiness.fold import ReadinessView, evolve_readiness
 from schemas import events as ev
+from schemas import records as rec
 from tests.unit.builders import T0
 
 NODES = ("n1", "n2")
@@ -64,7 +65,7 @@ def _snap(state: str, attempt: int, lost: int, node: str | None) -> Snapshot:
 class WriteSide:
     """The write side's records and checks, as `orchestrator.application` uses them."""
 
-    def __init__(self, specs: tuple[ev.TaskSpec, ...], backlog: bool = False) -> None:
+    def __init__(self, specs: tuple[rec.TaskSpec, ...], backlog: bool = False) -> None:
         self.records = {s.id: TaskRecord(graph_id=G, spec=s) for s in specs}
         self.backlog, self.taken = backlog, False
         self.cancelled_by: str | None = None
@@ -176,13 +177,13 @@ def _expanded(moves: list[tuple[int, int, int]]) -> list[tuple[int, int, int]]:
     return out
 
 
-def _specs(params: list[tuple[int, int, int]]) -> tuple[ev.TaskSpec, ...]:
+def _specs(params: list[tuple[int, int, int]]) -> tuple[rec.TaskSpec, ...]:
     out = []
     for i, (tier, attempts, mask) in enumerate(params):
         deps = tuple(f"t{j}" for j in range(i) if mask >> j & 1)
         pre = "check" if tier == 2 else None
         out.append(
-            ev.TaskSpec(id=f"t{i}", command="run", depends_on=deps, tier=tier, max_attempts=attempts, preflight=pre)
+            rec.TaskSpec(id=f"t{i}", command="run", depends_on=deps, tier=tier, max_attempts=attempts, preflight=pre)
         )
     return tuple(out)
 
@@ -213,7 +214,7 @@ class Generator:
                                        priority=5, tasks=len(tasks), reason="nothing else to do")  # fmt: skip
         base = dict(event_id=f"e{self.i}", occurred_at=T0 + timedelta(seconds=self.i), graph_id=G, task_id=tid)
         who = dict(node_id=node, attempt=attempt)
-        cands = (ev.Candidate(node_id=node, score=1.0, reason="free"),)
+        cands = (rec.Candidate(node_id=node, score=1.0, reason="free"),)
         match kind:
             case 0 | 1 | 2 | 3:
                 nxt = attempt + (2 if v % 6 == 3 else 1)
@@ -243,8 +244,8 @@ class Generator:
         deps = tuple(d for j, d in enumerate(ids) if v >> j & 1 and d != tid)[:2]
         before = (ids[task_no % len(ids)], ids[-1]) if v % 3 == 0 else ((ids[task_no % len(ids)],) if v % 3 else ())
         before = tuple(b for b in dict.fromkeys(before) if b != tid)
-        spec = ev.TaskSpec(id=tid, command="run", depends_on=deps, max_attempts=2)
-        made = ev.GeneratedTask(spec=spec, rule="r", trigger_task=ids[0], trigger_outcome="success", trigger_seq=0,
+        spec = rec.TaskSpec(id=tid, command="run", depends_on=deps, max_attempts=2)
+        made = rec.GeneratedTask(spec=spec, rule="r", trigger_task=ids[0], trigger_outcome="success", trigger_seq=0,
                                 reason="follow-up", before=before)  # fmt: skip
         return ev.TasksGenerated(event_id=f"e{self.i}", occurred_at=T0 + timedelta(seconds=self.i), graph_id=G,
                                  generated=(made,))  # fmt: skip

@@ -15,6 +15,7 @@ from orchestrator.writeside.mapper import MsgspecMapper, Recorded, recorded
 from orchestrator.writeside.storedevents import SubjectStoredEvent
 from schemas import codec
 from schemas import events as ev
+from schemas import records as rec
 
 NOW = datetime(2026, 1, 2, 3, 4, 5, tzinfo=UTC)
 DISPATCHED = ev.TaskDispatched(
@@ -25,7 +26,7 @@ DISPATCHED = ev.TaskDispatched(
     node_id="node-3",
     attempt=1,
     command="make",
-    candidates=(ev.Candidate(node_id="node-3", score=0.9, reason="idle"),),
+    candidates=(rec.Candidate(node_id="node-3", score=0.9, reason="idle"),),
 )
 STARTED = ev.TaskStarted(event_id="s1", occurred_at=NOW, graph_id="demo", task_id="T-005", node_id="node-3", attempt=1)
 NODE = ev.NodeRegistered(event_id="n1", occurred_at=NOW, node_id="node-3", slots=4)

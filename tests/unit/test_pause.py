@@ -15,6 +15,7 @@ from orchestrator.decision.why import why
 from orchestrator.replay.check import check
 from projections.decay import Decayed, add
 from projections.readiness.entries import GraphView, Pause
+from schemas import actions as act
 from schemas import events as ev
 from tests.unit.actionloop import Loop
 from tests.unit.builders import at, graph, observed, registered, spec
@@ -35,12 +36,12 @@ def samples(*xs: float) -> Decayed:
     [
         ((), None, None),  # no completions: nothing to judge
         ((1, 1), None, None),  # rate 1.0 but 2 completions < min_completions 3
-        ((1, 1, 1), None, ev.GraphPaused),  # 3 failures: rate 1.0 >= 0.5
-        ((0, 1, 0, 1), None, ev.GraphPaused),  # about 0.5, the newest failing: just over the threshold
+        ((1, 1, 1), None, act.GraphPaused),  # 3 failures: rate 1.0 >= 0.5
+        ((0, 1, 0, 1), None, act.GraphPaused),  # about 0.5, the newest failing: just over the threshold
         ((1, 0, 1, 0), None, None),  # about 0.5, the newest succeeding: just under it (recent weighs more)
         ((1, 0, 0, 0), None, None),  # 0.25 < 0.5
         ((1, 0, 0), "decider", None),  # paused, rate 0.33 between 0.3 and 0.5: the hysteresis holds it
-        ((1, 0, 0, 0), "decider", ev.GraphResumed),  # 0.25 < 0.3: resumes by itself
+        ((1, 0, 0, 0), "decider", act.GraphResumed),  # 0.25 < 0.3: resumes by itself
         ((1, 0, 0, 0, 0, 0), "ana", None),  # a person's pause waits for a person
         ((1, 1, 0), "decider", None),  # 0.67 while paused: no second pause
     ],
@@ -53,7 +54,7 @@ def test_judge_table(xs, pause, expected):
 
 def test_a_pause_names_its_rate_thresholds_and_how_to_resume():
     e = judge("g.v1/x", samples(1, 1, 1, 0), None, at(4), PC, STAMP)
-    assert isinstance(e, ev.GraphPaused) and e.rate == pytest.approx(0.75, abs=1e-3) and e.threshold == 0.5
+    assert isinstance(e, act.GraphPaused) and e.rate == pytest.approx(0.75, abs=1e-3) and e.threshold == 0.5
     assert "0.75" in e.reason and ">= 0.50" in e.reason and "under 0.30" in e.reason
     assert "niyantra resume g.v1/x" in e.reason
     assert e.view_seqs == {"readiness": 1} and e.now == at(4) and e.decider_id == "d"
@@ -118,7 +119,7 @@ def broken_then_fixed(config: DeciderConfig) -> tuple[Loop, list[list[object]]]:
         actions, dispatched = loop.round(at(t))
         rounds.append([*actions, *dispatched])
         loop.finish(at(t + 0.5), lambda d: "failure" if d.occurred_at < at(3) else "success")
-        t += 1.0 if not any(isinstance(a, ev.GraphPaused) for a in actions) else 10.0
+        t += 1.0 if not any(isinstance(a, act.GraphPaused) for a in actions) else 10.0
         if all(v.state == "succeeded" or v.state == "failed" for v in loop.views().tasks.values()):
             break
     return loop, rounds
@@ -134,7 +135,7 @@ def test_a_burst_of_failures_pauses_the_graph_and_probes_bring_it_back():
     assert kinds[0] == ["TaskDispatched"] * 3  # all three fail
     assert kinds[1] == ["GraphPaused"]  # rate 1.0 over 3 completions: nothing more is dispatched
     probes = [r for r in rounds[2:] if r and isinstance(r[0], ev.TaskDispatched)]
-    resumed = next(i for i, r in enumerate(rounds) if any(isinstance(e, ev.GraphResumed) for e in r))
+    resumed = next(i for i, r in enumerate(rounds) if any(isinstance(e, act.GraphResumed) for e in r))
     # one probe a round until the rate is under 0.3: 3/(3+k) says k = 8, but the successes are
     # newer than the failures and weigh a little more (decay), so 7 do
     assert all(len(r) == 1 and "probe of a paused graph" in r[0].strategy for r in rounds[2:resumed])
@@ -153,13 +154,13 @@ def test_a_burst_of_failures_pauses_the_graph_and_probes_bring_it_back():
 def test_a_persons_pause_holds_until_a_person_resumes():
     config = DeciderConfig(pause=PC)
     loop = Loop(config, graph("g", spec("a"), spec("b")), registered("n1", slots=2), observed("n1", t=1))
-    loop.append(ev.GraphPaused(event_id="p", occurred_at=at(1), graph_id="g", by="ana", reason="release freeze"))
+    loop.append(act.GraphPaused(event_id="p", occurred_at=at(1), graph_id="g", by="ana", reason="release freeze"))
     loop.append(observed("n1", t=99))
     assert loop.round(at(100)) == ([], [])  # no probes either: a person's pause is not the rate's
     views = loop.views()
     said = why(views.tasks[("g", "a")], views, at(100), config)
     assert said["headline"] == "paused: release freeze" and "niyantra resume g" in said["details"][0]
-    loop.append(ev.GraphResumed(event_id="r", occurred_at=at(101), graph_id="g", by="ana"))
+    loop.append(act.GraphResumed(event_id="r", occurred_at=at(101), graph_id="g", by="ana"))
     loop.append(observed("n1", t=101))
     assert len(loop.round(at(102))[1]) == 2
     assert check(loop.messages)["mismatches"] == []  # a person's events are facts, not decisions
@@ -171,4 +172,4 @@ def test_nothing_fires_without_failures_and_off_is_off():
     assert [type(e).__name__ for e in loop.round(at(2))[0]] == []
     off = DeciderConfig(pause=dataclasses.replace(PC, enabled=False), scoring=NO_FLAGS)
     loop, rounds = broken_then_fixed(off)
-    assert not any(isinstance(e, ev.GraphPaused) for r in rounds for e in r)
+    assert not any(isinstance(e, act.GraphPaused) for r in rounds for e in r)

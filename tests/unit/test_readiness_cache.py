@@ -8,6 +8,7 @@ from projections.readiness.entries import CacheEntry, CacheLast
 from projections.readiness.fold import ReadinessView, evolve_readiness, readiness_keys, readiness_values
 from projections.runner import project
 from schemas import events as ev
+from schemas import records as rec
 from schemas.subjects import cache_key, cache_last_key
 from tests.unit.builders import at
 from tests.unit.cachebuilders import OUT, SRC, build, done, hit
@@ -52,7 +53,7 @@ def test_a_hit_completes_the_task_and_dependents_get_its_outputs_and_the_same_ke
 
 
 def test_a_changed_source_file_changes_only_its_task_and_what_depends_on_it():
-    src2 = (SRC[0], ev.ArtifactRecord(path="src/b.c", digest="e" * 64, size=1))
+    src2 = (SRC[0], rec.ArtifactRecord(path="src/b.c", digest="e" * 64, size=1))
     v = fold(build("g1"), build("g2", src=src2))
     assert key(v, "g2", "a") == key(v, "g1", "a")
     assert key(v, "g2", "b") != key(v, "g1", "b")
@@ -88,14 +89,14 @@ def test_not_cacheable(what, graph):
 
 
 def test_a_task_declaring_no_data_in_a_graph_without_source_is_not_cacheable():
-    g = ev.GraphSubmitted(event_id="s", occurred_at=at(0), graph_id="g", tasks=(ev.TaskSpec(id="t", command="date"),))
+    g = ev.GraphSubmitted(event_id="s", occurred_at=at(0), graph_id="g", tasks=(rec.TaskSpec(id="t", command="date"),))
     assert fold(g).tasks[("g", "t")].action_key == ""
 
 
 def test_entries_are_immutable_until_revoked():
     v = fold(build("g1"), done("g1", "a"), build("g2"))
     k = key(v, "g1", "a")
-    other = (ev.ArtifactRecord(path="a.o", digest="f" * 64),)
+    other = (rec.ArtifactRecord(path="a.o", digest="f" * 64),)
     v = fold(build("g1"), done("g1", "a"), build("g2"), done("g2", "a", node="n2", outputs=other))
     assert entries(v)["a"].graph_id == "g1"  # the first success's entry stays
     revoke = ev.CacheEntryRevoked(event_id="r", occurred_at=at(9), domain="g.toml", key=k, reason="blob missing")

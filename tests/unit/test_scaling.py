@@ -15,7 +15,7 @@ from orchestrator.replay.check import check
 from orchestrator.reports.explain import subject_of, summary
 from projections.node_scores.fold import NodeView
 from projections.readiness.fold import TaskView
-from schemas import events as ev
+from schemas import actions as act
 from tests.unit.actionloop import Loop
 from tests.unit.builders import at, graph, observed, registered, spec
 
@@ -117,7 +117,7 @@ def test_replay_reports_a_proposal_it_does_not_re_derive():
     [e] = loop.round(at(100))[0]
     forged = dataclasses.replace(SC, idle_after_s=200.0)  # a threshold the node was not idle past
     loop.messages.pop()
-    loop.append(ev.NodeScaleDownProposed(**{**{f: getattr(e, f) for f in e.__struct_fields__},
+    loop.append(act.NodeScaleDownProposed(**{**{f: getattr(e, f) for f in e.__struct_fields__},
                                             "idle_after_s": forged.idle_after_s}))  # fmt: skip
     [m] = check(loop.messages)["mismatches"]
     assert m["differences"] == [{"field": "decision", "recorded": "NodeScaleDownProposed", "replayed": "none"}]

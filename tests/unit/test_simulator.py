@@ -15,7 +15,7 @@ from orchestrator.decision.scoring import ScoringConfig
 from orchestrator.graphs.graphfile import load_graph
 from orchestrator.graphs.validation import GraphSpec
 from orchestrator.replay.simulator import lower_bound, simulate
-from schemas.events import TaskSpec
+from schemas.records import TaskSpec
 
 WORKLOADS = Path(__file__).resolve().parents[2] / "examples" / "workloads" / "wfcommons"
 

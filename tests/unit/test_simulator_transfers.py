@@ -16,7 +16,7 @@ from orchestrator.decision.transfer import parse_bandwidth
 from orchestrator.graphs.validation import GraphSpec
 from orchestrator.graphs.wfformat import wf_output_sizes
 from orchestrator.replay.simulator import Network, output_records, simulate
-from schemas.events import TaskSpec
+from schemas.records import TaskSpec
 from tests.unit.builders import dispatched
 
 WORKLOADS = Path(__file__).resolve().parents[2] / "examples" / "workloads" / "wfcommons"

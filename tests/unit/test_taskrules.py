@@ -14,11 +14,12 @@ from orchestrator.writeside.taskrules import (
     evolve_task,
 )
 from schemas import events as ev
+from schemas import records as rec
 from tests.unit.builders import T0, completed, dispatched, started
 
 
 def record(*events: ev.AnyEvent, tier: int = 1, deps: tuple[str, ...] = (), max_attempts: int = 2) -> TaskRecord:
-    spec = ev.TaskSpec(
+    spec = rec.TaskSpec(
         id="T",
         command="run T",
         depends_on=deps,
@@ -33,7 +34,7 @@ def record(*events: ev.AnyEvent, tier: int = 1, deps: tuple[str, ...] = (), max_
 
 
 def done(task: str, outcome: str = "success") -> TaskRecord:
-    r = TaskRecord(graph_id="g", spec=ev.TaskSpec(id=task, command="x"))
+    r = TaskRecord(graph_id="g", spec=rec.TaskSpec(id=task, command="x"))
     return evolve_task(evolve_task(r, dispatched("g", task, "n1")), completed("g", task, "n1", outcome=outcome))
 
 

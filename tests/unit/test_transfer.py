@@ -24,16 +24,17 @@ from projections.node_scores.fold import NodeScoresView, evolve_node_scores
 from projections.readiness.fold import ReadinessView, evolve_readiness
 from projections.runner import project
 from schemas import events as ev
+from schemas import records as evrec
 from tests.unit.builders import at, completed, dispatched, graph, registered, spec, started
 
 MB = 1_000_000
 
 
-def rec(name: str, size: int) -> ev.ArtifactRecord:
-    return ev.ArtifactRecord(path=name, digest=hashlib.sha256(name.encode()).hexdigest(), size=size)
+def rec(name: str, size: int) -> evrec.ArtifactRecord:
+    return evrec.ArtifactRecord(path=name, digest=hashlib.sha256(name.encode()).hexdigest(), size=size)
 
 
-def produced(task: str, node: str, *outputs: ev.ArtifactRecord, t: float = 1, fetched: tuple[int, float] = (0, 0.0)):
+def produced(task: str, node: str, *outputs: evrec.ArtifactRecord, t: float = 1, fetched: tuple[int, float] = (0, 0.0)):
     c = completed("g", task, node, t=t + 1)
     c = msgspec.structs.replace(c, outputs=outputs, fetched_bytes=fetched[0], fetch_seconds=fetched[1])
     return [dispatched("g", task, node, t=t), started("g", task, node, t=t), c]

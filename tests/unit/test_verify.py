@@ -7,11 +7,12 @@ import pytest
 
 from orchestrator.replay.verify import verify
 from schemas import events as ev
+from schemas import records as rec
 from tests.unit.builders import T0, completed, dispatched, started, submitted
 
 
 def with_candidates(d: ev.TaskDispatched, *nodes: str) -> ev.TaskDispatched:
-    cands = tuple(ev.Candidate(node_id=n, score=1.0, reason="1 of 1 slots free") for n in (nodes or (d.node_id,)))
+    cands = tuple(rec.Candidate(node_id=n, score=1.0, reason="1 of 1 slots free") for n in (nodes or (d.node_id,)))
     return msgspec.structs.replace(d, candidates=cands)
 
 
@@ -24,7 +25,9 @@ def run(task: str, node: str = "n1", attempt: int = 1, outcome: str = "success")
 
 
 GRAPH = submitted("g", ("A", ()), ("B", ("A",)), max_attempts=2)
-TIER3 = ev.GraphSubmitted(event_id="s", occurred_at=T0, graph_id="g", tasks=(ev.TaskSpec(id="A", command="x", tier=3),))
+TIER3 = ev.GraphSubmitted(
+    event_id="s", occurred_at=T0, graph_id="g", tasks=(rec.TaskSpec(id="A", command="x", tier=3),)
+)
 LOST = ev.TaskLost(event_id="l", occurred_at=T0, graph_id="g", task_id="A", node_id="n1", attempt=1, reason="lease")
 APPROVED = ev.TaskApproved(event_id="ap", occurred_at=T0, graph_id="g", task_id="A", by="ana")
 

@@ -13,7 +13,9 @@ from hypothesis import strategies as st
 from projections.fold import Fold
 from projections.runner import PROJECTIONS
 from schemas import codec
+from schemas import eventbase as evbase
 from schemas import events as ev
+from schemas import records as rec
 from schemas import subjects as S
 from tests.unit.builders import T0
 
@@ -27,7 +29,7 @@ def _graph(rng: random.Random, gid: str, t: float) -> ev.GraphSubmitted:
     for i in range(n):
         deps = tuple(sorted({f"t{j}" for j in range(i) if rng.random() < 0.4}))
         specs.append(
-            ev.TaskSpec(
+            rec.TaskSpec(
                 id=f"t{i}",
                 command="true",
                 depends_on=deps,
@@ -42,7 +44,7 @@ def _graph(rng: random.Random, gid: str, t: float) -> ev.GraphSubmitted:
     )
 
 
-def _task_event(rng: random.Random, i: int, t: float) -> ev.Event:
+def _task_event(rng: random.Random, i: int, t: float) -> evbase.Event:
     at = T0 + timedelta(seconds=t)
     g, task, node, attempt = rng.choice(["g0", "g1"]), f"t{rng.randint(0, 5)}", rng.choice(NODES), rng.randint(0, 3)
     common = dict(event_id=f"e{i}", occurred_at=at, graph_id=g, task_id=task)
@@ -79,7 +81,7 @@ def _task_event(rng: random.Random, i: int, t: float) -> ev.Event:
     )
 
 
-def _node_event(rng: random.Random, i: int, t: float) -> ev.Event:
+def _node_event(rng: random.Random, i: int, t: float) -> evbase.Event:
     at, node = T0 + timedelta(seconds=t), rng.choice(NODES)
     kind = rng.randrange(4)
     if kind == 0:
