@@ -117,6 +117,7 @@ class Dispatch(msgspec.Struct, frozen=True, kw_only=True):
     event: TaskDispatched | TaskCacheHit
     expected_seq: int
     version: int
+    needs: tuple[tuple[str, str], ...] = ()  # the round's cache hits (graph, task) to be appended first
 
 
 def world_hash(views: Views, now: datetime) -> str:
@@ -275,7 +276,8 @@ def plan(
     first (task → node and seconds until its slot is expected free); ``actions``: the round's
     pauses and resumes (computed here when not given)."""
     hits = [
-        Dispatch(event=e, expected_seq=t.last_seq, version=t.version + 1) for t, e in cache_hits(views, now, config)
+        Dispatch(event=h.event, expected_seq=h.task.last_seq, version=h.task.version + 1, needs=h.needs)
+        for h in cache_hits(views, now, config)
     ]
     if actions is None:
         actions = round_actions(views, now, config)

@@ -74,6 +74,20 @@ def batches(n: int) -> list[tuple[int, int]]:
     return out
 
 
+def waves(decisions: list[Dispatch]) -> list[list[Dispatch]]:
+    """The round's decisions in the order they can be appended: first those that need nothing,
+    then each level of cache hits whose keys the round's earlier hits completed (`Dispatch.needs`)."""
+    level: dict[tuple[str, str], int] = {}
+    out: list[list[Dispatch]] = []
+    for d in decisions:
+        n = 1 + max((level.get(k, 0) for k in d.needs), default=-1)
+        level[(d.event.graph_id, d.event.task_id)] = n
+        while len(out) <= n:
+            out.append([])
+        out[n].append(d)
+    return out
+
+
 async def act(eventlog: EventLog, decisions: list[Dispatch], state: DeciderState) -> list[int]:
     """Append the round's decisions, each with its own guard; a conflict means someone else
     decided first (counted, not an error). Returns the wall-clock time (ns) of each acknowledged
@@ -85,18 +99,23 @@ async def act(eventlog: EventLog, decisions: list[Dispatch], state: DeciderState
     instead of one per dispatch. If any guard fails (another decider won a task) or the batch is
     refused, nothing of that batch was written and it is appended dispatch by dispatch instead,
     concurrently, each conflict counted on its own. Any other error is raised once every append
-    of the round has settled.
+    of the round has settled. A cache hit that needs the round's earlier hits (`waves`) is
+    appended after them, and not at all when one of them was not appended.
     """
     acked: list[int] = []
-    for i, j in batches(len(decisions)):
-        chunk = decisions[i:j]
-        if len(chunk) > 1 and await _act_atomic(eventlog, chunk, state, acked):
-            continue
-        await _act_each(eventlog, chunk, state, acked)
+    written: set[tuple[str, str]] = set()
+    for wave in waves(decisions):
+        wave = [d for d in wave if all(k in written for k in d.needs)]
+        for i, j in batches(len(wave)):
+            chunk = wave[i:j]
+            if not (len(chunk) > 1 and await _act_atomic(eventlog, chunk, state, acked, written)):
+                await _act_each(eventlog, chunk, state, acked, written)
     return acked
 
 
-async def _act_atomic(eventlog: EventLog, chunk: list[Dispatch], state: DeciderState, acked: list[int]) -> bool:
+async def _act_atomic(
+    eventlog: EventLog, chunk: list[Dispatch], state: DeciderState, acked: list[int], written: set[tuple[str, str]]
+) -> bool:
     items = [event_append(d.event, version=d.version, expected_seq=d.expected_seq) for d in chunk]
     try:
         seqs = await eventlog.append_atomic(items)
@@ -108,6 +127,7 @@ async def _act_atomic(eventlog: EventLog, chunk: list[Dispatch], state: DeciderS
     state.last_append_seq = max(state.last_append_seq, *seqs)
     state.dispatched += len(seqs)
     for d in chunk:
+        written.add((d.event.graph_id, d.event.task_id))
         _log_decision(d)
     return True
 
@@ -120,7 +140,9 @@ def _log_decision(d: Dispatch) -> None:
         log.info("dispatched %s/%s attempt %d to %s", e.graph_id, e.task_id, e.attempt, e.node_id)
 
 
-async def _act_each(eventlog: EventLog, chunk: list[Dispatch], state: DeciderState, acked: list[int]) -> None:
+async def _act_each(
+    eventlog: EventLog, chunk: list[Dispatch], state: DeciderState, acked: list[int], written: set[tuple[str, str]]
+) -> None:
     async def one(d: Dispatch) -> None:
         try:
             seq = await eventlog.append_event(d.event, version=d.version, expected_seq=d.expected_seq)
@@ -129,6 +151,7 @@ async def _act_each(eventlog: EventLog, chunk: list[Dispatch], state: DeciderSta
             log.info("dropped stale decision %s: %s", d.event.event_id, e.detail)
             return
         acked.append(time.time_ns())  # pure-ok: the shell's own timings
+        written.add((d.event.graph_id, d.event.task_id))
         state.last_append_seq = max(state.last_append_seq, seq)
         state.dispatched += 1
         _log_decision(d)

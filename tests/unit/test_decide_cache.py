@@ -55,7 +55,7 @@ def misses(out):
 def test_a_new_run_of_the_same_graph_is_reused_without_any_node():
     for nodes in (True, False):
         out = decided(*FIRST, build("g2"), nodes=nodes)
-        assert hits(out) == ["a", "b"] and misses(out) == {}
+        assert hits(out) == ["a", "b", "link"] and misses(out) == {}
     h = out[("g2", "a")]
     assert (h.reused_graph, h.reused_task, h.reused_attempt, h.domain) == ("g1", "a", 1, "g.toml")
     assert "matches the success of g1/a attempt 1 on n1 (its domain; 1 outputs)" in h.reason
@@ -66,6 +66,43 @@ def test_hits_release_dependents_that_hit_in_turn():
     first = decided(*FIRST, build("g2"))
     out = decided(*FIRST, build("g2"), first[("g2", "a")], first[("g2", "b")])
     assert hits(out) == ["link"]
+
+
+def test_a_whole_unchanged_build_is_one_round_in_dependency_order():
+    v = views(*FIRST, build("g2"))
+    round_ = decide(v, at(6), CONFIG)
+    assert [(d.event.task_id, d.needs) for d in round_] == [
+        ("a", ()),
+        ("b", ()),
+        ("link", (("g2", "a"), ("g2", "b"))),
+    ]
+    link = round_[2].event
+    assert "completed by this round's hits of a, b" in link.reason
+    # the key the round gave link is the key the fold gives it once a's and b's hits are folded,
+    # and the fold takes every hit of the round in its order: g2 ends with nothing ignored
+    after = views(*FIRST, build("g2"), round_[0].event, round_[1].event)
+    assert after.tasks[("g2", "link")].action_key == link.key
+    pairs = list(enumerate(flat([*NODES, *FIRST, build("g2"), *(d.event for d in round_)]), 1))
+    r = project(evolve_readiness, ReadinessView(), pairs)
+    assert {t.task_id: t.state for (g, t_), t in r.tasks.items() if g == "g2"} == dict.fromkeys(
+        ("a", "b", "link"), "succeeded"
+    )
+    assert r.ignored == []
+
+
+def test_the_chain_stops_where_a_task_misses():
+    src2 = (SRC[0], rec.ArtifactRecord(path="src/b.c", digest="e" * 64, size=1))
+    round_ = decide(views(*FIRST, build("g2", src=src2)), at(6), CONFIG)
+    assert [(d.event.task_id, type(d.event).__name__) for d in round_] == [
+        ("a", "TaskCacheHit"),
+        ("b", "TaskDispatched"),
+    ]  # link waits for b's run: its key is not known yet
+
+
+def test_a_chain_counts_in_the_rounds_limit():
+    limited = DeciderConfig(node_ttl_s=20, max_dispatches=2)
+    round_ = decide(views(*FIRST, build("g2")), at(6), limited)
+    assert [d.event.task_id for d in round_] == ["a", "b"]
 
 
 def test_the_first_run_says_no_entry():
@@ -100,7 +137,11 @@ def test_a_revoked_entry_is_a_miss_that_says_so():
     ("what", "graph", "hit"),
     [
         ("another domain", build("g2", cache_domain="pr-7"), []),
-        ("another domain that trusts it", build("g2", cache_domain="pr-7", cache_trusts=("g.toml",)), ["a", "b"]),
+        (
+            "another domain that trusts it",
+            build("g2", cache_domain="pr-7", cache_trusts=("g.toml",)),
+            ["a", "b", "link"],
+        ),
         ("cache = false", build("g2", cache=False), []),
         ("the task uncached", build("g2", uncached=("a",)), ["b"]),
     ],
