@@ -57,6 +57,28 @@ def finished(report: StatusReport) -> bool:
     return bool(report.graphs) and all(g["done"] for g in report.graphs)
 
 
+def graphs_done(graphs: dict[str, GraphView], graph: str | None) -> bool:
+    """Pure: what `finished` says of the report, from the graph entries alone (no task is looked
+    at): ``graph`` is done, or, without one, every graph is (and there is at least one)."""
+    if graph is not None:
+        g = graphs.get(graph)
+        return g is not None and g.done
+    return bool(graphs) and all(g.done for g in graphs.values())
+
+
+class GraphEntries:
+    """The graph entries of a readiness mirror by graph id, kept by its ``on_value`` hook."""
+
+    def __init__(self) -> None:
+        self.graphs: dict[str, GraphView] = {}
+
+    def __call__(self, key: str, old: Any, new: Any) -> None:
+        if isinstance(new, GraphView):
+            self.graphs[new.graph_id] = new
+        elif isinstance(old, GraphView):
+            self.graphs.pop(old.graph_id, None)
+
+
 def _render(report: StatusReport) -> Group:
     rows, hidden = shown(report)
     parts: list[Any] = [render_status(rows)]
@@ -69,35 +91,51 @@ def _render(report: StatusReport) -> Group:
 async def wait_until_done(
     url: str, graph: str | None, timeout: float, show: Callable[[StatusReport], None]
 ) -> StatusReport:
-    """Watch the readiness view until ``finished``; ``show`` each state at most every `REFRESH_S`.
-    Raises TimeoutError after ``timeout`` seconds."""
+    """Watch the readiness view until ``finished``; ``show`` each state at most every `REFRESH_S`
+    and the last one as soon as the graph(s) are done. Raises TimeoutError after ``timeout`` seconds.
+
+    Whether it is done is checked on every change of the view, from the graph entries alone
+    (`graphs_done`), so the wait ends with the change that ends the graph; the whole report (every
+    task) is built only for a picture."""
     nc = await _connect(url)
     try:
-        await ensure_bucket(nc, S.KV_READINESS)
-        changed = asyncio.Event()
-        mirror = ViewMirror(nc, S.KV_READINESS, {"task": TaskView, "graph": GraphView}, changed)
-        await mirror.start()
-        try:
-            deadline = time.monotonic() + timeout
-            while True:
-                changed.clear()
-                report = build_status(mirror.values, mirror.seq, graph)
-                show(report)
-                if finished(report):
-                    return report
-                left = deadline - time.monotonic()
-                if left <= 0:
-                    raise TimeoutError
-                await asyncio.sleep(min(REFRESH_S, left))  # renders at most this often
-                if not changed.is_set():
-                    try:
-                        await asyncio.wait_for(changed.wait(), timeout=max(0.0, deadline - time.monotonic()))
-                    except TimeoutError:
-                        pass  # the deadline check above ends the wait
-        finally:
-            await mirror.stop()
+        return await wait_on(nc, graph, timeout, show)
     finally:
         await nc.close()
+
+
+async def wait_on(nc: Any, graph: str | None, timeout: float, show: Callable[[StatusReport], None]) -> StatusReport:
+    """`wait_until_done` on an open connection."""
+    await ensure_bucket(nc, S.KV_READINESS)
+    changed = asyncio.Event()
+    mirror = ViewMirror(nc, S.KV_READINESS, {"task": TaskView, "graph": GraphView}, changed)
+    entries = mirror.on_value = GraphEntries()
+    await mirror.start()
+    try:
+        deadline = time.monotonic() + timeout
+        shown_at = -REFRESH_S  # when the last picture was shown
+        unshown = True  # the view changed since that picture
+        while True:
+            changed.clear()
+            if graphs_done(entries.graphs, graph):
+                report = build_status(mirror.values, mirror.seq, graph)
+                show(report)
+                return report
+            now = time.monotonic()
+            if unshown and now - shown_at >= REFRESH_S:
+                show(build_status(mirror.values, mirror.seq, graph))
+                shown_at, unshown = now, False
+            left = deadline - now
+            if left <= 0:
+                raise TimeoutError
+            until = min(left, shown_at + REFRESH_S - now) if unshown else left  # the next picture is due
+            try:
+                await asyncio.wait_for(changed.wait(), timeout=max(0.0, until))
+                unshown = True
+            except TimeoutError:
+                pass  # a picture is due, or the deadline check above ends the wait
+    finally:
+        await mirror.stop()
 
 
 @app.command()

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import pytest
 
-from orchestrator.cli.wait import finished, shown
+from orchestrator.cli.wait import GraphEntries, finished, graphs_done, shown
 from orchestrator.reports.queries import StatusReport
+from projections.readiness.fold import GraphView
 
 
 def _task(tid: str, state: str, graph: str = "g") -> dict:
@@ -49,6 +50,40 @@ def test_a_large_graph_with_nothing_active_shows_no_rows_and_counts_them_all():
 )
 def test_the_wait_ends_when_every_graph_shown_is_done(done, expected):
     assert finished(_report([], done)) is expected
+
+
+def _view(gid: str, total: int, succeeded: int = 0, failed: int = 0, running: int = 0) -> GraphView:
+    counts = {k: v for k, v in {"succeeded": succeeded, "failed": failed, "running": running}.items() if v}
+    return GraphView(graph_id=gid, total=total, counts=counts)
+
+
+@pytest.mark.parametrize(
+    ("views", "graph", "expected"),
+    [
+        ([], None, False),
+        ([], "a", False),
+        ([_view("a", 2, succeeded=1, running=1)], "a", False),
+        ([_view("a", 2, succeeded=1, failed=1)], "a", True),
+        ([_view("a", 2, succeeded=2)], "b", False),
+        ([_view("a", 2, succeeded=2), _view("b", 1, running=1)], "a", True),
+        ([_view("a", 2, succeeded=2), _view("b", 1, running=1)], None, False),
+        ([_view("a", 2, succeeded=2), _view("b", 1, failed=1)], None, True),
+    ],
+)
+def test_done_is_read_from_the_graph_entries_alone(views, graph, expected):
+    assert graphs_done({v.graph_id: v for v in views}, graph) is expected
+
+
+def test_the_graph_entries_follow_the_mirror_values():
+    entries = GraphEntries()
+    first, later = _view("a", 2, running=1), _view("a", 2, succeeded=2)
+    entries("graph.a", None, first)
+    entries("task.a.x", None, object())  # a task's value is not a graph entry
+    assert entries.graphs == {"a": first}
+    entries("graph.a", first, later)
+    assert graphs_done(entries.graphs, "a")
+    entries("graph.a", later, None)  # deleted
+    assert entries.graphs == {}
 
 
 def _graph(completed: int, failed: int, total: int) -> dict:
