@@ -1,9 +1,11 @@
 """The decider's actions beyond dispatch and cache hits: alerts, pausing and resuming a graph, proposing
-to scale a node down, entering and leaving careful mode. Imports schemas.eventbase and schemas.records."""
+to scale a node down or nodes up, entering and leaving careful mode. Imports schemas.eventbase and schemas.records."""
 
 from __future__ import annotations
 
 from datetime import datetime
+
+import msgspec
 
 from schemas.eventbase import Event
 
@@ -48,6 +50,43 @@ class NodeScaleDownProposed(Event, frozen=True, kw_only=True):
     idle_after_s: float = 0.0
     labels: dict[str, str] = {}
     drain: bool = False
+    reason: str = ""
+    view_seqs: dict[str, int] = {}
+    decider_id: str = ""
+    decider_version: str = ""
+    policy: str = ""
+    now: datetime | None = None
+
+
+class ScaleNeed(msgspec.Struct, frozen=True, kw_only=True):
+    """One kind of node a scale-up would add: the labels its waiting tasks need (``{}``: none),
+    how many tasks wait for it, the nodes of ``slots_per_node`` slots that would run them all at
+    once, and how many live nodes have those labels today (0: none has them)."""
+
+    labels: dict[str, str] = {}
+    tasks: int = 0
+    nodes: int = 0
+    slots_per_node: int = 1
+    live: int = 0
+
+
+class NodeScaleUpProposed(Event, frozen=True, kw_only=True):
+    """The decider proposes adding nodes: ``queued`` ready tasks have waited past
+    ``queued_after_s`` (the oldest since ``queued_since``) beyond the free slots of the live
+    nodes that match them; ``needs`` says which nodes (labels, count, slots) would run them, and
+    ``nodes``/``slots`` the totals. Once per queueing episode (it ends when no task is ready); a
+    proposal only: the ``[decider.scaling] command`` hook (or ``up --autoscale``) acts on it.
+    ``start``: made at full autonomy, where nodes may be started without a person. A decision
+    like a dispatch (view sequences, ``now``), re-run by ``replay --check``."""
+
+    queued: int = 0
+    queued_since: datetime | None = None
+    queued_s: float = 0.0
+    queued_after_s: float = 0.0
+    nodes: int = 0
+    slots: int = 0
+    needs: tuple[ScaleNeed, ...] = ()
+    start: bool = False
     reason: str = ""
     view_seqs: dict[str, int] = {}
     decider_id: str = ""

@@ -9,7 +9,15 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from schemas.actions import Alert, CarefulModeEntered, CarefulModeLeft, GraphPaused, GraphResumed, NodeScaleDownProposed
+from schemas.actions import (
+    Alert,
+    CarefulModeEntered,
+    CarefulModeLeft,
+    GraphPaused,
+    GraphResumed,
+    NodeScaleDownProposed,
+    NodeScaleUpProposed,
+)
 from schemas.eventbase import Event
 from schemas.records import (
     ArtifactRecord,
@@ -365,6 +373,7 @@ AnyEvent = (
     | CarefulModeEntered
     | CarefulModeLeft
     | NodeScaleDownProposed
+    | NodeScaleUpProposed
 )
 
 TaskEvent = TaskDispatched | TaskStarted | TaskCompleted | TaskCacheHit

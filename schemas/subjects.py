@@ -211,6 +211,7 @@ def cache_last_key(domain: str, task_id: str) -> str:
 
 
 CAREFUL_AGGREGATE = "system.careful"  # careful mode's events: guarded by its subject tree, followed by every agent
+SCALING_AGGREGATE = "system.scaling"  # scale-up proposals: guarded by its subject tree, followed by `up --autoscale`
 
 
 _SYSTEM = {  # the system-wide events' aggregates, by event name
@@ -218,6 +219,7 @@ _SYSTEM = {  # the system-wide events' aggregates, by event name
     "Alert": "system.alert",
     "CarefulModeEntered": CAREFUL_AGGREGATE,
     "CarefulModeLeft": CAREFUL_AGGREGATE,
+    "NodeScaleUpProposed": SCALING_AGGREGATE,
 }
 
 
@@ -285,7 +287,13 @@ def route(event: object) -> tuple[str, str]:
             agg = f"unschedulable.{token(g)}.{token(t)}"
         case act.GraphPaused(graph_id=g) | act.GraphResumed(graph_id=g):
             agg = pause_aggregate(g)
-        case ev.AutonomyChanged() | act.Alert() | act.CarefulModeEntered() | act.CarefulModeLeft():
+        case (
+            ev.AutonomyChanged()
+            | act.Alert()
+            | act.CarefulModeEntered()
+            | act.CarefulModeLeft()
+            | act.NodeScaleUpProposed()
+        ):
             agg = _SYSTEM[name]
         case _:
             raise TypeError(f"no subject for {name}")

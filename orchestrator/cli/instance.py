@@ -1,5 +1,6 @@
 """`niyantra server`, `up`, `down`, `projector` and `decider`: the commands that start or stop an
-instance's processes, and the decider's TOML configuration (`load_decider_config`).
+instance's processes, and the decider's TOML configuration (`load_decider_config`); `autoscale`,
+the scaling hook `up --autoscale` gives the decider (`orchestrator.runtime.autoscale`).
 """
 
 from __future__ import annotations
@@ -46,15 +47,37 @@ def up(
     auth: Annotated[
         bool, typer.Option(help="Per-role NATS users; random passwords in DATA_DIR/run/credentials.json (0600).")
     ] = False,
+    decider_config: Annotated[
+        Path | None,
+        typer.Option(envvar="NIYANTRA_DECIDER_CONFIG", help="TOML file with a [decider] table (docs/actions.md)."),
+    ] = None,
+    autoscale: Annotated[
+        bool, typer.Option(help="Follow the decider's scaling proposals: start and stop agents here (docs/actions.md).")
+    ] = False,
+    max_agents: Annotated[int, typer.Option(help="With --autoscale: agents running at most.")] = 6,
+    min_agents: Annotated[int, typer.Option(help="With --autoscale: agents kept running at least.")] = 1,
 ) -> None:
     """Start nats-server, the projectors, the decider and N agents as separate processes."""
+    from orchestrator.runtime.scaleconfig import AutoscaleSettings
     from orchestrator.runtime.supervisor import UpSettings, down
     from orchestrator.runtime.supervisor import up as start
 
     try:
+        scaling = AutoscaleSettings(max_agents=max(max_agents, agents), min_agents=min_agents, slots=slots)
+    except ValueError as e:
+        raise fail(f"--min-agents/--max-agents: {e}") from e
+    try:
         m = start(
             UpSettings(
-                data_dir=data_dir, port=port, agents=agents, slots=slots, config=config, cluster=cluster, auth=auth
+                data_dir=data_dir,
+                port=port,
+                agents=agents,
+                slots=slots,
+                config=config,
+                cluster=cluster,
+                auth=auth,
+                decider_config=decider_config,
+                autoscale=scaling if autoscale else None,
             )
         )
     except OrchestratorError as e:
@@ -83,6 +106,22 @@ def down(*, data_dir: DataDir = Path(".niyantra")) -> None:
 
     stopped = stop(data_dir)
     console.print(f"stopped: {', '.join(stopped)}" if stopped else f"nothing running from {data_dir}")
+
+
+@app.command(hidden=True)
+def autoscale(*, data_dir: DataDir = Path(".niyantra")) -> None:
+    """The scaling hook of `up --autoscale`: act on the proposal (JSON on stdin) with this instance's agents."""
+    import json
+    import sys
+
+    from orchestrator.runtime.autoscale import follow
+
+    try:
+        proposal = json.loads(sys.stdin.read())
+        said = follow(data_dir, proposal)
+    except (ValueError, OrchestratorError) as e:
+        raise fail(str(e)) from e
+    console.print(said, highlight=False)
 
 
 @app.command()

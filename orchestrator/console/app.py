@@ -167,7 +167,10 @@ class Handlers:
 
         views = self.state.views()
         flagged = flagged_patterns(views.nodes, views.patterns, datetime.now(UTC), self.config.scoring)
-        return _html(pages.nodes_page(views.nodes, flagged, _fragment(request)))
+        kinds = ("NodeScaleUpProposed", "NodeScaleDownProposed")
+        proposals = [(at, e) for _, at, e in self.state.rows if type(e).__name__ in kinds][-20:]
+        since = views.health.scale_up if views.health is not None else None
+        return _html(pages.nodes_page(views.nodes, flagged, _fragment(request), proposals, since))
 
     async def trust(self, request: Request, user: str | None) -> Response:
         views = self.state.views()

@@ -87,8 +87,27 @@ def _efficiency(node: Any) -> str:
     return "<br>".join(parts) or '<span class="muted">nothing learned yet</span>'
 
 
-def nodes_page(nodes: Mapping[str, Any], flagged: Sequence[Mapping[str, Any]], fragment: bool = False) -> str:
-    """Every node: slots, load, what it runs, learned efficiency per type; and the flagged patterns."""
+def _proposals(proposals: Sequence[tuple[datetime, Any]], open_since: datetime | None) -> str:
+    """The scaling proposals, newest first (`orchestrator.decision.scaling`)."""
+    rows = []
+    for at, e in reversed(proposals):
+        if type(e).__name__ == "NodeScaleUpProposed":
+            what = f"scale up by {e.nodes} node(s)" + (" (open)" if open_since and open_since == e.queued_since else "")
+        else:
+            what = f"scale down {e.node_id}"
+        rows.append([esc(at.strftime("%H:%M:%S")), esc(what), esc(e.reason)])
+    return table(["at", "proposal", "reason"], rows, "scaling") if rows else '<p class="muted">none</p>'
+
+
+def nodes_page(
+    nodes: Mapping[str, Any],
+    flagged: Sequence[Mapping[str, Any]],
+    fragment: bool = False,
+    proposals: Sequence[tuple[datetime, Any]] = (),
+    open_since: datetime | None = None,
+) -> str:
+    """Every node: slots, load, what it runs, learned efficiency per type; the flagged patterns;
+    and the scaling proposals (``open_since``: the open scale-up episode's, if any)."""
     rows = []
     for nid in sorted(nodes):
         n = nodes[nid]
@@ -112,6 +131,7 @@ def nodes_page(nodes: Mapping[str, Any], flagged: Sequence[Mapping[str, Any]], f
     body += "<h3>flagged patterns</h3>" + (
         table(["kind", "what", "where", "state"], flags) if flags else '<p class="muted">none</p>'
     )
+    body += "<h3>scaling proposals</h3>" + _proposals(proposals, open_since)
     return _out("nodes", body, fragment)
 
 

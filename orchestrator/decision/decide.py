@@ -37,7 +37,7 @@ from orchestrator.decision.dispatch import dispatch_event
 from orchestrator.decision.flags import FlagIndex, approve_hint, escalation_reason, flag_index
 from orchestrator.decision.pause import Action, PauseConfig, Paused, Stamp, pause_actions
 from orchestrator.decision.readyset import ReadySet, digest_of, ranked
-from orchestrator.decision.scaling import ScaleAction, ScalingConfig, scale_down_actions
+from orchestrator.decision.scaling import ScaleAction, ScalingConfig, scale_down_actions, scale_up_actions
 from orchestrator.decision.scoring import ScoringConfig, backoff_until, task_estimate
 from orchestrator.decision.slots import RoundMemo, RoundSlots
 from orchestrator.decision.timeouts import TimeoutConfig
@@ -220,20 +220,34 @@ def decide_round(
     views: Views, now: datetime, config: DeciderConfig
 ) -> tuple[list[Action | ScaleAction], list[Dispatch]]:
     """A whole round: the actions besides dispatch (pauses and resumes, first: they hold for the
-    round's own dispatches; then scale-down proposals), then the dispatches."""
+    round's own dispatches; then scaling proposals, which see them), then the dispatches."""
     actions = round_actions(views, now, config)
     dispatches = plan(views, now, config, actions)[0]
-    return [*actions, *scale_actions(views, now, config)], dispatches
+    return [*actions, *scale_actions(views, now, config, dispatches, actions)], dispatches
 
 
-def scale_actions(views: Views, now: datetime, config: DeciderConfig) -> list[ScaleAction]:
-    """The round's scale-down proposals (`orchestrator.decision.scaling`; none unless enabled)."""
-    if not config.scaling.enabled or not views.nodes:
+def scale_actions(
+    views: Views,
+    now: datetime,
+    config: DeciderConfig,
+    dispatches: list[Dispatch] | None = None,
+    actions: list[Action] | None = None,
+) -> list[ScaleAction]:
+    """The round's scale-down and scale-up proposals (`orchestrator.decision.scaling`; none unless
+    enabled); ``dispatches``: the round's own, ``actions``: its pauses (a paused task is not queued)."""
+    if not config.scaling.enabled:
         return []
-    stamp = stamp_of(views, config)
-    return scale_down_actions(
-        views.nodes, views.ready_tasks(), now, config.node_ttl_s, config.scaling, stamp, views.autonomy
-    )
+    stamp, ready, sc, ttl = stamp_of(views, config), views.ready_tasks(), config.scaling, config.node_ttl_s
+    out = scale_down_actions(views.nodes, ready, now, ttl, sc, stamp, views.autonomy) if views.nodes else []
+    paused = paused_of(views, now, config, actions)
+    taken = {(d.event.graph_id, d.event.task_id): getattr(d.event, "node_id", "") for d in dispatches or ()}
+
+    def held(t: TaskView) -> bool:
+        return gate(t, views.autonomy, now, config.scoring) is not None or bool(paused and paused.reason(t.graph_id))
+
+    up = scale_up_actions(views.nodes, ready, now, ttl, sc, stamp, health=views.health, taken=taken, held=held,
+                          autonomy=views.autonomy)  # fmt: skip
+    return out + up
 
 
 def stamp_of(views: Views, config: DeciderConfig) -> Stamp:

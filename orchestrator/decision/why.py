@@ -56,6 +56,9 @@ def why(task: TaskView, views: Views, now: datetime, config: DeciderConfig) -> d
         head = f"awaiting approval: niyantra approve {task.graph_id}/{task.task_id} --by NAME"
     else:
         head, details = _ready(task, views, now, config)
+        h = views.health
+        if h is not None and h.scale_up is not None and not head.startswith("ready: the next decision"):
+            details.append(f"scale-up proposed (queued since {h.scale_up.strftime('%H:%M:%S')}): {h.scale_up_reason}")
         if views.careful is not None:
             c = views.careful
             details.append(f"careful mode since {c.since.strftime('%H:%M:%S')}: {c.reason}")

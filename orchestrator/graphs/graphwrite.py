@@ -50,6 +50,13 @@ def _table(lines: list[str], header: str, table: dict[str, Any]) -> None:
         _table(lines, f"{header[:-1]}.{_key(k)}]", v)
 
 
+def toml_table(name: str, table: dict[str, Any]) -> str:
+    """One ``[name]`` table (its sub-tables as ``[name.key]``) as TOML, e.g. a decider config."""
+    lines: list[str] = []
+    _table(lines, f"[{_key(name)}]", table)
+    return "\n".join(lines) + "\n"
+
+
 def to_toml(doc: dict[str, Any]) -> str:
     """``doc`` (``graph``, ``tasks``, ``rules``) as niyantra TOML."""
     lines: list[str] = []

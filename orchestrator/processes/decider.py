@@ -179,7 +179,7 @@ async def act_actions(
         state.last_append_seq = max(state.last_append_seq, seq)
         state.signals += 1
         if isinstance(a, ScaleAction):
-            log.warning("%s %s: %s", type(a.event).__name__, a.event.node_id, a.event.reason)
+            log.warning("%s %s: %s", type(a.event).__name__, getattr(a.event, "node_id", "*"), a.event.reason)
             start_hook(eventlog, hook, a.event)
             continue
         log.warning("%s %s: %s", type(a.event).__name__, getattr(a.event, "graph_id", "") or "*", a.event.reason)

@@ -20,16 +20,17 @@ from orchestrator.writeside.eventlog import EventLog
 from schemas import actions as act
 
 log = logging.getLogger("niyantra.decider.scaling")
+Proposal = act.NodeScaleDownProposed | act.NodeScaleUpProposed
 HOOK_TIMEOUT_S = 60.0
 _running: set[asyncio.Task[None]] = set()  # the hooks in flight (a task needs a reference to run)
 
 
-def payload(e: act.NodeScaleDownProposed) -> bytes:
+def payload(e: Proposal) -> bytes:
     """What the hook reads on stdin: the proposal, with its type (``"type"``)."""
     return msgspec.json.encode({"type": type(e).__name__, **msgspec.to_builtins(e)})
 
 
-async def run_hook(command: str, e: act.NodeScaleDownProposed, timeout: float = HOOK_TIMEOUT_S) -> str | None:
+async def run_hook(command: str, e: Proposal, timeout: float = HOOK_TIMEOUT_S) -> str | None:
     """Run ``command`` with the proposal on stdin; what went wrong in words, or None."""
     try:
         proc = await asyncio.create_subprocess_shell(
@@ -50,7 +51,12 @@ async def run_hook(command: str, e: act.NodeScaleDownProposed, timeout: float = 
     return None
 
 
-async def _hook(eventlog: EventLog, command: str, e: act.NodeScaleDownProposed) -> None:
+def _about(e: Proposal) -> str:
+    """The node a scale-down is about, or ``+N nodes`` of a scale-up."""
+    return e.node_id if isinstance(e, act.NodeScaleDownProposed) else f"+{e.nodes} node(s)"
+
+
+async def _hook(eventlog: EventLog, command: str, e: Proposal) -> None:
     try:
         problem = await run_hook(command, e)
     except Exception as err:  # noqa: BLE001 - a hook never takes the decider down
@@ -64,14 +70,14 @@ async def _hook(eventlog: EventLog, command: str, e: act.NodeScaleDownProposed) 
         occurred_at=e.occurred_at,
         causation_id=e.event_id,
         kind="scaling-hook",
-        about=e.node_id,
-        message=f"scaling hook `{command}` for {type(e).__name__} of {e.node_id} failed: {problem}",
+        about=_about(e),
+        message=f"scaling hook `{command}` for {type(e).__name__} of {_about(e)} failed: {problem}",
     )
     with contextlib.suppress(ConcurrencyConflict, Exception):  # recorded once; an unreachable log: logged above
         await eventlog.append_event(alert)
 
 
-def start_hook(eventlog: EventLog, command: str, e: act.NodeScaleDownProposed) -> None:
+def start_hook(eventlog: EventLog, command: str, e: Proposal) -> None:
     """Run the hook for a recorded proposal in the background (nothing when ``command`` is "")."""
     if not command:
         return

@@ -1,7 +1,7 @@
 """Recorded decisions re-run and compared over one range of the log (`check_range`).
 
-At each recorded `TaskDispatched`, `TaskCacheHit`, `GraphPaused`, `GraphResumed` or
-`NodeScaleDownProposed` the pure
+At each recorded `TaskDispatched`, `TaskCacheHit`, `GraphPaused`, `GraphResumed`,
+`NodeScaleDownProposed` or `NodeScaleUpProposed` the pure
 `decide` runs again with the views at exactly the sequences the decision names (``view_seqs``),
 its ``now`` and its policy; generated work (tasks generated, the limit, a backlog graph taken) is
 re-derived the same way (`check_generation`). A decision is *reproduced* when the bytes are
@@ -32,6 +32,7 @@ Recorded = (
     | act.CarefulModeEntered
     | act.CarefulModeLeft
     | act.NodeScaleDownProposed
+    | act.NodeScaleUpProposed
 )
 # decisions besides dispatches (whose node follows the name); a person's pause or resume is not one (``by``)
 DECISION_SUBJECT_ENDS = (
@@ -41,6 +42,7 @@ DECISION_SUBJECT_ENDS = (
     ".CarefulModeEntered",
     ".CarefulModeLeft",
     ".NodeScaleDownProposed",
+    ".NodeScaleUpProposed",
 )
 
 
@@ -66,6 +68,8 @@ def decision_key(e: Recorded) -> tuple[str, str]:
         return ("careful", "")
     if isinstance(e, act.NodeScaleDownProposed):
         return ("scale-down", e.node_id)
+    if isinstance(e, act.NodeScaleUpProposed):
+        return ("scale-up", "")
     return (e.graph_id, e.task_id)
 
 
@@ -144,6 +148,8 @@ def check_range(
                         "task_id",
                         "(pause)"
                         if hasattr(recorded, "graph_id")
+                        else "(scale-up)"
+                        if isinstance(recorded, act.NodeScaleUpProposed)
                         else "(careful)"
                         if not hasattr(recorded, "node_id")
                         else "(scale-down)",
@@ -165,18 +171,22 @@ def check_range(
     }
 
 
-def _scaled(recorded: Recorded) -> float | None:
-    """The idle threshold a scale-down proposal was made with (None: not one)."""
-    return recorded.idle_after_s if isinstance(recorded, act.NodeScaleDownProposed) else None
+def _scaled(recorded: Recorded) -> tuple[str, float] | None:
+    """The threshold a scaling proposal was made with, by its config name (None: not one)."""
+    if isinstance(recorded, act.NodeScaleDownProposed):
+        return ("idle_after_s", recorded.idle_after_s)
+    if isinstance(recorded, act.NodeScaleUpProposed):
+        return ("queued_after_s", recorded.queued_after_s)
+    return None
 
 
 def _with_scaling(config: DeciderConfig, recorded: Recorded) -> DeciderConfig:
-    """The config a scale-down proposal is re-derived with: scaling on, at the threshold it names
+    """The config a scaling proposal is re-derived with: scaling on, at the threshold it names
     (a decider's ``[decider.scaling]`` is not in the log; its dispatches do not depend on it)."""
-    idle = _scaled(recorded)
-    if idle is None:
+    scaled = _scaled(recorded)
+    if scaled is None:
         return config
-    scaling = dataclasses.replace(config.scaling, enabled=True, idle_after_s=idle)
+    scaling = dataclasses.replace(config.scaling, enabled=True, **{scaled[0]: scaled[1]})
     return dataclasses.replace(config, scaling=scaling)
 
 

@@ -155,6 +155,7 @@ _SAID: dict[type, Callable[[Any], str]] = {
     ev.TaskCacheHit: _cached,
     ev.CacheEntryRevoked: _cached,
     act.NodeScaleDownProposed: lambda e: f"scale-down of {e.node_id} proposed: {e.reason}",
+    act.NodeScaleUpProposed: lambda e: f"scale-up by {e.nodes} node(s) proposed: {e.reason}",
 }
 
 

@@ -1,5 +1,7 @@
 """``niyantra up`` / ``down``: start nats-server, projectors, decider and agents as separate OS
-processes under one data directory, record exactly what was started, and stop exactly that."""
+processes under one data directory, record exactly what was started, and stop exactly that.
+With ``autoscale`` the decider's scaling hook is `orchestrator.runtime.autoscale`, which starts
+agents (`start_agents`) and stops them (`forget` drops them from the record) as proposals ask."""
 
 from __future__ import annotations
 
@@ -20,6 +22,7 @@ from orchestrator.runtime.cluster import create_assets, member_args, plan_cluste
 from orchestrator.runtime.connection import ENV_PASSWORD, ENV_REPLICAS, ENV_USER
 from orchestrator.runtime.natsserver import RunningServer, default_config, server_args, start_server
 from orchestrator.runtime.ports import free_port
+from orchestrator.runtime.scaleconfig import DECIDER_TOML, AutoscaleSettings, decider_toml, hook_command, write_settings
 
 MANIFEST = "processes.json"
 # Children outlive `up`; holding their Popen objects keeps Python from warning that a
@@ -39,6 +42,8 @@ class UpSettings:
     ready_timeout_s: float = 60.0
     auth: bool = False  # per-role users (orchestrator/runtime/auth.py); credentials in D/run/credentials.json
     cluster: int = 1  # servers: 1 is the embedded server; 3 is a JetStream cluster with R3 streams and views
+    decider_config: Path | None = None  # a TOML [decider] table for the decider (docs/actions.md)
+    autoscale: AutoscaleSettings | None = None  # follow scaling proposals with local agents (`autoscale`)
 
 
 @dataclass
@@ -88,7 +93,8 @@ def _is_server(p: Started) -> bool:
     return p.name.startswith("nats-server")
 
 
-def _is_ours(p: Started) -> psutil.Process | None:
+def is_ours(p: Started) -> psutil.Process | None:
+    """The live process ``p`` records (the same pid and start time), or None."""
     try:
         proc = psutil.Process(p.pid)
         if abs(proc.create_time() - p.create_time) < 0.01:
@@ -106,32 +112,80 @@ def child_specs(s: UpSettings, url: str, run: Path) -> list[tuple[str, list[str]
         ("projector-node-scores", cli + ["projector", "node-scores"]),
         ("projector-confidence", cli + ["projector", "confidence"]),
         ("projector-archive", cli + ["projector", "archive", "--archive-dir", str(s.data_dir / "archive")]),
-        ("decider", cli + ["decider"]),
+        ("decider", cli + ["decider", *_decider_config_args(s, run)]),
         ("watchdog", cli + ["watchdog"]),
     ]
-    for i in range(1, s.agents + 1):
-        specs.append(
-            (
-                f"agent-node-{i}",
-                cli
-                + [
-                    "agent",
-                    "--node",
-                    f"node-{i}",
-                    "--slots",
-                    str(s.slots),
-                    "--workdir",
-                    str(s.data_dir / "work"),
-                ],
-            )
-        )
+    specs += [agent_spec(s.data_dir, f"node-{i}", s.slots) for i in range(1, s.agents + 1)]
     return [(n, c + ["--nats-url", url, "--ready-file", str(run / f"{n}.ready")]) for n, c in specs]
+
+
+def agent_spec(data_dir: Path, node: str, slots: int, labels: dict[str, str] | None = None) -> tuple[str, list[str]]:
+    """The name and command (without its URL and ready file) of one agent of the instance."""
+    cli = [sys.executable, "-m", "orchestrator.cli.main", "agent", "--node", node, "--slots", str(slots)]
+    cli += [a for k, v in sorted((labels or {}).items()) for a in ("--label", f"{k}={v}")]
+    return f"agent-{node}", cli + ["--workdir", str(data_dir / "work")]
+
+
+def _decider_config_args(s: UpSettings, run: Path) -> list[str]:
+    if s.autoscale is not None:
+        return ["--config", str(run / DECIDER_TOML)]
+    return ["--config", str(s.decider_config)] if s.decider_config is not None else []
+
+
+def _write_autoscale(s: UpSettings, url: str, run: Path) -> None:
+    """The autoscale hook's settings and the decider config that names it (with the user's table)."""
+    import tomllib
+
+    assert s.autoscale is not None
+    try:
+        table = tomllib.loads(s.decider_config.read_text()).get("decider", {}) if s.decider_config else {}
+    except (OSError, tomllib.TOMLDecodeError) as e:
+        raise ServerError(f"{s.decider_config}: {e}") from e
+    write_settings(s.data_dir, replace(s.autoscale, url=url))
+    (run / DECIDER_TOML).write_text(decider_toml(table, hook_command(s.data_dir)))
+
+
+def _spawn(data_dir: Path, m: Manifest, name: str, cmd: list[str], env: dict[str, str]) -> None:
+    """Start one child with its log, and record it in the manifest."""
+    log_path = data_dir / "logs" / f"{name}.log"
+    log_path.parent.mkdir(parents=True, exist_ok=True)
+    with log_path.open("ab") as out:
+        proc = subprocess.Popen(cmd, stdout=out, stderr=out, stdin=subprocess.DEVNULL, start_new_session=True, env=env)
+    _SPAWNED.append(proc)
+    m.processes.append(Started(name, proc.pid, psutil.Process(proc.pid).create_time(), str(log_path)))
+    _write_manifest(data_dir, m)
+
+
+def start_agents(
+    data_dir: Path, url: str, agents: list[tuple[str, int, dict[str, str]]], timeout: float = 60.0
+) -> None:
+    """Start more agents (node id, slots, labels) for a running instance; return once they are ready."""
+    m = read_manifest(data_dir)
+    if m is None:
+        raise ServerError(f"no instance running from {data_dir}")
+    run, before = data_dir / "run", len(m.processes)
+    for node, slots, labels in agents:
+        name, cmd = agent_spec(data_dir, node, slots, labels)
+        (run / f"{name}.ready").unlink(missing_ok=True)
+        cmd += ["--nats-url", url, "--ready-file", str(run / f"{name}.ready")]
+        _spawn(data_dir, m, name, cmd, {**os.environ})
+    _wait_ready(Manifest(m.url, m.http_port, m.processes[before:]), run, timeout)
+
+
+def forget(data_dir: Path, name: str) -> None:
+    """Drop a stopped child from the manifest (`down` no longer looks for it)."""
+    m = read_manifest(data_dir)
+    if m is not None:
+        m.processes = [p for p in m.processes if p.name != name]
+        _write_manifest(data_dir, m)
 
 
 def up(s: UpSettings) -> Manifest:
     """Start an instance and return once every process is ready."""
+    if s.autoscale is not None and s.auth:
+        raise ServerError("--autoscale with --auth: the agents' NATS users are fixed at start; use one or the other")
     existing = read_manifest(s.data_dir)
-    if existing and any(_is_ours(p) for p in existing.processes):
+    if existing and any(is_ours(p) for p in existing.processes):
         raise ServerError(
             f"an instance is already running from {s.data_dir} (run `niyantra down --data-dir {s.data_dir}`)"
         )
@@ -147,16 +201,10 @@ def up(s: UpSettings) -> Manifest:
         s = replace(s, config=config)
     try:
         _start_servers(s, m, logs, creds)
+        if s.autoscale is not None:
+            _write_autoscale(s, m.url, run)
         for name, cmd in child_specs(s, m.url, run):
-            env = {**os.environ, ENV_REPLICAS: str(s.cluster), **_login_env(name, creds)}
-            log_path = logs / f"{name}.log"
-            with log_path.open("ab") as out:
-                proc = subprocess.Popen(
-                    cmd, stdout=out, stderr=out, stdin=subprocess.DEVNULL, start_new_session=True, env=env
-                )
-            _SPAWNED.append(proc)
-            m.processes.append(Started(name, proc.pid, psutil.Process(proc.pid).create_time(), str(log_path)))
-            _write_manifest(s.data_dir, m)
+            _spawn(s.data_dir, m, name, cmd, {**os.environ, ENV_REPLICAS: str(s.cluster), **_login_env(name, creds)})
         _wait_ready(m, run, s.ready_timeout_s)
     except (ServerError, OSError, psutil.Error):
         down(s.data_dir)
@@ -217,7 +265,7 @@ def restart_server(data_dir: Path, name: str) -> Started:
     if m is None or not found:
         raise ServerError(f"no server named {name!r} recorded in {manifest_path(data_dir)}")
     old = found[0]
-    if _is_ours(old) is not None:
+    if is_ours(old) is not None:
         raise ServerError(f"{name} is still running (pid {old.pid})")
     server = _start_on_its_port(old.cmd, Path(old.log), Path(old.store))
     new = _started(name, server, old.cmd, Path(old.store))
@@ -245,7 +293,7 @@ def _wait_ready(m: Manifest, run: Path, timeout: float) -> None:
         for p in list(waiting):
             if (run / f"{p.name}.ready").exists():
                 waiting.remove(p)
-            elif _is_ours(p) is None or _is_ours(p).status() == psutil.STATUS_ZOMBIE:  # type: ignore[union-attr]
+            elif is_ours(p) is None or is_ours(p).status() == psutil.STATUS_ZOMBIE:  # type: ignore[union-attr]
                 tail = Path(p.log).read_text(errors="replace")[-800:]
                 raise ServerError(f"{p.name} exited during start-up; its log ends:\n{tail}")
         if time.monotonic() > deadline:
@@ -261,7 +309,7 @@ def down(data_dir: Path, *, grace_s: float = 10.0) -> list[str]:
     stopped: list[str] = []
     clients = [p for p in reversed(m.processes) if not _is_server(p)]
     for group in (clients, [p for p in m.processes if _is_server(p)]):
-        procs = [(p, _is_ours(p)) for p in group]
+        procs = [(p, is_ours(p)) for p in group]
         live = [(p, proc) for p, proc in procs if proc is not None]
         for _, proc in live:
             proc.send_signal(signal.SIGTERM)

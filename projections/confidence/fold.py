@@ -301,6 +301,7 @@ _RULES: dict[type, Callable[[ConfidenceView, Any, int], None]] = {
     act.CarefulModeEntered: _careful,
     act.CarefulModeLeft: _careful,
     act.NodeScaleDownProposed: _nothing,
+    act.NodeScaleUpProposed: _nothing,
 }
 
 

@@ -370,6 +370,7 @@ _RULES: dict[type, Callable[[NodeScoresView, Any, int], None]] = {
     act.CarefulModeEntered: _nothing,
     act.CarefulModeLeft: _nothing,
     act.NodeScaleDownProposed: _node_event,
+    act.NodeScaleUpProposed: _nothing,
 }
 
 

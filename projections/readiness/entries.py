@@ -86,6 +86,11 @@ class Health(msgspec.Struct, frozen=True, kw_only=True, gc=False):
     pause: Pause | None = None
     pause_seq: int = 0
     seq: int = 0
+    # The queueing episode a scale-up was proposed for (`NodeScaleUpProposed`: its ``queued_since``;
+    # None once no task is ready), the proposal's reason, and its sequence (the guard of the next).
+    scale_up: datetime | None = None
+    scale_up_reason: str = ""
+    scale_up_seq: int = 0
 
 
 class GraphView(msgspec.Struct, frozen=True, kw_only=True, gc=False):

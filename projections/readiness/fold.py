@@ -343,6 +343,7 @@ _RULES: dict[type, Callable[[ReadinessView, Any, int], None]] = {
     act.CarefulModeEntered: _nothing,
     act.CarefulModeLeft: _nothing,
     act.NodeScaleDownProposed: _nothing,
+    act.NodeScaleUpProposed: health.scale_up,
 }
 
 

@@ -6,8 +6,10 @@ Every run completion of an attempt that held its task adds one sample to its gra
 event time with the half-life `FAILURE_HALF_LIFE_S` (`projections.decay`), so the mean is the
 failure rate of recent completions. A preflight, a lost attempt or a stale result adds nothing.
 ``GraphPaused``/``GraphResumed`` set and clear the pause of their graph (``""``: of every graph)
-and its guard sequence. Whether a rate pauses or resumes is the decider's
-(`orchestrator.decision.pause`); this module only folds the facts it judges.
+and its guard sequence. A ``NodeScaleUpProposed`` opens a queueing episode (``Health.scale_up``);
+the ready set becoming empty closes it (`projections.readiness.view.drained`). Whether a rate
+pauses or resumes is the decider's (`orchestrator.decision.pause`); this module only folds the
+facts it judges.
 """
 
 from __future__ import annotations
@@ -16,12 +18,11 @@ import msgspec
 
 from projections.decay import add
 from projections.readiness.entries import HELD, Health, Pause, TaskView
-from projections.readiness.view import ReadinessView
+from projections.readiness.view import HEALTH_KEY, ReadinessView
 from schemas import actions as act
 from schemas import events as ev
 from schemas.subjects import graph_key
 
-HEALTH_KEY = "health"
 FAILURE_HALF_LIFE_S = 600.0  # ten minutes: "recent" completions
 
 
@@ -57,3 +58,11 @@ def paused(view: ReadinessView, e: act.GraphPaused | act.GraphResumed, seq: int)
         return
     view.graphs[e.graph_id] = replace(g, pause=pause, pause_seq=seq, seq=seq)
     view.touched.add(graph_key(e.graph_id))
+
+
+def scale_up(view: ReadinessView, e: act.NodeScaleUpProposed, seq: int) -> None:
+    """A scale-up proposal opens its queueing episode: no other until the queue drains."""
+    h = view.health or Health()
+    since = e.queued_since or e.occurred_at
+    view.health = msgspec.structs.replace(h, scale_up=since, scale_up_reason=e.reason, scale_up_seq=seq, seq=seq)
+    view.touched.add(HEALTH_KEY)

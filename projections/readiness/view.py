@@ -2,9 +2,10 @@
 
 Every change of a task goes through `put_task` (or `put_graph_tasks` for many tasks of one
 graph): it stores the frozen entry, notes its KV key in ``touched``, keeps the index of ready
-tasks and, when the task's state changed, the graph's counts (and ``finished_at`` once every
-task of the graph has ended). The rules that decide the new entries are in
-`projections.readiness.fold` (task events) and `projections.readiness.graphevents` (graph events).
+tasks (its emptying ends a queueing episode: `drained`) and, when the task's state changed, the
+graph's counts (and ``finished_at`` once every task of the graph has ended). The rules that
+decide the new entries are in `projections.readiness.fold` (task events) and
+`projections.readiness.graphevents` (graph events).
 """
 
 from __future__ import annotations
@@ -37,6 +38,17 @@ class ReadinessView:
     health: Health | None = None  # every graph's failure rate and pause (`projections.readiness.health`)
 
 
+HEALTH_KEY = "health"  # KV key of the `Health` entry
+
+
+def drained(view: ReadinessView, seq: int) -> None:
+    """No task is ready any more: an open queueing episode (``Health.scale_up``) ends."""
+    h = view.health
+    if h is not None and h.scale_up is not None:
+        view.health = msgspec.structs.replace(h, scale_up=None, scale_up_reason="", seq=seq)
+        view.touched.add(HEALTH_KEY)
+
+
 def _done(counts: dict[str, int], total: int) -> bool:
     """`GraphView.done` of these counts."""
     return sum(counts.get(s, 0) for s in rec.TERMINAL_STATES) == total
@@ -56,6 +68,8 @@ def put_known(view: ReadinessView, key: tuple[str, str], old: TaskView | None, n
         view.ready.add(key)
     else:
         view.ready.discard(key)
+        if not view.ready:
+            drained(view, seq)
     if old is None or old.state != state:
         graph_id = key[0]
         g = view.graphs[graph_id]
@@ -100,3 +114,5 @@ def put_graph_tasks(view: ReadinessView, graph_id: str, tasks: list[TaskView], s
     if counts is not None:
         view.graphs[graph_id] = msgspec.structs.replace(g, counts=counts, seq=seq, finished_at=finished_at)
         touched.add(graph_key(graph_id))
+    if not ready:
+        drained(view, seq)
