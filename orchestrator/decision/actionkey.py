@@ -32,7 +32,7 @@ from typing import Any
 
 import msgspec
 
-from orchestrator.graphs.globs import matches
+from orchestrator.graphs.globs import matcher
 from schemas.records import ArtifactRecord, TaskSpec
 
 FORM_VERSION = "1"  # part of every key: a change of what the form holds changes every key
@@ -61,7 +61,8 @@ def selected_sources(
             patterns.extend((filesets or {}).get(p[1:], ()))
         else:
             patterns.append(p)
-    return sorted((f for f in files if any(matches(p, f.path) for p in patterns)), key=lambda f: f.path)
+    selects = matcher(patterns)
+    return sorted((f for f in files if selects(f.path)), key=lambda f: f.path)
 
 
 def static_form(

@@ -10,6 +10,7 @@ Python's pathlib does, so a pattern matches here what an agent's ``Path.glob`` f
 from __future__ import annotations
 
 import re
+from collections.abc import Callable, Iterable
 from functools import lru_cache
 
 GLOB_CHARS = frozenset("*?[")
@@ -112,6 +113,29 @@ def matches(pattern: str, path: str) -> bool:
         plain = pattern.rstrip("/")
         return path == plain or path.startswith(plain + "/")
     return glob_regex(pattern).fullmatch(path) is not None
+
+
+def matcher(patterns: Iterable[str]) -> Callable[[str], bool]:
+    """The test "some pattern matches this path", equal to ``any(matches(p, path) for p in
+    patterns)`` but built once: plain paths and folders are a set looked up by the path and each
+    of its folders, the globs are compiled. Choosing a task's sources out of a large tree with a
+    hundred declared inputs is then a few set lookups a file, not a hundred comparisons."""
+    patterns = list(patterns)
+    plain = frozenset(p.rstrip("/") for p in patterns if not is_glob(p))
+    regexes = [glob_regex(p) for p in patterns if is_glob(p)]
+
+    def test(path: str) -> bool:
+        if path in plain:
+            return True
+        if plain:
+            i = path.rfind("/")
+            while i > 0:
+                if path[:i] in plain:
+                    return True
+                i = path.rfind("/", 0, i)
+        return any(r.fullmatch(path) is not None for r in regexes)
+
+    return test
 
 
 def may_overlap(a: str, b: str) -> bool:

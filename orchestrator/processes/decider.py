@@ -62,12 +62,13 @@ MAX_IN_FLIGHT = 256  # dispatches of one round appended together, at most
 FIRST_BATCH = 4  # a round's first batch: its first dispatches are not held up by a long round's bytes
 
 
-def batches(n: int) -> list[tuple[int, int]]:
-    """The (start, end) of a round's batches of ``n`` dispatches: FIRST_BATCH, then each twice the
+def batches(n: int, first: int = FIRST_BATCH) -> list[tuple[int, int]]:
+    """The (start, end) of a round's batches of ``n`` dispatches: ``first``, then each twice the
     one before (at most MAX_IN_FLIGHT), so a long round's first dispatches are appended at once
-    and the round still costs only a few flushes."""
+    and the round still costs only a few flushes. (Cache hits start at MAX_IN_FLIGHT: no agent
+    waits for their acknowledgement, so fewer flushes is all that counts.)"""
     out: list[tuple[int, int]] = []
-    i, size = 0, FIRST_BATCH
+    i, size = 0, min(first, MAX_IN_FLIGHT)
     while i < n:
         out.append((i, min(n, i + size)))
         i, size = i + size, min(MAX_IN_FLIGHT, size * 2)
@@ -105,11 +106,13 @@ async def act(eventlog: EventLog, decisions: list[Dispatch], state: DeciderState
     acked: list[int] = []
     written: set[tuple[str, str]] = set()
     for wave in waves(decisions):
-        wave = [d for d in wave if all(k in written for k in d.needs)]
-        for i, j in batches(len(wave)):
-            chunk = wave[i:j]
-            if not (len(chunk) > 1 and await _act_atomic(eventlog, chunk, state, acked, written)):
-                await _act_each(eventlog, chunk, state, acked, written)
+        hits = [d for d in wave if isinstance(d.event, TaskCacheHit) and all(k in written for k in d.needs)]
+        dispatches = [d for d in wave if not isinstance(d.event, TaskCacheHit)]
+        for part, first in ((hits, MAX_IN_FLIGHT), (dispatches, FIRST_BATCH)):
+            for i, j in batches(len(part), first):
+                chunk = part[i:j]
+                if not (len(chunk) > 1 and await _act_atomic(eventlog, chunk, state, acked, written)):
+                    await _act_each(eventlog, chunk, state, acked, written)
     return acked
 
 

@@ -25,6 +25,11 @@ def test_batches_grow_from_the_first(n: int, expected: list[tuple[int, int]]) ->
     assert batches(n) == expected
 
 
+def test_cache_hits_go_in_the_largest_batches():
+    assert batches(41, MAX_IN_FLIGHT) == [(0, 41)]
+    assert batches(600, MAX_IN_FLIGHT) == [(0, 256), (256, 512), (512, 600)]
+
+
 @pytest.mark.parametrize("n", [1, 7, 255, 256, 1000, 5000])
 def test_batches_cover_every_dispatch_once_and_stay_bounded(n: int) -> None:
     got = batches(n)
