@@ -1,4 +1,8 @@
-"""A simulator that runs the real `decide` and the real projection folds on a virtual clock.
+"""A simulator that runs the real decide round and the real projection folds on a virtual clock.
+
+Each round is `decide_round`: dispatches and cache hits, and the round's other actions (pauses
+and resumes on error rate, scaling proposals, as configured), recorded and folded like the
+decider's. (Careful mode needs the confidence view, which the simulator does not fold.)
 
 No NATS: events are folded straight into the readiness and node-scores views with increasing
 sequence numbers. Simulated nodes run a task for ``estimate / speed`` seconds (the estimate is
@@ -22,10 +26,11 @@ import heapq
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 import msgspec
 
-from orchestrator.decision.decide import DeciderConfig, Views, decide
+from orchestrator.decision.decide import DeciderConfig, Views, decide_round
 from orchestrator.graphs.shape import graph_shape
 from orchestrator.graphs.submission import graph_events
 from orchestrator.graphs.validation import GraphSpec
@@ -137,11 +142,24 @@ class _World:
         self.readiness.touched.clear()
         self.nodes.touched.clear()
 
+    def act(self, actions: list[Any], keep: Any) -> None:
+        """The round's pauses, resumes and scaling proposals: recorded and folded like the decider's."""
+        for a in actions:
+            keep(a.event)
+            self.apply(a.event)
+
     def views(self) -> Views:
         seqs = {"readiness": self.seq, "node-scores": self.seq}
         types = {t.type: t for t in self.nodes.types.values()}
+        r = self.readiness
         return Views(
-            tasks=self.readiness.tasks, nodes=self.nodes.nodes, seqs=seqs, types=types, ready=self.readiness.ready
+            tasks=r.tasks,
+            nodes=self.nodes.nodes,
+            seqs=seqs,
+            types=types,
+            ready=r.ready,
+            graphs=r.graphs,
+            health=r.health,
         )
 
 
@@ -181,7 +199,9 @@ def simulate(
     done = 0
     while True:
         at = T0 + timedelta(seconds=now)
-        for d in decide(world.views(), at, config):
+        actions, round_ = decide_round(world.views(), at, config)
+        world.act(actions, keep)
+        for d in round_:
             e = d.event
             keep(e)
             if not isinstance(e, ev.TaskDispatched):

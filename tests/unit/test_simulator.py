@@ -106,3 +106,22 @@ def test_simulate_command_json():
     assert data["tasks"] == 13 and data["policy"] == "eft" and data["makespan_s"] >= data["lower_bound_s"]
     bad = CliRunner().invoke(app, ["simulate", "examples/demo.toml", "--speeds", "fast"])
     assert bad.exit_code == 2 and "--speeds" in bad.output
+
+
+def test_the_simulator_runs_the_rounds_other_actions_too():
+    """Scaling on: ten 100 s tasks queued on one node past queued_after_s get one scale-up
+    proposal (once for the episode), recorded and folded like the decider's; off, none."""
+    from orchestrator.decision.scaling import ScalingConfig
+    from orchestrator.replay.simulator import T0
+    from schemas.actions import NodeScaleUpProposed
+
+    spec = GraphSpec("wide", "", tuple(TaskSpec(id=f"t{i}", command="x", estimate_s=100.0) for i in range(10)))
+    on = DeciderConfig(scaling=ScalingConfig(enabled=True, queued_after_s=60.0))
+    record: list = []
+    result = simulate(spec, [1.0], on, record=record)
+    ups = [e for e in record if isinstance(e, NodeScaleUpProposed)]
+    assert result.makespan_s == 1000.0 and len(ups) == 1
+    assert (ups[0].occurred_at - T0).total_seconds() == 100.0  # the first round after 60 s queued
+    plain: list = []
+    simulate(spec, [1.0], DeciderConfig(), record=plain)
+    assert not any(isinstance(e, NodeScaleUpProposed) for e in plain)
