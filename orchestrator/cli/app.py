@@ -1,7 +1,9 @@
 """The typer app every `niyantra` command registers on, and what the command modules share: the
 consoles, ``fail``, the connection helper, the common options and the live display.
 
-May import: the runtime's connection and the errors; never another CLI module.
+May import: the runtime's connection and the errors; never another CLI module. Like every command
+module it imports what only some commands need (nats, the connection, rich.live) where it is used,
+so that `niyantra --help` loads no client library.
 """
 
 from __future__ import annotations
@@ -9,12 +11,9 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Annotated, Any
 
-import nats
 import typer
 from rich.console import Console
 from rich.markup import escape
-
-from orchestrator.runtime.connection import connect as nats_connect
 
 HELP = (
     "niyantra: an autonomous build orchestrator on NATS JetStream.\n\n"
@@ -64,6 +63,10 @@ async def _quiet(e: Exception) -> None:
 
 
 async def _connect(url: str) -> Any:
+    import nats
+
+    from orchestrator.runtime.connection import connect as nats_connect
+
     try:
         return await nats_connect(
             url, connect_timeout=5, max_reconnect_attempts=1, allow_reconnect=False, error_cb=_quiet

@@ -18,17 +18,18 @@ import time
 from datetime import date, datetime
 from decimal import Decimal
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
-import nats
 import typer
 from rich.markup import escape
-from rich.table import Table
 
 from orchestrator.cli.app import DEFAULT_URL, NatsUrl, app, console, err, fail
-from orchestrator.runtime.connection import connect as nats_connect
-from projections.archive.location import HINT, ArchiveChoice, Instance, ask_instance, choose_archive, has_files
-from projections.archive.projector import archived_through
+
+if TYPE_CHECKING:
+    from projections.archive.location import ArchiveChoice, Instance
+
+# The archive's modules (DuckDB, Parquet) and nats are imported by the commands that use them, so
+# that `niyantra` does not load them for every other command.
 
 ArchiveDir = Annotated[
     Path | None,
@@ -48,6 +49,11 @@ async def _quiet(e: Exception) -> None:
 
 async def _ask(url: str) -> Instance | None:
     """What the instance at ``url`` says of its archive and stream; None when it does not answer."""
+    import nats
+
+    from orchestrator.runtime.connection import connect as nats_connect
+    from projections.archive.location import ask_instance
+
     try:
         nc = await nats_connect(
             url, connect_timeout=3, max_reconnect_attempts=1, reconnect_time_wait=0.1, allow_reconnect=False,
@@ -65,6 +71,8 @@ async def _ask(url: str) -> Instance | None:
 
 def _catch_up(choice: ArchiveChoice, head: int, deadline_s: float = 5.0) -> None:
     """Wait (bounded) until the instance's own archive holds the stream's head; else say how far it is."""
+    from projections.archive.projector import archived_through
+
     stop = time.monotonic() + deadline_s
     while (through := archived_through(choice.directory)) < head and time.monotonic() < stop:
         time.sleep(0.1)
@@ -79,6 +87,8 @@ def find_archive(archive_dir: Path | None, data_dir: Path | None, url: str) -> A
     Raises (one line, the folder named) when the folder is on another host, or holds no archive
     files while the stream holds events or no instance answered; an empty folder beside an empty
     stream is an honest empty answer."""
+    from projections.archive.location import HINT, choose_archive, has_files
+
     asked = asyncio.run(_ask(url))
     choice = choose_archive(archive_dir, data_dir, asked.location if asked else None, socket.gethostname())
     where = f"{choice.directory} ({choice.how})"
@@ -123,6 +133,7 @@ def query(
 ) -> None:
     """Run DuckDB SQL over the instance's event archive (works while the system runs)."""
     import duckdb
+    from rich.table import Table
 
     from projections.archive.query import run_query
 

@@ -11,7 +11,6 @@ import typer
 
 from orchestrator.cli.app import app, console, err, fail
 from orchestrator.cli.graph import WfCommand, WfScale, _load, _print_problems
-from orchestrator.decision.transfer import parse_bandwidth
 from orchestrator.errors import GraphFileError
 from orchestrator.graphs.validation import DEFAULT_MAX_BYTES, DEFAULT_MAX_TASKS
 from orchestrator.graphs.wfformat import DEFAULT_TEMPLATE
@@ -54,6 +53,7 @@ def simulate(
     """Run a workflow on simulated nodes (runtime = estimate / speed) with the real decider; no NATS."""
     from orchestrator.decision.decide import DeciderConfig
     from orchestrator.decision.scoring import POLICIES, ScoringConfig
+    from orchestrator.decision.transfer import parse_bandwidth
     from orchestrator.replay.simulator import simulate as run
 
     if policy not in POLICIES:

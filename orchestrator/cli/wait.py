@@ -13,11 +13,9 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import Callable
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
-from rich.console import Group
-from rich.text import Text
 
 from orchestrator.cli.app import (
     DEFAULT_URL,
@@ -27,12 +25,12 @@ from orchestrator.cli.app import (
     app,
     fail,
 )
-from orchestrator.cli.status import render_status, totals_line
-from orchestrator.reports.queries import StatusReport, build_status
-from projections.readiness.fold import GraphView, TaskView
-from projections.runner import ensure_bucket
-from projections.viewmirror import ViewMirror
-from schemas import subjects as S
+
+if TYPE_CHECKING:  # the view's modules are imported when a wait starts (not for `niyantra --help`)
+    from rich.console import Group
+
+    from orchestrator.reports.queries import StatusReport
+    from projections.readiness.fold import GraphView
 
 LIVE_ROWS = 40  # tasks shown live; `niyantra status` lists them all
 REFRESH_S = 0.5  # at most two renders a second, however often the view changes
@@ -43,6 +41,8 @@ def shown(report: StatusReport, limit: int = LIVE_ROWS) -> tuple[StatusReport, i
     """Pure: the report as the live view shows it, and how many tasks it leaves out: every task
     when they fit, else the active ones (failed, running, dispatched, ready, in that order, then by
     graph and id) up to ``limit``."""
+    from orchestrator.reports.queries import StatusReport
+
     if len(report.tasks) <= limit:
         return report, 0
     active = sorted(
@@ -73,13 +73,20 @@ class GraphEntries:
         self.graphs: dict[str, GraphView] = {}
 
     def __call__(self, key: str, old: Any, new: Any) -> None:
-        if isinstance(new, GraphView):
+        if not key.startswith("graph."):
+            return
+        if new is not None:
             self.graphs[new.graph_id] = new
-        elif isinstance(old, GraphView):
+        elif old is not None:
             self.graphs.pop(old.graph_id, None)
 
 
 def _render(report: StatusReport) -> Group:
+    from rich.console import Group
+    from rich.text import Text
+
+    from orchestrator.cli.status import render_status, totals_line
+
     rows, hidden = shown(report)
     parts: list[Any] = [render_status(rows)]
     if hidden:
@@ -106,6 +113,12 @@ async def wait_until_done(
 
 async def wait_on(nc: Any, graph: str | None, timeout: float, show: Callable[[StatusReport], None]) -> StatusReport:
     """`wait_until_done` on an open connection."""
+    from orchestrator.reports.queries import build_status
+    from projections.readiness.fold import GraphView, TaskView
+    from projections.runner import ensure_bucket
+    from projections.viewmirror import ViewMirror
+    from schemas import subjects as S
+
     await ensure_bucket(nc, S.KV_READINESS)
     changed = asyncio.Event()
     mirror = ViewMirror(nc, S.KV_READINESS, {"task": TaskView, "graph": GraphView}, changed)
