@@ -6,6 +6,7 @@ stored in LOGS, and the quality score — everything but the events.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import os
 import shutil
@@ -22,7 +23,7 @@ from node_agent.logstore import LogStore
 from node_agent.output import CappedOutput, Redactor
 from node_agent.report import RunReport, outcome_of, read_quality
 from node_agent.runner import RunResult, run_command
-from node_agent.workspace import HASH_LIMIT, WorkspaceMode, run_dir, snapshot, workspace_dir
+from node_agent.workspace import HASH_LIMIT, WorkspaceMode, quality_path, snapshot, workspace_dir
 from schemas import events as ev
 from schemas import subjects as S
 
@@ -43,6 +44,17 @@ class ExecutionSettings:
     hash_limit: int = HASH_LIMIT
     layout: LinkMode | None = None  # how inputs are laid out: hardlink or copy (None: copy as root, else hardlink)
     agent_env: Mapping[str, str] = field(default_factory=lambda: dict(os.environ))
+
+
+def _remove(path: Path) -> None:
+    """Remove a run's quality file, if there (a task may have left something else in its place)."""
+    with contextlib.suppress(FileNotFoundError):
+        try:
+            path.unlink()
+        except IsADirectoryError:
+            shutil.rmtree(path, ignore_errors=True)
+        except OSError as e:
+            log.warning("cannot remove %s: %s", path, e)
 
 
 class Execution:
@@ -79,9 +91,8 @@ class Execution:
             if isinstance(staged, DataFailure):
                 return await self._not_run(d, staged)
             fetched = (staged.fetched_bytes, staged.fetch_seconds)
-        meta = run_dir(workdir, self.node_id, d.graph_id, d.task_id, d.attempt, d.phase)
-        quality_file = meta / "quality"
-        quality_file.unlink(missing_ok=True)
+        quality_file = quality_path(workdir, self.node_id, d.graph_id, d.task_id, d.attempt, d.phase)
+        _remove(quality_file)
         before = await asyncio.to_thread(snapshot, workspace, hash_limit=self.s.hash_limit) if d.scope else {}
         redactor, capture = Redactor(self.secrets), CappedOutput(self.s.output_cap)
         result = await run_command(
@@ -99,7 +110,7 @@ class Execution:
             after = await asyncio.to_thread(snapshot, workspace, hash_limit=self.s.hash_limit)
             violations = tuple(sc.violations(sc.diff(before, after), d.scope))
         quality, note = read_quality(quality_file)
-        shutil.rmtree(meta, ignore_errors=True)
+        _remove(quality_file)
         report = RunReport(
             result=result,
             violations=violations,

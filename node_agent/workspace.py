@@ -9,7 +9,8 @@ Two workspace modes (``--workspace``):
   scoped work its own node with ``--slots 1`` (or use ``task`` mode) to keep it exact.
 
 Per-run files the agent owns (the quality file) live outside the workspace in
-``<workdir>/.niyantra/<node>/<graph>.<task>.<attempt>.<phase>/``, so they never count as changes.
+``<workdir>/.niyantra/<node>/<graph>/<task>.<attempt>.<phase>.quality``, so they never count as
+changes; the agent removes the file once it has read it.
 """
 
 from __future__ import annotations
@@ -32,15 +33,19 @@ META_DIR = ".niyantra"
 def workspace_dir(workdir: Path, mode: WorkspaceMode, node_id: str, graph_id: str, task_id: str) -> Path:
     """The directory a task runs in (created if missing)."""
     path = workdir if mode == "shared" else workdir / node_id / file_name(graph_id) / file_name(task_id)
-    path.mkdir(parents=True, exist_ok=True)
+    if not path.is_dir():  # one stat; mkdir of an existing folder is a failing syscall and an exception
+        path.mkdir(parents=True, exist_ok=True)
     return path
 
 
-def run_dir(workdir: Path, node_id: str, graph_id: str, task_id: str, attempt: int, phase: str) -> Path:
-    """A fresh directory for the agent's own files of one run (outside every workspace)."""
-    path = workdir / META_DIR / node_id / file_name(graph_id) / f"{file_name(task_id)}.{attempt}.{phase}"
-    path.mkdir(parents=True, exist_ok=True)
-    return path
+def quality_path(workdir: Path, node_id: str, graph_id: str, task_id: str, attempt: int, phase: str) -> Path:
+    """Where one run's quality file goes (outside every workspace): its graph's folder of the agent's
+    own files is created when missing (a stat per run, not a mkdir of a fresh folder and its removal),
+    the file itself is the task's to write."""
+    folder = workdir / META_DIR / node_id / file_name(graph_id)
+    if not folder.is_dir():
+        folder.mkdir(parents=True, exist_ok=True)
+    return folder / f"{file_name(task_id)}.{attempt}.{phase}.quality"
 
 
 def _digest(path: str) -> str:
