@@ -28,7 +28,6 @@ import signal
 import subprocess
 import sys
 import time
-import warnings
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -93,25 +92,6 @@ def _pdeathsig_setup() -> Callable[[], None] | None:
             os._exit(137)
 
     return setup
-
-
-def _use_pidfd_watcher() -> None:
-    """On Python 3.11 asyncio waits for each child with a thread of its own (ThreadedChildWatcher:
-    a thread started and a blocking waitpid per task, ~15 % of a no-op agent's CPU). Linux's pidfds
-    let the event loop itself wait: install asyncio's PidfdChildWatcher for the running loop.
-    Python 3.12+ does this by itself."""
-    if sys.version_info >= (3, 12) or not hasattr(os, "pidfd_open"):
-        return
-    loop = asyncio.get_running_loop()
-    policy = asyncio.get_event_loop_policy()
-    current = getattr(policy, "_watcher", None)
-    if isinstance(current, asyncio.PidfdChildWatcher) and current._loop is loop:  # type: ignore[attr-defined]
-        return
-    watcher = asyncio.PidfdChildWatcher()
-    watcher.attach_loop(loop)
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", DeprecationWarning)
-        policy.set_child_watcher(watcher)
 
 
 def _kill_group(pgid: int, sig: int) -> None:
@@ -190,7 +170,6 @@ async def run_command(
         return RunResult(None, 0.0, cancelled=True, error="cancelled before it started")
     try:
         argv, preexec = _shell(command)
-        _use_pidfd_watcher()
         proc = await asyncio.create_subprocess_exec(
             *argv,
             cwd=str(cwd),
