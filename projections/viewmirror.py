@@ -21,12 +21,21 @@ class ViewMirror:
     """An in-memory copy of one KV view bucket, kept current by a watcher.
 
     ``types`` maps a key's first token (``task``, ``graph``, ``node``) to the struct its
-    values decode to.
+    values decode to; ``keys`` narrows the copy to some keys (one graph's: `graph_keys`), so a
+    reader of one graph does not load every run the bucket ever held.
     """
 
-    def __init__(self, nc: Any, bucket: str, types: dict[str, type[Any]], changed: asyncio.Event | None = None) -> None:
+    def __init__(
+        self,
+        nc: Any,
+        bucket: str,
+        types: dict[str, type[Any]],
+        changed: asyncio.Event | None = None,
+        keys: tuple[str, ...] = (),
+    ) -> None:
         self.nc = nc
         self.bucket = bucket
+        self.keys = keys  # only these keys (with the checkpoint among them to know the seq); () all
         self.values: dict[str, Any] = {}
         self.seq = 0
         self.changed_at: datetime | None = None  # when the server stored the checkpoint now held
@@ -42,7 +51,7 @@ class ViewMirror:
 
     async def start(self) -> None:
         """Start watching; returns once the initial values are loaded."""
-        self._watcher = await watch_bucket(self.nc, self.bucket)
+        self._watcher = await watch_bucket(self.nc, self.bucket, self.keys)
         self._task = asyncio.create_task(self._follow())
         await self.initialised.wait()
 
@@ -87,3 +96,8 @@ class ViewMirror:
                 return
         if self.on_value is not None:
             self.on_value(key, old, new)
+
+
+def graph_keys(graph_id: str) -> tuple[str, ...]:
+    """The readiness view's keys of one graph (its entry and its tasks) and the checkpoint."""
+    return (S.graph_key(graph_id), f"task.{S.token(graph_id)}.>", S.CHECKPOINT_KEY)

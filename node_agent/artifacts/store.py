@@ -50,6 +50,7 @@ from node_agent.artifacts.errors import (
     BlobTooLarge,
     FileChanged,
 )
+from node_agent.artifacts.lastmsgs import Unanswered, last_messages
 from orchestrator.runtime.connection import replicas as default_replicas
 from schemas import subjects as S
 
@@ -124,6 +125,17 @@ def blob_info(info: ObjectInfo) -> BlobInfo:
     return BlobInfo(info.name, info.size or 0, mtime, info.nuid or "", intact, info.chunks or 0)
 
 
+def meta_info(digest: str, data: bytes | None) -> BlobInfo | None:
+    """A blob's metadata message as `ArtifactStore.stat` reads it (None: absent or deleted)."""
+    if data is None:
+        return None
+    try:
+        info = ObjectInfo.from_response(json.loads(data))
+    except Exception:  # noqa: BLE001 -- unreadable metadata is a corrupt blob, as get_info says
+        return BlobInfo(digest, 0, None, "", intact=False)
+    return None if info.deleted else blob_info(info)
+
+
 def orphan_nuids(chunk_subjects: Iterable[str], live_nuids: Iterable[str]) -> list[str]:
     """Pure: the chunk ids (nuids) under ``$O.<bucket>.C.`` that no object's metadata names."""
     live = set(live_nuids)
@@ -186,6 +198,29 @@ class ArtifactStore:
             return BlobInfo(digest, 0, None, "", intact=False)
         except _NATS_ERRORS as e:
             raise ArtifactStoreUnavailable(f"cannot read the metadata of sha256:{digest}: {e!r}") from e
+
+    async def stat_many(self, digests: Iterable[str]) -> dict[str, BlobInfo | None]:
+        """`stat` of many blobs: their metadata messages by batched direct gets (`lastmsgs`: one round
+        trip per 256), or one look-up each (64 at a time) where the stream cannot answer those."""
+        subjects = {self._meta_subject(d): d for d in sorted(set(digests))}
+        try:
+            found = await last_messages(self._nc, self.stream, subjects, timeout_s=self.settings.timeout_s)
+        except Unanswered as e:
+            log.info("artifact metadata by batched direct get: %s; looking each blob up", e)
+            gate = asyncio.Semaphore(64)
+
+            async def one(digest: str) -> BlobInfo | None:
+                async with gate:
+                    return await self.stat(digest)
+
+            wanted = list(subjects.values())
+            return dict(zip(wanted, await asyncio.gather(*map(one, wanted)), strict=True))
+        except _NATS_ERRORS as e:
+            raise ArtifactStoreUnavailable(f"cannot read the artifact metadata: {e!r}") from e
+        return {d: meta_info(d, found.get(subject)) for subject, d in subjects.items()}
+
+    def _meta_subject(self, digest: str) -> str:
+        return f"$O.{self.settings.bucket}.M.{base64.urlsafe_b64encode(digest.encode()).decode()}"
 
     async def put_file(self, path: Path, *, digest: str | None = None, label: str = "") -> Stored:
         """Store the file at ``path`` under the SHA-256 of its content, unless an intact copy is there.
@@ -321,9 +356,10 @@ class ArtifactStore:
             pass
         except _NATS_ERRORS as e:
             raise ArtifactStoreUnavailable(f"cannot read the metadata of sha256:{digest}: {e!r}") from e
-        subject = f"$O.{self.settings.bucket}.M.{base64.urlsafe_b64encode(digest.encode()).decode()}"
         try:
-            await self._js.publish(subject, json.dumps(marker).encode(), headers={Header.ROLLUP: "sub"})
+            await self._js.publish(
+                self._meta_subject(digest), json.dumps(marker).encode(), headers={Header.ROLLUP: "sub"}
+            )
         except _NATS_ERRORS as e:
             raise ArtifactStoreUnavailable(f"cannot delete sha256:{digest}: {e!r}") from e
         return True

@@ -17,7 +17,7 @@ from typing import Annotated, Any
 import typer
 
 from orchestrator.cli.app import DEFAULT_URL, LazyLive, NatsUrl, app, console, fail
-from orchestrator.cli.graph import _print_problems, _submission, _with_app, store_source
+from orchestrator.cli.graph import _print_problems, _submission, _with_app, store_source_on
 from orchestrator.errors import GraphFileError, NinjaFileError, SourceTreeError
 
 import_app = typer.Typer(help="Turn another build system's files into a niyantra graph file.", no_args_is_help=True)
@@ -71,15 +71,6 @@ def next_run_id(project: str, existing: list[str]) -> str:
     return f"{project}-{max(numbers, default=0) + 1}"
 
 
-def _existing_graphs(url: str) -> list[str]:
-    from orchestrator.reports.queries import graph_ids
-
-    try:
-        return asyncio.run(graph_ids(url))
-    except Exception as e:  # noqa: BLE001 -- any failure to reach the server is one line
-        raise fail(f"cannot read the graphs at {url}: {e or type(e).__name__}") from e
-
-
 @app.command()
 def build(
     build_dir: Annotated[Path, typer.Argument(help="The build folder holding build.ninja.")],
@@ -91,38 +82,58 @@ def build(
     nats_url: NatsUrl = DEFAULT_URL,
 ) -> None:
     """Import BUILD_DIR/build.ninja and submit it as a new run (graph PROJECT-N); watch it to its end."""
-    from orchestrator.graphs.graphfile import build_with_source
-
     manifest = build_dir / "build.ninja"
     found = _import(manifest, source, target)
-    gid = next_run_id(found.project, _existing_graphs(nats_url))
-    document = {**found.document, "graph": {**found.document["graph"], "id": gid}}
-
-    def load() -> Any:
-        return build_with_source(str(manifest), document, Path.cwd(), hash_source=True)
-
-    spec, events = _submission("build", load)
-    store_source(nats_url, spec)
-    done = _with_app(nats_url, lambda a: a.submit_graph(events))
-    console.print(f"submitted graph {spec.id}: {len(spec.tasks)} tasks from {manifest} (seq {done.seq})")
-    if wait:
-        _watch(nats_url, spec.id, timeout)
+    graph, report = asyncio.run(_run(nats_url, manifest, found, wait, timeout))
+    failed = [t["id"] for t in report.tasks if t["state"] != "succeeded"] if report else []
+    if failed:
+        console.print(f"graph {graph}: {len(failed)} task(s) did not succeed: {', '.join(failed[:10])}")
+        raise typer.Exit(1)
 
 
-def _watch(url: str, graph: str, timeout: float) -> None:
-    from orchestrator.cli.wait import _render, wait_until_done
+async def _run(url: str, manifest: Path, found: Any, wait: bool, timeout: float) -> tuple[str, Any]:
+    """Every step after the import on one connection: the run's id from the graphs there, the
+    source stored, the graph submitted, the run watched (its id and report; no report without ``wait``)."""
+    from orchestrator.graphs.graphfile import build_with_source
+    from orchestrator.runtime.connection import connect
+
+    try:
+        nc = await connect(url, allow_reconnect=False, name="niyantra-build")
+    except Exception as e:  # noqa: BLE001 -- any failure to reach the server is one line
+        raise fail(f"cannot reach {url}: {e or type(e).__name__}") from e
+    try:
+        gid = next_run_id(found.project, await _existing_graphs(nc, url))
+        document = {**found.document, "graph": {**found.document["graph"], "id": gid}}
+        spec, events = _submission(
+            "build", lambda: build_with_source(str(manifest), document, Path.cwd(), hash_source=True)
+        )
+        await store_source_on(nc, url, spec)
+        done = _with_app(url, lambda a: a.submit_graph(events))
+        console.print(f"submitted graph {spec.id}: {len(spec.tasks)} tasks from {manifest} (seq {done.seq})")
+        return spec.id, (await _watch(nc, spec.id, timeout) if wait else None)
+    finally:
+        await nc.close()
+
+
+async def _existing_graphs(nc: Any, url: str) -> list[str]:
+    from orchestrator.reports.queries import graph_ids_on
+
+    try:
+        return await graph_ids_on(nc)
+    except Exception as e:  # noqa: BLE001 -- any failure to read them is one line
+        raise fail(f"cannot read the graphs at {url}: {e or type(e).__name__}") from e
+
+
+async def _watch(nc: Any, graph: str, timeout: float) -> Any:
+    from orchestrator.cli.wait import _render, wait_on
 
     show = LazyLive(_render)
     try:
-        report = asyncio.run(wait_until_done(url, graph, timeout, show))
+        return await wait_on(nc, graph, timeout, show)
     except TimeoutError:
         raise fail(f"graph {graph} not done after {timeout}s", code=1) from None
     finally:
         show.stop()
-    failed = [t["id"] for t in report.tasks if t["state"] != "succeeded"]
-    if failed:
-        console.print(f"graph {graph}: {len(failed)} task(s) did not succeed: {', '.join(failed[:10])}")
-        raise typer.Exit(1)
 
 
 __all__ = ["build", "import_ninja_cmd", "next_run_id"]

@@ -153,15 +153,37 @@ def store_source(nats_url: str, spec: GraphSpec) -> None:
     appended (`orchestrator.writeside.sources`); any failure is one line, exit 2, nothing appended."""
     if not spec.source_tree:
         return
-    from node_agent.errors import AgentError
     from orchestrator.writeside.sources import store_source_sync
 
     try:
         stored = store_source_sync(nats_url, spec)
-    except (AgentError, OSError, ValueError) as e:
-        raise fail(f"cannot store the source of graph {spec.id}: {e}; nothing was submitted") from e
     except Exception as e:  # noqa: BLE001 -- nats-py's connection errors are of many types: one line
-        raise fail(f"cannot store the source of graph {spec.id} at {nats_url}: {e!r}; nothing was submitted") from e
+        raise _store_failed(nats_url, spec, e) from e
+    _said(spec, stored)
+
+
+async def store_source_on(nc: Any, nats_url: str, spec: GraphSpec) -> None:
+    """`store_source` on an open connection (`niyantra build` uses one for all its steps)."""
+    if not spec.source_tree:
+        return
+    from orchestrator.writeside.sources import store_source as put
+
+    try:
+        stored = await put(nc, spec)
+    except Exception as e:  # noqa: BLE001 -- as in store_source
+        raise _store_failed(nats_url, spec, e) from e
+    _said(spec, stored)
+
+
+def _store_failed(nats_url: str, spec: GraphSpec, e: Exception) -> typer.Exit:
+    from node_agent.errors import AgentError
+
+    if isinstance(e, AgentError | OSError | ValueError):
+        return fail(f"cannot store the source of graph {spec.id}: {e}; nothing was submitted")
+    return fail(f"cannot store the source of graph {spec.id} at {nats_url}: {e!r}; nothing was submitted")
+
+
+def _said(spec: GraphSpec, stored: Any) -> None:
     err.print(f"source of {spec.id}: {stored.blobs} blobs, {stored.uploaded} sent ({stored.bytes_sent:,} bytes)")
 
 

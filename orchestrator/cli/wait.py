@@ -116,12 +116,13 @@ async def wait_on(nc: Any, graph: str | None, timeout: float, show: Callable[[St
     from orchestrator.reports.queries import build_status
     from projections.readiness.fold import GraphView, TaskView
     from projections.runner import ensure_bucket
-    from projections.viewmirror import ViewMirror
+    from projections.viewmirror import ViewMirror, graph_keys
     from schemas import subjects as S
 
     await ensure_bucket(nc, S.KV_READINESS)
     changed = asyncio.Event()
-    mirror = ViewMirror(nc, S.KV_READINESS, {"task": TaskView, "graph": GraphView}, changed)
+    keys = graph_keys(graph) if graph is not None else ()
+    mirror = ViewMirror(nc, S.KV_READINESS, {"task": TaskView, "graph": GraphView}, changed, keys)
     entries = mirror.on_value = GraphEntries()
     await mirror.start()
     try:

@@ -74,7 +74,12 @@ async def graph_ids(url: str) -> list[str]:
 
     nc = await nats_connect(url, allow_reconnect=False)
     try:
-        info = await nc.jetstream().stream_info(S.STREAM, subjects_filter=f"{S.ROOT}.graph.*.GraphSubmitted")
+        return await graph_ids_on(nc)
     finally:
         await nc.close()
+
+
+async def graph_ids_on(nc: Any) -> list[str]:
+    """`graph_ids` on an open connection."""
+    info = await nc.jetstream().stream_info(S.STREAM, subjects_filter=f"{S.ROOT}.graph.*.GraphSubmitted")
     return sorted(S.id_of_token(subj, 2) for subj in (info.state.subjects or {}))

@@ -83,9 +83,10 @@ class BucketEntry:
 class BucketWatch:
     """Every key's last value, then ``None``, then each change, as an async iterator."""
 
-    def __init__(self, nc: Any, bucket: str) -> None:
+    def __init__(self, nc: Any, bucket: str, keys: tuple[str, ...] = ()) -> None:
         self.nc = nc
         self.bucket = bucket
+        self.keys = keys  # only these keys (KV wildcards allowed: ``task.g.>``); () every key
         self._prefix = f"$KV.{bucket}."
         self._queue: asyncio.Queue[BucketEntry | None] = asyncio.Queue()
         self._marked = False  # the None after the initial values was queued
@@ -94,13 +95,17 @@ class BucketWatch:
     async def start(self) -> None:
         """Subscribe; the initial values (and the marker) begin to arrive."""
         js = self.nc.jetstream()
+        subjects = [f"{self._prefix}{k}" for k in self.keys] or [f"{self._prefix}>"]
+        config = ConsumerConfig(deliver_policy=DeliverPolicy.LAST_PER_SUBJECT)
+        if len(subjects) > 1:
+            config.filter_subjects = subjects
         self._sub = await js.subscribe(
-            f"{self._prefix}>",
+            subjects[0],
             stream=f"KV_{self.bucket}",
             cb=self._on_msg,
             ordered_consumer=True,
             idle_heartbeat=HEARTBEAT_S,
-            config=ConsumerConfig(deliver_policy=DeliverPolicy.LAST_PER_SUBJECT),
+            config=config,
         )
         info = await self._sub.consumer_info()
         if info.num_pending == 0 and not (info.delivered and info.delivered.consumer_seq):
@@ -135,8 +140,8 @@ class BucketWatch:
             self._sub = None
 
 
-async def watch_bucket(nc: Any, bucket: str) -> BucketWatch:
-    """A started watch of the view bucket ``bucket``."""
-    watch = BucketWatch(nc, bucket)
+async def watch_bucket(nc: Any, bucket: str, keys: tuple[str, ...] = ()) -> BucketWatch:
+    """A started watch of the view bucket ``bucket`` (of only ``keys``, when given)."""
+    watch = BucketWatch(nc, bucket, keys)
     await watch.start()
     return watch

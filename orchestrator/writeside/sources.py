@@ -3,7 +3,7 @@
 Every task's agent lays the source out from the artifact store (`node_agent.artifacts.stage`), so
 the blobs must be there before any event names them: `store_source` puts each file's content
 into the store once per digest (a blob already there, intact and of the recorded size, is not
-sent again: all are looked up first, many at a time, and only the rest uploaded), then the
+sent again: all are looked up first, by batched direct gets, and only the rest uploaded), then the
 manifest itself as a blob named by the manifest's digest (`schemas.codec.manifest_digest`, which
 is the SHA-256 of exactly the bytes stored), and only then does the caller append
 `GraphSubmitted`. A file that changed since it was hashed is refused (`FileChanged`, naming it)
@@ -26,7 +26,6 @@ from schemas.codec import encode_manifest
 from schemas.records import SourceManifest
 
 UPLOAD_CONCURRENCY = 8
-STAT_CONCURRENCY = 64  # metadata look-ups in flight: an unchanged tree of hundreds of files is a few round trips
 
 
 @dataclass(frozen=True)
@@ -49,15 +48,8 @@ async def store_source(nc: Any, spec: GraphSpec, store: ArtifactStore | None = N
     for record in spec.source_files:
         first.setdefault(record.digest, record.path)
         sizes.setdefault(record.digest, record.size)
-    looks = asyncio.Semaphore(STAT_CONCURRENCY)
-
-    async def there(digest: str) -> bool:
-        async with looks:
-            info = await store.stat(digest)
-        return info is not None and info.intact and info.size == sizes[digest]
-
-    present = await asyncio.gather(*(there(d) for d in sorted(first)))
-    have = {d for d, ok in zip(sorted(first), present, strict=True) if ok}
+    infos = await store.stat_many(first)
+    have = {d for d, info in infos.items() if info is not None and info.intact and info.size == sizes[d]}
     gate = asyncio.Semaphore(UPLOAD_CONCURRENCY)
 
     async def put(digest: str, path: str) -> tuple[bool, int]:

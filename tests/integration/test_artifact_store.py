@@ -186,6 +186,31 @@ async def test_a_stream_that_answers_no_direct_gets_is_read_through_a_consumer(s
     assert "direct read incomplete" in caplog.text  # the fallback ran, and still verified
 
 
+async def test_many_blobs_are_looked_up_as_one_by_one_would(store, nc, tmp_path, caplog):
+    """stat_many (batched direct gets, 256 subjects a request) says what stat says of each blob:
+    present, absent, deleted, replaced under its name; also where the stream answers no direct gets."""
+    digests = []
+    for i in range(300):
+        (tmp_path / f"f{i}").write_bytes(f"file {i}".encode())
+        digests.append((await store.put_file(tmp_path / f"f{i}")).digest)
+    await store.delete(digests[3])
+    obs = await nc.jetstream().object_store(S.ARTIFACT_BUCKET)
+    await obs.put(digests[5], b"planted content")
+    absent = ["0" * 64, "f" * 64]
+    wanted = [*digests, *absent]
+    one_by_one = {d: await store.stat(d) for d in wanted}
+    assert one_by_one[digests[3]] is None and not one_by_one[digests[5]].intact
+    with caplog.at_level("INFO", logger="niyantra.artifacts"):
+        assert await store.stat_many(wanted) == one_by_one
+        assert "looking each blob up" not in caplog.text  # the batched path answered
+        js = nc.jetstream()
+        config = (await js.stream_info(S.ARTIFACT_STREAM)).config
+        config.allow_direct = False
+        await js.update_stream(config)
+        assert await store.stat_many(wanted) == one_by_one
+        assert "looking each blob up" in caplog.text
+
+
 async def test_a_blob_not_there_is_not_found(store, tmp_path):
     with pytest.raises(BlobNotFound):
         await store.fetch("0" * 64, tmp_path / "x")

@@ -118,3 +118,24 @@ async def test_a_bucket_watch_whose_consumer_vanishes_follows_again(nc):
         assert (entry.key, entry.value) == ("k", b"2")  # not the value already seen, again
     finally:
         await watch.stop()
+
+
+async def test_a_watch_of_some_keys_gives_only_theirs(nc):
+    """One graph's keys of a view bucket (`projections.viewmirror.graph_keys`): a reader of one run
+    does not load every run the bucket holds; a filter that matches nothing yet still gives the marker."""
+    kv = await nc.jetstream().create_key_value(bucket="R", history=1)
+    for key in ("graph.a", "task.a.x", "task.a.y", "graph.b", "task.b.x", "_checkpoint"):
+        await kv.put(key, key.encode())
+    watch = await watch_bucket(nc, "R", ("graph.a", "task.a.>", "_checkpoint"))
+    nothing = await watch_bucket(nc, "R", ("graph.c", "task.c.>"))
+    try:
+        first = [await watch.next(timeout=10) for _ in range(5)]
+        assert sorted(e.key for e in first[:4]) == ["_checkpoint", "graph.a", "task.a.x", "task.a.y"]
+        assert first[4] is None
+        await kv.put("task.b.y", b"other run")
+        await kv.put("task.a.z", b"this run")
+        assert (await watch.next(timeout=10)).key == "task.a.z"
+        assert await nothing.next(timeout=10) is None
+    finally:
+        await watch.stop()
+        await nothing.stop()
