@@ -23,15 +23,12 @@ from collections.abc import Awaitable, Callable, Iterable, Mapping
 from typing import Any, TypeVar
 
 import msgspec
-import nats.errors
-import nats.js.errors
-from nats.js.api import KeyValueConfig, StorageType
 
 from orchestrator.errors import OrchestratorError
 from orchestrator.runtime.connection import connect as nats_connect
-from orchestrator.runtime.connection import replicas as default_replicas
 from orchestrator.runtime.ordered import subscribe_ordered
 from orchestrator.writeside.eventlog import Append, EventLog
+from projections.buckets import ensure_bucket, read_checkpoint
 from projections.confidence.fold import (
     CONFIDENCE_PARAMS,
     ConfidenceView,
@@ -40,14 +37,14 @@ from projections.confidence.fold import (
     evolve_confidence,
 )
 from projections.errors import ProjectionError, ViewStoreUnavailable
-from projections.fold import Checkpoint, Fold, Projection, View
+from projections.fold import Fold, Projection, View
 from projections.logread import read_chunks
 from projections.node_scores.fold import NodeScoresView, evolve_node_scores, node_keys, node_values
 from projections.readiness.fold import ReadinessView, evolve_readiness, readiness_keys, readiness_values
 from schemas import subjects as S
 from schemas.events import AnyEvent
 
-__all__ = ["Checkpoint", "PROJECTIONS", "ProjectorRunner", "ensure_bucket", "project", "read_checkpoint"]
+__all__ = ["PROJECTIONS", "ProjectorRunner", "project"]
 
 log = logging.getLogger("niyantra.projector")
 
@@ -86,38 +83,6 @@ def project(evolve: Callable[[V, AnyEvent, int], V], view: V, events: Iterable[t
 
 
 _enc = msgspec.json.Encoder()
-
-
-async def ensure_bucket(nc: Any, bucket: str, *, replicas: int | None = None) -> None:
-    """Create a view bucket (memory storage, history 1, atomic batches allowed) if missing.
-
-    ``replicas`` defaults to ``NIYANTRA_REPLICAS`` (see `orchestrator.runtime.connection`).
-    """
-    replicas = replicas or default_replicas()
-    js = nc.jetstream()
-    try:
-        await js.key_value(bucket)
-    except (nats.js.errors.BucketNotFoundError, nats.js.errors.NotFoundError):
-        try:
-            await js.create_key_value(
-                KeyValueConfig(bucket=bucket, history=1, storage=StorageType.MEMORY, replicas=replicas)
-            )
-        except nats.js.errors.BadRequestError:
-            pass  # created concurrently by another process: the bucket exists, which is all we need
-    info = await js.stream_info(f"KV_{bucket}")
-    if not info.config.allow_atomic:
-        info.config.allow_atomic = True
-        await js.update_stream(info.config)
-
-
-async def read_checkpoint(nc: Any, bucket: str) -> Checkpoint:
-    """The checkpoint stored in a view bucket (seq 0 when absent)."""
-    kv = await nc.jetstream().key_value(bucket)
-    try:
-        entry = await kv.get(S.CHECKPOINT_KEY)
-    except nats.js.errors.KeyNotFoundError:
-        return Checkpoint()
-    return msgspec.json.decode(entry.value or b"{}", type=Checkpoint)
 
 
 async def write_changes(kv_log: EventLog, bucket: str, changes: Mapping[str, msgspec.Struct]) -> None:

@@ -11,7 +11,7 @@ from typing import Any
 import msgspec
 
 from orchestrator.runtime.ordered import watch_bucket
-from projections.runner import Checkpoint
+from projections.fold import Checkpoint
 from schemas import subjects as S
 
 log = logging.getLogger("niyantra.viewmirror")

@@ -53,8 +53,8 @@ def add(
 
 
 async def _graphs(url: str) -> list[Any]:
+    from projections.buckets import ensure_bucket
     from projections.readiness.fold import GraphView
-    from projections.runner import ensure_bucket
     from projections.viewmirror import ViewMirror
     from schemas import subjects as S
 

@@ -30,7 +30,7 @@ if TYPE_CHECKING:  # the view's modules are imported when a wait starts (not for
     from rich.console import Group
 
     from orchestrator.reports.queries import StatusReport
-    from projections.readiness.fold import GraphView
+    from projections.readiness.entries import GraphView
 
 LIVE_ROWS = 40  # tasks shown live; `niyantra status` lists them all
 REFRESH_S = 0.5  # at most two renders a second, however often the view changes
@@ -114,8 +114,8 @@ async def wait_until_done(
 async def wait_on(nc: Any, graph: str | None, timeout: float, show: Callable[[StatusReport], None]) -> StatusReport:
     """`wait_until_done` on an open connection."""
     from orchestrator.reports.queries import build_status
-    from projections.readiness.fold import GraphView, TaskView
-    from projections.runner import ensure_bucket
+    from projections.buckets import ensure_bucket
+    from projections.readiness.entries import GraphView, TaskView
     from projections.viewmirror import ViewMirror, graph_keys
     from schemas import subjects as S
 

@@ -19,11 +19,11 @@ from schemas import subjects as S
 async def start_mirrors(nc: Any) -> list[Any]:
     """Mirrors of the three views the decider reads (readiness, node-scores, confidence), started
     (their values loaded, kept current until stopped)."""
+    from projections.buckets import ensure_bucket
     from projections.confidence.fold import ConfidenceSummary
     from projections.node_scores.fold import NodeView, TypeEstimate
     from projections.node_scores.patterns import PatternView
     from projections.readiness.entries import MIRROR_TYPES
-    from projections.runner import ensure_bucket
     from projections.viewmirror import ViewMirror
 
     mirrors = [

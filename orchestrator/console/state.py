@@ -148,11 +148,11 @@ class ConsoleState:
 
 async def _start_mirrors(nc: Any) -> list[Any]:
     """The readiness (tasks and graphs), node-scores and confidence views, loaded and followed."""
+    from projections.buckets import ensure_bucket
     from projections.confidence.entries import ConfidenceSummary
     from projections.node_scores.entries import NodeView, TypeEstimate
     from projections.node_scores.patterns import PatternView
     from projections.readiness.entries import GraphView, TaskView
-    from projections.runner import ensure_bucket
     from projections.viewmirror import ViewMirror
 
     mirrors = [

@@ -32,7 +32,7 @@ from typing import Any
 
 import msgspec
 
-from orchestrator.graphs.globs import matcher
+from orchestrator.graphs.globs import PathIndex
 from schemas.records import ArtifactRecord, TaskSpec
 
 FORM_VERSION = "1"  # part of every key: a change of what the form holds changes every key
@@ -51,18 +51,40 @@ def _files(records: Iterable[ArtifactRecord]) -> list[tuple[str, str, int]]:
     return sorted({(r.path, r.digest, r.mode) for r in records})
 
 
+class SourceIndex:
+    """One graph's source files indexed by path once (`PathIndex`), and each of its filesets'
+    selection kept once chosen: a Ninja build's tasks all name the same ``@undeclared`` set of
+    ~200 headers, chosen once for the graph instead of once per task. One index serves one graph."""
+
+    def __init__(self, files: Iterable[ArtifactRecord], filesets: Mapping[str, tuple[str, ...]] | None = None) -> None:
+        self.by_path = {f.path: f for f in files}
+        self.paths = PathIndex(self.by_path)
+        self.filesets = filesets or {}
+        self._chosen: dict[str, list[str]] = {}
+
+    def select(self, inputs: Iterable[str]) -> list[ArtifactRecord]:
+        chosen: set[str] = set()
+        patterns: list[str] = []
+        for p in inputs:
+            if not p.startswith("@"):
+                patterns.append(p)
+                continue
+            if p not in self._chosen:
+                self._chosen[p] = self.paths.select(self.filesets.get(p[1:], ()))
+            chosen.update(self._chosen[p])
+        chosen.update(self.paths.select(patterns))
+        return [self.by_path[path] for path in sorted(chosen)]
+
+
 def selected_sources(
-    inputs: tuple[str, ...], files: Iterable[ArtifactRecord], filesets: Mapping[str, tuple[str, ...]] | None = None
+    inputs: tuple[str, ...],
+    files: Iterable[ArtifactRecord],
+    filesets: Mapping[str, tuple[str, ...]] | None = None,
+    index: SourceIndex | None = None,
 ) -> list[ArtifactRecord]:
-    """The source files the task's ``inputs`` select (``@name`` expanded through ``filesets``), by path."""
-    patterns: list[str] = []
-    for p in inputs:
-        if p.startswith("@"):
-            patterns.extend((filesets or {}).get(p[1:], ()))
-        else:
-            patterns.append(p)
-    selects = matcher(patterns)
-    return sorted((f for f in files if selects(f.path)), key=lambda f: f.path)
+    """The source files the task's ``inputs`` select (``@name`` expanded through ``filesets``), by path
+    (``index``: the graph's files and filesets indexed once for all its tasks)."""
+    return (index or SourceIndex(files, filesets)).select(inputs)
 
 
 def static_form(
@@ -70,10 +92,11 @@ def static_form(
     source_files: Iterable[ArtifactRecord] = (),
     source_tree: str = "",
     filesets: Mapping[str, tuple[str, ...]] | None = None,
+    index: SourceIndex | None = None,
 ) -> Form:
     """The form's fields known at submit: everything but the dependencies' outputs."""
     if task.inputs:
-        sources: Any = _files(selected_sources(task.inputs, source_files, filesets))
+        sources: Any = _files(selected_sources(task.inputs, source_files, filesets, index))
     else:
         sources = ["tree", source_tree]
     return {

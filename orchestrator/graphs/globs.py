@@ -10,7 +10,8 @@ Python's pathlib does, so a pattern matches here what an agent's ``Path.glob`` f
 from __future__ import annotations
 
 import re
-from collections.abc import Callable, Iterable
+from bisect import bisect_left
+from collections.abc import Iterable
 from functools import lru_cache
 
 GLOB_CHARS = frozenset("*?[")
@@ -115,30 +116,34 @@ def matches(pattern: str, path: str) -> bool:
     return glob_regex(pattern).fullmatch(path) is not None
 
 
-def matcher(patterns: Iterable[str]) -> Callable[[str], bool]:
-    """The test "some pattern matches this path", equal to ``any(matches(p, path) for p in
-    patterns)`` but built once: plain paths and folders are a set looked up by the path and each
-    of its folders, the globs are compiled. Choosing a task's sources out of a large tree with a
-    hundred declared inputs is then a few set lookups a file, not a hundred comparisons."""
-    patterns = list(patterns)
-    plain = frozenset(p.rstrip("/") for p in patterns if not is_glob(p))
-    regexes = [glob_regex(p) for p in patterns if is_glob(p)]
-
-    def test(path: str) -> bool:
-        if path in plain:
-            return True
-        if plain:
-            i = path.rfind("/")
-            while i > 0:
-                if path[:i] in plain:
-                    return True
-                i = path.rfind("/", 0, i)
-        return any(r.fullmatch(path) is not None for r in regexes)
-
-    return test
-
-
 def may_overlap(a: str, b: str) -> bool:
     """Whether two patterns can match a common path, judged by their literal folders (a cheap upper bound)."""
     pa, pb = literal_prefix(a), literal_prefix(b)
     return not pa or not pb or pa == pb or pa.startswith(pb + "/") or pb.startswith(pa + "/")
+
+
+class PathIndex:
+    """Paths sorted once, so the ones some patterns select are found by look-ups: a plain path or
+    folder is a membership test and one range of the sorted paths (those under ``folder/``), and
+    only globs test every path. ``select(patterns)`` is the paths that `matches` some pattern, in
+    path order; choosing each task's sources out of one tree then costs a few look-ups a pattern."""
+
+    def __init__(self, paths: Iterable[str]) -> None:
+        self.paths = sorted(set(paths))
+        self._members = frozenset(self.paths)
+
+    def select(self, patterns: Iterable[str]) -> list[str]:
+        chosen: set[str] = set()
+        regexes = []
+        for pattern in patterns:
+            if is_glob(pattern):
+                regexes.append(glob_regex(pattern))
+                continue
+            plain = pattern.rstrip("/")
+            if plain in self._members:
+                chosen.add(plain)
+            # below plain/: the paths from "plain/" up to, not including, "plain0" ("0" follows "/")
+            chosen.update(self.paths[bisect_left(self.paths, plain + "/") : bisect_left(self.paths, plain + "0")])
+        if regexes:
+            chosen.update(p for p in self.paths if any(r.fullmatch(p) is not None for r in regexes))
+        return sorted(chosen)

@@ -32,11 +32,11 @@ from orchestrator.processes.deciderviews import TaskIndex, build_views
 from orchestrator.processes.scalehook import start_hook
 from orchestrator.runtime.connection import connect as nats_connect
 from orchestrator.writeside.eventlog import EventLog, event_append
+from projections.buckets import ensure_bucket
 from projections.confidence.fold import ConfidenceSummary
 from projections.node_scores.fold import NodeView, TypeEstimate
 from projections.node_scores.patterns import PatternView
 from projections.readiness.entries import MIRROR_TYPES
-from projections.runner import ensure_bucket
 from projections.viewmirror import ViewMirror
 from schemas import subjects as S
 from schemas.actions import GraphPaused

@@ -34,10 +34,10 @@ import msgspec
 from orchestrator.errors import ConcurrencyConflict
 from orchestrator.runtime.connection import connect as nats_connect
 from orchestrator.writeside.eventlog import EventLog
+from projections.buckets import ensure_bucket
 from projections.confidence.fold import Prediction
 from projections.node_scores.fold import NodeView
 from projections.readiness.fold import HELD, TaskView
-from projections.runner import ensure_bucket
 from projections.viewmirror import ViewMirror
 from schemas import events as ev
 from schemas import subjects as S

@@ -7,8 +7,8 @@ from typing import Any
 import msgspec
 
 from orchestrator.runtime.connection import connect as nats_connect
-from projections.readiness.fold import GraphView, TaskView
-from projections.runner import ensure_bucket
+from projections.buckets import ensure_bucket
+from projections.readiness.entries import GraphView, TaskView
 from projections.viewmirror import ViewMirror
 from schemas import subjects as S
 

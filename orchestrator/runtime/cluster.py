@@ -103,7 +103,7 @@ async def _create_assets(url: str, replicas: int, login: dict[str, str]) -> None
     from orchestrator.runtime.connection import connect
     from orchestrator.writeside.eventlog import EventLog
     from projections.archive.location import ensure_instance_bucket
-    from projections.runner import ensure_bucket
+    from projections.buckets import ensure_bucket
     from schemas import subjects as S
 
     nc = await connect(url, connect_timeout=5, allow_reconnect=False, **login)

@@ -46,11 +46,14 @@ def domain_of(g: ev.GraphSubmitted) -> str:
     return g.cache_domain or g.source
 
 
-def with_form(g: ev.GraphSubmitted, t: rec.TaskSpec, new: TaskView) -> TaskView:
-    """The submitted task's entry with its cache fields (unchanged when it is not cacheable)."""
+def with_form(
+    g: ev.GraphSubmitted, t: rec.TaskSpec, new: TaskView, index: actionkey.SourceIndex | None = None
+) -> TaskView:
+    """The submitted task's entry with its cache fields (unchanged when it is not cacheable);
+    ``index``: the graph's source files indexed once for all its tasks."""
     if not cacheable(g, t):
         return new
-    form = actionkey.static_form(t, g.source_files, g.source_tree, g.filesets)
+    form = actionkey.static_form(t, g.source_files, g.source_tree, g.filesets, index)
     key = ""
     if not t.depends_on:
         form = actionkey.with_deps(form, ())

@@ -11,6 +11,7 @@ from __future__ import annotations
 import msgspec
 
 from orchestrator.decision import lifecycle as lc
+from orchestrator.decision.actionkey import SourceIndex
 from projections.readiness.cache import with_form
 from projections.readiness.entries import GraphView, TaskView
 from projections.readiness.graphrank import graph_shapes
@@ -48,6 +49,7 @@ def _submit(view: ReadinessView, e: ev.GraphSubmitted, seq: int, version: int = 
     view.touched.add(graph_key(e.graph_id))
     held = f"in the backlog (priority {e.backlog_priority})" if e.backlog_priority is not None else ""
     views: list[TaskView] = []
+    index: SourceIndex | None = None
     gid, at, replace = e.graph_id, e.occurred_at, msgspec.structs.replace
     for t, shape in zip(e.tasks, shapes, strict=True):
         free = not t.depends_on and not held
@@ -99,7 +101,8 @@ def _submit(view: ReadinessView, e: ev.GraphSubmitted, seq: int, version: int = 
         if t.outputs or e.source_tree:
             new = replace(new, output_decls=t.outputs, source_tree=e.source_tree)
         if e.cache and (e.source_tree or t.inputs or t.outputs):
-            new = with_form(e, t, new)
+            index = index or SourceIndex(e.source_files, e.filesets)  # once per graph, for all its tasks
+            new = with_form(e, t, new, index)
         views.append(new)
     _put_graph_tasks(view, e.graph_id, views, seq)
 

@@ -17,11 +17,12 @@ from typing import Any
 import msgspec
 
 from orchestrator.runtime.ordered import watch_bucket
+from projections.buckets import ensure_bucket
 from projections.errors import ProjectionError
 from projections.fold import Checkpoint
 from projections.rebuild.build import advance, stream_head
 from projections.rebuild.folds import Rebuild, new_rebuild
-from projections.runner import PROJECTIONS, ensure_bucket
+from projections.runner import PROJECTIONS
 from schemas import subjects as S
 
 _cp = msgspec.json.Decoder(Checkpoint)

@@ -58,10 +58,11 @@ from views_log import GENERATOR, generate  # noqa: E402  (this script's folder i
 
 from orchestrator.runtime.natsserver import server_args, start_server  # noqa: E402
 from orchestrator.writeside.eventlog import Append, EventLog, event_append  # noqa: E402
+from projections.buckets import ensure_bucket, read_checkpoint  # noqa: E402
 from projections.logread import read_chunks  # noqa: E402
 from projections.rebuild.build import rebuild, stream_head  # noqa: E402
 from projections.rebuild.worker import BuiltView  # noqa: E402
-from projections.runner import PROJECTIONS, ensure_bucket, read_checkpoint  # noqa: E402
+from projections.runner import PROJECTIONS  # noqa: E402
 from schemas import events as ev  # noqa: E402
 from schemas import records as rec  # noqa: E402
 from schemas import subjects as S  # noqa: E402

@@ -92,7 +92,7 @@ def test_run_survives_killing_one_of_three_servers(tmp_path):
         psutil.Process(servers[victim].pid).wait(10)
         # more than the 4 slots could have had running at the kill: work decided after it finished
         wait_for(lambda: _at_least(m.url, at_kill + 5), timeout=60, message="progress with 2 of 3")
-        restarted = restart_server(data, victim)
+        restart_server(data, victim)
         release.touch()
         wait_for(lambda: _at_least(m.url, len(tasks)), timeout=60, message="every task succeeded")
 

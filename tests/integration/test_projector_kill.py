@@ -14,9 +14,10 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from orchestrator.writeside.eventlog import Append, EventLog, event_append
+from projections.buckets import ensure_bucket, read_checkpoint
 from projections.rebuild.build import stream_head
 from projections.rebuild.verify import verify_one
-from projections.runner import PROJECTIONS, ensure_bucket, read_checkpoint
+from projections.runner import PROJECTIONS
 from schemas import eventbase as evbase
 from schemas import events as ev
 from schemas import records as rec

@@ -7,6 +7,7 @@ import pytest
 
 from orchestrator.decision.actionkey import (
     NO_ENTRY,
+    SourceIndex,
     action_form,
     action_key,
     changed_fields,
@@ -111,3 +112,11 @@ def test_miss_reasons():
     assert miss_reason({}, form()) == NO_ENTRY
     assert miss_reason(form(), form()).startswith("the entry of the last key is gone")
     assert changed_fields({"x": "1"}, {"y": "1"}) == ["x", "y"]
+
+
+def test_one_index_serves_every_task_of_a_graph_as_a_fresh_one_would():
+    filesets = {"c": ("src/b.c",), "all": ("src",)}
+    index = SourceIndex(SRC, filesets)
+    asks = [("@c",), ("src/a.c", "@c"), ("@all",), ("@c", "README"), ("@missing",), ("@all", "@c")]
+    for inputs in [*asks, *asks]:  # the second time from the index's kept fileset choices
+        assert selected_sources(inputs, SRC, filesets, index) == selected_sources(inputs, SRC, filesets)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from orchestrator.graphs.globs import is_glob, literal_prefix, matcher, matches, may_overlap, path_problem
+from orchestrator.graphs.globs import PathIndex, is_glob, literal_prefix, matches, may_overlap, path_problem
 
 
 @pytest.mark.parametrize(
@@ -56,19 +56,18 @@ def test_path_problems(path, problem):
 )
 def test_matches(pattern, path, hit):
     assert matches(pattern, path) is hit
-    assert matcher([pattern])(path) is hit
+    assert PathIndex([path]).select([pattern]) == ([path] if hit else [])
 
 
 PATTERNS = ["build/*.o", "**/*.h", "src", "lib/", "a?.c", "x/y/z.c", "[!ab].c"]
 PATHS = ["build/a.o", "build/s/a.o", "zlib.h", "i/zlib.h", "src/a.c", "srcx/a.c", "lib/x/y", "lib", "ab.c",
-         "x/y/z.c", "x/y", "x/y/z.c/w", "c.c", "a.c", "other"]  # fmt: skip
+         "x/y/z.c", "x/y", "x/y/z.c/w", "c.c", "a.c", "other", "src-a/x", "src0/x", "src.c", "lib.a"]  # fmt: skip
 
 
 @pytest.mark.parametrize("n", range(len(PATTERNS) + 1))
-def test_a_matcher_of_many_patterns_equals_any_of_them(n):
+def test_an_index_selects_what_any_of_the_patterns_matches(n):
     patterns = PATTERNS[:n]
-    test = matcher(patterns)
-    assert [test(p) for p in PATHS] == [any(matches(q, p) for q in patterns) for p in PATHS]
+    assert PathIndex(PATHS).select(patterns) == sorted({p for p in PATHS if any(matches(q, p) for q in patterns)})
 
 
 @pytest.mark.parametrize(
