@@ -54,29 +54,25 @@ async def verify_hits(
 ) -> tuple[list[Dispatch], list[CacheEntryRevoked]]:
     """The decisions to append (dispatches, and the hits whose blobs all verify) and the revocations.
 
-    ``store`` is an `ArtifactStore` (its ``stat``); each digest is looked up once a round.
+    ``store`` is an `ArtifactStore`: every digest of the round's hits is looked up once, all of
+    them together (`ArtifactStore.stat_many`: a round of forty hits is one request, not forty).
     """
     from node_agent.artifacts.errors import ArtifactStoreUnavailable
 
+    hits = [d.event for d in decisions if isinstance(d.event, TaskCacheHit)]
+    try:
+        seen = await store.stat_many({o.digest for hit in hits for o in hit.outputs}) if hits else {}
+    except ArtifactStoreUnavailable as e:
+        log.warning("%d cache hit(s) not appended this round: %s", len(hits), e)
+        return [d for d in decisions if not isinstance(d.event, TaskCacheHit)], []
     keep: list[Dispatch] = []
     revoked: list[CacheEntryRevoked] = []
-    seen: dict[str, Any] = {}
     for d in decisions:
         hit = d.event
         if not isinstance(hit, TaskCacheHit):
             keep.append(d)
             continue
-        try:
-            problems = []
-            for o in hit.outputs:
-                if o.digest not in seen:
-                    seen[o.digest] = await store.stat(o.digest)
-                why = _problem(o, seen[o.digest])
-                if why:
-                    problems.append((o.digest, why))
-        except ArtifactStoreUnavailable as e:
-            log.warning("cache hit %s/%s not appended this round: %s", hit.graph_id, hit.task_id, e)
-            continue
+        problems = [(o.digest, why) for o in hit.outputs if (why := _problem(o, seen[o.digest]))]
         if problems:
             log.warning("cache entry %s revoked (%s/%s): %s", hit.key[:12], hit.graph_id, hit.task_id, problems)
             revoked.append(revocation(hit, problems, now))

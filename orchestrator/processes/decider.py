@@ -101,10 +101,17 @@ async def act(eventlog: EventLog, decisions: list[Dispatch], state: DeciderState
     refused, nothing of that batch was written and it is appended dispatch by dispatch instead,
     concurrently, each conflict counted on its own. Any other error is raised once every append
     of the round has settled. A cache hit that needs the round's earlier hits (`waves`) is
-    appended after them, and not at all when one of them was not appended.
+    appended after them, and not at all when one of them was not appended; a round of hits alone
+    goes in one atomic batch, levels in order, when it fits in one.
     """
     acked: list[int] = []
     written: set[tuple[str, str]] = set()
+    ordered = [d for wave in waves(decisions) for d in wave]
+    if 1 < len(ordered) <= MAX_IN_FLIGHT and all(isinstance(d.event, TaskCacheHit) for d in ordered):
+        # a round of hits only (an unchanged build): every level in one atomic batch, which holds
+        # each hit after those it needs, and all or none of them (none: wave by wave, below)
+        if await _act_atomic(eventlog, ordered, state, acked, written):
+            return acked
     for wave in waves(decisions):
         hits = [d for d in wave if isinstance(d.event, TaskCacheHit) and all(k in written for k in d.needs)]
         dispatches = [d for d in wave if not isinstance(d.event, TaskCacheHit)]

@@ -4,8 +4,9 @@ A CMake project (default: examples/zlib, copied to a temp folder) configured wit
 Ninja``; an instance from ``niyantra up --agents 0`` on a free port and its own data dir, and
 three ``niyantra agent`` processes whose workdirs share nothing. Each figure is the wall time of
 one ``niyantra build BUILD_DIR`` as a user runs it (import, source hashed and stored, submit,
-watched to its end): the cold build, the same tree again (every task should be a cache hit; the
-issue's target is cached <= 5 % of cold), and after one compiled source file got a new function.
+watched to its end): the cold build, the same tree again ``--cached-runs`` times (every task should
+be a cache hit; the median run counts against the issue's target, cached <= 5 % of cold; every
+run's figure is listed), and after one compiled source file got a new function.
 Task counts come from the log: commands started and cache hits per run, the decider rounds that
 made the hits, and the time from the graph's submit to its last task's end (so the rest of the
 wall time is the command's own: start-up, import, hashing, storing the source, watching).
@@ -103,7 +104,7 @@ def _change_one_file(source: Path, doc: dict[str, Any]) -> str:
     sys.exit("no compiled source file among the graph's inputs")
 
 
-def run(project: Path, tmp: Path, project_name: str) -> dict[str, Any]:
+def run(project: Path, tmp: Path, project_name: str, cached_runs: int = 3) -> dict[str, Any]:
     source, build, data = tmp / "src", tmp / "build", tmp / "data"
     shutil.copytree(project, source)
     subprocess.run(["cmake", "-S", str(source), "-B", str(build), "-G", "Ninja"], check=True, capture_output=True)
@@ -130,15 +131,16 @@ def run(project: Path, tmp: Path, project_name: str) -> dict[str, Any]:
             time.sleep(0.1)
         name = project_name
         cold = _build(build, f"{name}-1", env, url)
-        cached = _build(build, f"{name}-2", env, url)
+        runs = [_build(build, f"{name}-{2 + i}", env, url) for i in range(cached_runs)]
         changed_path = _change_one_file(source, doc)
-        changed = _build(build, f"{name}-3", env, url)
+        changed = _build(build, f"{name}-{2 + cached_runs}", env, url)
     finally:
         for a in agents:
             a.terminate()
         for a in agents:
             a.wait(30)
         _cli("down", "--data-dir", str(data), env=env)
+    cached = sorted(runs, key=lambda r: r["wall_s"])[len(runs) // 2]  # the median run
     ratio = cached["wall_s"] / cold["wall_s"]
     return {
         "benchmark": "build",
@@ -148,6 +150,7 @@ def run(project: Path, tmp: Path, project_name: str) -> dict[str, Any]:
         "slots_per_agent": 1,
         "cold": cold,
         "cached": cached,
+        "cached_runs_wall_s": [r["wall_s"] for r in runs],
         "cached_over_cold": round(ratio, 4),
         "target": "cached <= 5 % of cold",
         "met": ratio <= 0.05,
@@ -160,13 +163,14 @@ def run(project: Path, tmp: Path, project_name: str) -> dict[str, Any]:
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--source", type=Path, default=REPO / "examples" / "zlib", help="a CMake project")
+    ap.add_argument("--cached-runs", type=int, default=3, help="cached builds after the cold one (the median counts)")
     a = ap.parse_args()
     with tempfile.TemporaryDirectory(prefix="niyantra-bench-build.") as d:
         probe = Path(d) / "probe"
         subprocess.run(["cmake", "-S", str(a.source), "-B", str(probe), "-G", "Ninja"], check=True, capture_output=True)
         name = import_ninja(probe / "build.ninja").project
         shutil.rmtree(probe)
-        report = run(a.source.resolve(), Path(d), name)
+        report = run(a.source.resolve(), Path(d), name, max(1, a.cached_runs))
     sys.stdout.write(json.dumps(report, indent=2) + "\n")
 
 

@@ -60,3 +60,31 @@ async def test_a_hit_whose_needed_hit_lost_its_guard_is_not_appended(nats_server
         assert (state.dispatched, state.conflicts) == (2, 1)
     finally:
         await nc.close()
+
+
+async def test_a_round_of_hits_alone_is_one_atomic_batch_in_level_order(nats_server):
+    nc = await nats.connect(nats_server.url)
+    try:
+        log = EventLog(nc)
+        await log.ensure_stream()
+        round_ = [_hit("a"), _hit("ab", "a", "b"), _hit("b"), _hit("top", "ab")]  # as decide makes them
+        state = DeciderState()
+        acked = await act(log, round_, state)
+        assert len(acked) == 4 and len(set(acked)) == 1  # acknowledged together: one batch
+        assert await _appended(log) == ["a", "b", "ab", "top"]  # each level after the one it needs
+    finally:
+        await nc.close()
+
+
+async def test_a_round_of_hits_with_a_stale_guard_falls_back_to_its_levels(nats_server):
+    nc = await nats.connect(nats_server.url)
+    try:
+        log = EventLog(nc)
+        await log.ensure_stream()
+        round_ = [_hit("a", expected_seq=99), _hit("b"), _hit("ab", "a", "b"), _hit("c", "b")]
+        state = DeciderState()
+        await act(log, round_, state)
+        assert await _appended(log) == ["b", "c"]  # the batch refused whole; then b, and c which needs only b
+        assert (state.dispatched, state.conflicts) == (2, 1)
+    finally:
+        await nc.close()
