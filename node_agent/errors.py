@@ -37,4 +37,6 @@ class LogNotFound(AgentError):
         self.graph_id, self.task_id, self.attempt, self.phase = graph_id, task_id, attempt, phase
         which = "any attempt" if attempt is None else f"attempt {attempt}"
         extra = "" if phase == "run" else f" ({phase})"
-        super().__init__(f"no stored output for task {graph_id}/{task_id}, {which}{extra}")
+        super().__init__(
+            f"no stored output for task {graph_id}/{task_id}, {which}{extra} (a run that printed nothing stores none)"
+        )

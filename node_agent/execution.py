@@ -146,6 +146,9 @@ class Execution:
         return replace(report, output=output, log_subject=subject)
 
     async def _store(self, d: ev.TaskDispatched, output: bytes, exit_code: int | None) -> str:
+        """Store the run's output; a run that printed nothing stores nothing ("": no log subject)."""
+        if not output:
+            return ""
         subject = S.log_subject(d.graph_id, d.task_id, d.attempt, d.phase)
         try:
             await self.logs.put(subject, output, node_id=self.node_id, exit_code=exit_code)

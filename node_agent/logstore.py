@@ -4,7 +4,8 @@ A subject per run, ``log.<graph>.<task>.<attempt>.<phase>``, holds the redacted,
 (≤ 64 KiB by default, well under a message's limit, so a plain stream is enough and an object
 store's chunking buys nothing). The stream is separate from EVENTS because logs are bulky and
 may be aged out (``max_age``, default 30 days) while events are kept forever, and EVENTS
-denies deletes. ``TaskCompleted.log_subject`` names the subject of its run.
+denies deletes. ``TaskCompleted.log_subject`` names the subject of its run; a run that printed
+nothing stores no message (its ``log_subject`` is ""), so a no-op task costs no LOGS write.
 """
 
 from __future__ import annotations

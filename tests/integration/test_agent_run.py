@@ -113,6 +113,10 @@ async def test_results_carry_attempt_durations_quality_and_the_log_is_retrievabl
         command = 'echo "second $NIYANTRA_ATTEMPT on $NIYANTRA_NODE_ID"; echo lots > "$NIYANTRA_QUALITY_FILE"; exit 4'
         await dispatch(log, "g", "q", "n1", command, attempt=2)
         second = await wait_event(log, "g", "q", ev.TaskCompleted, attempt=2)
+        await dispatch(log, "g", "q", "n1", "true", attempt=3)  # prints nothing: no log is stored
+        silent = await wait_event(log, "g", "q", ev.TaskCompleted, attempt=3)
+    assert (silent.outcome, silent.log_subject) == ("success", "")
+    assert await LogStore(nc).latest_attempt("g", "q") == 2
     assert (first.outcome, first.quality, first.expected_duration_s, first.attempt) == ("success", 0.75, 9.0, 1)
     assert first.duration_s > 0
     assert (second.outcome, second.exit_code, second.quality, second.error) == ("failure", 4, None, "exit code 4")
@@ -120,8 +124,9 @@ async def test_results_carry_attempt_durations_quality_and_the_log_is_retrievabl
     assert latest.stdout.startswith("second 2 on n1") and "quality file ignored" in latest.stdout
     one = niyantra("logs", "q", "--graph", "g", "--attempt", "1", url=nats_server.url)
     assert one.stdout == "first\n", one.stderr
-    missing = niyantra("logs", "g/q", "--attempt", "7", url=nats_server.url)
-    assert missing.returncode == 2 and "no stored output for task g/q, attempt 7" in missing.stderr
+    missing = niyantra("logs", "g/q", "--attempt", "3", url=nats_server.url)
+    assert missing.returncode == 2 and "no stored output for task g/q, attempt 3" in missing.stderr
+    assert "printed nothing" in missing.stderr
 
 
 async def test_a_preflight_runs_as_its_own_run_with_its_own_result(nc, nats_server, tmp_path):
