@@ -210,7 +210,7 @@ async def follow(
             now = datetime.now(UTC)  # the shell reads the clock
             graphs = build(build_views(mirrors[0], mirrors[1], mirrors[2]), now, DeciderConfig(), graph)
             show(graphs)
-            if until_done and _all_done(graphs):
+            if until_done and mirrors[0].consistent and _all_done(graphs):  # not mid-batch (see wait)
                 return
             await asyncio.sleep(interval)
     finally:

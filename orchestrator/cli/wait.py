@@ -131,7 +131,7 @@ async def wait_on(nc: Any, graph: str | None, timeout: float, show: Callable[[St
         unshown = True  # the view changed since that picture
         while True:
             changed.clear()
-            if graphs_done(entries.graphs, graph):
+            if mirror.consistent and graphs_done(entries.graphs, graph):  # not mid-batch: tasks as current
                 report = build_status(mirror.values, mirror.seq, graph)
                 show(report)
                 return report

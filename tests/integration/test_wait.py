@@ -58,3 +58,33 @@ async def test_watch_until_done_follows_the_snapshot_until_the_graph_ends(nats_s
     [last] = seen[-1]
     assert last["totals"]["completed"] == 2 and [t["state"] for t in last["tasks"]] == ["succeeded", "succeeded"]
     assert len(seen) >= 2  # earlier pictures, from the same mirrors, before the end
+
+
+async def test_wait_judges_a_view_batch_only_once_its_checkpoint_is_in(nc):
+    """A projector writes a batch's keys, then its checkpoint. A wait that saw the graph entry
+    'done' before the batch's task entries reported tasks as they were (a cached build of zlib:
+    'Completed: 41 | Failed: 0' and '5 task(s) did not succeed'); it waits for the checkpoint."""
+    import msgspec
+
+    from orchestrator.cli.wait import wait_on
+    from projections.buckets import ensure_bucket
+    from projections.fold import Checkpoint
+    from projections.readiness.entries import GraphView, TaskView
+    from schemas import subjects as S
+
+    await ensure_bucket(nc, S.KV_READINESS)
+    kv = await nc.jetstream().key_value(S.KV_READINESS)
+    enc = msgspec.json.encode
+    await kv.put(S.readiness_key("g", "a"), enc(TaskView(graph_id="g", task_id="a", command="x", state="ready")))
+    await kv.put(S.graph_key("g"), enc(GraphView(graph_id="g", total=1, counts={"succeeded": 1})))
+    shown = asyncio.Event()
+
+    def show(_report) -> None:
+        shown.set()
+
+    waiting = asyncio.create_task(wait_on(nc, "g", 30, show))
+    await asyncio.wait_for(shown.wait(), 30)  # it has read the view (mid-batch: no checkpoint yet)
+    await kv.put(S.readiness_key("g", "a"), enc(TaskView(graph_id="g", task_id="a", command="x", state="succeeded")))
+    await kv.put(S.CHECKPOINT_KEY, enc(Checkpoint(seq=3)))
+    report = await asyncio.wait_for(waiting, 30)
+    assert [(t["id"], t["state"]) for t in report.tasks] == [("a", "succeeded")]
