@@ -150,6 +150,11 @@ class Fold(Generic[V]):
         self.view.ignored.clear()
         self._new_dead.clear()
 
+    def pending(self) -> bool:
+        """Whether a key, a dead letter or a problem changed since the last `changes` (else only
+        the checkpoint's sequence would move)."""
+        return bool(self.view.touched or self._new_dead or self.view.ignored)
+
     def changes(self) -> dict[str, msgspec.Struct]:
         """Values of the keys changed since the last call, dead letters and the checkpoint last."""
         if self.view.ignored:

@@ -10,7 +10,11 @@ a restart (also after kill -9) resumes exactly at checkpoint + 1: nothing is mis
 saw every event) and nothing is applied twice (each event is folded once into a fresh view).
 A lost (memory) bucket, or parameters that differ from those the stored view was built with,
 make it write every key. Keys changed by a batch of events are written together with the
-checkpoint, once per batch, as JetStream atomic batches.
+checkpoint, once per batch, as JetStream atomic batches. A live batch that changed no key
+(events the view ignores, such as ``TaskStarted`` for node-scores) writes nothing at once: its
+checkpoint goes with the next batch that changes something, or alone once no message came for
+`CHECKPOINT_LAG_S` or the stored one is `CHECKPOINT_MAX_AGE_S` old, so a reader waiting for a
+sequence sees it soon and a restart resumes as before (nothing changed after the stored checkpoint).
 """
 
 from __future__ import annotations
@@ -19,6 +23,7 @@ import asyncio
 import contextlib
 import gc
 import logging
+import time
 from collections.abc import Awaitable, Callable, Iterable, Mapping
 from typing import Any, TypeVar
 
@@ -49,6 +54,9 @@ __all__ = ["PROJECTIONS", "ProjectorRunner", "project"]
 log = logging.getLogger("niyantra.projector")
 
 V = TypeVar("V", bound=View)
+
+CHECKPOINT_LAG_S = 0.02  # a checkpoint with nothing else to write waits at most this long for more
+CHECKPOINT_MAX_AGE_S = 0.25  # ... and never lets the stored one grow older than this while events arrive
 
 PROJECTIONS: dict[str, Projection[Any]] = {
     "readiness": Projection(
@@ -114,9 +122,19 @@ class ProjectorRunner:
         self._room = asyncio.Event()
         self.fold: Fold[Any] = Fold(projection, params)
         self.kv_log = EventLog(nc, stream=f"KV_{projection.bucket}")
+        self.written_seq = 0  # the sequence of the checkpoint last written
+        self._written_at = time.monotonic()
 
     async def _flush(self) -> None:
         await write_changes(self.kv_log, self.p.bucket, self.fold.changes())
+        self.written_seq, self._written_at = self.fold.seq, time.monotonic()
+
+    def _checkpoint_due(self, idle: bool) -> bool:
+        """A checkpoint alone is worth a write: its sequence moved and no message came for
+        `CHECKPOINT_LAG_S` (``idle``), or the stored one is `CHECKPOINT_MAX_AGE_S` old."""
+        if self.fold.seq <= self.written_seq:
+            return False
+        return idle or time.monotonic() - self._written_at >= CHECKPOINT_MAX_AGE_S
 
     async def _start(self) -> int:
         """The sequence already stored (0 when the stored view must be rewritten whole)."""
@@ -145,8 +163,9 @@ class ProjectorRunner:
         ready = False
         try:
             while not stop.is_set():
+                wait = CHECKPOINT_LAG_S if self.fold.seq > self.written_seq else 0.25
                 with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(self._wake.wait(), 0.25)
+                    await asyncio.wait_for(self._wake.wait(), wait)
                 self._wake.clear()
                 msgs, self._inbox = self._inbox, []
                 self._room.set()
@@ -157,10 +176,12 @@ class ProjectorRunner:
                     self.fold.apply(msg.data, msg.subject, seq)
                 if self.fold.seq <= stored_seq:
                     self.fold.discard_changes()  # already in KV from before the restart
-                elif msgs:
+                    self.written_seq = self.fold.seq
+                elif self.fold.pending() or self._checkpoint_due(idle=not msgs):
                     await self._flush()
                 if not ready and self.fold.seq >= head:
-                    await self._flush()  # confirms the checkpoint; creates it on an empty stream
+                    if self.fold.seq > self.written_seq or not self.written_seq:
+                        await self._flush()  # confirms the checkpoint; creates it on an empty stream
                     ready = True
                     if on_ready is not None:
                         r = on_ready()
@@ -187,6 +208,7 @@ class ProjectorRunner:
                 pending += len(chunk)
                 if self.fold.seq <= stored_seq:
                     self.fold.discard_changes()  # already in KV from before the restart
+                    self.written_seq = self.fold.seq
                     pending = 0
                 elif pending >= self.high_water:
                     await self._flush()

@@ -53,7 +53,7 @@ class Careful(msgspec.Struct, frozen=True, kw_only=True, gc=False):
 
 
 class ConfidenceSummary(msgspec.Struct, frozen=True, kw_only=True, gc=False):
-    """System-wide confidence, the autonomy level it implies, and node staleness as of the log's time."""
+    """System-wide confidence, the autonomy level it implies, and node staleness as of the latest event it took in."""
 
     confidence: float
     level: AutonomyLevel

@@ -35,7 +35,8 @@ The values of its keys (`Prediction`, `NodeConfidence`, `ConfidenceSummary`) are
 threshold, the agents' ``observe_interval_s``) and a `CarefulModeLeft` clears it; both set
 ``careful_seq``, the guard of the decider's next careful-mode event (`orchestrator.decision.careful`).
 
-**Staleness**: ``as_of`` is the latest event time in the log; each node's staleness is
+**Staleness**: ``as_of`` is the latest time of an event the view takes in (not of one it
+ignores, such as ``TaskStarted``: that rewrites nothing); each node's staleness is
 ``as_of − last_seen`` (its last registration or observation), so it too is a function of the log.
 """
 
@@ -308,12 +309,17 @@ _RULES: dict[type, Callable[[ConfidenceView, Any, int], None]] = {
 def evolve_confidence(view: ConfidenceView, event: ev.AnyEvent, seq: int) -> ConfidenceView:
     """Apply one event (at stream sequence ``seq``) to the confidence view.
 
-    The summary reflects every event: its ``seq`` is the last one applied and ``as_of`` the latest
-    event time; both and the staleness are rendered when the summary is written (`summary_value`).
+    The summary reflects every event the view takes in: its ``seq`` is the last of them and
+    ``as_of`` their latest time; both and the staleness are rendered when the summary is written
+    (`summary_value`). An event the view ignores (``TaskStarted``, ...) moves only ``view.seq``
+    (the checkpoint), so it rewrites no key.
     """
     if seq <= view.seq:
         return view
     rule = _RULES.get(type(event)) or rule_for(_RULES, event, "confidence")
+    if rule is _nothing:
+        view.seq = seq
+        return view
     rule(view, event, seq)
     if view.as_of is None or event.occurred_at > view.as_of:
         view.as_of = event.occurred_at
