@@ -33,7 +33,7 @@ from orchestrator.processes.scalehook import start_hook
 from orchestrator.runtime.connection import connect as nats_connect
 from orchestrator.writeside.eventlog import EventLog, event_append
 from projections.buckets import ensure_bucket
-from projections.confidence.fold import ConfidenceSummary
+from projections.confidence.fold import SUMMARY_KEY, ConfidenceSummary
 from projections.node_scores.fold import NodeView, TypeEstimate
 from projections.node_scores.patterns import PatternView
 from projections.readiness.entries import MIRROR_TYPES
@@ -312,7 +312,11 @@ async def run_decider(
         nodes = ViewMirror(
             nc, S.KV_NODE_SCORES, {"node": NodeView, "type": TypeEstimate, "pattern": PatternView}, changed
         )
-        confidence = ViewMirror(nc, S.KV_CONFIDENCE, {"summary": ConfidenceSummary}, changed)
+        # of the confidence view only its summary (what decide reads) and checkpoint: not the
+        # predictions and node records, written at each dispatch and completion
+        confidence = ViewMirror(
+            nc, S.KV_CONFIDENCE, {"summary": ConfidenceSummary}, changed, keys=(SUMMARY_KEY, S.CHECKPOINT_KEY)
+        )
         await tasks.start()
         await nodes.start()
         await confidence.start()

@@ -15,8 +15,12 @@ that arrived meanwhile makes the server reject it), ``TaskLost`` expects the tas
 sequence (which also fences the late result of the lost attempt: the agent's completion is
 guarded on the same subject tree), ``PredictionExpired`` expects the last sequence of the
 prediction's own subject. Each also carries a deterministic ``Nats-Msg-Id``.
-The shell mirrors the three KV views and calls ``watch`` every ``tick_s`` (1 s): clock facts
-need no faster reaction, and a round over 100k tasks should not run on every view write.
+The shell mirrors the keys of the KV views it reads and calls ``watch`` every ``tick_s`` (1 s):
+clock facts need no faster reaction, and a round over 100k tasks should not run on every view
+write. It follows only the node-scores view's ``node.`` keys and the confidence view's
+``prediction.`` keys, and the readiness view's ``task.`` keys only while some node is lost
+(`HeldTasks`): the other keys, most of all the task entries written at every step of every task,
+were taken in and decoded for nothing.
 """
 
 from __future__ import annotations
@@ -181,12 +185,10 @@ async def run_watchdog(
         await eventlog.ensure_stream()
         for bucket in S.VIEW_BUCKETS:
             await ensure_bucket(nc, bucket)
-        mirrors = (
-            ViewMirror(nc, S.KV_NODE_SCORES, {"node": NodeView}),
-            ViewMirror(nc, S.KV_READINESS, {"task": TaskView}),
-            ViewMirror(nc, S.KV_CONFIDENCE, {"prediction": Prediction}),
-        )
-        for m in mirrors:
+        nodes = ViewMirror(nc, S.KV_NODE_SCORES, {"node": NodeView}, keys=NODE_KEYS)
+        predictions = ViewMirror(nc, S.KV_CONFIDENCE, {"prediction": Prediction}, keys=PREDICTION_KEYS)
+        tasks = HeldTasks(nc)
+        for m in (nodes, predictions):
             await m.start()
         if on_ready is not None:
             on_ready()
@@ -194,18 +196,47 @@ async def run_watchdog(
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(stop.wait(), timeout=config.tick_s)
             now = datetime.now(UTC)  # pure-ok: the shell reads the clock and passes it in
-            await act(eventlog, watch(_views(*mirrors), now, config), state)
+            await tasks.follow(any(v.lost for v in nodes.values.values()))
+            await act(eventlog, watch(_views(nodes, tasks.values(), predictions), now, config), state)
             state.rounds += 1
-        for m in mirrors:
+        for m in (nodes, predictions):
             await m.stop()
+        await tasks.follow(False)
     finally:
         await nc.close()
     return state
 
 
-def _views(nodes: ViewMirror, tasks: ViewMirror, predictions: ViewMirror) -> WatchViews:
+NODE_KEYS = ("node.>",)  # of the node-scores view: the nodes (not the type estimates or patterns)
+PREDICTION_KEYS = ("prediction.>",)  # of the confidence view: the predictions (not the summary or nodes)
+
+
+class HeldTasks:
+    """The readiness view's task entries, followed only while some node is lost: they matter
+    only for the `TaskLost` of a lost node's attempts, and following them always made the
+    watchdog take in every write of the busiest view (~7 per task) to use none of it."""
+
+    def __init__(self, nc: Any) -> None:
+        self.nc = nc
+        self.mirror: ViewMirror | None = None
+
+    async def follow(self, wanted: bool) -> None:
+        """Start following (loaded once `ViewMirror.start` returns) or stop, as ``wanted``."""
+        if wanted and self.mirror is None:
+            self.mirror = ViewMirror(self.nc, S.KV_READINESS, {"task": TaskView}, keys=("task.>",))
+            await self.mirror.start()
+        elif not wanted and self.mirror is not None:
+            await self.mirror.stop()
+            self.mirror = None
+
+    def values(self) -> Mapping[str, TaskView]:
+        """The task entries by key (none while no node is lost)."""
+        return self.mirror.values if self.mirror is not None else {}
+
+
+def _views(nodes: ViewMirror, tasks: Mapping[str, TaskView], predictions: ViewMirror) -> WatchViews:
     return WatchViews(
         nodes={v.node_id: v for v in nodes.values.values()},
-        tasks={(v.graph_id, v.task_id): v for v in tasks.values.values()},
+        tasks={(v.graph_id, v.task_id): v for v in tasks.values()},
         predictions={(v.graph_id, v.task_id): v for v in predictions.values.values()},
     )

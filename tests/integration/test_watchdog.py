@@ -161,3 +161,25 @@ async def test_a_passed_deadline_becomes_one_prediction_expired_and_a_miss(nats_
         assert (summary.misses, summary.confidence, summary.level) == (1, 0.95, "full")
         await world.more_rounds()
         assert (await counts(nc))["PredictionExpired"] == 1
+
+
+@pytest.mark.timeout(30)
+async def test_the_task_entries_are_followed_only_while_wanted(nats_server, nc):
+    from orchestrator.processes.watchdog import HeldTasks
+    from projections.buckets import ensure_bucket
+    from projections.readiness.fold import GraphView
+
+    await ensure_bucket(nc, S.KV_READINESS)
+    kv = await nc.jetstream().key_value(S.KV_READINESS)
+    enc = msgspec.json.encode
+    await kv.put("graph.g", enc(GraphView(graph_id="g", total=2)))
+    await kv.put("task.g.a", enc(TaskView(graph_id="g", task_id="a", command="true", state="running", node="n1")))
+    held = HeldTasks(nc)
+    await held.follow(False)
+    assert held.values() == {} and held.mirror is None  # no node lost: nothing followed
+    await held.follow(True)
+    assert set(held.values()) == {"task.g.a"}  # loaded once follow returns; the graph entry is not taken in
+    await kv.put("task.g.b", enc(TaskView(graph_id="g", task_id="b", command="true", state="dispatched", node="n1")))
+    await assert_eventually(lambda: set(held.values()) == {"task.g.a", "task.g.b"})
+    await held.follow(False)
+    assert held.values() == {} and held.mirror is None
