@@ -128,7 +128,8 @@ def build_with_source(
     graph = doc.get("graph")
     mounts, bad = parse_sources(file, graph.get("source") if isinstance(graph, dict) else None)
     if bad or not mounts:
-        return build_graph(file, doc, limits)
+        spec = build_graph(file, doc, limits)
+        return _with_domain(spec, file) if hash_source else spec
     try:
         if hash_source:
             manifest, origins = walk_manifest(mounts, base)
@@ -141,7 +142,16 @@ def build_with_source(
     if not hash_source:
         return spec
     tree = manifest_digest(manifest)
-    return dataclasses.replace(spec, source_tree=tree, source_files=manifest.files, source_origins=origins)
+    spec = dataclasses.replace(spec, source_tree=tree, source_files=manifest.files, source_origins=origins)
+    return _with_domain(spec, file)
+
+
+def _with_domain(spec: GraphSpec, file: str) -> GraphSpec:
+    """A submitted graph's trust domain: its ``cache_domain``, else its file's absolute path, so
+    ``niyantra build .`` and ``niyantra build /abs/build`` of one tree share their cache entries."""
+    if spec.cache_domain:
+        return spec
+    return dataclasses.replace(spec, cache_domain=str(Path(file).resolve()))
 
 
 def load_output_sizes(path: str | Path, limits: Limits | None = None) -> dict[str, tuple[tuple[str, int], ...]]:

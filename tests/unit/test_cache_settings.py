@@ -6,7 +6,7 @@ import pytest
 
 from orchestrator.decision import lifecycle as lc
 from orchestrator.errors import GraphFileError
-from orchestrator.graphs.graphfile import build_graph
+from orchestrator.graphs.graphfile import build_graph, build_with_source
 from orchestrator.graphs.submission import graph_digest, graph_events
 from orchestrator.replay.verify import verify
 from schemas import events as ev
@@ -30,6 +30,21 @@ def test_settings_are_read_and_carried_by_the_submission():
     [g] = graph_events(spec, T0, "e")
     assert (g.cache, g.uncached, g.cache_domain, g.cache_trusts) == (True, ("a",), "main", ("release",))
     assert build_graph("f.toml", doc(task("a"), cache=False)).cache is False
+
+
+def test_a_submitted_graph_s_default_domain_is_its_file_s_absolute_path(tmp_path, monkeypatch):
+    """`niyantra build .` from the build folder and `niyantra build build` from its parent are one
+    domain (they hit each other's entries); a graph's own cache_domain is kept as written."""
+    (tmp_path / "build").mkdir()
+    d = doc(task("a"))
+    monkeypatch.chdir(tmp_path / "build")
+    here = build_with_source("build.ninja", d, tmp_path / "build", hash_source=True)
+    monkeypatch.chdir(tmp_path)
+    parent = build_with_source("build/build.ninja", d, tmp_path / "build", hash_source=True)
+    assert here.cache_domain == parent.cache_domain == str((tmp_path / "build" / "build.ninja").resolve())
+    assert here.source == "build.ninja"  # the file as the user named it, in messages
+    named = build_with_source("build/build.ninja", doc(task("a"), cache_domain="main"), tmp_path, hash_source=True)
+    assert named.cache_domain == "main"
 
 
 def test_defaults_keep_the_digest_and_settings_change_it():
