@@ -16,7 +16,14 @@ from typer.testing import CliRunner
 
 from orchestrator.cli.main import app
 from orchestrator.writeside.eventlog import Append, EventLog, event_append
-from projections.archive.projector import Archiver, archive_row, archived_through, remove_partial
+from projections.archive.projector import (
+    Archiver,
+    archive_connection,
+    archive_row,
+    archived_through,
+    remove_partial,
+    write_parquet,
+)
 from projections.archive.query import run_query
 from schemas import events as ev
 from tests.conftest import assert_eventually
@@ -57,6 +64,26 @@ def test_the_files_are_the_checkpoint(tmp_path):
     assert archived_through(tmp_path) == 90
     assert remove_partial(tmp_path) == 1
     assert archived_through(tmp_path) == 90
+
+
+def test_one_connection_writes_every_file_whole(tmp_path):
+    """An archiver keeps one DuckDB connection for all its files: each is whole and its own."""
+    e = ev.TaskStarted(event_id="s", occurred_at=T0, graph_id="g", task_id="A", node_id="n1", attempt=1)
+    from schemas.codec import encode
+
+    con = archive_connection()
+    try:
+        for first, day in ((1, "2026-01-01"), (41, "2026-01-01"), (91, "2026-01-02")):
+            rows = [archive_row(s, "ev.task.g.A.TaskStarted", encode(e), T0) for s in range(first, first + 40)]
+            write_parquet(tmp_path, day, rows, con)
+    finally:
+        con.close()
+    assert sorted(f.name for f in tmp_path.glob("day=*/*.parquet")) == [
+        "events-000000000001-000000000040.parquet",
+        "events-000000000041-000000000080.parquet",
+        "events-000000000091-000000000130.parquet",
+    ]
+    assert _counts(tmp_path) == (120, 120, 1, 130)
 
 
 async def _observations(url: str, n: int, start: int = 0) -> int:
