@@ -33,6 +33,22 @@ def is_secret_name(name: str, patterns: Iterable[str] = DEFAULT_SECRET_PATTERNS)
     return _matches(name, patterns)
 
 
+def passed_environment(
+    agent_env: Mapping[str, str], declared: Iterable[str], *, default_pass: Iterable[str] = DEFAULT_PASS
+) -> dict[str, str]:
+    """The allowlisted part of ``agent_env`` (sorted by name): what `task_environment` passes on.
+
+    ``declared`` are the task's ``env`` entries: exact names or ``fnmatch`` patterns (``AWS_*``).
+    ``NIYANTRA_*`` names from the agent's environment never pass through.
+    """
+    allowed = (*default_pass, *declared)
+    return {
+        k: v
+        for k, v in sorted(agent_env.items())
+        if not k.startswith(AGENT_PREFIX) and any(fnmatch.fnmatchcase(k, p) for p in allowed)
+    }
+
+
 def task_environment(
     agent_env: Mapping[str, str],
     declared: Iterable[str],
@@ -40,20 +56,37 @@ def task_environment(
     *,
     default_pass: Iterable[str] = DEFAULT_PASS,
 ) -> dict[str, str]:
-    """The task's environment: allowlisted names from ``agent_env`` plus the agent's own variables.
-
-    ``declared`` are the task's ``env`` entries: exact names or ``fnmatch`` patterns (``AWS_*``).
-    ``NIYANTRA_*`` names from the agent's environment never pass through; ``agent_vars`` (the
-    agent's ``NIYANTRA_*`` values for this run) are set last and win.
+    """The task's environment: allowlisted names from ``agent_env`` (`passed_environment`) plus the
+    agent's own variables (``agent_vars``: its ``NIYANTRA_*`` values for this run), set last so they win.
     """
-    allowed = (*default_pass, *declared)
-    env = {
-        k: v
-        for k, v in sorted(agent_env.items())
-        if not k.startswith(AGENT_PREFIX) and any(fnmatch.fnmatchcase(k, p) for p in allowed)
-    }
+    env = passed_environment(agent_env, declared, default_pass=default_pass)
     env.update(agent_vars)
     return env
+
+
+class EnvironmentCache:
+    """`passed_environment` of one agent's fixed environment, computed once per distinct ``declared``
+    (a run copies it and adds its own variables instead of matching every variable again)."""
+
+    LIMIT = 256  # distinct ``env`` declarations kept; past that the cache starts over
+
+    def __init__(self, agent_env: Mapping[str, str], default_pass: Iterable[str] = DEFAULT_PASS) -> None:
+        self.agent_env = dict(agent_env)
+        self.default_pass = tuple(default_pass)
+        self._passed: dict[tuple[str, ...], dict[str, str]] = {}
+
+    def task_environment(self, declared: tuple[str, ...], agent_vars: Mapping[str, str]) -> dict[str, str]:
+        """Equal to ``task_environment(agent_env, declared, agent_vars, default_pass=...)``."""
+        passed = self._passed.get(declared)
+        if passed is None:
+            if len(self._passed) >= self.LIMIT:
+                self._passed.clear()
+            passed = self._passed[declared] = passed_environment(
+                self.agent_env, declared, default_pass=self.default_pass
+            )
+        env = dict(passed)
+        env.update(agent_vars)
+        return env
 
 
 def secret_values(

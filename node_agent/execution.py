@@ -6,7 +6,6 @@ stored in LOGS, and the quality score — everything but the events.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import os
 import shutil
@@ -17,7 +16,7 @@ from pathlib import Path
 from node_agent import scope as sc
 from node_agent.artifacts.layout import LinkMode
 from node_agent.artifacts.publish import DataFailure, TaskData
-from node_agent.environment import DEFAULT_PASS, DEFAULT_SECRET_PATTERNS, secret_values, task_environment
+from node_agent.environment import DEFAULT_PASS, DEFAULT_SECRET_PATTERNS, EnvironmentCache, secret_values
 from node_agent.errors import LogStoreUnavailable
 from node_agent.logstore import LogStore
 from node_agent.output import CappedOutput, Redactor
@@ -48,13 +47,14 @@ class ExecutionSettings:
 
 def _remove(path: Path) -> None:
     """Remove a run's quality file, if there (a task may have left something else in its place)."""
-    with contextlib.suppress(FileNotFoundError):
-        try:
-            path.unlink()
-        except IsADirectoryError:
-            shutil.rmtree(path, ignore_errors=True)
-        except OSError as e:
-            log.warning("cannot remove %s: %s", path, e)
+    try:
+        path.unlink()
+    except FileNotFoundError:  # the usual case: no file, nothing to say
+        pass
+    except IsADirectoryError:
+        shutil.rmtree(path, ignore_errors=True)
+    except OSError as e:
+        log.warning("cannot remove %s: %s", path, e)
 
 
 class Execution:
@@ -66,6 +66,7 @@ class Execution:
         self.logs = logs
         self.data = data  # the artifact store and local cache (None: no inputs laid out, no outputs stored)
         self.secrets = secret_values(settings.agent_env, settings.secret_patterns)
+        self._env = EnvironmentCache(settings.agent_env, settings.env_pass)
 
     def environment(self, d: ev.TaskDispatched, workspace: Path, quality_file: Path) -> dict[str, str]:
         """The task's environment: the allowlist plus the agent's NIYANTRA_* variables."""
@@ -78,7 +79,7 @@ class Execution:
             "NIYANTRA_WORKSPACE": str(workspace),
             "NIYANTRA_QUALITY_FILE": str(quality_file),
         }
-        return task_environment(self.s.agent_env, d.env, own, default_pass=self.s.env_pass)
+        return self._env.task_environment(d.env, own)
 
     async def run(self, d: ev.TaskDispatched, cancel: asyncio.Event, cancel_reason: list[str]) -> RunReport:
         """Lay out the task's inputs, run its command to its end (exit, timeout or cancel), store its

@@ -10,19 +10,27 @@ counts what it dropped in between: build logs fail at the end, so the tail matte
 
 from __future__ import annotations
 
+import functools
 import re
 from collections.abc import Iterable
 
 MASK = b"***"
 
 
+@functools.lru_cache(maxsize=32)
+def _matcher(secrets: tuple[str, ...]) -> tuple[re.Pattern[bytes] | None, int]:
+    """The pattern matching any of ``secrets`` (longest first) and how many bytes to hold back:
+    built once per set of secrets (an agent's are fixed), not once per run."""
+    values = sorted({s.encode() for s in secrets if s}, key=lambda v: (-len(v), v))
+    pattern = re.compile(b"|".join(re.escape(v) for v in values)) if values else None
+    return pattern, max((len(v) for v in values), default=1) - 1
+
+
 class Redactor:
     """Streaming redaction of secret values (bytes) in chunked output."""
 
     def __init__(self, secrets: Iterable[str]) -> None:
-        values = sorted({s.encode() for s in secrets if s}, key=lambda v: (-len(v), v))
-        self._pattern = re.compile(b"|".join(re.escape(v) for v in values)) if values else None
-        self._hold = max((len(v) for v in values), default=1) - 1
+        self._pattern, self._hold = _matcher(tuple(secrets))
         self._carry = b""
 
     def feed(self, chunk: bytes) -> bytes:

@@ -13,6 +13,13 @@ whole agent (with a pre-exec hook) blocks its event loop for 3-30 ms per task on
 machine, and halved the no-op throughput. Without setpriv the hook is used (it also checks that
 the agent is still the parent; with setpriv an agent SIGKILLed in the microseconds before
 setpriv's prctl leaves that one shell running, which reports nothing: only the agent reports).
+
+The shell is a plain `subprocess.Popen`, watched by the running event loop itself: its output
+pipe and its pidfd (Linux 5.3+) are readers of the loop, and the exit is reaped with a
+non-blocking wait once the pidfd says the shell is gone. asyncio's subprocess transport would
+start a thread with a blocking ``waitpid`` per task (its default child watcher), and a child
+watcher of our own would be process-global state (an event-loop policy's), which breaks other
+loops in the same process; this needs neither. Without pidfds the exit is polled.
 """
 
 from __future__ import annotations
@@ -35,7 +42,7 @@ from pathlib import Path
 PR_SET_PDEATHSIG = 1
 READ_CHUNK = 65536
 DRAIN_AFTER_KILL_S = 2.0
-EXIT_POLL_S = 0.001  # the child watcher sets the return code within about a millisecond of the exit
+EXIT_POLL_S = (0.001, 0.05)  # without pidfds: the exit is polled, from every 1 ms up to every 50 ms
 
 
 @dataclass(frozen=True)
@@ -99,56 +106,117 @@ def _kill_group(pgid: int, sig: int) -> None:
         os.killpg(pgid, sig)
 
 
-async def _exit(proc: asyncio.subprocess.Process) -> int:
-    """Wait for the shell itself to exit (``proc.wait()`` also waits for its pipes to close,
-    which a background grandchild holding stdout would delay forever)."""
-    try:
-        fd: int | None = os.pidfd_open(proc.pid)
-    except (AttributeError, OSError):  # no pidfd here, or already reaped: poll the return code
-        fd = None
-    if fd is not None:
-        loop = asyncio.get_running_loop()
-        exited = loop.create_future()
+@functools.cache
+def _devnull() -> int:
+    """One read-only descriptor of /dev/null for every task's stdin (not an open and close per run)."""
+    return os.open(os.devnull, os.O_RDONLY | os.O_CLOEXEC)
 
-        def on_exit() -> None:
-            if not exited.done():
-                exited.set_result(None)
 
-        loop.add_reader(fd, on_exit)
+class _Shell:
+    """A started shell as the running loop sees it: its output streamed to ``sink`` as it comes,
+    ``exited`` (its exit code, once reaped) and ``drained`` (its output pipe closed)."""
+
+    def __init__(self, popen: subprocess.Popen[bytes], sink: Callable[[bytes], None]) -> None:
+        self.popen = popen
+        self.pid = popen.pid
+        self.loop = asyncio.get_running_loop()
+        self.exited: asyncio.Future[int] = self.loop.create_future()
+        self.drained: asyncio.Future[None] = self.loop.create_future()
+        self._sink = sink
+        assert popen.stdout is not None
+        self._out: int | None = popen.stdout.fileno()
+        os.set_blocking(self._out, False)
+        self.loop.add_reader(self._out, self._read)
+        self._poller: asyncio.Task[None] | None = None
         try:
-            await exited
-        finally:
-            loop.remove_reader(fd)
-            os.close(fd)
-    while proc.returncode is None:  # the child watcher records the status a moment later
-        await asyncio.sleep(EXIT_POLL_S)
-    return proc.returncode
+            self._pidfd: int | None = os.pidfd_open(self.pid)
+        except (AttributeError, OSError):  # no pidfds here: poll the exit
+            self._pidfd = None
+            self._poller = self.loop.create_task(self._poll())
+        else:
+            self.loop.add_reader(self._pidfd, self._reap)
+
+    @property
+    def returncode(self) -> int | None:
+        return self.popen.returncode
+
+    def _read(self) -> None:
+        assert self._out is not None
+        try:
+            chunk = os.read(self._out, READ_CHUNK)
+        except (BlockingIOError, InterruptedError):
+            return
+        except OSError:
+            chunk = b""
+        if chunk:
+            self._sink(chunk)
+            return
+        self._close_output()
+
+    def _close_output(self) -> None:
+        if self._out is not None:
+            self.loop.remove_reader(self._out)
+            self._out = None
+            assert self.popen.stdout is not None
+            self.popen.stdout.close()
+        if not self.drained.done():
+            self.drained.set_result(None)
+
+    def _reap(self) -> None:
+        """The pidfd is readable: the shell exited; collect its status without blocking."""
+        if self.popen.poll() is None:
+            return
+        if self._pidfd is not None:
+            self.loop.remove_reader(self._pidfd)
+            os.close(self._pidfd)
+            self._pidfd = None
+        if not self.exited.done():
+            self.exited.set_result(self.popen.returncode)
+
+    async def _poll(self) -> None:
+        delay, most = EXIT_POLL_S
+        while self.popen.poll() is None:
+            await asyncio.sleep(delay)
+            delay = min(delay * 2, most)
+        if not self.exited.done():
+            self.exited.set_result(self.popen.returncode)
+
+    async def exit(self) -> int:
+        """Wait for the shell itself to exit (not for its pipe: a background grandchild holding
+        stdout would delay that forever); a cancelled waiter leaves ``exited`` to the next one."""
+        return await asyncio.shield(self.exited)
+
+    def close(self) -> None:
+        """Stop watching: the output pipe and the pidfd closed (the shell has been reaped, or is
+        left to `subprocess`'s own clean-up when the agent itself is going)."""
+        self._close_output()
+        if self._pidfd is not None:
+            self.loop.remove_reader(self._pidfd)
+            os.close(self._pidfd)
+            self._pidfd = None
+        if self._poller is not None:
+            self._poller.cancel()
 
 
-async def _pump(stream: asyncio.StreamReader, sink: Callable[[bytes], None]) -> None:
-    while chunk := await stream.read(READ_CHUNK):
-        sink(chunk)
-
-
-async def _stop_group(proc: asyncio.subprocess.Process, grace_s: float) -> None:
-    _kill_group(proc.pid, signal.SIGTERM)
+async def _stop_group(shell: _Shell, grace_s: float) -> None:
+    _kill_group(shell.pid, signal.SIGTERM)
     try:
-        await asyncio.wait_for(_exit(proc), timeout=grace_s)
+        await asyncio.wait_for(shell.exit(), timeout=grace_s)
     except TimeoutError:
-        _kill_group(proc.pid, signal.SIGKILL)
-        await _exit(proc)
+        _kill_group(shell.pid, signal.SIGKILL)
+        await shell.exit()
 
 
-async def _wait(proc: asyncio.subprocess.Process, timeout_s: float | None, cancel: asyncio.Event) -> str:
+async def _wait(shell: _Shell, timeout_s: float | None, cancel: asyncio.Event) -> str:
     """Wait for the shell to exit, the timeout, or the cancel: which came first."""
-    exited = asyncio.ensure_future(_exit(proc))
+    if cancel.is_set():
+        return "cancelled"
     cancelled = asyncio.ensure_future(cancel.wait())
     try:
-        done, _ = await asyncio.wait({exited, cancelled}, timeout=timeout_s, return_when=asyncio.FIRST_COMPLETED)
+        done, _ = await asyncio.wait({shell.exited, cancelled}, timeout=timeout_s, return_when=asyncio.FIRST_COMPLETED)
     finally:
-        for f in (exited, cancelled):
-            f.cancel()
-    if exited in done:
+        cancelled.cancel()
+    if shell.exited in done:
         return "exited"
     return "cancelled" if cancelled in done else "timeout"
 
@@ -170,36 +238,38 @@ async def run_command(
         return RunResult(None, 0.0, cancelled=True, error="cancelled before it started")
     try:
         argv, preexec = _shell(command)
-        proc = await asyncio.create_subprocess_exec(
-            *argv,
+        popen = subprocess.Popen(
+            argv,
+            bufsize=0,
             cwd=str(cwd),
             env=env,
             start_new_session=True,
             preexec_fn=preexec,
-            stdin=asyncio.subprocess.DEVNULL,
-            stdout=asyncio.subprocess.PIPE,
-            stderr=asyncio.subprocess.STDOUT,
+            stdin=_devnull(),
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
         )
     except OSError as e:
         return RunResult(None, time.monotonic() - started, error=f"cannot start: {e}")
-    assert proc.stdout is not None
-    reader = asyncio.create_task(_pump(proc.stdout, sink))
+    shell = _Shell(popen, sink)
     how = "exited"
     try:
-        how = await _wait(proc, timeout_s, cancel)
+        how = await _wait(shell, timeout_s, cancel)
         if how != "exited":
-            await _stop_group(proc, grace_s)
+            await _stop_group(shell, grace_s)
     finally:
-        if proc.returncode is None:  # the agent itself is stopping: never leave the group behind
-            _kill_group(proc.pid, signal.SIGKILL)
-            await _exit(proc)
-        _kill_group(proc.pid, signal.SIGKILL)  # grandchildren that outlived the shell
-        with contextlib.suppress(TimeoutError):  # a descendant that left the group keeps the pipe
-            await asyncio.wait_for(asyncio.shield(reader), DRAIN_AFTER_KILL_S)
-        reader.cancel()
+        try:
+            if shell.returncode is None:  # the agent itself is stopping: never leave the group behind
+                _kill_group(shell.pid, signal.SIGKILL)
+                await shell.exit()
+            _kill_group(shell.pid, signal.SIGKILL)  # grandchildren that outlived the shell
+            with contextlib.suppress(TimeoutError):  # a descendant that left the group keeps the pipe
+                await asyncio.wait_for(asyncio.shield(shell.drained), DRAIN_AFTER_KILL_S)
+        finally:
+            shell.close()
     error = {"timeout": f"timed out after {timeout_s}s", "cancelled": "cancelled"}.get(how, "")
     return RunResult(
-        proc.returncode,
+        shell.returncode,
         time.monotonic() - started,
         timed_out=how == "timeout",
         cancelled=how == "cancelled",

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from node_agent.environment import is_secret_name, secret_values, task_environment
+from node_agent.environment import EnvironmentCache, is_secret_name, secret_values, task_environment
 
 AGENT_ENV = {
     "PATH": "/usr/bin",
@@ -33,6 +33,17 @@ def test_only_the_allowlist_passes(declared, expected):
     env = task_environment(AGENT_ENV, declared, OWN, default_pass=("PATH", "HOME"))
     assert set(env) == expected
     assert env["NIYANTRA_TASK_ID"] == "T-1"
+    cache = EnvironmentCache(AGENT_ENV, ("PATH", "HOME"))
+    for _ in range(2):  # computed, then taken from the cache: the same names, values and order
+        assert list(cache.task_environment(declared, OWN).items()) == list(env.items())
+
+
+def test_the_cache_keeps_no_run_variables():
+    cache = EnvironmentCache(AGENT_ENV, ("PATH", "HOME"))
+    first = cache.task_environment((), {"NIYANTRA_TASK_ID": "T-1", "NIYANTRA_ATTEMPT": "2"})
+    first["PATH"] = "changed by a caller"
+    second = cache.task_environment((), {"NIYANTRA_TASK_ID": "T-2"})
+    assert second == {"PATH": "/usr/bin", "HOME": "/home/a", "NIYANTRA_TASK_ID": "T-2"}
 
 
 def test_the_agent_variables_win_over_the_agent_environment():

@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import logging
+
 import pytest
 
+from node_agent.execution import _remove
 from node_agent.report import RunReport, completion, lost, outcome_of, parse_quality, read_quality
 from node_agent.runner import RunResult
 from node_agent.scope import Change
@@ -46,6 +49,18 @@ def test_read_quality_missing_file_is_no_score(tmp_path):
     assert read_quality(tmp_path / "none") == (None, "")
     (tmp_path / "q").write_text("0.25")
     assert read_quality(tmp_path / "q") == (0.25, "")
+
+
+def test_removing_the_quality_file_says_nothing_when_there_is_none(tmp_path, caplog):
+    caplog.set_level(logging.DEBUG, logger="niyantra.agent")
+    _remove(tmp_path / "none")  # the usual case before and after a run: not worth a warning
+    assert caplog.records == []
+    (tmp_path / "file").write_text("0.5")
+    (tmp_path / "dir").mkdir()
+    (tmp_path / "dir" / "x").write_text("left by the task")
+    _remove(tmp_path / "file")
+    _remove(tmp_path / "dir")
+    assert list(tmp_path.iterdir()) == []
 
 
 @pytest.mark.parametrize(
