@@ -37,6 +37,14 @@ def _options(
 console = Console()
 err = Console(stderr=True, soft_wrap=True)
 
+
+def reset_consoles() -> None:
+    """Make both consoles again for this process's terminal and environment, in place (every module
+    holds them by reference): a child of the resident server has its caller's, not the server's."""
+    console.__init__()  # type: ignore[misc]
+    err.__init__(stderr=True, soft_wrap=True)  # type: ignore[misc]
+    DEBUG["on"] = False
+
 DEFAULT_URL = "nats://127.0.0.1:4222"
 NatsUrl = Annotated[str, typer.Option("--nats-url", envvar="NIYANTRA_NATS_URL", help="NATS server URL.")]
 DataDir = Annotated[Path, typer.Option("--data-dir", envvar="NIYANTRA_DATA_DIR", help="Instance data directory.")]

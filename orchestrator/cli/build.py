@@ -16,7 +16,7 @@ from typing import Annotated, Any
 
 import typer
 
-from orchestrator.cli.app import DEFAULT_URL, LazyLive, NatsUrl, app, console, fail
+from orchestrator.cli.app import DEFAULT_URL, LazyLive, NatsUrl, _quiet, app, console, fail
 from orchestrator.cli.graph import _print_problems, _submission, _with_app, store_source_on
 from orchestrator.errors import GraphFileError, NinjaFileError, SourceTreeError
 
@@ -98,7 +98,9 @@ async def _run(url: str, manifest: Path, found: Any, wait: bool, timeout: float)
     from orchestrator.runtime.connection import connect
 
     try:
-        nc = await connect(url, allow_reconnect=False, name="niyantra-build")
+        nc = await connect(  # once, and quietly: an unreachable server is one line, not a retry loop
+            url, allow_reconnect=False, max_reconnect_attempts=1, connect_timeout=5, error_cb=_quiet, name="build"
+        )
     except Exception as e:  # noqa: BLE001 -- any failure to reach the server is one line
         raise fail(f"cannot reach {url}: {e or type(e).__name__}") from e
     try:

@@ -64,8 +64,17 @@ def _command(argv: list[str]) -> str | None:
     return next((a for a in argv if not a.startswith("-")), None)
 
 
-def main() -> None:
-    """Console-script entry point: an unexpected error is one line unless --debug."""
+def main(resident: bool = True) -> None:
+    """Console-script entry point: an unexpected error is one line unless --debug. A command the
+    resident server serves (`orchestrator.cli.resident`) runs there when it is up (``resident``:
+    False in the server's own child)."""
+    from orchestrator.cli import resident as served
+
+    if resident and served.enabled(sys.argv[1:]):
+        code = served.run_resident(sys.argv[1:])
+        if code is not None:
+            _leave(code)
+
     from rich.markup import escape
 
     from orchestrator.cli.app import DEBUG, err
