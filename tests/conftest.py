@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import asyncio
+import os
+import shutil
+import tempfile
 import time
 from collections.abc import AsyncIterator, Callable, Iterator
 from pathlib import Path
@@ -11,6 +14,19 @@ import nats
 import pytest
 
 from orchestrator.runtime.natsserver import RunningServer, server_args, start_server
+
+
+@pytest.fixture(scope="session", autouse=True)
+def resident_folder() -> Iterator[Path]:
+    """The session's own folder for resident servers (`orchestrator.cli.resident`): a ``niyantra
+    build`` the tests run starts one there, not in the user's; removing the folder at the end
+    removes its socket, and a server whose socket is gone exits."""
+    folder = Path(tempfile.mkdtemp(prefix="niyantra-tests-"))
+    os.environ["NIYANTRA_RESIDENT_DIR"] = str(folder)
+    try:
+        yield folder
+    finally:
+        shutil.rmtree(folder, ignore_errors=True)
 
 
 def run_nats(tmp: Path, *, sync_always: bool = False) -> RunningServer:

@@ -28,7 +28,7 @@ from typing import Any
 
 from orchestrator.cli.resident import _MAX_REQUEST, IDLE_S, PRELOAD
 
-_TICK_S = 5.0
+_TICK_S = 1.0  # how soon an idle server notices its socket is gone
 
 
 def serve(key: str, folder: Path, idle_s: float) -> None:
@@ -141,6 +141,9 @@ def _accept(conn: socket.socket, listener: socket.socket, children: dict[int, so
                 os.close(fd)
             conn.close()
             _become(request, fds)
+        except BaseException as e:  # noqa: BLE001 -- said on the caller's stderr, then gone
+            with contextlib.suppress(OSError):
+                os.write(2, f"niyantra: the resident server could not run the command: {e!r}\n".encode())
         finally:
             os._exit(1)
     for fd in fds:
