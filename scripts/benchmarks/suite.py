@@ -21,6 +21,8 @@ whether the goal is met. The parts:
 - ``makespan``: the decider on the simulator against HEFT over examples/workloads (makespan.py);
 - ``locality``: the same with data transfer at 10MB/s against HEFT with communication costs
   (locality.py, `scripts/bench_locality`);
+- ``cpu_floor``: the CPU per task the fixed choices cost with none of niyantra's logic: the
+  event traffic alone, on a real server, each consumer its own process (cpu_floor.py);
 - ``peers``: the durable orchestrators (Celery on Redis with ``appendfsync always``, DBOS and
   Prefect on SQLite, Airflow) and Dask running the same shell command as niyantra's tasks, on the
   throughput part's two workloads, each in its own venv (peers/run.py); the summary sets them
@@ -53,6 +55,7 @@ PARTS = (
     "makespan",
     "locality",
     "build",
+    "cpu_floor",
 )
 DURABLE_PEERS = ("celery", "dbos", "prefect", "airflow")
 
@@ -80,6 +83,8 @@ def commands(quick: bool, throughput_args: list[str]) -> dict[str, list[str]]:
         "locality": [*py, str(bench / "locality.py"), "--bandwidth", "10MB/s", *(["--only", "n200"] if quick else [])],
         "peers": [*py, str(bench / "peers" / "run.py"), *(["--scale", "0.1"] if quick else [])],
         "build": [*py, str(bench / "build_bench.py")],
+        "cpu_floor": [*py, str(bench / "cpu_floor.py"), "--rows", "a3,b3,c3,c3_1f,c2,c2_1f"]
+        + (["--tasks", "1000"] if quick else []),
     }
 
 
@@ -217,6 +222,16 @@ def _build_rows(b: Any) -> list[dict[str, Any]]:
     return [_row(f"cached build / cold build wall time ({_get(b, 'project')})", "<= 0.05", measured, ratio <= 0.05)]
 
 
+def _floor_rows(f: Any) -> list[dict[str, Any]]:
+    rows = _get(f, "rows") or {}
+    total = {name: _get(r, "ms_per_task", "total") for name, r in rows.items()}
+    if total.get("c3") is None:
+        return []
+    measured = {**total, "nats-server (c3)": _get(rows, "c3", "ms_per_task", "nats-server")}
+    measure = "CPU ms per task floor: the event traffic alone, no logic (c3: 3 events, 4 followers, agents, a view)"
+    return [_row(measure, "<= 2 (issue 20)", measured, total["c3"] <= 2.0)]
+
+
 def _peer_figures(fig: Any) -> Any:
     """A peer's (or niyantra's) figures for one workload in one line, or what it said instead."""
     if not isinstance(fig, dict):
@@ -273,6 +288,7 @@ def summarize(parts: dict[str, Any]) -> list[dict[str, Any]]:
         *_makespan_rows(parts.get("makespan")),
         *_locality_rows(parts.get("locality")),
         *_build_rows(parts.get("build")),
+        *_floor_rows(parts.get("cpu_floor")),
     ]
 
 

@@ -76,6 +76,9 @@ def met(rows: list[dict], prefix: str) -> list:
         ),
         ({"locality": {"bandwidth": "1GB/s", "geomean_over_heft": 0.99}}, "makespan with transfers", [True]),
         ({"locality": {"error": "exit 1"}}, "makespan with transfers", []),
+        ({"cpu_floor": {"rows": {"c3": {"ms_per_task": {"total": 3.7}}}}}, "CPU ms per task floor", [False]),
+        ({"cpu_floor": {"rows": {"c3": {"ms_per_task": {"total": 2.0}}}}}, "CPU ms per task floor", [True]),
+        ({"cpu_floor": {"rows": {"a3": {"ms_per_task": {"total": 0.9}}}}}, "CPU ms per task floor", []),
         ({"throughput": {"error": "exit 1"}, "archive": {"error": "exit 2"}}, "", []),
     ],
 )
