@@ -10,7 +10,7 @@ from typing import Any
 
 import msgspec
 
-from orchestrator.runtime.ordered import watch_bucket
+from orchestrator.runtime.ordered import BucketEntry, watch_bucket
 from projections.fold import Checkpoint
 from schemas import subjects as S
 
@@ -46,34 +46,30 @@ class ViewMirror:
         self.initialised = asyncio.Event()
         self._decoders = {prefix: msgspec.json.Decoder(t) for prefix, t in types.items()}
         self._cp_decoder = msgspec.json.Decoder(Checkpoint)
-        self._task: asyncio.Task[None] | None = None
         self._watcher: Any = None
 
     async def start(self) -> None:
         """Start watching; returns once the initial values are loaded."""
-        self._watcher = await watch_bucket(self.nc, self.bucket, self.keys)
-        self._task = asyncio.create_task(self._follow())
+        self._watcher = await watch_bucket(self.nc, self.bucket, self.keys, sink=self._take)
         await self.initialised.wait()
 
     async def stop(self) -> None:
         """Stop the watcher."""
         if self._watcher is not None:
             await self._watcher.stop()
-        if self._task is not None:
-            self._task.cancel()
 
-    async def _follow(self) -> None:
-        async for entry in self._watcher:
-            if entry is None:
-                self.initialised.set()
-                continue
-            self._apply(entry.key, entry.value)
-            if entry.key == S.CHECKPOINT_KEY:
-                self.changed_at = entry.created
-                self.first_change_at = self.first_change_at or entry.created
-            if entry.delta == 0:
-                self.initialised.set()
-                self.changed.set()
+    def _take(self, entry: BucketEntry | None) -> None:
+        """One entry of the watch (None: the initial values are in), as it arrives."""
+        if entry is None:
+            self.initialised.set()
+            return
+        self._apply(entry.key, entry.value)
+        if entry.key == S.CHECKPOINT_KEY:
+            self.changed_at = entry.created
+            self.first_change_at = self.first_change_at or self.changed_at
+        if entry.delta == 0:
+            self.initialised.set()
+            self.changed.set()
 
     def _apply(self, key: str, value: bytes | None) -> None:
         if key == S.CHECKPOINT_KEY and value:

@@ -26,7 +26,7 @@ import asyncio
 import contextlib
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
 import nats.errors
@@ -76,19 +76,40 @@ class BucketEntry:
 
     key: str
     value: bytes  # empty: the key was deleted or purged
-    created: datetime | None  # when the server stored it
+    created_ns: int  # when the server stored it (ns since the epoch; 0: unknown)
     delta: int  # values still pending in the consumer after this one
+
+    @property
+    def created(self) -> datetime | None:
+        """When the server stored it."""
+        return datetime.fromtimestamp(self.created_ns / 1e9, UTC) if self.created_ns else None
+
+
+def stored_at_and_pending(reply: str) -> tuple[int, int]:
+    """(stored at, ns since the epoch; messages still pending) of a message a JetStream consumer
+    delivered, read off its reply subject (``$JS.ACK.<stream>.<consumer>.<delivered>.<stream seq>.
+    <consumer seq>.<ns>.<pending>``, or the form with domain and account hash before the stream):
+    nats-py's ``Msg.metadata`` builds two dataclasses and a datetime for each message, a tenth of
+    the decider's CPU when every view write passed through it."""
+    t = reply.split(".")
+    if len(t) == 9:
+        return int(t[7]), int(t[8])
+    return int(t[9]), int(t[10])
 
 
 class BucketWatch:
-    """Every key's last value, then ``None``, then each change, as an async iterator."""
+    """Every key's last value, then ``None``, then each change, as an async iterator, or handed
+    to ``sink`` as each arrives (in order, from the subscription's own task; no queue between)."""
 
-    def __init__(self, nc: Any, bucket: str, keys: tuple[str, ...] = ()) -> None:
+    def __init__(
+        self, nc: Any, bucket: str, keys: tuple[str, ...] = (), sink: Callable[[BucketEntry | None], None] | None = None
+    ) -> None:
         self.nc = nc
         self.bucket = bucket
         self.keys = keys  # only these keys (KV wildcards allowed: ``task.g.>``); () every key
         self._prefix = f"$KV.{bucket}."
         self._queue: asyncio.Queue[BucketEntry | None] = asyncio.Queue()
+        self._put = sink or self._queue.put_nowait
         self._marked = False  # the None after the initial values was queued
         self._sub: Any = None
 
@@ -112,15 +133,15 @@ class BucketWatch:
             self._mark()  # nothing stored and nothing sent: the bucket is empty
 
     async def _on_msg(self, msg: Any) -> None:
-        md = msg.metadata
-        self._queue.put_nowait(BucketEntry(msg.subject[len(self._prefix) :], msg.data, md.timestamp, md.num_pending))
-        if md.num_pending == 0:
+        at, pending = stored_at_and_pending(msg.reply)
+        self._put(BucketEntry(msg.subject[len(self._prefix) :], msg.data, at, pending))
+        if pending == 0:
             self._mark()
 
     def _mark(self) -> None:
         if not self._marked:
             self._marked = True
-            self._queue.put_nowait(None)
+            self._put(None)
 
     async def next(self, timeout: float | None = None) -> BucketEntry | None:
         """The next entry (or the marker); TimeoutError after ``timeout`` seconds without one."""
@@ -140,8 +161,11 @@ class BucketWatch:
             self._sub = None
 
 
-async def watch_bucket(nc: Any, bucket: str, keys: tuple[str, ...] = ()) -> BucketWatch:
-    """A started watch of the view bucket ``bucket`` (of only ``keys``, when given)."""
-    watch = BucketWatch(nc, bucket, keys)
+async def watch_bucket(
+    nc: Any, bucket: str, keys: tuple[str, ...] = (), sink: Callable[[BucketEntry | None], None] | None = None
+) -> BucketWatch:
+    """A started watch of the view bucket ``bucket`` (of only ``keys``, when given; handing each
+    entry to ``sink``, when given, instead of queueing it for the iterator)."""
+    watch = BucketWatch(nc, bucket, keys, sink)
     await watch.start()
     return watch

@@ -1,0 +1,32 @@
+"""A view bucket's entry read off a delivered message's reply subject, as nats-py reads it."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+import pytest
+from nats.aio.msg import Msg
+
+from orchestrator.runtime.ordered import BucketEntry, stored_at_and_pending
+
+NS = 1_796_000_000_123_456_789
+
+REPLIES = [
+    f"$JS.ACK.KV_view_readiness.ordered1.1.42.7.{NS}.0",  # without domain and account hash
+    f"$JS.ACK.KV_view_readiness.ordered1.1.42.7.{NS}.1234",
+    f"$JS.ACK._.ACCHASH.KV_view_readiness.ordered1.1.42.7.{NS}.5.r4nd",  # with them (and a random token)
+    f"$JS.ACK.hub.ACCHASH.KV_view_readiness.ordered1.1.42.7.{NS}.0",
+]
+
+
+@pytest.mark.parametrize("reply", REPLIES)
+def test_stored_at_and_pending_equal_nats_py_metadata(reply):
+    md = Msg.Metadata._from_reply(reply)
+    at, pending = stored_at_and_pending(reply)
+    assert pending == md.num_pending
+    assert datetime.fromtimestamp(at / 1e9, UTC) == md.timestamp
+    assert BucketEntry("k", b"", at, pending).created == md.timestamp
+
+
+def test_an_entry_without_a_stored_time_has_none():
+    assert BucketEntry("k", b"", 0, 0).created is None
