@@ -23,8 +23,9 @@ The stand-ins, one OS process each:
   decode each (msgspec, to a dict), through the projectors' ordered push consumer
   (`orchestrator.runtime.ordered.subscribe_ordered`; ``push``) or an ephemeral pull consumer
   fetching 256 at a time (``pull``). In rows ``c`` the first one is the readiness view: per chunk
-  it writes ``--kv-per-task`` keys per task (the task's entry at completion; 2: at dispatch too)
-  and one checkpoint to a memory KV bucket, as one atomic batch;
+  it writes ``--kv-per-task`` keys per task (the task's entry at completion; 2: at dispatch too;
+  ``c3_kv7``: 7, about the readiness view's volume today) and one checkpoint to a memory KV
+  bucket, as one atomic batch;
 - ``kvwatch`` x 2 (rows ``c``; the decider and the watchdog read the views, not the log): watch
   that bucket (`orchestrator.runtime.ordered.watch_bucket`) and decode every value.
 
@@ -76,6 +77,7 @@ ROWS: dict[str, dict[str, Any]] = {
     "c3": {"e": 3, "stage": "c"},
     "c3_pull": {"e": 3, "stage": "c", "fetch": "pull"},
     "c3_1f": {"e": 3, "stage": "c", "followers": 1},
+    "c3_kv7": {"e": 3, "stage": "c", "kv": 7},
     "r3_push": {"e": 3, "stage": "r"},
     "r3_pull": {"e": 3, "stage": "r", "fetch": "pull"},
     "a2": {"e": 2, "stage": "a"},
@@ -125,7 +127,8 @@ def process_specs(row: dict[str, Any], a: argparse.Namespace) -> dict[str, list[
         specs.update({f"agent-{n}": ["--role", "agent", "--node", f"node-{n}"] for n in range(1, a.agents + 1)})
     if row["stage"] != "a":
         for k in range(row.get("followers", a.followers)):
-            kv = ["--kv", "--kv-per-task", str(a.kv_per_task)] if row["stage"] == "c" and k == 0 else []
+            per_task = str(row.get("kv", a.kv_per_task))
+            kv = ["--kv", "--kv-per-task", per_task] if row["stage"] == "c" and k == 0 else []
             kv += ["--after"] if row["stage"] == "r" else []
             specs[f"follower-{k + 1}"] = ["--role", "follower", "--fetch", row.get("fetch", "push"), *kv]
     if row["stage"] == "c":
@@ -221,7 +224,7 @@ def describe(row: dict[str, Any], a: argparse.Namespace) -> str:
     if row["stage"] in "bc":
         parts.append(f"{a.agents} agents + {followers}")
     if row["stage"] == "c":
-        parts.append(f"+ {a.kv_per_task} KV write(s)/task + checkpoint per chunk, 2 KV watchers")
+        parts.append(f"+ {row.get('kv', a.kv_per_task)} KV write(s)/task + checkpoint per chunk, 2 KV watchers")
     return ", ".join(parts)
 
 
@@ -233,7 +236,7 @@ def main() -> None:
     ap.add_argument("--slots", type=int, default=8)
     ap.add_argument("--followers", type=int, default=4, help="processes following every event (the projectors)")
     ap.add_argument("--batch", type=int, default=32, help="dispatches per atomic append")
-    ap.add_argument("--kv-per-task", type=int, default=1, choices=(1, 2))
+    ap.add_argument("--kv-per-task", type=int, default=1, help="view entries written per task (rows c)")
     ap.add_argument("--timeout", type=float, default=120, help="seconds a row's traffic may take")
     a = ap.parse_args()
     names = [r.strip() for r in a.rows.split(",") if r.strip()]

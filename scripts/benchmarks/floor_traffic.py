@@ -173,12 +173,15 @@ async def follower(nc: Any, a: argparse.Namespace, go: asyncio.Event) -> dict[st
 
 async def write_view(kv: EventLog, msgs: list[Any], seq: int, per_task: int) -> int:
     """The readiness view's least: each task's entry at completion (``per_task`` 2: at dispatch
-    too) and the checkpoint, one atomic batch per chunk; returns the messages written."""
+    too; more: that many other keys of the task at completion, today's volume) and the
+    checkpoint, one atomic batch per chunk; returns the messages written."""
     keys = []
     for msg in msgs:
         _, _, _, task, topic, _ = msg.subject.split(".")
-        if topic == "TaskCompleted" or (per_task > 1 and topic == "TaskDispatched"):
+        if topic == "TaskDispatched" and per_task > 1:
             keys.append(f"task.{task}")
+        elif topic == "TaskCompleted":
+            keys += [f"task.{task}", *(f"task.{task}.{k}" for k in range(per_task - 2))]
     items = [Append(f"$KV.{BUCKET}.{k}", VALUE) for k in dict.fromkeys(keys)]
     items.append(Append(f"$KV.{BUCKET}.{S.CHECKPOINT_KEY}", json.dumps({"seq": seq}).encode()))
     for i in range(0, len(items), S.MAX_ATOMIC_BATCH):
@@ -253,7 +256,7 @@ def main() -> None:
     ap.add_argument("--fetch", default="push", choices=("push", "pull"), help="follower: how it reads")
     ap.add_argument("--kv", action="store_true", help="follower: write the view")
     ap.add_argument("--after", action="store_true", help="follower: start once every event is stored")
-    ap.add_argument("--kv-per-task", type=int, default=1, choices=(1, 2))
+    ap.add_argument("--kv-per-task", type=int, default=1)
     asyncio.run(child(ap.parse_args()))
 
 
