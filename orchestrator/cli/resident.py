@@ -176,6 +176,6 @@ def _start_server(key: str, folder: Path) -> None:
         os.closerange(3, 1 << 16)
         os.chdir("/")  # never import a look-alike package from the caller's folder
         env = {**os.environ, "NIYANTRA_RESIDENT_KEY": key, "NIYANTRA_RESIDENT_DIR": str(folder)}
-        os.execve(sys.executable, [sys.executable, "-m", "orchestrator.cli.residentserver"], env)
+        os.execve(sys.executable, [sys.executable, "-P", "-m", "orchestrator.cli.residentserver"], env)
     finally:
         os._exit(1)
