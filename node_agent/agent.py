@@ -35,6 +35,7 @@ from node_agent.artifacts.publish import TaskData
 from node_agent.careful import CarefulFollower
 from node_agent.control import Control
 from node_agent.execution import Execution
+from node_agent.intake import Intake, next_subject
 from node_agent.logstore import LogStore
 from node_agent.report import RunReport, completion, lost
 from node_agent.settings import AgentSettings
@@ -51,7 +52,6 @@ from schemas.ids import task_ref
 log = logging.getLogger("niyantra.agent")
 STOP_REPORT_TIMEOUT_S = 3.0
 START_RETRY_S = 1.0  # a start not recorded (the stream electing a leader): redelivered this much later
-FETCH_MORE_S = 0.01  # after one dispatch arrived: how long to wait for the rest of its round
 
 
 def _now() -> datetime:
@@ -79,10 +79,10 @@ class Agent:
         self.execution = Execution(settings.execution, settings.node_id, self.logs, data)
         self.active: dict[int, asyncio.Task[None]] = {}  # dispatch stream seq → handler
         self.running: dict[int, Running] = {}  # dispatch stream seq → what it runs
-        self.delivery: dict[int, Any] = {}  # dispatch stream seq → its newest delivery (acked, beaten)
+        consumer = S.agent_consumer(settings.node_id)
+        self.intake = Intake(nc, next_subject(S.STREAM, consumer), settings.slots, self._launch)
         self.control = Control(self)
         self.careful = CarefulFollower(nc)  # careful mode's heartbeat interval, while it lasts
-        self.slot_free = asyncio.Event()
 
     @property
     def draining(self) -> bool:
@@ -136,22 +136,29 @@ class Agent:
             except EventLogUnavailable as e:  # the next reading will try again
                 log.warning("observation not recorded: %s", e)
 
-    async def subscribe(self) -> Any:
-        """The node's durable pull consumer of dispatches."""
+    async def ensure_consumer(self) -> str:
+        """Create the node's durable pull consumer of dispatches unless it is there; its name."""
+        durable = S.agent_consumer(self.s.node_id)
         config = ConsumerConfig(
-            durable_name=S.agent_consumer(self.s.node_id),
+            name=durable,
+            durable_name=durable,
             filter_subject=S.dispatch_filter(self.s.node_id),
             ack_policy=AckPolicy.EXPLICIT,
             deliver_policy=DeliverPolicy.ALL,
             ack_wait=self.s.ack_wait_s,
             max_ack_pending=max(64, self.s.slots * 4),
         )
-        return await self.nc.jetstream().pull_subscribe(
-            S.dispatch_filter(self.s.node_id),
-            durable=config.durable_name,
-            stream=S.STREAM,
-            config=config,
-        )
+        js = self.nc.jetstream()
+        try:
+            await js.consumer_info(S.STREAM, durable)
+        except nats.js.errors.NotFoundError:
+            await js.add_consumer(S.STREAM, config=config)
+        return durable
+
+    async def subscribe(self) -> Any:
+        """The node's durable pull consumer of dispatches, as a nats-py pull subscription."""
+        durable = await self.ensure_consumer()
+        return await self.nc.jetstream().pull_subscribe_bind(durable=durable, stream=S.STREAM)
 
     def _decode(self, msg: Any) -> ev.TaskDispatched | None:
         seq = msg.metadata.sequence.stream
@@ -165,41 +172,27 @@ class Agent:
             return None
         return d
 
-    async def handle(self, msg: Any) -> None:
-        """Start, run and report one dispatch; ack it once its outcome is recorded.
-
-        From the moment it arrives until it is acked, the dispatch is marked in progress every
-        third of the ack wait, so JetStream delivers it again only when this agent is gone or a
-        delivery was lost on its way (a server died with it): then after ``ack_wait_s``, not
-        at once and not never. A delivery of a dispatch whose handler still runs replaces the
-        one the handler beats and acks (`_start`); it does not start it twice.
-        """
-        seq = msg.metadata.sequence.stream
-        self.delivery[seq] = msg
-        beat = asyncio.create_task(self._beat(seq))
+    async def handle(self, seq: int) -> None:
+        """Start, run and report the dispatch held under stream sequence ``seq``; ack it once its
+        outcome is recorded. Until then `Intake` beats it in progress, and a delivery of it that
+        comes again replaces the one acked here (`Intake.take`)."""
+        msg = self.intake.delivery[seq]
+        d = self._decode(msg)
+        if d is None:
+            await self.intake.delivery[seq].term()
+            return
+        version = int((msg.headers or {}).get(S.HDR_ORIGINATOR_VERSION, "0"))
+        run = self.running[seq] = Running(d)
         try:
-            d = self._decode(msg)
-            if d is None:
-                await self.delivery[seq].term()
-                return
-            version = int((msg.headers or {}).get(S.HDR_ORIGINATOR_VERSION, "0"))
-            run = self.running[seq] = Running(d)
-            try:
-                await self._handle(d, run, seq, version)
-            finally:
-                self.running.pop(seq, None)
+            await self._handle(d, run, seq, version)
         finally:
-            beat.cancel()
-            self.delivery.pop(seq, None)
-
-    async def _beat(self, seq: int) -> None:
-        while True:
-            await asyncio.sleep(self.s.ack_wait_s / 3)
-            with contextlib.suppress(nats.errors.Error):  # reconnecting: the next beat retries
-                await self.delivery[seq].in_progress()
+            self.running.pop(seq, None)
+        if self.intake.release(seq):  # ask for the next dispatch now: one write with the ack
+            with contextlib.suppress(nats.errors.Error):  # reconnecting: the pull loop asks again
+                await self.intake.top_up()
 
     async def _ack(self, seq: int) -> None:
-        await self.delivery[seq].ack()
+        await self.intake.delivery[seq].ack()
 
     async def _handle(self, d: ev.TaskDispatched, run: Running, seq: int, version: int) -> None:
         if self.draining:
@@ -235,7 +228,7 @@ class Agent:
                 log.warning(
                     "start of %s/%s not recorded, redelivery in %.0fs: %s", d.graph_id, d.task_id, START_RETRY_S, e
                 )
-                await self.delivery[seq].nak(delay=START_RETRY_S)
+                await self.intake.delivery[seq].nak(delay=START_RETRY_S)
                 return
             result_version = version + 2
         try:
@@ -324,44 +317,26 @@ class Agent:
             log.info("skipped superseded dispatch %s", d.event_id)
 
     async def work(self, stop: asyncio.Event) -> None:
-        """Pull dispatches while slots are free; run each as its own task."""
-        psub = await self.subscribe()
-        while not stop.is_set():
-            free = self.s.slots - len(self.active)
-            if free <= 0:
-                self.slot_free.clear()
-                with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(self.slot_free.wait(), 1.0)
-                continue
-            # nats-py's fetch(n) long-polls until it has n messages or times out, so waiting for a
-            # batch would hold the first dispatch back: wait for one, then take what else is there.
-            try:
-                self._start(await psub.fetch(1, timeout=1.0))
-                if free > 1:
-                    self._start(await psub.fetch(free - 1, timeout=FETCH_MORE_S))
-            except (nats.errors.TimeoutError, TimeoutError):
-                continue
-            except nats.errors.Error as e:  # transient (reconnecting, consumer busy): retry
-                log.warning("fetch failed, retrying: %r", e)
-                await asyncio.sleep(0.5)
-                continue
+        """Take dispatches while slots are free (`Intake`); run each as its own task."""
+        await self.ensure_consumer()
+        await self.intake.open()
+        beater = asyncio.create_task(self.intake.beat_forever(self.s.ack_wait_s / 3))
+        try:
+            await self.intake.pull_forever(stop)
+        finally:
+            beater.cancel()
+            await self.intake.close()
 
-    def _start(self, msgs: list[Any]) -> None:
-        for m in msgs:
-            key = m.metadata.sequence.stream
-            if key in self.active:  # delivered again while its handler runs: that one acks this delivery
-                if key in self.delivery:
-                    self.delivery[key] = m
-                continue
-            t = asyncio.create_task(self.handle(m))
-            self.active[key] = t
-            t.add_done_callback(functools.partial(self._done, key))
+    def _launch(self, seq: int) -> None:
+        t = asyncio.create_task(self.handle(seq))
+        self.active[seq] = t
+        t.add_done_callback(functools.partial(self._done, seq))
 
-    def _done(self, key: int, _finished: object = None) -> None:
-        task = self.active.pop(key, None)
+    def _done(self, seq: int, _finished: object = None) -> None:
+        task = self.active.pop(seq, None)
         if task is not None and not task.cancelled() and task.exception() is not None:
             log.error("task handler failed: %r", task.exception())
-        self.slot_free.set()
+        self.intake.finished(seq)
 
 
 def _stop_on_crash(stop: asyncio.Event) -> Any:
