@@ -16,6 +16,7 @@ event is archived too, with type ``_malformed``, its bytes as text and the reaso
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import os
 import re
@@ -169,15 +170,20 @@ class Archiver:
         max_rows: int = 20_000,
         max_wait: float = 1.0,
         clock: Callable[[], float] = time.monotonic,
+        high_water: int = 20_000,
     ) -> None:
         self.nc = nc
         self.dir = directory
         self.max_rows = max_rows
         self.max_wait = max_wait
         self.clock = clock
+        self.high_water = high_water  # delivered messages the loop has not taken, at most (as the projectors' runner)
         self.batch = ArchiveBatch()
         self.files_written = 0
         self._con: Any = None  # its `archive_connection`, opened at the first file, closed when `run` ends
+        self._inbox: list[Any] = []  # messages delivered, not yet taken by the loop
+        self._wake = asyncio.Event()
+        self._room = asyncio.Event()
 
     def _flush(self) -> None:
         if self.batch.rows and self.batch.day is not None:
@@ -197,29 +203,40 @@ class Archiver:
         if len(self.batch.rows) >= self.max_rows:
             self._flush()
 
+    async def _on_msg(self, msg: Any) -> None:
+        """Delivery callback: queue the message (the loop takes what arrived at once, without a
+        wait per message); hold delivery while ``high_water`` wait (flow control then holds the server)."""
+        self._inbox.append(msg)
+        self._wake.set()
+        if len(self._inbox) >= self.high_water:
+            self._room.clear()
+            await self._room.wait()
+
     async def run(self, stop: asyncio.Event, on_ready: Callable[[], Any] | None = None) -> None:
         """Archive until ``stop`` is set; ``on_ready`` once caught up with the stream's head."""
-        import nats.errors
-
         self.dir.mkdir(parents=True, exist_ok=True)
         removed = remove_partial(self.dir)
         start = archived_through(self.dir) + 1
         log.info("archive %s: resuming at seq %d (removed %d partial files)", self.dir, start, removed)
         info = await self.nc.jetstream().stream_info(S.STREAM)
         head = info.state.last_seq
-        sub = await subscribe_ordered(self.nc, f"{S.ROOT}.>", stream=S.STREAM, start_seq=start)
+        sub = await subscribe_ordered(
+            self.nc, f"{S.ROOT}.>", stream=S.STREAM, start_seq=start, cb=self._on_msg, unbounded=True
+        )
         ready = False
         last = start - 1
         try:
             while not stop.is_set():
-                try:
-                    msg = await sub.next_msg(timeout=0.2)
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self._wake.wait(), 0.2)
+                self._wake.clear()
+                msgs, self._inbox = self._inbox, []
+                self._room.set()
+                for msg in msgs:
                     md = msg.metadata
                     stored = md.timestamp.astimezone(UTC) if md.timestamp else datetime.now(UTC)  # pure-ok: shell
                     last = md.sequence.stream
                     self._add(archive_row(last, msg.subject, msg.data, stored), stored.date().isoformat())
-                except nats.errors.TimeoutError:
-                    pass
                 if self.batch.rows and self.clock() - self.batch.since >= self.max_wait:
                     await asyncio.to_thread(self._flush)
                 if not ready and last >= head and not self.batch.rows:
@@ -227,6 +244,7 @@ class Archiver:
                     if on_ready is not None:
                         on_ready()
         finally:
+            self._room.set()
             await sub.unsubscribe()
             await asyncio.to_thread(self._flush)
             if self._con is not None:

@@ -141,6 +141,21 @@ async def test_killed_with_sigkill_several_times_the_archive_holds_each_event_ex
     assert ids == distinct == last
 
 
+async def test_delivery_held_at_the_high_water_loses_and_repeats_nothing(nats_server, tmp_path):
+    """The loop takes what was delivered in bulk; at ``high_water`` untaken messages delivery waits."""
+    last = await _observations(nats_server.url, 500)
+    nc = await nats.connect(nats_server.url)
+    try:
+        stop, ready = asyncio.Event(), asyncio.Event()
+        task = asyncio.create_task(Archiver(nc, tmp_path, max_wait=0.05, high_water=7).run(stop, ready.set))
+        await asyncio.wait_for(ready.wait(), 30)
+        stop.set()
+        await task
+    finally:
+        await nc.close()
+    assert _counts(tmp_path) == (last, last, 1, last)
+
+
 async def test_query_views_over_a_real_run_and_bad_sql(nats_server, tmp_path):
     spec = layered_graph("arc", layers=2, width=3, command="true")
     await submit(nats_server.url, spec)
