@@ -31,7 +31,7 @@ import msgspec
 
 from orchestrator.errors import OrchestratorError
 from orchestrator.runtime.connection import connect as nats_connect
-from orchestrator.runtime.ordered import subscribe_ordered
+from orchestrator.runtime.ordered import delivery, subscribe_ordered
 from orchestrator.writeside.eventlog import Append, EventLog
 from projections.buckets import ensure_bucket, read_checkpoint
 from projections.confidence.fold import (
@@ -170,7 +170,7 @@ class ProjectorRunner:
                 msgs, self._inbox = self._inbox, []
                 self._room.set()
                 for msg in msgs:
-                    seq = msg.metadata.sequence.stream
+                    seq = delivery(msg.reply)[0]
                     if seq != self.fold.seq + 1 and seq > self.fold.seq:
                         raise ProjectionError(f"{self.p.name}: gap in the stream: seq {seq} after {self.fold.seq}")
                     self.fold.apply(msg.data, msg.subject, seq)

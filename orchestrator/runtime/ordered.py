@@ -82,19 +82,25 @@ class BucketEntry:
     @property
     def created(self) -> datetime | None:
         """When the server stored it."""
-        return datetime.fromtimestamp(self.created_ns / 1e9, UTC) if self.created_ns else None
+        return stored_at(self.created_ns) if self.created_ns else None
 
 
-def stored_at_and_pending(reply: str) -> tuple[int, int]:
-    """(stored at, ns since the epoch; messages still pending) of a message a JetStream consumer
-    delivered, read off its reply subject (``$JS.ACK.<stream>.<consumer>.<delivered>.<stream seq>.
-    <consumer seq>.<ns>.<pending>``, or the form with domain and account hash before the stream):
-    nats-py's ``Msg.metadata`` builds two dataclasses and a datetime for each message, a tenth of
-    the decider's CPU when every view write passed through it."""
+def delivery(reply: str) -> tuple[int, int, int]:
+    """(stream sequence; stored at, ns since the epoch; messages still pending) of a message a
+    JetStream consumer delivered, read off its reply subject (``$JS.ACK.<stream>.<consumer>.
+    <delivered>.<stream seq>.<consumer seq>.<ns>.<pending>``, or the form with domain and account
+    hash before the stream): nats-py's ``Msg.metadata`` builds two dataclasses and a datetime for
+    each message (~5 us; this ~0.5 us), a tenth of the decider's CPU when every view write passed
+    through it, and paid again by every projector for every event."""
     t = reply.split(".")
     if len(t) == 9:
-        return int(t[7]), int(t[8])
-    return int(t[9]), int(t[10])
+        return int(t[5]), int(t[7]), int(t[8])
+    return int(t[7]), int(t[9]), int(t[10])
+
+
+def stored_at(ns: int) -> datetime:
+    """The datetime (UTC) of a `delivery`'s stored time, as nats-py's ``Msg.metadata`` gives it."""
+    return datetime.fromtimestamp(ns / 1_000_000_000.0, UTC)
 
 
 class BucketWatch:
@@ -133,7 +139,7 @@ class BucketWatch:
             self._mark()  # nothing stored and nothing sent: the bucket is empty
 
     async def _on_msg(self, msg: Any) -> None:
-        at, pending = stored_at_and_pending(msg.reply)
+        _, at, pending = delivery(msg.reply)
         self._put(BucketEntry(msg.subject[len(self._prefix) :], msg.data, at, pending))
         if pending == 0:
             self._mark()

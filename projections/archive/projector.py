@@ -32,7 +32,7 @@ import duckdb
 import orjson
 
 from orchestrator.runtime.connection import connect as nats_connect
-from orchestrator.runtime.ordered import subscribe_ordered
+from orchestrator.runtime.ordered import delivery, stored_at, subscribe_ordered
 from schemas import codec
 from schemas import events as ev
 from schemas import subjects as S
@@ -233,9 +233,8 @@ class Archiver:
                 msgs, self._inbox = self._inbox, []
                 self._room.set()
                 for msg in msgs:
-                    md = msg.metadata
-                    stored = md.timestamp.astimezone(UTC) if md.timestamp else datetime.now(UTC)  # pure-ok: shell
-                    last = md.sequence.stream
+                    last, ns, _ = delivery(msg.reply)
+                    stored = stored_at(ns) if ns else datetime.now(UTC)  # pure-ok: shell
                     self._add(archive_row(last, msg.subject, msg.data, stored), stored.date().isoformat())
                 if self.batch.rows and self.clock() - self.batch.since >= self.max_wait:
                     await asyncio.to_thread(self._flush)

@@ -1,13 +1,12 @@
-"""A view bucket's entry read off a delivered message's reply subject, as nats-py reads it."""
+"""A delivered message's stream sequence, stored time and pending count read off its reply
+subject, as nats-py reads them, and a view bucket's entry."""
 
 from __future__ import annotations
-
-from datetime import UTC, datetime
 
 import pytest
 from nats.aio.msg import Msg
 
-from orchestrator.runtime.ordered import BucketEntry, stored_at_and_pending
+from orchestrator.runtime.ordered import BucketEntry, delivery, stored_at
 
 NS = 1_796_000_000_123_456_789
 
@@ -20,11 +19,11 @@ REPLIES = [
 
 
 @pytest.mark.parametrize("reply", REPLIES)
-def test_stored_at_and_pending_equal_nats_py_metadata(reply):
+def test_delivery_equals_nats_py_metadata(reply):
     md = Msg.Metadata._from_reply(reply)
-    at, pending = stored_at_and_pending(reply)
-    assert pending == md.num_pending
-    assert datetime.fromtimestamp(at / 1e9, UTC) == md.timestamp
+    seq, at, pending = delivery(reply)
+    assert (seq, pending) == (md.sequence.stream, md.num_pending)
+    assert stored_at(at) == md.timestamp
     assert BucketEntry("k", b"", at, pending).created == md.timestamp
 
 
