@@ -17,8 +17,9 @@ The stand-ins, one OS process each:
   ``TaskStarted`` (331 bytes) and ``TaskCompleted`` (581 bytes), guarded, ``--slots * --agents``
   tasks at a time;
 - ``agent`` x ``--agents``: the real agent's durable pull consumer of its node's dispatches
-  (explicit ack; fetch 1, then up to the free slots), ``--slots`` tasks at a time: decode, append
-  started (E=3 only) and completed, guarded, each awaited, then ack the dispatch;
+  (explicit ack; pull requests kept open for the free slots, as node_agent/intake.py), ``--slots``
+  tasks at a time: decode, append started (E=3 only) and completed, guarded, each awaited, then
+  ack the dispatch and ask for one more;
 - ``follower`` x ``--followers`` (the 4 projectors): follow every event from sequence 1 and
   decode each (msgspec, to a dict), through the projectors' ordered push consumer
   (`orchestrator.runtime.ordered.subscribe_ordered`; ``push``) or an ephemeral pull consumer

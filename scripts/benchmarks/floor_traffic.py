@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import json
 import sys
 from pathlib import Path
@@ -74,54 +75,61 @@ async def writer(nc: Any, a: argparse.Namespace) -> dict[str, Any]:
 
 
 async def agent(nc: Any, a: argparse.Namespace, go: asyncio.Event) -> dict[str, Any]:
+    """The agent's intake (node_agent/intake.py): pull requests kept open on its durable consumer
+    for its free slots; a handler that acked asks for one more."""
     from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy
 
-    node = a.node
+    node, durable = a.node, f"floor-{a.node}"
     expect = sum(1 for i in range(a.tasks) if node_of(i, a.agents) == node)
     config = ConsumerConfig(
-        durable_name=f"floor-{node}",
+        durable_name=durable,
         filter_subject=S.dispatch_filter(node),
         ack_policy=AckPolicy.EXPLICIT,
         deliver_policy=DeliverPolicy.ALL,
         ack_wait=30,
         max_ack_pending=max(64, a.slots * 4),
     )
-    psub = await nc.jetstream().pull_subscribe(
-        S.dispatch_filter(node), durable=config.durable_name, stream=S.STREAM, config=config
-    )
+    await nc.jetstream().add_consumer(S.STREAM, config)
     log = EventLog(nc)
     decoder = msgspec.json.Decoder()
-    active: set[asyncio.Task[None]] = set()
-    free_slot = asyncio.Event()
-    done = 0
+    inbox, next_subject = nc.new_inbox(), f"$JS.API.CONSUMER.MSG.NEXT.{S.STREAM}.{durable}"
+    state = {"owed": 0, "running": 0, "done": 0}
+    wake = asyncio.Event()
+    handlers: set[asyncio.Task[None]] = set()
+
+    async def ask() -> None:
+        more = a.slots - state["running"] - state["owed"]
+        if more > 0:
+            state["owed"] += more
+            await nc.publish(next_subject, json.dumps({"batch": more, "expires": 5_000_000_000}).encode(), inbox)
 
     async def run(msg: Any) -> None:
-        nonlocal done
-        d = decoder.decode(msg.data)
-        await report(log, a, d["i"], msg.metadata.sequence.stream)
+        await report(log, a, decoder.decode(msg.data)["i"], msg.metadata.sequence.stream)
         await msg.ack()
-        done += 1
+        state["running"] -= 1
+        state["done"] += 1
+        await ask()
+        wake.set()
 
+    async def receive(msg: Any) -> None:
+        if msg.headers and msg.headers.get("Status"):  # a request ended (408, 409): what it still owed
+            state["owed"] -= int(msg.headers.get("Nats-Pending-Messages", state["owed"]))
+            wake.set()
+            return
+        state["owed"] -= 1
+        state["running"] += 1
+        t = asyncio.create_task(run(msg))
+        handlers.add(t)
+        t.add_done_callback(handlers.discard)
+
+    await nc.subscribe(inbox, cb=receive)
     await ready_then(go)
-    while done < expect:
-        free = a.slots - len(active)
-        if free <= 0:
-            free_slot.clear()
-            await free_slot.wait()
-            continue
-        msgs: list[Any] = []
-        try:
-            msgs = await psub.fetch(1, timeout=1.0)
-            if free > 1:
-                msgs += await psub.fetch(free - 1, timeout=0.01)
-        except TimeoutError:
-            pass
-        for m in msgs:
-            t = asyncio.create_task(run(m))
-            active.add(t)
-            t.add_done_callback(lambda t: (active.discard(t), free_slot.set()))
-    await asyncio.gather(*active)
-    return {"tasks": done}
+    while state["done"] < expect:
+        await ask()
+        wake.clear()
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(wake.wait(), 1.0)
+    return {"tasks": state["done"]}
 
 
 async def follower(nc: Any, a: argparse.Namespace, go: asyncio.Event) -> dict[str, Any]:
