@@ -64,10 +64,10 @@ def _command(argv: list[str]) -> str | None:
     return next((a for a in argv if not a.startswith("-")), None)
 
 
-def main(resident: bool = True) -> None:
+def main(resident: bool = True, prog_name: str | None = None) -> None:
     """Console-script entry point: an unexpected error is one line unless --debug. A command the
     resident server serves (`orchestrator.cli.resident`) runs there when it is up (``resident``:
-    False in the server's own child)."""
+    False in the server's own child, which names the program as its caller did, ``prog_name``)."""
     from orchestrator.cli import resident as served
 
     if resident and served.enabled(sys.argv[1:]):
@@ -81,7 +81,7 @@ def main(resident: bool = True) -> None:
 
     app = load(_command(sys.argv[1:]))
     try:
-        app()
+        app(prog_name=prog_name)
     except SystemExit as e:  # typer ends every command so
         _leave(e.code)
     except Exception as e:  # noqa: BLE001 -- the last resort: one line, the traceback on request

@@ -36,7 +36,12 @@ import struct
 import sys
 from pathlib import Path
 
-COMMANDS = frozenset({"build"})  # the commands served by the resident server
+# the commands served by the resident server: every one but those that are an instance's processes
+# (server, up, autoscale, projector, decider, watchdog, agent, console: long-lived, supervised)
+COMMANDS = frozenset(
+    ("build import status snapshot watch why pause resume explain events metrics verify schema validate submit "
+     "approve reject cancel wait views replay whatif gantt simulate artifacts backlog logs query down").split()
+)  # fmt: skip
 IDLE_S = 600.0
 PACKAGES = ("orchestrator", "projections", "node_agent", "schemas")
 PRELOAD = (  # what the served commands import, loaded once in the server
@@ -117,10 +122,11 @@ def run_resident(argv: list[str]) -> int | None:
         _start_server(key, folder)
         return None
     with conn:
-        request = json.dumps({"argv": argv, "cwd": os.getcwd(), "env": dict(os.environ)}).encode()
+        request = json.dumps({"argv": argv, "prog": program_name(), "cwd": os.getcwd(), "env": dict(os.environ)})
         try:
             fds = array.array("i", [0, 1, 2])
-            conn.sendmsg([struct.pack("!I", len(request)), request], [(socket.SOL_SOCKET, socket.SCM_RIGHTS, fds)])
+            data = request.encode()
+            conn.sendmsg([struct.pack("!I", len(data)), data], [(socket.SOL_SOCKET, socket.SCM_RIGHTS, fds)])
             reader = conn.makefile("rb")
             started = json.loads(reader.readline() or b"null")
         except (OSError, ValueError):
@@ -138,6 +144,16 @@ def run_resident(argv: list[str]) -> int | None:
         print("niyantra: the resident server lost the command (NIYANTRA_RESIDENT=0 runs it here)", file=sys.stderr)
         return 1
     return int(ended["exit"])
+
+
+def program_name() -> str:
+    """How this process was called, as click names it in usage lines (``niyantra``, or ``python -m
+    orchestrator.cli.main``): the served child's own ``__main__`` is the server's."""
+    package = getattr(sys.modules.get("__main__"), "__package__", None)
+    if not package:
+        return os.path.basename(sys.argv[0])
+    name = os.path.splitext(os.path.basename(sys.argv[0]))[0]
+    return f"python -m {package}" + ("" if name == "__main__" else f".{name}")
 
 
 def _forward(child: int, sig: int) -> None:

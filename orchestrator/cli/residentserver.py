@@ -73,6 +73,8 @@ def serve(key: str, folder: Path, idle_s: float) -> None:
     finally:
         if _ours(path, inode):
             path.unlink()
+        with contextlib.suppress(OSError):
+            (folder / f"{key}.lock").unlink()  # a server racing for it is alone by the socket's inode
 
 
 def _recv(conn: socket.socket) -> bytes:
@@ -202,7 +204,7 @@ def _become(request: dict[str, Any], fds: list[int]) -> None:
 
     app.reset_consoles()
     try:
-        main(resident=False)
+        main(resident=False, prog_name=str(request.get("prog") or "niyantra"))
     except KeyboardInterrupt:  # Ctrl-C forwarded by the client: the status a shell gives it
         os._exit(128 + signal.SIGINT)
 

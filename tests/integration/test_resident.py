@@ -1,7 +1,8 @@
-"""The resident command server (`orchestrator.cli.resident`): the first ``niyantra build`` starts
-it, later ones run in a child it forks, with the caller's folder, environment, output and exit
-status; Ctrl-C reaches the command, a vanished caller takes its command along, an idle server or
-one whose socket is gone exits, and it is never used where it should not be."""
+"""The resident command server (`orchestrator.cli.resident`): the first ``niyantra build`` (or any
+command but an instance's processes) starts it, later ones run in a child it forks, with the
+caller's folder, environment, output and exit status; Ctrl-C reaches the command, a vanished caller
+takes its command along, an idle server or one whose socket is gone exits, and it is never used
+where it should not be."""
 
 from __future__ import annotations
 
@@ -94,6 +95,12 @@ def test_the_first_build_starts_the_server_and_the_next_run_in_it_with_the_calle
     again = run(home, "build", "nowhere", cwd=tmp_path)
     assert again.returncode == 2 and SERVED.search(again.stderr)
     assert re.sub(r"niyantra: served by .*\n", "", again.stderr) == first.stderr  # what the caller sees is the same
+    for bad in (("build", "nowhere", "--bogus"), ("why",)):  # click's usage lines name the program as called
+        here = run(home, *bad, cwd=tmp_path, NIYANTRA_RESIDENT="0")
+        there = run(home, *bad, cwd=tmp_path)
+        assert SERVED.search(there.stderr) and here.returncode == there.returncode == 2
+        assert re.sub(r"niyantra: served by .*\n", "", there.stderr) == here.stderr
+        assert "Usage: python -m orchestrator.cli.main " in here.stderr
     (tmp_path / "b").mkdir()
     (tmp_path / "b" / "build.ninja").write_text(MANIFEST)
     (tmp_path / "b" / "a.c").write_text("int a;\n")
@@ -143,9 +150,13 @@ def test_an_idle_server_exits_and_so_does_one_whose_socket_is_gone(home: Path, t
     wait_for(lambda: _lock_free(lock), "the server whose socket was removed exited")
 
 
-def test_it_serves_only_build_only_when_on_and_only_from_a_private_folder(tmp_path: Path, monkeypatch) -> None:
-    assert resident.enabled(["build", "b"]) and resident.enabled(["--debug", "build", "b"])
-    assert not resident.enabled(["status"]) and not resident.enabled(["build", "--help"])
+def test_it_serves_no_instance_process_only_when_on_and_only_from_a_private_folder(tmp_path: Path, monkeypatch) -> None:
+    assert (
+        resident.enabled(["build", "b"]) and resident.enabled(["--debug", "status"]) and resident.enabled(["why", "t"])
+    )
+    for process in ("up", "server", "agent", "projector", "decider", "watchdog", "console", "autoscale"):
+        assert not resident.enabled([process]), process  # an instance's processes run as themselves
+    assert not resident.enabled(["build", "--help"]) and not resident.enabled([])
     monkeypatch.setenv("NIYANTRA_RESIDENT", "0")
     assert not resident.enabled(["build", "b"])
     shared = tmp_path / "shared"
