@@ -187,6 +187,7 @@ async def run_watchdog(
             await ensure_bucket(nc, bucket)
         nodes = ViewMirror(nc, S.KV_NODE_SCORES, {"node": NodeView}, keys=NODE_KEYS)
         predictions = ViewMirror(nc, S.KV_CONFIDENCE, {"prediction": Prediction}, keys=PREDICTION_KEYS)
+        open_predictions = OpenPredictions(predictions)
         tasks = HeldTasks(nc)
         for m in (nodes, predictions):
             await m.start()
@@ -197,7 +198,8 @@ async def run_watchdog(
                 await asyncio.wait_for(stop.wait(), timeout=config.tick_s)
             now = datetime.now(UTC)  # pure-ok: the shell reads the clock and passes it in
             await tasks.follow(any(v.lost for v in nodes.values.values()))
-            await act(eventlog, watch(_views(nodes, tasks.values(), predictions), now, config), state)
+            views = _views(nodes, tasks.values(), open_predictions.open)
+            await act(eventlog, watch(views, now, config), state)
             state.rounds += 1
         for m in (nodes, predictions):
             await m.stop()
@@ -234,9 +236,29 @@ class HeldTasks:
         return self.mirror.values if self.mirror is not None else {}
 
 
-def _views(nodes: ViewMirror, tasks: Mapping[str, TaskView], predictions: ViewMirror) -> WatchViews:
+class OpenPredictions:
+    """The open predictions of the confidence mirror by (graph, task), kept value by value: a
+    round looks only at these (`watch` expires no other), not at every prediction the view ever
+    held, which grows with every task the instance ran."""
+
+    def __init__(self, mirror: ViewMirror) -> None:
+        self.open: dict[tuple[str, str], Prediction] = {}
+        for key, value in mirror.values.items():
+            self(key, None, value)
+        mirror.on_value = self
+
+    def __call__(self, key: str, old: Any, new: Any) -> None:
+        if old is not None:
+            self.open.pop((old.graph_id, old.task_id), None)
+        if new is not None and new.status == "open":
+            self.open[(new.graph_id, new.task_id)] = new
+
+
+def _views(
+    nodes: ViewMirror, tasks: Mapping[str, TaskView], predictions: Mapping[tuple[str, str], Prediction]
+) -> WatchViews:
     return WatchViews(
         nodes={v.node_id: v for v in nodes.values.values()},
         tasks={(v.graph_id, v.task_id): v for v in tasks.values()},
-        predictions={(v.graph_id, v.task_id): v for v in predictions.values.values()},
+        predictions=dict(predictions),
     )

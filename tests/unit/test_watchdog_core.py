@@ -63,3 +63,37 @@ def test_an_open_prediction_past_its_deadline_expires():
     assert watch(v, at(100), CONFIG) == []
     (e,) = watch(v, at(100.5), CONFIG)
     assert names([e]) == [("PredictionExpired", 0)] and e.event.deadline == at(100)
+
+
+class _Values:
+    """What `OpenPredictions` reads of a mirror: its values and its hook."""
+
+    def __init__(self, values=None):
+        self.values = dict(values or {})
+        self.on_value = None
+
+
+def test_the_open_predictions_index_follows_the_confidence_views_writes():
+    from orchestrator.processes.watchdog import OpenPredictions
+    from projections.confidence.fold import confidence_values
+
+    done = ev.TaskCompleted(
+        event_id="c", occurred_at=at(5), graph_id="g", task_id="a", node_id="n1", attempt=1, outcome="success"
+    )
+    events = [G, registered("n1"), dispatched("g", "a", "n1", t=0), dispatched("g", "b", "n1", t=1), done]
+    view, first = ConfidenceView(), _Values()
+    index = OpenPredictions(first)
+    for seq, e in enumerate(events, 1):
+        view = evolve_confidence(view, e, seq)
+        for key, value in confidence_values(view, {k for k in view.touched if k.startswith("prediction.")}).items():
+            index(key, first.values.get(key), value)
+            first.values[key] = value
+        view.touched = set()
+        assert index.open == {k: p for k, p in view.predictions.items() if p.status == "open"}
+    assert set(index.open) == {("g", "b")}
+    later = OpenPredictions(_Values(first.values))  # a watchdog started later: from the loaded values
+    assert later.open == index.open
+    every = WatchViews(nodes={}, tasks={}, predictions=view.predictions)
+    only_open = WatchViews(nodes={}, tasks={}, predictions=index.open)
+    assert watch(every, at(200), CONFIG) == watch(only_open, at(200), CONFIG)
+    assert names(watch(every, at(200), CONFIG)) == [("PredictionExpired", 0)]
