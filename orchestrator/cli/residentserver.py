@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import contextlib
 import fcntl
+import gc
 import importlib
 import json
 import locale
@@ -45,6 +46,8 @@ def serve(key: str, folder: Path, idle_s: float) -> None:
     listener.bind(str(path))
     os.chmod(path, 0o600)
     _preload()
+    gc.collect()
+    gc.freeze()  # the preloaded objects are never scanned by a child's collector (no copy of their pages)
     listener.listen(64)
     inode = path.stat().st_ino
     wake_r, wake_w = os.pipe()
