@@ -241,15 +241,9 @@ class Agent:
         await self._ack(seq)
 
     async def execute(self, d: ev.TaskDispatched, run: Running) -> RunReport:
-        """Run the dispatch; when the agent stops meanwhile, kill the process and wait for it."""
-        job = asyncio.create_task(self.execution.run(d, run.cancel, run.reason))
-        try:
-            return await asyncio.shield(job)
-        finally:
-            if not job.done():
-                job.cancel()
-                with contextlib.suppress(asyncio.CancelledError):
-                    await job
+        """Run the dispatch; when the agent stops meanwhile (this task cancelled), the run kills its
+        process group and waits for the shell before the cancel goes on (`runner.run_command`)."""
+        return await self.execution.run(d, run.cancel, run.reason)
 
     async def _report(self, d: ev.TaskDispatched, report: RunReport, guard: int, version: int) -> None:
         done = completion(d, report, _now(), self.execution.secrets)

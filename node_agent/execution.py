@@ -67,6 +67,7 @@ class Execution:
         self.data = data  # the artifact store and local cache (None: no inputs laid out, no outputs stored)
         self.secrets = secret_values(settings.agent_env, settings.secret_patterns)
         self._env = EnvironmentCache(settings.agent_env, settings.env_pass)
+        self._workdir = settings.workdir.resolve()  # the agent never changes its directory: once
 
     def environment(self, d: ev.TaskDispatched, workspace: Path, quality_file: Path) -> dict[str, str]:
         """The task's environment: the allowlist plus the agent's NIYANTRA_* variables."""
@@ -84,7 +85,7 @@ class Execution:
     async def run(self, d: ev.TaskDispatched, cancel: asyncio.Event, cancel_reason: list[str]) -> RunReport:
         """Lay out the task's inputs, run its command to its end (exit, timeout or cancel), store its
         declared outputs after a success, and store its output."""
-        workdir = self.s.workdir.resolve()
+        workdir = self._workdir
         workspace = workspace_dir(workdir, self.s.workspace, self.node_id, d.graph_id, d.task_id)
         fetched = (0, 0.0)
         if self.data is not None:

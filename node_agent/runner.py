@@ -263,8 +263,9 @@ async def run_command(
                 _kill_group(shell.pid, signal.SIGKILL)
                 await shell.exit()
             _kill_group(shell.pid, signal.SIGKILL)  # grandchildren that outlived the shell
-            with contextlib.suppress(TimeoutError):  # a descendant that left the group keeps the pipe
-                await asyncio.wait_for(asyncio.shield(shell.drained), DRAIN_AFTER_KILL_S)
+            if not shell.drained.done():
+                with contextlib.suppress(TimeoutError):  # a descendant that left the group keeps the pipe
+                    await asyncio.wait_for(asyncio.shield(shell.drained), DRAIN_AFTER_KILL_S)
         finally:
             shell.close()
     error = {"timeout": f"timed out after {timeout_s}s", "cancelled": "cancelled"}.get(how, "")
