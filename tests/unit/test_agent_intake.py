@@ -77,3 +77,11 @@ def test_a_request_past_its_expiry_and_margin_is_taken_as_ended():
     assert i.owed(10.0 + MARGIN_S + 0.1) == 2
     assert i.next_expiry(11.5) == pytest.approx(12.0 + MARGIN_S - 11.5)
     assert i.owed(20.0) == 0 and i.next_expiry(20.0) == REQUEST_S
+
+
+def test_a_reconnect_takes_every_open_request_as_lost():
+    i, _ = intake(8, (2, 3))
+    assert not i.forget_if_reconnected(0) and owed(i) == [2, 3]
+    assert i.forget_if_reconnected(1) and owed(i) == []
+    i._requests.append(_Request(200.0, 4))
+    assert not i.forget_if_reconnected(1) and owed(i) == [4]
