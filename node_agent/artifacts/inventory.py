@@ -12,9 +12,9 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
+from node_agent.artifacts.blobinfo import BlobInfo
 from node_agent.artifacts.errors import NoSuchOutput
 from node_agent.artifacts.paths import clean_relpath
-from node_agent.artifacts.store import BlobInfo
 from schemas import events as ev
 from schemas import records as rec
 

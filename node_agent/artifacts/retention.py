@@ -18,8 +18,8 @@ from collections.abc import Collection, Iterable, Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
+from node_agent.artifacts.blobinfo import BlobInfo
 from node_agent.artifacts.inventory import Reference
-from node_agent.artifacts.store import BlobInfo
 from schemas import records as rec
 
 LIVE_STATES = frozenset({"pending", "ready", "dispatched", "running"})

@@ -38,10 +38,11 @@ from typing import Any, BinaryIO
 
 import nats.errors
 import nats.js.errors
-from nats.js.api import Header, ObjectInfo, ObjectMeta, ObjectMetaOptions, ObjectStoreConfig, StorageType
+from nats.js.api import Header, ObjectMeta, ObjectMetaOptions, ObjectStoreConfig, StorageType
 
+from node_agent.artifacts.blobinfo import BlobInfo, blob_info, meta_info, orphan_nuids
 from node_agent.artifacts.chunks import Incomplete, read_chunks
-from node_agent.artifacts.digest import HashingReader, HashingWriter, hash_file, is_digest
+from node_agent.artifacts.digest import HashingReader, HashingWriter, hash_file
 from node_agent.artifacts.errors import (
     ArtifactStoreFull,
     ArtifactStoreUnavailable,
@@ -58,7 +59,6 @@ log = logging.getLogger("niyantra.artifacts")
 
 DEFAULT_MAX_BLOB_BYTES = 1 << 30
 DEFAULT_CHUNK_BYTES = 512 * 1024  # fewer, larger chunks: fewer fsynced writes per MiB (scripts/bench_artifacts)
-_DIGEST_PREFIX = "SHA-256="
 _NATS_ERRORS = (nats.errors.Error, OSError, TimeoutError)
 _ERR_STREAM_EXISTS = 10058
 
@@ -81,66 +81,12 @@ class StoreSettings:
 
 
 @dataclass(frozen=True)
-class BlobInfo:
-    """One object of the bucket as its metadata describes it."""
-
-    digest: str
-    size: int
-    mtime: datetime | None
-    nuid: str
-    intact: bool  # its metadata's SHA-256 is its name (a replaced or foreign object is not)
-    chunks: int = 0
-
-
-@dataclass(frozen=True)
 class Stored:
     """The outcome of storing one file."""
 
     digest: str
     size: int
     uploaded: bool  # False: an intact blob of that content was already there
-
-
-def nats_digest(hex_digest: str) -> str:
-    """nats-py's spelling of a SHA-256 (``SHA-256=<urlsafe base64>``) for a hex digest."""
-    return _DIGEST_PREFIX + base64.urlsafe_b64encode(bytes.fromhex(hex_digest)).decode()
-
-
-def hex_of(nats_spelling: str | None) -> str:
-    """The hex digest of nats-py's ``SHA-256=...`` spelling ('' when it is not one)."""
-    raw = (nats_spelling or "").removeprefix(_DIGEST_PREFIX).removeprefix(_DIGEST_PREFIX.upper())
-    try:
-        return base64.urlsafe_b64decode(raw).hex() if raw else ""
-    except ValueError:
-        return ""
-
-
-def blob_info(info: ObjectInfo) -> BlobInfo:
-    """Our view of nats-py's object metadata."""
-    try:
-        mtime = datetime.fromisoformat(info.mtime) if info.mtime else None
-    except ValueError:
-        mtime = None
-    intact = is_digest(info.name) and hex_of(info.digest) == info.name
-    return BlobInfo(info.name, info.size or 0, mtime, info.nuid or "", intact, info.chunks or 0)
-
-
-def meta_info(digest: str, data: bytes | None) -> BlobInfo | None:
-    """A blob's metadata message as `ArtifactStore.stat` reads it (None: absent or deleted)."""
-    if data is None:
-        return None
-    try:
-        info = ObjectInfo.from_response(json.loads(data))
-    except Exception:  # noqa: BLE001 -- unreadable metadata is a corrupt blob, as get_info says
-        return BlobInfo(digest, 0, None, "", intact=False)
-    return None if info.deleted else blob_info(info)
-
-
-def orphan_nuids(chunk_subjects: Iterable[str], live_nuids: Iterable[str]) -> list[str]:
-    """Pure: the chunk ids (nuids) under ``$O.<bucket>.C.`` that no object's metadata names."""
-    live = set(live_nuids)
-    nuids = {s.rsplit(".", 1)[-1] for s in chunk_subjects}
-    return sorted(nuids - live)
 
 
 class ArtifactStore:

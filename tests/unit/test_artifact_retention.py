@@ -6,10 +6,10 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
+from node_agent.artifacts.blobinfo import BlobInfo, blob_info, hex_of, nats_digest, orphan_nuids
 from node_agent.artifacts.errors import NoSuchOutput
 from node_agent.artifacts.inventory import Reference, inventory, pick_output, references_from_events
 from node_agent.artifacts.retention import needed_digests, plan_gc
-from node_agent.artifacts.store import BlobInfo, blob_info, hex_of, nats_digest, orphan_nuids
 from schemas import events as ev
 from schemas import records as rec
 

@@ -183,7 +183,7 @@ def test_why_says_a_ready_task_will_be_reused_or_why_not():
 
 
 def test_the_shells_revocation_of_an_entry_whose_blob_does_not_verify():
-    from node_agent.artifacts.store import BlobInfo
+    from node_agent.artifacts.blobinfo import BlobInfo
     from orchestrator.processes.cacheguard import _problem, revocation
 
     h = decided(*FIRST, build("g2"))[("g2", "a")]
